@@ -1,0 +1,40 @@
+"""logitdiv: divergences and losses straight from logits, with their gradients, in Rust.
+
+>>> import numpy as np, logitdiv as ld
+>>> s, t = np.array([[2.0, 1.0, 0.1]]), np.array([[2.0, 1.1, 0.0]])
+>>> v, gs, gt = ld.kl(s, t, grad=True)
+>>> v.shape, gs.shape
+((1,), (1, 3))
+"""
+
+from __future__ import annotations
+
+from . import _native
+from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "__version__",
+    "get_num_threads",
+    "gp_kl",
+    "js",
+    "kl",
+    "set_num_threads",
+    "sigmoid_kl",
+    "sigmoid_sym_kl",
+    "sym_kl",
+]
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the number of worker threads the kernels use (0 restores the default: the environment
+    variable LOGITDIV_NUM_THREADS, else the number of CPUs)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int ≥ 0; got {n!r}")
+    _native.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of worker threads the kernels use."""
+    return _native.get_num_threads()

@@ -1,0 +1,149 @@
+"""Argument checking and normalisation: every public function turns its inputs into 2-D row views
+(rows = all leading axes, columns = classes) that the native core can read without copying."""
+
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+import numpy as np
+
+_FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+# The storage type the core reads for each accepted dtype, and the dtype of per-row values.
+_ELEM = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
+REDUCTIONS = ("none", "sum", "mean", "batchmean")
+
+
+def _reject_device_array(x: Any, name: str) -> None:
+    if hasattr(x, "__cuda_array_interface__"):
+        raise TypeError(
+            f"{name} is a GPU array; the CPU core cannot read it. Pass a NumPy array, "
+            "or install the CuPy backend (pip install 'logitdiv[cuda]')."
+        )
+
+
+def as_float_array(x: Any, name: str) -> np.ndarray:
+    """`x` as a NumPy array of float16, bfloat16, float32 or float64 with at least one axis."""
+    _reject_device_array(x, name)
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as e:  # e.g. a torch tensor that requires grad
+            raise TypeError(f"{name} could not be read as an array: {e}") from e
+    if arr.dtype.name not in _FLOAT_NAMES:
+        raise TypeError(
+            f"{name} must hold floating-point logits (float16, bfloat16, float32 or float64); "
+            f"got dtype {arr.dtype}"
+        )
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one axis (the classes); got a 0-d array")
+    return arr
+
+
+def common_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
+    """The wider of two float dtypes (NumPy promotion; bfloat16 and float16 meet at float32)."""
+    if a.dtype == b.dtype:
+        return a.dtype
+    if {a.dtype.name, b.dtype.name} == {"float16", "bfloat16"}:
+        return np.dtype(np.float32)
+    if a.dtype.name == "bfloat16":
+        return b.dtype if b.dtype.itemsize > 2 else np.dtype(np.float32)
+    if b.dtype.name == "bfloat16":
+        return a.dtype if a.dtype.itemsize > 2 else np.dtype(np.float32)
+    return np.result_type(a.dtype, b.dtype)
+
+
+def value_dtype(dtype: np.dtype) -> np.dtype:
+    """Per-row values are float64 for float64 input and float32 otherwise."""
+    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def rows_view(arr: np.ndarray) -> np.ndarray:
+    """A 2-D (rows, classes) view with contiguous rows and a non-negative row stride, copying only
+    when the layout cannot be expressed that way."""
+    cols = arr.shape[-1]
+    two_d = arr.reshape(-1, cols) if arr.ndim != 2 else arr
+    item = two_d.dtype.itemsize
+    ok = (cols <= 1 or two_d.strides[1] == item) and (
+        two_d.shape[0] <= 1 or (two_d.strides[0] >= 0 and two_d.strides[0] % item == 0)
+    )
+    return two_d if ok else np.ascontiguousarray(two_d)
+
+
+def raw(arr: np.ndarray) -> np.ndarray:
+    """The array as the core reads it: half-precision types travel as their uint16 bits."""
+    return arr.view(np.uint16) if arr.dtype.itemsize == 2 else arr
+
+
+def elem_name(dtype: np.dtype) -> str:
+    return _ELEM[dtype.name]
+
+
+def broadcast_rows(x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> np.ndarray:
+    """`x` broadcast to the logits' shape as a 2-D row view; a per-class vector keeps row stride 0."""
+    arr = np.asarray(x)
+    if dtype is bool and arr.dtype != np.bool_:
+        raise TypeError(f"{name} must be a boolean array; got dtype {arr.dtype}")
+    if dtype is not bool:
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+        arr = arr.astype(dtype, copy=False)
+    try:
+        full = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ValueError(f"{name} has shape {arr.shape}, which does not broadcast to the logits' shape {shape}") from None
+    return rows_view(full)
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {reduction!r}")
+    return reduction
+
+
+def check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_number(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    return float(value)
+
+
+def value_buffer(out: Any, lead_shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if out is None:
+        return np.empty(lead_shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array; got {type(out).__name__}")
+    if out.shape != lead_shape or out.dtype != dtype:
+        raise ValueError(f"out must have shape {lead_shape} and dtype {dtype}; got shape {out.shape} and dtype {out.dtype}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writeable C-contiguous array")
+    return out
+
+
+def grad_buffer(out: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array; got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"{name} must have shape {shape} and dtype {dtype}; got shape {out.shape} and dtype {out.dtype}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array")
+    return out
+
+
+def grad_outs(grad_out: Any, n: int) -> Tuple[Any, ...]:
+    """`grad_out` as a tuple of `n` buffers (or Nones)."""
+    if grad_out is None:
+        return (None,) * n
+    if n == 1 and isinstance(grad_out, np.ndarray):
+        return (grad_out,)
+    if not isinstance(grad_out, (tuple, list)) or len(grad_out) != n:
+        raise TypeError(f"grad_out must be a tuple of {n} arrays (or None); got {grad_out!r}"[:200])
+    return tuple(grad_out)

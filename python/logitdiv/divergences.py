@@ -1,0 +1,257 @@
+"""Divergences between two logit arrays: softmax KL, symmetric KL, Jensen–Shannon, and the sigmoid
+("GlobalPointer") KL and symmetric KL. The mathematics is in MATH.md; the computation is in the
+Rust core, which sums non-negative terms free of cancellation in float64."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _arrays as A
+from . import _native
+
+Result = Union[np.ndarray, np.floating, Tuple[Any, ...]]
+
+
+def _pair(
+    kind: str,
+    s: Any,
+    t: Any,
+    *,
+    temperature: float,
+    where: Any,
+    weights: Any,
+    beta: float,
+    reduction: str,
+    grad: bool,
+    out: Optional[np.ndarray],
+    grad_out: Any,
+) -> Result:
+    s_arr = A.as_float_array(s, "s")
+    t_arr = A.as_float_array(t, "t")
+    if s_arr.shape != t_arr.shape:
+        raise ValueError(f"s and t must have the same shape; got {s_arr.shape} and {t_arr.shape}")
+    reduction = A.check_reduction(reduction)
+    grad = A.check_flag(grad, "grad")
+    temperature = A.check_number(temperature, "temperature")
+    beta = A.check_number(beta, "beta")
+    shape = s_arr.shape
+    if shape[-1] == 0:
+        raise ValueError(f"the logits need at least one class on the last axis; got shape {shape}")
+    dtype = A.common_dtype(s_arr, t_arr)
+    s2 = A.rows_view(s_arr.astype(dtype, copy=False))
+    t2 = A.rows_view(t_arr.astype(dtype, copy=False))
+    mask2 = None if where is None else A.broadcast_rows(where, shape, "where", bool).view(np.uint8)
+    weights2 = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
+
+    vdtype = A.value_dtype(dtype)
+    lead = shape[:-1]
+    values = A.value_buffer(out, lead, vdtype) if reduction == "none" else None
+    if out is not None and reduction != "none":
+        raise ValueError(f"out= holds per-row values and needs reduction='none'; got reduction={reduction!r}")
+    gs = gt = None
+    if grad:
+        gs_out, gt_out = A.grad_outs(grad_out, 2)
+        gs = A.grad_buffer(gs_out, shape, dtype, "grad_out[0]")
+        gt = A.grad_buffer(gt_out, shape, dtype, "grad_out[1]")
+    elif grad_out is not None:
+        raise ValueError("grad_out= needs grad=True")
+
+    total, _counted = _native.pair_divergence(
+        kind,
+        A.elem_name(dtype),
+        A.raw(s2),
+        A.raw(t2),
+        mask2,
+        weights2,
+        temperature,
+        beta,
+        reduction,
+        None if values is None else values.reshape(-1),
+        None if gs is None else A.raw(gs.reshape(-1, shape[-1])),
+        None if gt is None else A.raw(gt.reshape(-1, shape[-1])),
+    )
+    value = values if values is not None else vdtype.type(total)
+    return (value, gs, gt) if grad else value
+
+
+_COMMON = """
+    Parameters
+    ----------
+    s, t : array_like, shape (..., C)
+        Logits (float16, bfloat16, float32 or float64); the last axis holds the C classes and every
+        leading axis indexes rows. Both must have the same shape.
+    temperature : float, default 1.0
+        τ > 0; both inputs are divided by it first.
+    where : array_like of bool, optional
+        Classes to include, broadcastable to the logits' shape; an excluded class counts exactly as
+        if it were −inf in both rows.
+    reduction : {"none", "sum", "mean", "batchmean"}, default "none"
+        "none" gives one value per row (shape = the leading axes); "mean" averages over the rows that
+        have at least one class present; "batchmean" divides the sum by the number of rows.
+    grad : bool, default False
+        Also return the gradients of the returned value with respect to s and t (for "none", of
+        the sum of the row values), computed in the same pass.
+    out : ndarray, optional
+        Buffer for the per-row values (reduction "none"): shape (...), float64 for float64 input,
+        float32 otherwise.
+    grad_out : (ndarray, ndarray), optional
+        Buffers for the two gradients (shape and dtype of the logits, C-contiguous).
+
+    Returns
+    -------
+    value, or (value, grad_s, grad_t) when grad=True. Values are float64 for float64 input and
+    float32 otherwise; gradients have the logits' dtype.
+
+    Conventions: a class that is −inf in both rows (or excluded by `where`) contributes exactly 0;
+    a row with no class present gives 0. NaN or +inf in a row gives NaN for that row only; a row
+    whose value is +inf (support mismatch) gets NaN gradients.
+"""
+
+
+def kl(
+    s: Any,
+    t: Any,
+    *,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Kullback–Leibler divergence KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+
+    KL(p‖q) = Σ_i p_i (log p_i − log q_i), computed as Σ_i p_i φ(w_i) with w_i = log p_i − log q_i
+    and φ(w) = w − 1 + e^{−w} ≥ 0, so it is exactly 0 for equal rows, never negative, and keeps its
+    digits when the rows nearly agree. Gradients (w.r.t. s/τ, times 1/τ): p_i (w_i − KL) for s,
+    q_i − p_i for t. A class with p_i > 0 = q_i makes the row +inf.
+    """ + _COMMON + """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> float(ld.kl(np.array([0.0, 0.0]), np.array([0.0, np.log(3.0)])))  # KL([½,½]‖[¼,¾])
+    0.14384103622589045
+    """
+    return _pair("kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+
+
+def sym_kl(
+    s: Any,
+    t: Any,
+    *,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
+
+    Computed as Σ_i |w_i| · max(p_i, q_i) · (1 − e^{−|w_i|}) with w_i = log p_i − log q_i, every
+    term ≥ 0. Gradient w.r.t. s/τ: p ⊙ (δ − ⟨p, δ⟩) + (p − q), δ = (s − t)/τ; w.r.t. t/τ: by symmetry.
+    """ + _COMMON + """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s, t = np.array([1.0, 2.0, 0.5]), np.array([1.5, 1.0, 0.0])
+    >>> bool(np.isclose(ld.sym_kl(s, t), ld.kl(s, t) + ld.kl(t, s)))
+    True
+    """
+    return _pair("sym_kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+
+
+def js(
+    s: Any,
+    t: Any,
+    *,
+    beta: float = 0.5,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Generalised Jensen–Shannon divergence β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q, per row.
+
+    β ∈ [0, 1] (default ½, the usual JS, bounded by log 2). Finite even where one row puts −inf on
+    a class. Gradients: β p_i (a_i − KL(p‖m)) for s and (1−β) q_i (b_i − KL(q‖m)) for t, with
+    a_i = log p_i − log m_i, b_i = log q_i − log m_i (times 1/τ).
+    """ + _COMMON + """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> v = ld.js(np.array([0.0, -np.inf]), np.array([-np.inf, 0.0]))  # disjoint supports
+    >>> bool(np.isclose(v, np.log(2)))
+    True
+    """
+    return _pair("js", s, t, temperature=temperature, where=where, weights=None, beta=beta,
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+
+
+def sigmoid_kl(
+    s: Any,
+    t: Any,
+    *,
+    weights: Any = None,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.
+
+    Each class is an independent Bernoulli pair: softplus(t') − softplus(s') − σ(s')(t' − s'),
+    computed as the two-class KL of [s', 0] against [t', 0] in non-negative parts. `weights`
+    (≥ 0, broadcastable to the logits) multiply each class term; weight 0 excludes a class.
+    Gradients: w_i σ'(s'_i)(s'_i − t'_i) for s and w_i (σ(t'_i) − σ(s'_i)) for t (times 1/τ).
+    Not shift-invariant, unlike the softmax family.
+    """ + _COMMON + """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> p, q = 0.9, 0.5   # KL(Bern(0.9) ‖ Bern(0.5))
+    >>> round(float(ld.sigmoid_kl(np.log([p / (1 - p)]), np.log([q / (1 - q)]))), 6)
+    0.368064
+    """
+    return _pair("sigmoid_kl", s, t, temperature=temperature, where=where, weights=weights, beta=0.5,
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+
+
+def sigmoid_sym_kl(
+    s: Any,
+    t: Any,
+    *,
+    weights: Any = None,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """GlobalPointer KL: Σ_i w_i (σ(s_i/τ) − σ(t_i/τ)) (s_i − t_i)/τ per row (Su, kexue.fm 9039 eq. 6).
+
+    The symmetric sigmoid KL, sigmoid_kl(s, t) + sigmoid_kl(t, s); every term ≥ 0, with
+    σ(a) − σ(b) = σ(b) σ(−a) expm1(a − b) so near-equal logits keep their digits. Gradient w.r.t.
+    s': w_i (σ'(s'_i)(s'_i − t'_i) + σ(s'_i) − σ(t'_i)); w.r.t. t' by symmetry. The seed's
+    temperature variant Σ (σ(s/τ) − σ(t/τ))(s − t) equals τ · sigmoid_sym_kl(s, t, temperature=τ).
+    """ + _COMMON + """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> float(ld.sigmoid_sym_kl(np.array([0.0]), np.array([0.0])))
+    0.0
+    """
+    return _pair("sigmoid_sym_kl", s, t, temperature=temperature, where=where, weights=weights, beta=0.5,
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+
+
+gp_kl = sigmoid_sym_kl

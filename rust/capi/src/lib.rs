@@ -1,0 +1,1 @@
+//! C ABI over logitdiv-core (filled in by the C ABI issue).

@@ -1,0 +1,178 @@
+//! Divergences between two logit rows: the softmax family (`kl`, `sym_kl`, `js`) and the sigmoid
+//! family (`sigmoid_kl`, `sigmoid_sym_kl`), with temperature, class mask, per-class weights
+//! (sigmoid family), the four reductions and fused gradients with respect to both inputs.
+//!
+//! Conventions (MATH.md, "−inf, masks and bad values"):
+//! - a class that is masked out, or −inf in both rows, contributes exactly 0 to value and gradients;
+//! - −inf in one row only gives +inf where the mathematics does (KL with p_i > 0 = q_i);
+//! - a row whose value is +inf, or that holds NaN or +inf, gets NaN gradients;
+//! - a row with no class present gives 0 and does not count for `Reduction::Mean`; a softmax row
+//!   where one side has every present class at −inf has no distribution and gives NaN.
+
+mod sigmoid;
+mod softmax;
+
+use crate::element::Elem;
+use crate::error::{bad_argument, bad_shape, Error};
+use crate::parallel::{reduce_rows, GradRows};
+use crate::reduce::{Reduced, Reduction};
+use crate::rows::{Rows, RowsMut};
+
+/// Which divergence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairKind {
+    /// KL(p‖q), p = softmax(s/τ), q = softmax(t/τ).
+    Kl,
+    /// KL(p‖q) + KL(q‖p).
+    SymKl,
+    /// β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q.
+    Js,
+    /// Σ_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))).
+    SigmoidKl,
+    /// Σ_i (σ(s_i/τ) − σ(t_i/τ)) (s_i/τ − t_i/τ), the GlobalPointer KL.
+    SigmoidSymKl,
+}
+
+impl PairKind {
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        Ok(match name {
+            "kl" => PairKind::Kl,
+            "sym_kl" => PairKind::SymKl,
+            "js" => PairKind::Js,
+            "sigmoid_kl" => PairKind::SigmoidKl,
+            "sigmoid_sym_kl" | "gp_kl" => PairKind::SigmoidSymKl,
+            other => {
+                return Err(bad_argument(format!(
+                    "unknown divergence {other:?}; expected one of kl, sym_kl, js, sigmoid_kl, sigmoid_sym_kl"
+                )))
+            }
+        })
+    }
+
+    fn is_sigmoid(self) -> bool {
+        matches!(self, PairKind::SigmoidKl | PairKind::SigmoidSymKl)
+    }
+}
+
+/// Options of a divergence call.
+#[derive(Debug, Clone, Copy)]
+pub struct PairOptions<'a> {
+    /// τ > 0: both logit rows are divided by it.
+    pub temperature: f64,
+    /// β ∈ [0, 1] of `Js` (ignored otherwise).
+    pub beta: f64,
+    /// Classes to keep (non-zero) or exclude (0), one per class; stride 0 repeats one row.
+    pub mask: Option<Rows<'a, u8>>,
+    /// Per-class weights ≥ 0 of the sigmoid family; stride 0 repeats one row.
+    pub weights: Option<Rows<'a, f64>>,
+    pub reduction: Reduction,
+}
+
+impl Default for PairOptions<'_> {
+    fn default() -> Self {
+        PairOptions { temperature: 1.0, beta: 0.5, mask: None, weights: None, reduction: Reduction::None }
+    }
+}
+
+/// Where results go; `None` means "don't compute it". `values` receives one value per row.
+#[derive(Debug, Default)]
+pub struct PairOutputs<'a, E, V> {
+    pub values: Option<&'a mut [V]>,
+    pub grad_s: Option<RowsMut<'a, E>>,
+    pub grad_t: Option<RowsMut<'a, E>>,
+}
+
+/// Per-row parameters shared by the row kernels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowParams {
+    pub inv_tau: f64,
+    pub beta: f64,
+    /// Gradient scale: reduction factor × 1/τ.
+    pub grad_scale: f64,
+}
+
+fn check_same(what: &str, rows: usize, cols: usize, r: usize, c: usize) -> Result<(), Error> {
+    if (r, c) != (rows, cols) {
+        return Err(bad_shape(format!("{what} has shape ({r}, {c}); expected ({rows}, {cols}) like the logits")));
+    }
+    Ok(())
+}
+
+fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairOptions<'_>, out: &PairOutputs<'_, E, V>) -> Result<(), Error> {
+    let (rows, cols) = (s.rows(), s.cols());
+    if (t.rows(), t.cols()) != (rows, cols) {
+        return Err(bad_shape(format!(
+            "the two logit arrays differ in shape: ({rows}, {cols}) and ({}, {})",
+            t.rows(),
+            t.cols()
+        )));
+    }
+    if !(opts.temperature.is_finite() && opts.temperature > 0.0) {
+        return Err(bad_argument(format!("temperature must be finite and > 0; got {}", opts.temperature)));
+    }
+    if kind == PairKind::Js && !(0.0..=1.0).contains(&opts.beta) {
+        return Err(bad_argument(format!("beta must lie in [0, 1]; got {}", opts.beta)));
+    }
+    if let Some(m) = &opts.mask {
+        check_same("the mask", rows, cols, m.rows(), m.cols())?;
+    }
+    if let Some(w) = &opts.weights {
+        if !kind.is_sigmoid() {
+            return Err(bad_argument("per-class weights apply to the sigmoid divergences only"));
+        }
+        check_same("the weights", rows, cols, w.rows(), w.cols())?;
+        let distinct_rows = if w.stride() == 0 { rows.min(1) } else { rows };
+        for r in 0..distinct_rows {
+            if let Some((i, x)) = w.row(r).iter().enumerate().find(|(_, x)| !(x.is_finite() && **x >= 0.0)) {
+                return Err(bad_argument(format!("weights must be finite and ≥ 0; got {x} at row {r}, class {i}")));
+            }
+        }
+    }
+    if let Some(v) = &out.values {
+        if v.len() != rows {
+            return Err(bad_shape(format!("the value output holds {} values; expected {rows}, one per row", v.len())));
+        }
+    }
+    for (name, g) in [("grad_s", &out.grad_s), ("grad_t", &out.grad_t)] {
+        if let Some(g) = g {
+            check_same(name, rows, cols, g.rows(), g.cols())?;
+        }
+    }
+    Ok(())
+}
+
+/// Computes a divergence for every row of `s` and `t`, writing what `out` asks for, and returns
+/// the reduced value (for `Reduction::None`, the sum of the row values).
+pub fn pair_divergence<E: Elem, V: Elem>(
+    kind: PairKind,
+    s: Rows<'_, E>,
+    t: Rows<'_, E>,
+    opts: &PairOptions<'_>,
+    out: PairOutputs<'_, E, V>,
+) -> Result<Reduced, Error> {
+    validate(kind, &s, &t, opts, &out)?;
+    let rows = s.rows();
+    let inv_tau = 1.0 / opts.temperature;
+    let params = RowParams { inv_tau, beta: opts.beta, grad_scale: opts.reduction.grad_scale(rows) * inv_tau };
+    let (mask, weights) = (opts.mask, opts.weights);
+    let row_kernel = |r: usize, g: GradRows<'_, E>| {
+        let m = mask.as_ref().map(|m| m.row(r));
+        if kind.is_sigmoid() {
+            let w = weights.as_ref().map(|w| w.row(r));
+            sigmoid::row(kind, s.row(r), t.row(r), m, w, &params, g)
+        } else {
+            softmax::row(kind, s.row(r), t.row(r), m, &params, g)
+        }
+    };
+    Ok(reduce_rows(opts.reduction, rows, s.cols(), out.values, [out.grad_s, out.grad_t], row_kernel))
+}
+
+/// Writes `x` into every element of the gradient rows that were asked for.
+pub(crate) fn fill<E: Elem>(g: &mut GradRows<'_, E>, x: f64) {
+    for row in g.iter_mut().flatten() {
+        row.fill(E::from_f64(x));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! The sigmoid family row kernel: every class is an independent Bernoulli pair, so value and
+//! gradients come from one sweep.
+
+use super::{fill, PairKind, RowParams};
+use crate::element::Elem;
+use crate::math::{kl_term, log_sigmoid_ratio, sigmoid, sigmoid_diff};
+use crate::parallel::{GradRows, RowValue};
+
+/// σ'(x) · y, taken as 0 where σ'(x) is 0 (x = ±inf) whatever y is.
+#[inline]
+fn dsigmoid_times(x: f64, y: f64) -> f64 {
+    let d = sigmoid(x) * sigmoid(-x);
+    if d == 0.0 {
+        0.0
+    } else {
+        d * y
+    }
+}
+
+pub(super) fn row<E: Elem>(
+    kind: PairKind,
+    s: &[E],
+    t: &[E],
+    mask: Option<&[u8]>,
+    weights: Option<&[f64]>,
+    prm: &RowParams,
+    mut grads: GradRows<'_, E>,
+) -> RowValue {
+    let mut value = 0.0;
+    let mut n_present = 0usize;
+    let mut bad = false;
+    for i in 0..s.len() {
+        let weight = weights.map_or(1.0, |w| w[i]);
+        let (a, b) = (s[i].to_f64() * prm.inv_tau, t[i].to_f64() * prm.inv_tau);
+        let absent = mask.is_some_and(|m| m[i] == 0)
+            || weight == 0.0
+            || (a == f64::NEG_INFINITY && b == f64::NEG_INFINITY);
+        let (term, ds, dt) = if absent {
+            (0.0, 0.0, 0.0)
+        } else if a.is_nan() || b.is_nan() || a == f64::INFINITY || b == f64::INFINITY {
+            bad = true;
+            (0.0, 0.0, 0.0)
+        } else {
+            n_present += 1;
+            let d = a - b;
+            match kind {
+                PairKind::SigmoidKl => {
+                    // the two-class KL of [a, 0] against [b, 0], each part non-negative
+                    let on = kl_term(sigmoid(a), sigmoid(b), log_sigmoid_ratio(a, b));
+                    let off = kl_term(sigmoid(-a), sigmoid(-b), log_sigmoid_ratio(-a, -b));
+                    (on + off, dsigmoid_times(a, d), sigmoid_diff(b, a))
+                }
+                PairKind::SigmoidSymKl => {
+                    let diff = sigmoid_diff(a, b);
+                    (d * diff, dsigmoid_times(a, d) + diff, dsigmoid_times(b, -d) - diff)
+                }
+                _ => unreachable!("softmax kinds use their own kernel"),
+            }
+        };
+        value += weight * term;
+        let g = prm.grad_scale * weight;
+        let [gs, gt] = &mut grads;
+        if let Some(gs) = gs.as_deref_mut() {
+            gs[i] = E::from_f64(g * ds);
+        }
+        if let Some(gt) = gt.as_deref_mut() {
+            gt[i] = E::from_f64(g * dt);
+        }
+    }
+    if bad {
+        fill(&mut grads, f64::NAN);
+        return RowValue { value: f64::NAN, counts: true };
+    }
+    if !value.is_finite() {
+        fill(&mut grads, f64::NAN);
+    }
+    RowValue { value, counts: n_present > 0 }
+}

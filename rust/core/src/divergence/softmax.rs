@@ -1,0 +1,185 @@
+//! The softmax family row kernel: online max/sum statistics in one sweep, the accurate
+//! non-negative terms in a second, the gradients (if asked) in a third while the row is in cache.
+
+use super::{fill, PairKind, RowParams};
+use crate::element::Elem;
+use crate::math::{kl_term, prob_diff, sym_term};
+use crate::parallel::{GradRows, RowValue};
+
+/// Online log-sum-exp: the running max and Σ e^{x − max}, rescaled when the max moves.
+#[derive(Clone, Copy)]
+struct Online {
+    max: f64,
+    sum: f64,
+}
+
+impl Online {
+    const EMPTY: Online = Online { max: f64::NEG_INFINITY, sum: 0.0 };
+
+    #[inline]
+    fn push(&mut self, x: f64) {
+        if x > self.max {
+            self.sum = self.sum * (self.max - x).exp() + 1.0;
+            self.max = x;
+        } else if x > f64::NEG_INFINITY {
+            self.sum += (x - self.max).exp();
+        }
+    }
+
+    fn lse(&self) -> f64 {
+        self.max + self.sum.ln()
+    }
+}
+
+/// The log-ratios a = log p − log m and b = log q − log m of the JS mixture m = βp + (1−β)q,
+/// from w = log p − log q, without cancellation near w = 0 and without overflow.
+#[inline]
+fn js_log_ratios(w: f64, beta: f64) -> (f64, f64) {
+    if w >= 0.0 {
+        let a = -((1.0 - beta) * (-w).exp_m1()).ln_1p();
+        (a, a - w)
+    } else {
+        let b = -(beta * w.exp_m1()).ln_1p();
+        (b + w, b)
+    }
+}
+
+/// Running sums of the second sweep.
+#[derive(Default)]
+struct Sums {
+    /// kl: KL(p‖q); sym_kl: Σ (p−q)w; js: KL(p‖m)
+    first: f64,
+    /// sym_kl: KL(p‖q); js: KL(q‖m)
+    second: f64,
+    /// sym_kl: KL(q‖p)
+    third: f64,
+}
+
+pub(super) fn row<E: Elem>(
+    kind: PairKind,
+    s: &[E],
+    t: &[E],
+    mask: Option<&[u8]>,
+    prm: &RowParams,
+    mut grads: GradRows<'_, E>,
+) -> RowValue {
+    let want_grad = grads.iter().any(Option::is_some);
+    let present = |i: usize| mask.is_none_or(|m| m[i] != 0);
+    let load = |i: usize| (s[i].to_f64() * prm.inv_tau, t[i].to_f64() * prm.inv_tau);
+
+    // Sweep 1: softmax statistics of both rows over the classes present in either.
+    let (mut sa, mut sb) = (Online::EMPTY, Online::EMPTY);
+    let mut n_present = 0usize;
+    for i in 0..s.len() {
+        if !present(i) {
+            continue;
+        }
+        let (a, b) = load(i);
+        if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
+            continue;
+        }
+        if a.is_nan() || b.is_nan() || a == f64::INFINITY || b == f64::INFINITY {
+            fill(&mut grads, f64::NAN);
+            return RowValue { value: f64::NAN, counts: true };
+        }
+        n_present += 1;
+        sa.push(a);
+        sb.push(b);
+    }
+    if n_present == 0 {
+        fill(&mut grads, 0.0);
+        return RowValue { value: 0.0, counts: false };
+    }
+    if sa.max == f64::NEG_INFINITY || sb.max == f64::NEG_INFINITY {
+        // one side puts −inf on every present class: no distribution
+        fill(&mut grads, f64::NAN);
+        return RowValue { value: f64::NAN, counts: true };
+    }
+    let (lse_a, lse_b) = (sa.lse(), sb.lse());
+    let dlse = lse_a - lse_b;
+    let beta = prm.beta;
+    // Per class: p, q, and w = log p − log q. An error in dlse enters the sums at second order only.
+    let class = |a: f64, b: f64| ((a - lse_a).exp(), (b - lse_b).exp(), (a - b) - dlse);
+
+    // Sweep 2: the non-negative terms.
+    let mut sums = Sums::default();
+    for i in 0..s.len() {
+        if !present(i) {
+            continue;
+        }
+        let (a, b) = load(i);
+        if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
+            continue;
+        }
+        let (p, q, w) = class(a, b);
+        match kind {
+            PairKind::Kl => sums.first += kl_term(p, q, w),
+            PairKind::SymKl => {
+                sums.first += sym_term(p, q, w);
+                if want_grad {
+                    sums.second += kl_term(p, q, w);
+                    sums.third += kl_term(q, p, -w);
+                }
+            }
+            PairKind::Js => {
+                let (ra, rb) = js_log_ratios(w, beta);
+                let m = beta * p + (1.0 - beta) * q;
+                sums.first += kl_term(p, m, ra);
+                sums.second += kl_term(q, m, rb);
+            }
+            PairKind::SigmoidKl | PairKind::SigmoidSymKl => unreachable!("sigmoid kinds use their own kernel"),
+        }
+    }
+    let value = match kind {
+        PairKind::Js => {
+            // β = 0 or 1 makes m equal q or p: the divergence is 0 whatever the other KL is.
+            if beta == 0.0 || beta == 1.0 {
+                0.0
+            } else {
+                beta * sums.first + (1.0 - beta) * sums.second
+            }
+        }
+        _ => sums.first,
+    };
+    if !want_grad {
+        return RowValue { value, counts: true };
+    }
+    if !value.is_finite() {
+        fill(&mut grads, f64::NAN);
+        return RowValue { value, counts: true };
+    }
+
+    // Sweep 3: gradients with respect to s/τ and t/τ, scaled by grad_scale (which holds 1/τ).
+    let g = prm.grad_scale;
+    let js_trivial = beta == 0.0 || beta == 1.0;
+    let [gs, gt] = &mut grads;
+    for i in 0..s.len() {
+        let (a, b) = load(i);
+        let (ds, dt) = if !present(i) || (a == f64::NEG_INFINITY && b == f64::NEG_INFINITY) {
+            (0.0, 0.0)
+        } else {
+            let (p, q, w) = class(a, b);
+            let d = prob_diff(p, q, w);
+            // p·x and q·x where p or q is 0 are 0 (the limit), even when x is infinite
+            let p_times = |x: f64| if p == 0.0 { 0.0 } else { p * x };
+            let q_times = |x: f64| if q == 0.0 { 0.0 } else { q * x };
+            match kind {
+                PairKind::Kl => (p_times(w - sums.first), -d),
+                PairKind::SymKl => (p_times(w - sums.second) + d, -q_times(w + sums.third) - d),
+                PairKind::Js if js_trivial => (0.0, 0.0),
+                PairKind::Js => {
+                    let (ra, rb) = js_log_ratios(w, beta);
+                    (beta * p_times(ra - sums.first), (1.0 - beta) * q_times(rb - sums.second))
+                }
+                PairKind::SigmoidKl | PairKind::SigmoidSymKl => unreachable!(),
+            }
+        };
+        if let Some(gs) = gs.as_deref_mut() {
+            gs[i] = E::from_f64(g * ds);
+        }
+        if let Some(gt) = gt.as_deref_mut() {
+            gt[i] = E::from_f64(g * dt);
+        }
+    }
+    RowValue { value, counts: true }
+}

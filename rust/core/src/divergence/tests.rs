@@ -1,0 +1,130 @@
+//! Unit tests against naive float64 formulas on well-conditioned rows; the thorough references
+//! (mpmath, finite differences, identities, hypothesis) live in the Python test suite.
+
+use super::*;
+
+fn softmax(x: &[f64]) -> Vec<f64> {
+    let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
+    let z: f64 = e.iter().sum();
+    e.iter().map(|v| v / z).collect()
+}
+
+fn naive_kl(s: &[f64], t: &[f64]) -> f64 {
+    let (p, q) = (softmax(s), softmax(t));
+    p.iter().zip(&q).map(|(p, q)| p * (p / q).ln()).sum()
+}
+
+fn run(kind: PairKind, s: &[f64], t: &[f64], opts: &PairOptions<'_>) -> (f64, Vec<f64>, Vec<f64>) {
+    let c = s.len();
+    let (mut gs, mut gt) = (vec![0.0; c], vec![0.0; c]);
+    let mut v = vec![0.0f64; 1];
+    let out = PairOutputs {
+        values: Some(&mut v[..]),
+        grad_s: Some(RowsMut::contiguous(&mut gs, 1, c).unwrap()),
+        grad_t: Some(RowsMut::contiguous(&mut gt, 1, c).unwrap()),
+    };
+    let s_rows = Rows::contiguous(s, 1, c).unwrap();
+    let t_rows = Rows::contiguous(t, 1, c).unwrap();
+    pair_divergence(kind, s_rows, t_rows, opts, out).unwrap();
+    (v[0], gs, gt)
+}
+
+const S: [f64; 5] = [0.3, -1.2, 2.0, 0.7, -0.4];
+const T: [f64; 5] = [0.1, -0.8, 1.5, 1.1, -0.9];
+
+#[test]
+fn kl_matches_naive_formula() {
+    let (v, _, _) = run(PairKind::Kl, &S, &T, &PairOptions::default());
+    assert!((v - naive_kl(&S, &T)).abs() < 1e-14);
+}
+
+#[test]
+fn sym_kl_is_sum_of_both_directions() {
+    let (v, _, _) = run(PairKind::SymKl, &S, &T, &PairOptions::default());
+    assert!((v - naive_kl(&S, &T) - naive_kl(&T, &S)).abs() < 1e-14);
+}
+
+#[test]
+fn gradients_match_central_differences() {
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js, PairKind::SigmoidKl, PairKind::SigmoidSymKl] {
+        let opts = PairOptions { temperature: 1.7, beta: 0.3, ..PairOptions::default() };
+        let (_, gs, gt) = run(kind, &S, &T, &opts);
+        let h = 1e-6;
+        for i in 0..S.len() {
+            for (which, g) in [(0, &gs), (1, &gt)] {
+                let (mut sp, mut tp) = (S, T);
+                let (mut sm, mut tm) = (S, T);
+                if which == 0 {
+                    sp[i] += h;
+                    sm[i] -= h;
+                } else {
+                    tp[i] += h;
+                    tm[i] -= h;
+                }
+                let fd = (run(kind, &sp, &tp, &opts).0 - run(kind, &sm, &tm, &opts).0) / (2.0 * h);
+                assert!((fd - g[i]).abs() < 1e-7, "{kind:?} input {which} class {i}: fd {fd} vs {}", g[i]);
+            }
+        }
+    }
+}
+
+#[test]
+fn equal_rows_give_exact_zero() {
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js, PairKind::SigmoidKl, PairKind::SigmoidSymKl] {
+        let (v, gs, gt) = run(kind, &S, &S, &PairOptions::default());
+        assert_eq!(v, 0.0, "{kind:?}");
+        assert!(gs.iter().chain(&gt).all(|g| *g == 0.0), "{kind:?}");
+    }
+}
+
+#[test]
+fn absent_in_both_is_ignored_and_absent_in_q_is_infinite() {
+    let inf = f64::NEG_INFINITY;
+    let (v, gs, _) = run(PairKind::Kl, &[0.5, inf, 1.0], &[0.2, inf, 0.8], &PairOptions::default());
+    assert!((v - naive_kl(&[0.5, 1.0], &[0.2, 0.8])).abs() < 1e-15);
+    assert_eq!(gs[1], 0.0);
+    let (v, gs, _) = run(PairKind::Kl, &[0.5, 0.1, 1.0], &[0.2, inf, 0.8], &PairOptions::default());
+    assert_eq!(v, f64::INFINITY);
+    assert!(gs.iter().all(|g| g.is_nan()));
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let (rows, cols) = (64, 3000);
+    let s: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 1000) as f32 / 97.0).collect();
+    let t: Vec<f32> = (0..rows * cols).map(|i| ((i * 104729) % 1000) as f32 / 101.0).collect();
+    let compute = || {
+        let mut v = vec![0.0f32; rows];
+        let out = PairOutputs::<f32, f32> { values: Some(&mut v[..]), ..Default::default() };
+        let opts = PairOptions { reduction: Reduction::Sum, ..Default::default() };
+        let r = pair_divergence(
+            PairKind::SymKl,
+            Rows::contiguous(&s, rows, cols).unwrap(),
+            Rows::contiguous(&t, rows, cols).unwrap(),
+            &opts,
+            out,
+        )
+        .unwrap();
+        (r.value, v)
+    };
+    crate::set_num_threads(1).unwrap();
+    let one = compute();
+    crate::set_num_threads(2).unwrap();
+    let two = compute();
+    crate::set_num_threads(0).unwrap();
+    assert_eq!(one.0.to_bits(), two.0.to_bits());
+    assert_eq!(one.1, two.1);
+}
+
+#[test]
+fn bad_options_are_rejected() {
+    let s = Rows::contiguous(&S[..], 1, 5).unwrap();
+    let bad_tau = PairOptions { temperature: -1.0, ..Default::default() };
+    let e = pair_divergence::<f64, f64>(PairKind::Kl, s, s, &bad_tau, PairOutputs::default()).unwrap_err();
+    assert!(e.to_string().contains("temperature"));
+    let bad_beta = PairOptions { beta: 1.5, ..Default::default() };
+    assert!(pair_divergence::<f64, f64>(PairKind::Js, s, s, &bad_beta, PairOutputs::default()).is_err());
+    let t = Rows::contiguous(&S[..4], 1, 4).unwrap();
+    assert!(pair_divergence::<f64, f64>(PairKind::Kl, s, t, &Default::default(), PairOutputs::default()).is_err());
+}
