@@ -1,0 +1,153 @@
+//! The divergences: `ld_kl`, `ld_sym_kl`, `ld_js`, `ld_sigmoid_kl`, `ld_sigmoid_sym_kl`, each in
+//! f32 and f64. Arguments, in order: the two logit matrices with their row strides (in elements,
+//! ≥ cols), `rows`, `cols`, options (NULL = defaults), then the outputs, each NULL to skip it:
+//! `values` (one per row, the input's type), `result` (the reduced value in double; the sum of
+//! the row values for LD_REDUCTION_NONE), `grad_s` and `grad_t` (contiguous rows × cols).
+
+use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs};
+
+use crate::options::{ld_options, ld_options_default, reduction};
+use crate::status::{guard, ld_status, Fail};
+use crate::views::{input, output, output_vec, Repeat};
+
+/// # Safety
+/// The pointer contracts of [`input`] and [`output`] for every non-NULL pointer.
+#[allow(clippy::too_many_arguments)]
+unsafe fn call<T: Elem>(
+    kind: PairKind,
+    s: *const T,
+    s_stride: usize,
+    t: *const T,
+    t_stride: usize,
+    rows: usize,
+    cols: usize,
+    options: *const ld_options,
+    values: *mut T,
+    result: *mut f64,
+    grad_s: *mut T,
+    grad_t: *mut T,
+) -> ld_status {
+    guard(|| {
+        if cols == 0 {
+            return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
+        }
+        // SAFETY (all blocks below): the caller's pointer contracts, forwarded.
+        let o = if options.is_null() { ld_options_default() } else { unsafe { *options } };
+        let s = unsafe { input("s", s, rows, cols, s_stride, Repeat::Refused)? };
+        let t = unsafe { input("t", t, rows, cols, t_stride, Repeat::Refused)? };
+        let mask = if o.mask.is_null() {
+            None
+        } else {
+            Some(unsafe { input("options.mask", o.mask, rows, cols, o.mask_stride, Repeat::Allowed)? })
+        };
+        let weights = if o.weights.is_null() {
+            None
+        } else {
+            Some(unsafe { input("options.weights", o.weights, rows, cols, o.weights_stride, Repeat::Allowed)? })
+        };
+        let opts = PairOptions { temperature: o.temperature, beta: o.beta, mask, weights, reduction: reduction(o.reduction)? };
+        let out = PairOutputs {
+            values: unsafe { output_vec("values", values, rows)? },
+            grad_s: unsafe { output("grad_s", grad_s, rows, cols)? },
+            grad_t: unsafe { output("grad_t", grad_t, rows, cols)? },
+        };
+        let reduced = pair_divergence::<T, T>(kind, s, t, &opts, out)?;
+        if !result.is_null() {
+            // SAFETY: a non-NULL `result` points to one writable double (the caller's contract).
+            unsafe { result.write(reduced.value) };
+        }
+        Ok(())
+    })
+}
+
+
+/// KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+/// Returns LD_OK or the failure's status (details in ld_last_error_message()).
+///
+/// # Safety
+/// Every non-NULL pointer must cover the elements its sizes and strides describe.
+#[no_mangle]
+pub unsafe extern "C" fn ld_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    unsafe { call(PairKind::Kl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// KL(p‖q) per row, float64.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    unsafe { call(PairKind::Kl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// KL(p‖q) + KL(q‖p) per row.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_sym_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    unsafe { call(PairKind::SymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// KL(p‖q) + KL(q‖p) per row, float64.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_sym_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    unsafe { call(PairKind::SymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_js_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    unsafe { call(PairKind::Js, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// Jensen–Shannon divergence, float64.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_js_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    unsafe { call(PairKind::Js, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row (weights in options.weights).
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_sigmoid_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    unsafe { call(PairKind::SigmoidKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// Sigmoid KL, float64.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_sigmoid_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    unsafe { call(PairKind::SigmoidKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// Σ_i w_i (σ(s_i/τ) − σ(t_i/τ))(s_i − t_i)/τ per row: the GlobalPointer KL.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_sigmoid_sym_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    unsafe { call(PairKind::SigmoidSymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// The GlobalPointer KL, float64.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_sigmoid_sym_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    unsafe { call(PairKind::SigmoidSymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}

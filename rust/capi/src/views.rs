@@ -1,0 +1,109 @@
+//! Raw C pointers to checked core views: NULL, alignment, stride and size overflow are refused
+//! before any slice is formed.
+
+use logitdiv_core::{Rows, RowsMut};
+
+use crate::status::{ld_status, Fail};
+
+/// Whether a stride of 0 (one row repeated for every row) is allowed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repeat {
+    Allowed,
+    Refused,
+}
+
+/// The number of elements `rows` rows of `cols` elements `stride` apart span, if it fits in memory.
+fn span<T>(what: &str, rows: usize, cols: usize, stride: usize, repeat: Repeat) -> Result<usize, Fail> {
+    let repeated = stride == 0 && (repeat == Repeat::Allowed || rows <= 1);
+    if stride < cols && !repeated {
+        return Err(Fail::new(
+            ld_status::LD_BAD_SHAPE,
+            format!("{what}: row stride {stride} is shorter than a row of {cols} elements"),
+        ));
+    }
+    let len = if rows == 0 || cols == 0 { Some(0) } else { (rows - 1).checked_mul(stride).and_then(|n| n.checked_add(cols)) };
+    match len.and_then(|n| n.checked_mul(std::mem::size_of::<T>()).map(|b| (n, b))) {
+        Some((n, bytes)) if bytes <= isize::MAX as usize => Ok(n),
+        _ => Err(Fail::new(
+            ld_status::LD_BAD_SHAPE,
+            format!("{what}: {rows} rows of {cols} elements with stride {stride} overflow the address space"),
+        )),
+    }
+}
+
+fn check_pointer<T>(what: &str, ptr: *const T, len: usize) -> Result<(), Fail> {
+    if len > 0 && ptr.is_null() {
+        return Err(Fail::new(ld_status::LD_NULL_POINTER, format!("{what} is NULL")));
+    }
+    if len > 0 && !ptr.is_aligned() {
+        return Err(Fail::new(
+            ld_status::LD_MISALIGNED,
+            format!("{what} is not aligned to {} bytes", std::mem::align_of::<T>()),
+        ));
+    }
+    Ok(())
+}
+
+/// A read-only view of `rows` × `cols` elements with row stride `stride`.
+///
+/// # Safety
+/// If non-NULL, `ptr` must point to at least `(rows − 1) · stride + cols` readable elements that
+/// stay valid and unmodified for `'a`.
+pub(crate) unsafe fn input<'a, T>(
+    what: &str,
+    ptr: *const T,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    repeat: Repeat,
+) -> Result<Rows<'a, T>, Fail> {
+    let len = span::<T>(what, rows, cols, stride, repeat)?;
+    check_pointer(what, ptr, len)?;
+    let data: &[T] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: non-NULL and aligned (checked), `len` elements readable (the caller's contract).
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    };
+    if len == 0 {
+        return Rows::new(data, rows, 0, 0).map_err(Fail::from);
+    }
+    Rows::new(data, rows, cols, stride).map_err(Fail::from)
+}
+
+/// A writable contiguous `rows` × `cols` view, or None for a NULL pointer ("don't compute it").
+///
+/// # Safety
+/// If non-NULL, `ptr` must point to `rows · cols` writable elements, valid for `'a` and not
+/// overlapping any other buffer of the call.
+pub(crate) unsafe fn output<'a, T>(what: &str, ptr: *mut T, rows: usize, cols: usize) -> Result<Option<RowsMut<'a, T>>, Fail> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    let len = span::<T>(what, rows, cols, cols, Repeat::Refused)?;
+    check_pointer(what, ptr.cast_const(), len)?;
+    let data: &mut [T] = if len == 0 {
+        &mut []
+    } else {
+        // SAFETY: non-NULL and aligned (checked), `len` elements writable (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+    };
+    RowsMut::contiguous(data, rows, if len == 0 { 0 } else { cols }).map(Some).map_err(Fail::from)
+}
+
+/// A writable vector of `n` elements, or None for NULL.
+///
+/// # Safety
+/// If non-NULL, `ptr` must point to `n` writable elements valid for `'a`, overlapping no other buffer.
+pub(crate) unsafe fn output_vec<'a, T>(what: &str, ptr: *mut T, n: usize) -> Result<Option<&'a mut [T]>, Fail> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    let len = span::<T>(what, n.min(1), n, n, Repeat::Refused)?;
+    check_pointer(what, ptr.cast_const(), len)?;
+    if len == 0 {
+        return Ok(Some(&mut []));
+    }
+    // SAFETY: non-NULL and aligned (checked), `n` elements writable (the caller's contract).
+    Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, n) }))
+}

@@ -1,0 +1,45 @@
+"""Drives the C ABI tests (tests/c/test_capi.c): builds liblogitdiv with cargo, compiles the C
+program with the system compiler against the checked-in header, runs it, and runs it again under
+valgrind memcheck, which must report 0 errors."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def c_test_binary(tmp_path_factory):
+    subprocess.run(["cargo", "build", "-q", "-p", "logitdiv-capi"], cwd=ROOT, check=True)
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+    exe = tmp_path_factory.mktemp("capi") / "test_capi"
+    cc = os.environ.get("CC", "cc")
+    subprocess.run(
+        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
+         str(ROOT / "tests/c/test_capi.c"), "-I", str(ROOT / "rust/capi/include"),
+         "-L", str(target), "-llogitdiv", f"-Wl,-rpath,{target}", "-lm", "-o", str(exe)],
+        check=True,
+    )
+    return exe
+
+
+def test_c_program_passes(c_test_binary):
+    run = subprocess.run([str(c_test_binary)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert " 0 failed" in run.stdout
+
+
+def test_c_program_is_clean_under_valgrind(c_test_binary):
+    valgrind = shutil.which("valgrind")
+    assert valgrind, "valgrind is needed for the memory check of the C ABI (apt-get install valgrind)"
+    run = subprocess.run(
+        [valgrind, "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+         "--errors-for-leak-kinds=definite", str(c_test_binary)],
+        capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "ERROR SUMMARY: 0 errors" in run.stderr
