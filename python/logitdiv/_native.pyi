@@ -5,6 +5,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 __version__: str
+__all__ = ["__version__", "get_num_threads", "pair_divergence", "set_num_threads"]
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
