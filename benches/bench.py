@@ -1,0 +1,226 @@
+"""Benchmarks: logitdiv beside NumPy, PyTorch eager, torch.compile and JAX jit on identical inputs,
+in one process run, reported as ratios (DESIGN.md, "Benchmark protocol").
+
+    python benches/bench.py [--quick] [--out benches/RESULTS.md]
+
+For every (function, shape, mode) it prints elements per second (element *pairs* for two-input
+functions), the speed-up of logitdiv over each peer (peer time / logitdiv time; > 1 means logitdiv
+is faster) and logitdiv's fraction of the read-bandwidth ceiling (the time to read both inputs
+once, measured as the fastest of NumPy's and PyTorch's multi-threaded sums). Threads = cores for
+every framework. Peers that are not installed are reported as "–".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+import logitdiv as ld
+
+SHAPES = {
+    "lm": (2048, 32000),
+    "globalpointer": (16 * 9, 256 * 256),
+    "classification": (65536, 100),
+    "overhead": (1, 10),
+}
+
+
+def timeit(fn: Callable[[], object], min_time: float = 0.4, max_reps: int = 200) -> float:
+    """Median seconds per call after a warm-up."""
+    fn()
+    fn()
+    times: List[float] = []
+    start = time.perf_counter()
+    while (time.perf_counter() - start < min_time or len(times) < 5) and len(times) < max_reps:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def make_inputs(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    s = (rng.standard_normal(shape, dtype=np.float32) * 3).astype(np.float32)
+    t = (s + 0.05 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32)
+    return s, t
+
+
+# ---- peers -------------------------------------------------------------------------------------
+
+def numpy_fns():
+    def log_softmax(x):
+        m = x.max(-1, keepdims=True)
+        z = x - m
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    def kl(s, t):
+        ls, lt = log_softmax(s), log_softmax(t)
+        return (np.exp(ls) * (ls - lt)).sum(-1)
+
+    def sym_kl(s, t):
+        ls, lt = log_softmax(s), log_softmax(t)
+        return ((np.exp(ls) - np.exp(lt)) * (s - t)).sum(-1)
+
+    def sig(x):
+        return 1 / (1 + np.exp(-x))
+
+    def gp_kl(s, t):
+        return ((sig(s) - sig(t)) * (s - t)).sum(-1)
+
+    return {"kl": kl, "sym_kl": sym_kl, "sigmoid_sym_kl": gp_kl}
+
+
+def torch_fns():
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+
+    def kl(s, t):
+        return F.kl_div(F.log_softmax(t, -1), F.log_softmax(s, -1), reduction="none", log_target=True).sum(-1)
+
+    def sym_kl(s, t):
+        return ((F.softmax(s, -1) - F.softmax(t, -1)) * (s - t)).sum(-1)
+
+    def gp_kl(s, t):
+        return ((torch.sigmoid(s) - torch.sigmoid(t)) * (s - t)).sum(-1)
+
+    return {"kl": kl, "sym_kl": sym_kl, "sigmoid_sym_kl": gp_kl}
+
+
+def jax_fns():
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+
+    def kl(s, t):
+        ls, lt = jax.nn.log_softmax(s, -1), jax.nn.log_softmax(t, -1)
+        return (jnp.exp(ls) * (ls - lt)).sum(-1)
+
+    def sym_kl(s, t):
+        return ((jax.nn.softmax(s, -1) - jax.nn.softmax(t, -1)) * (s - t)).sum(-1)
+
+    def gp_kl(s, t):
+        return ((jax.nn.sigmoid(s) - jax.nn.sigmoid(t)) * (s - t)).sum(-1)
+
+    return {"kl": kl, "sym_kl": sym_kl, "sigmoid_sym_kl": gp_kl}
+
+
+LD = {"kl": ld.kl, "sym_kl": ld.sym_kl, "sigmoid_sym_kl": ld.sigmoid_sym_kl}
+
+
+def read_ceiling(s: np.ndarray, t: np.ndarray) -> float:
+    """Seconds to read both inputs once: the fastest multi-threaded full reduction available."""
+    best = timeit(lambda: (s.sum(), t.sum()))
+    try:
+        import torch
+
+        ts, tt = torch.from_numpy(s), torch.from_numpy(t)
+        best = min(best, timeit(lambda: (ts.sum(), tt.sum())))
+    except ImportError:
+        pass
+    return best
+
+
+def bench_case(name: str, shape, grad: bool, peers: Dict[str, Optional[dict]]):
+    s, t = make_inputs(shape)
+    n = s.size
+    row: Dict[str, Optional[float]] = {}
+    if grad:
+        row["logitdiv"] = timeit(lambda: LD[name](s, t, reduction="sum", grad=True))
+    else:
+        row["logitdiv"] = timeit(lambda: LD[name](s, t))
+    if not grad:
+        row["numpy"] = timeit(lambda: numpy_fns()[name](s, t))
+    tf = peers.get("torch")
+    if tf is not None:
+        import torch
+
+        ts, tt = torch.from_numpy(s), torch.from_numpy(t)
+        compiled = torch.compile(tf[name])
+        if grad:
+            def eager():
+                a, b = ts.clone().requires_grad_(), tt.clone().requires_grad_()
+                tf[name](a, b).sum().backward()
+
+            def comp():
+                a, b = ts.clone().requires_grad_(), tt.clone().requires_grad_()
+                compiled(a, b).sum().backward()
+        else:
+            def eager():
+                with torch.no_grad():
+                    tf[name](ts, tt)
+
+            def comp():
+                with torch.no_grad():
+                    compiled(ts, tt)
+        row["torch eager"] = timeit(eager)
+        row["torch.compile"] = timeit(comp)
+    jf = peers.get("jax")
+    if jf is not None:
+        import jax
+
+        js, jt = jax.device_put(s), jax.device_put(t)
+        if grad:
+            f = jax.jit(jax.value_and_grad(lambda a, b: jf[name](a, b).sum(), argnums=(0, 1)))
+        else:
+            f = jax.jit(jf[name])
+        row["jax jit"] = timeit(lambda: jax.block_until_ready(f(js, jt)))
+    ceiling = read_ceiling(s, t) if shape != SHAPES["overhead"] else None
+    return n, row, ceiling
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer cases, for a smoke run")
+    parser.add_argument("--out", default=None, help="write the markdown table here")
+    args = parser.parse_args(argv)
+    threads = os.cpu_count() or 1
+    ld.set_num_threads(threads)
+    peers = {"torch": torch_fns(), "jax": jax_fns()}
+    if peers["torch"] is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    cases = [
+        ("kl", "lm"), ("sym_kl", "lm"), ("sigmoid_sym_kl", "lm"),
+        ("sigmoid_sym_kl", "globalpointer"), ("sym_kl", "classification"), ("kl", "overhead"),
+    ]
+    if args.quick:
+        cases = cases[:1] + cases[-1:]
+    peer_names = ["numpy", "torch eager", "torch.compile", "jax jit"]
+    lines = [
+        f"threads = {threads}; float32; speed-up = peer time / logitdiv time (> 1: logitdiv faster)",
+        "",
+        "| function | shape | mode | logitdiv | " + " | ".join(f"vs {p}" for p in peer_names) + " | of read ceiling |",
+        "|---|---|---|---|" + "---|" * len(peer_names) + "---|",
+    ]
+    for name, shape_name in cases:
+        for grad in (False, True):
+            shape = SHAPES[shape_name]
+            n, row, ceiling = bench_case(name, shape, grad, peers)
+            t_ld = row["logitdiv"]
+            rate = f"{n / t_ld / 1e9:.2f} G/s" if shape_name != "overhead" else f"{t_ld * 1e6:.1f} µs/call"
+            ratios = [f"{row[p] / t_ld:.2f}×" if row.get(p) else "–" for p in peer_names]
+            frac = f"{ceiling / t_ld:.0%}" if ceiling else "–"
+            mode = "value+grads" if grad else "value"
+            line = f"| {name} | {shape_name} {shape} | {mode} | {rate} | " + " | ".join(ratios) + f" | {frac} |"
+            lines.append(line)
+            print(line, flush=True)
+    table = "\n".join(lines)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
