@@ -236,10 +236,12 @@ def _read_npy_header(fp: Any, name: str, description: str) -> Tuple[Tuple[int, .
         version = fmt.read_magic(fp)
         if version == (1, 0):
             shape, fortran, dtype = fmt.read_array_header_1_0(fp)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fp)
         else:
-            shape, fortran, dtype = fmt.read_array_header_2_0(fp) if version == (2, 0) else fmt._read_array_header(fp, version)
-    except ValueError as e:
-        raise ValueError(f"{name} ({description}) is not a valid .npy array: {e}") from None
+            raise ValueError(f"unsupported format version {version}")
+    except (ValueError, SyntaxError, TypeError, EOFError) as e:
+        raise ValueError(f"{name} ({description}) is not a valid .npy array: {' '.join(str(e).split())}") from None
     if dtype.hasobject:
         raise TypeError(f"{name} ({description}) holds Python objects; logits must be float16, float32 or float64")
     return tuple(shape), bool(fortran), dtype
