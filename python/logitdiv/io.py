@@ -197,9 +197,12 @@ def _dtype_of(x: Any, name: str) -> np.dtype:
             raise TypeError(f"{name} holds bfloat16 values; reading them needs ml_dtypes (pip install ml_dtypes)") from None
         return np.dtype("bfloat16")
     try:
-        return np.dtype(s if s in _FLOATS else dt)
+        out = np.dtype(s if s in _FLOATS else dt)
     except TypeError:
-        raise TypeError(f"{name} has dtype {dt}; logits must be float16, bfloat16, float32 or float64") from None
+        out = None
+    if out is None or out.name not in _FLOATS:
+        raise TypeError(f"{name} has dtype {dt}; logits must be float16, bfloat16, float32 or float64")
+    return out
 
 
 class MemmapFileSource(Source):
