@@ -215,7 +215,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 "Two synthetic models scored on the same rows: a random linear classifier (float32 logits) and its\n"
                 "quantised copy (6-bit weights, 8-bit activations over a static range, float16 logits). A few\n"
                 f"rows ({len(info['outlier_rows'])}) carry activation outliers that the quantised copy clips.\n"
-                f"Logits written to {base} and {cand}; this is `logitdiv score` on them:\n\n"
+                f"Logits written to {base}\n"
+                f"              and {cand};\n"
+                "this is `logitdiv score` on them:\n\n"
             )
             sys.stdout.flush()
         inputs = {"base": base, "candidate": cand, "base_key": None, "candidate_key": None,

@@ -21,11 +21,12 @@ def fmt(x: Optional[float], digits: int = 5) -> str:
     return f"{x:.{digits}g}"
 
 
-def _table(rows: Sequence[Sequence[str]], indent: str = "  ") -> List[str]:
+def _table(rows: Sequence[Sequence[str]], indent: str = "  ", first_right: bool = False) -> List[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        first = r[0].rjust(widths[0]) if first_right else r[0].ljust(widths[0])
+        cells = [first] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
         out.append((indent + "   ".join(cells)).rstrip())
     return out
 
@@ -86,7 +87,7 @@ def format_summary(s: Summary, *, title: str = "logitdiv score", color: bool = F
                 v = r[n]
                 cells.append(("agree" if v == 1.0 else "differ") if n == "top1" and not math.isnan(v) else fmt(v))
             table.append(cells)
-        lines += _table(table)
+        lines += _table(table, first_right=True)
     if s.rows:
         lines.append("")
         lines.append(f"statistics over finite rows; quantiles: numpy {s.quantile_method!r} method")
