@@ -248,3 +248,12 @@ def test_npz_member_is_streamed_not_loaded(tmp_path):
     with open_source(str(tmp_path / "a.npz")) as src:
         sizes = [c.nbytes for c in src.chunks(100)]
     assert max(sizes) == 100 * 50 * 4 and sum(sizes) == a.nbytes
+
+
+def test_big_endian_files_are_swapped_chunk_by_chunk(tmp_path):
+    a, b = pair(rows=300, classes=10, seed=18)
+    np.save(tmp_path / "a.npy", a.astype(">f4"))
+    np.savez(tmp_path / "b.npz", b=b.astype(">f8"))
+    scores, s = ld.score(tmp_path / "a.npy", tmp_path / "b.npz", metrics="kl,top1", chunk_rows=64)
+    assert s.dtypes == ("float32", "float64")
+    assert np.array_equal(scores["kl"], ld.kl(a, b.astype(np.float64)))

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any, List, NoReturn, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 __all__ = ["main"]
 

@@ -16,7 +16,7 @@ from the gathered per-row scores (O(rows)), by the same definition.
 from __future__ import annotations
 
 import operator
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 

@@ -11,6 +11,8 @@ input                             how it is read
 NumPy array (any array-like)      views of the array (no copy for C-contiguous rows)
 ``np.memmap`` / np.load(mmap)     a fresh memory-mapped window per chunk, unmapped after it
 ``.npy`` path                     a fresh memory-mapped window per chunk, unmapped after it
+                                  (a Fortran-order file is read through NumPy's memmap, slab
+                                  by slab: correct, but its pages stay mapped)
 ``.npz`` path or ``NpzFile``      the member (``key``, default: the only one) streamed from the
                                   zip archive, stored or deflated
 ``.safetensors`` path             the tensor (``key``) read as memory-mapped windows; F16,
@@ -36,7 +38,7 @@ import json
 import os
 import struct
 import zipfile
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -170,19 +172,9 @@ class SliceableSource(Source):
 
 
 def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
-        x = x.detach().cpu()
-        if str(getattr(x, "dtype", "")) == "torch.bfloat16":
-            import ml_dtypes  # noqa: F401  (the bfloat16 dtype)
-
-            return x.view(_torch_int16()).numpy().view(np.dtype("bfloat16"))
+    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):  # a torch tensor
+        return x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def _torch_int16() -> Any:
-    import torch
-
-    return torch.int16
 
 
 def _dtype_of(x: Any, name: str) -> np.dtype:
@@ -210,7 +202,9 @@ class MemmapFileSource(Source):
     chunk, unmapped once the chunk is dropped, so resident memory stays at about one chunk."""
 
     def __init__(self, path: str, offset: int, shape: Tuple[int, ...], dtype: np.dtype, name: str, description: str) -> None:
-        super().__init__(name, shape, dtype, description)
+        stored = np.dtype(dtype)
+        super().__init__(name, shape, stored.newbyteorder("="), description)
+        self.stored = stored  # a non-native byte order is swapped chunk by chunk
         self.path = path
         self.offset = int(offset)
         need = self.offset + self.rows * self.classes * self.dtype.itemsize
@@ -225,8 +219,8 @@ class MemmapFileSource(Source):
             if n * row_bytes == 0:
                 yield np.empty((n, self.classes), self.dtype)
                 continue
-            window = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset + lo * row_bytes, shape=(n, self.classes))
-            yield window
+            window = np.memmap(self.path, dtype=self.stored, mode="r", offset=self.offset + lo * row_bytes, shape=(n, self.classes))
+            yield window if self.stored.isnative else window.astype(self.dtype)
             del window
 
 
@@ -254,17 +248,10 @@ def _npy_source(path: str, name: str) -> Source:
     with open(path, "rb") as f:
         shape, fortran, dtype = _read_npy_header(f, name, path)
         offset = f.tell()
-    dtype = _native_order(dtype, name, path)
     if fortran and len(shape) > 1:
         # Rows are not contiguous in a Fortran-order file: read it through NumPy's own memmap.
         return SliceableSource(np.load(path, mmap_mode="r"), name, f"{path} (Fortran order)")
     return MemmapFileSource(path, offset, shape, dtype, name, path)
-
-
-def _native_order(dtype: np.dtype, name: str, description: str) -> np.dtype:
-    if dtype.byteorder not in ("=", "|") and dtype.byteorder != ("<" if np.little_endian else ">"):
-        raise TypeError(f"{name} ({description}) is stored big-endian ({dtype.str}); convert it to native byte order")
-    return dtype.newbyteorder("=")
 
 
 def _memmap_source(arr: np.memmap, name: str) -> Source:
@@ -275,15 +262,22 @@ def _memmap_source(arr: np.memmap, name: str) -> Source:
     mm = getattr(arr, "_mmap", None)
     filename = getattr(arr, "filename", None)
     offset = getattr(arr, "offset", None)
-    if isinstance(mm, mmap.mmap) and filename and offset is not None and arr.flags.c_contiguous and os.path.isfile(filename):
+    if (
+        isinstance(mm, mmap.mmap)
+        and filename
+        and offset is not None
+        and arr.flags.c_contiguous
+        and arr.dtype.isnative
+        and os.path.isfile(filename)
+    ):
         # np.memmap maps the file from a page-aligned position at or before `offset`; the view's
         # first element lies (its data pointer − the mapping's start) bytes after that position.
-        map_start = int(offset) - int(offset) % mmap.ALLOCATIONGRANULARITY
-        base_ptr = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
-        start = map_start + arr.__array_interface__["data"][0] - base_ptr
         try:
+            map_start = int(offset) - int(offset) % mmap.ALLOCATIONGRANULARITY
+            base_ptr = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
+            start = map_start + arr.__array_interface__["data"][0] - base_ptr
             return MemmapFileSource(filename, start, arr.shape, arr.dtype, name, f"memory-mapped {filename}")
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             pass
     return ArraySource(np.asarray(arr), name, "memory-mapped array")
 
@@ -315,8 +309,8 @@ class NpzMemberSource(Source):
         with zf.open(member) as fp:
             shape, fortran, dtype = _read_npy_header(fp, name, description)
             self._data_start = fp.tell()
-        dtype = _native_order(dtype, name, description)
-        super().__init__(name, shape, dtype, description)
+        super().__init__(name, shape, dtype.newbyteorder("="), description)
+        self._stored = dtype
         self._zf, self._member, self._owns, self._fortran = zf, member, owns, fortran and len(shape) > 1
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
@@ -338,7 +332,8 @@ class NpzMemberSource(Source):
                     if not k:
                         raise ValueError(f"{self.name} ({self.description}) ends after {lo + got // max(row_bytes, 1)} rows of {self.rows}")
                     got += k
-                yield np.frombuffer(buf, dtype=self.dtype).reshape(n, self.classes)
+                chunk = np.frombuffer(buf, dtype=self._stored).reshape(n, self.classes)
+                yield chunk if self._stored.isnative else chunk.astype(self.dtype)
 
     def close(self) -> None:
         if self._owns:
@@ -413,7 +408,7 @@ def _safetensors_source(path: str, key: Optional[str], name: str) -> Source:
         count *= d
     if end - begin != count * dtype.itemsize:
         raise ValueError(f"{name} ({path}[{key}]): shape {shape} does not match its {end - begin} bytes of data")
-    return MemmapFileSource(path, 8 + n + begin, shape, _native_order(dtype, name, path), name, f"{path}[{key}]")
+    return MemmapFileSource(path, 8 + n + begin, shape, dtype, name, f"{path}[{key}]")
 
 
 # -- Arrow / Parquet ----------------------------------------------------------------------------
