@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from . import _native
 from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
+from .scoring import ScoreResult, score
+from .summary import Summary
 
 __version__: str = _native.__version__
 
@@ -20,6 +22,9 @@ __all__ = [
     "gp_kl",
     "js",
     "kl",
+    "score",
+    "ScoreResult",
+    "Summary",
     "set_num_threads",
     "sigmoid_kl",
     "sigmoid_sym_kl",

@@ -1,60 +1,268 @@
-"""The `logitdiv` command line. `logitdiv demo` scores two synthetic models that mostly agree."""
+"""The ``logitdiv`` command line.
+
+``logitdiv score BASE CANDIDATE [options]`` scores two files of logits row by row and prints a
+summary; ``logitdiv demo`` runs the same on a built-in example. Errors print one line,
+``logitdiv: error: …``, and exit with status 1 (2 for a bad command line); never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from typing import List, Optional
+import tempfile
+from typing import Any, NoReturn, Optional, Sequence
 
-import numpy as np
+__all__ = ["main"]
 
-from . import divergences as D
-
-
-def _demo_logits(rows: int = 4096, classes: int = 512, seed: int = 0):
-    """Two 'models': a random linear classifier and a copy with quantised weights; a few rows
-    (inputs far out of distribution) disagree badly."""
-    rng = np.random.default_rng(seed)
-    features = rng.standard_normal((rows, 64)).astype(np.float32)
-    features[rng.choice(rows, 8, replace=False)] *= 25.0
-    weights = rng.standard_normal((64, classes)).astype(np.float32) * 0.6
-    step = 0.05  # quantisation step of the candidate's weights
-    quantised = np.round(weights / step) * step
-    return features @ weights, features @ quantised
+_DEFAULT_METRICS = "kl,sym_kl,js,top1"
 
 
-def _summary_lines(name: str, v: np.ndarray) -> str:
-    se = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
-    q = np.quantile(v, [0.5, 0.9, 0.99, 0.999])
-    return (f"{name:<8} {v.mean():>11.4e} ± {se:<9.2e} {q[0]:>10.3e} {q[1]:>10.3e} "
-            f"{q[2]:>10.3e} {q[3]:>10.3e} {v.max():>10.3e}")
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
 
 
-def demo(args: argparse.Namespace) -> int:
-    base, cand = _demo_logits()
-    print(f"logitdiv demo: {base.shape[0]} rows × {base.shape[1]} classes, a model and its weight-quantised copy\n")
-    print(f"{'metric':<8} {'mean':>11}   {'± s.e.':<9} {'median':>10} {'p90':>10} {'p99':>10} {'p99.9':>10} {'max':>10}")
-    scores = {
-        "kl": D.kl(base, cand),
-        "sym_kl": D.sym_kl(base, cand),
-        "js": D.js(base, cand),
-    }
-    for name, v in scores.items():
-        print(_summary_lines(name, v))
-    agree = np.argmax(base, axis=-1) == np.argmax(cand, axis=-1)
-    print(f"\ntop-1 agreement: {agree.mean():.2%}   non-finite rows: {int((~np.isfinite(scores['kl'])).sum())}")
-    worst = np.argsort(scores["kl"])[::-1][:5]
-    print("worst rows by KL: " + ", ".join(f"{i} ({scores['kl'][i]:.3g})" for i in worst))
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (and raise instead of exiting)."""
+
+    def error(self, message: str) -> NoReturn:
+        _say_error(f"{message} (see {self.prog} --help)", prog=self.prog)
+        raise _Exit(2)
+
+    def exit(self, status: int = 0, message: Optional[str] = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise _Exit(status)
+
+
+def _say_error(message: str, prog: str = "logitdiv") -> None:
+    text = " ".join(str(message).split())  # one line, whatever the exception said
+    sys.stderr.write(f"{prog}: error: {text}\n")
+    sys.stderr.flush()
+
+
+def _add_output_options(p: argparse.ArgumentParser, *, default_threshold: Optional[float]) -> None:
+    p.add_argument("--metric", "-m", action="append", metavar="LIST",
+                   help=f"metrics, comma-separated or repeated: kl, rkl, sym_kl, js, sigmoid_kl, sigmoid_sym_kl, "
+                        f"top1, topK (e.g. top5); default {_DEFAULT_METRICS}")
+    p.add_argument("--temperature", "-T", type=float, default=1.0, metavar="T", help="divide both logits by T first (default 1)")
+    p.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default: about 16 MiB of each input)")
+    p.add_argument("--out", "-o", metavar="FILE", help="write per-row scores to FILE: .npy (structured array), .csv or .parquet")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (schema logitdiv.score/1) instead of text")
+    p.add_argument("--plot", metavar="PNG", help="write a histogram of per-row divergences (log scale) to PNG (needs matplotlib)")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="list the K worst rows (default 10)")
+    p.add_argument("--threshold", type=float, default=default_threshold, metavar="X",
+                   help="count rows whose divergence exceeds X" + (f" (default {default_threshold:g})" if default_threshold else ""))
+    prog = p.add_mutually_exclusive_group()
+    prog.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show a progress bar")
+    prog.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
+
+
+def _parser() -> _Parser:
+    from . import __version__
+
+    top = _Parser(prog="logitdiv", description="Divergences straight from logits: score two models' logits against each other.")
+    top.add_argument("--version", action="version", version=f"logitdiv {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser(
+        "score",
+        help="score two files of logits row by row and summarise",
+        description="Score every row of CANDIDATE's logits against BASE's (same rows, same classes) and print a "
+                    "summary: mean ± SE, median, p90, p99, p99.9, max, top-1 agreement, non-finite rows, worst rows. "
+                    "Reads .npy (memory-mapped), .npz, .safetensors, Parquet and Arrow (a fixed-size-list column) "
+                    "in chunks, so files larger than memory are fine.",
+    )
+    s.add_argument("base", metavar="BASE", help="the reference logits (e.g. the full-precision model's)")
+    s.add_argument("candidate", metavar="CANDIDATE", help="the logits to compare (e.g. the quantised model's)")
+    s.add_argument("--key", "-k", metavar="NAME", help="array (.npz), tensor (.safetensors) or column (Parquet/Arrow) to read from both files")
+    s.add_argument("--base-key", metavar="NAME", help="--key for BASE only")
+    s.add_argument("--candidate-key", metavar="NAME", help="--key for CANDIDATE only")
+    _add_output_options(s, default_threshold=None)
+    s.set_defaults(func=_cmd_score)
+
+    d = sub.add_parser(
+        "demo",
+        help="score a built-in example: a synthetic model and its quantised copy",
+        description="Make two synthetic models' logits (a random linear model and its 6-bit-weight, 8-bit-activation "
+                    "quantised copy, float16 logits; a few rows carry activation outliers), write them as .npy "
+                    "files and score them exactly as `logitdiv score` would.",
+    )
+    d.add_argument("--rows", type=int, default=6000, help="rows (default 6000)")
+    d.add_argument("--classes", type=int, default=256, help="classes (default 256)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--dir", metavar="DIR", help="write base.npy and candidate.npy into DIR and keep them (default: a temporary directory)")
+    _add_output_options(d, default_threshold=0.1)
+    d.set_defaults(func=_cmd_demo)
+    return top
+
+
+def _progress_flag(args: argparse.Namespace) -> bool:
+    if args.progress is not None:
+        return bool(args.progress)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _check_outputs(args: argparse.Namespace) -> Any:
+    """Validates the options before any work (so a long run never fails at the end)."""
+    from .metrics import parse_metrics
+    from .scoring import check_options
+
+    metrics = parse_metrics(",".join(args.metric) if args.metric else _DEFAULT_METRICS)
+    check_options(args.temperature, args.top, args.threshold)
+    if args.chunk_rows is not None and args.chunk_rows < 1:
+        raise ValueError(f"--chunk-rows must be ≥ 1; got {args.chunk_rows}")
+    if args.out:
+        from .io import score_format
+
+        score_format(args.out)
+        _check_writable(args.out, "--out")
+    if args.plot:
+        from .plot import need_matplotlib
+
+        if not args.plot.lower().endswith(".png"):
+            raise ValueError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
+        if not any(m.kind == "divergence" for m in metrics):
+            raise ValueError("--plot draws divergences; add one with --metric (kl, sym_kl, js, ...)")
+        need_matplotlib()
+        _check_writable(args.plot, "--plot")
+    return metrics
+
+
+def _check_writable(path: str, option: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise FileNotFoundError(f"{option}: directory {d} does not exist")
+    if not os.access(d, os.W_OK):
+        raise PermissionError(f"{option}: cannot write into {d}")
+
+
+def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: str, inputs: dict) -> int:
+    from . import __version__
+    from .scoring import score
+
+    metrics = _check_outputs(args)
+    scores, summary = score(
+        base,
+        candidate,
+        metrics=[m.name for m in metrics],
+        temperature=args.temperature,
+        key=keys,
+        chunk_rows=args.chunk_rows,
+        progress=_progress_flag(args),
+        top_k_worst=args.top,
+        threshold=args.threshold,
+    )
+    if args.out:
+        from .io import write_scores
+
+        write_scores(args.out, scores)
+    if args.plot:
+        from .plot import histogram
+
+        histogram(scores, summary, args.plot, title=f"{title}: {summary.rows:,} rows × {summary.classes:,} classes")
+    if args.json:
+        doc = {"schema": None, "logitdiv_version": __version__, "inputs": inputs}
+        doc.update(summary.to_dict())
+        doc["outputs"] = {"scores": args.out, "plot": args.plot}
+        sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(summary.format(title=title) + "\n")
+        for what, path in (("per-row scores", args.out), ("histogram", args.plot)):
+            if path:
+                sys.stdout.write(f"wrote {what} to {path}\n")
+    sys.stdout.flush()
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="logitdiv", description="Divergences between logits, from the command line.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="score two synthetic models that mostly agree").set_defaults(func=demo)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+def _cmd_score(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    key_a = args.base_key if args.base_key is not None else args.key
+    key_b = args.candidate_key if args.candidate_key is not None else args.key
+    for flag, path, name in (("BASE", args.base, "BASE"), ("CANDIDATE", args.candidate, "CANDIDATE")):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{flag}: no such file: {path}")
+    from .io import open_source
+
+    sa = open_source(args.base, key_a, "BASE")
+    try:
+        sb = open_source(args.candidate, key_b, "CANDIDATE")
+        try:
+            inputs = {"base": args.base, "candidate": args.candidate, "base_key": key_a, "candidate_key": key_b}
+            return _run(args, sa, sb, None, "logitdiv score", inputs)
+        finally:
+            sb.close()
+    finally:
+        sa.close()
 
 
-if __name__ == "__main__":
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import write_demo
+
+    _check_outputs(args)
+    if args.rows < 1 or args.classes < 2:
+        raise ValueError(f"--rows must be ≥ 1 and --classes ≥ 2; got {args.rows} and {args.classes}")
+
+    def go(directory: str) -> int:
+        base, cand, info = write_demo(directory, rows=args.rows, classes=args.classes, seed=args.seed)
+        if not args.json:
+            sys.stdout.write(
+                "Two synthetic models scored on the same rows: a random linear classifier (float32 logits) and its\n"
+                "quantised copy (6-bit weights, 8-bit activations over a static range, float16 logits). A few\n"
+                f"rows ({len(info['outlier_rows'])}) carry activation outliers that the quantised copy clips.\n"
+                f"Logits written to {base}\n"
+                f"              and {cand};\n"
+                "this is `logitdiv score` on them:\n\n"
+            )
+            sys.stdout.flush()
+        inputs = {"base": base, "candidate": cand, "base_key": None, "candidate_key": None,
+                  "demo": {"rows": args.rows, "classes": args.classes, "seed": args.seed,
+                           "outlier_rows": info["outlier_rows"]}}
+        return _run(args, base, cand, None, "logitdiv demo", inputs)
+
+    if args.dir:
+        return go(args.dir)
+    with tempfile.TemporaryDirectory(prefix="logitdiv-demo-") as tmp:
+        return go(tmp)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status (the console script exits with it)."""
+    try:
+        parser = _parser()
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.func(args))
+    except _Exit as e:
+        return e.code
+    except KeyboardInterrupt:
+        _say_error("interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. `logitdiv score … | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 1
+    except (ValueError, TypeError, OSError, ImportError, KeyError, RuntimeError, MemoryError) as e:
+        msg = str(e) or type(e).__name__
+        if isinstance(e, KeyError) and e.args:
+            msg = str(e.args[0])
+        _say_error(msg)
+        return 1
+    except Exception as e:  # a bug: still one line, with the way to see the traceback
+        if os.environ.get("LOGITDIV_DEBUG"):
+            raise
+        _say_error(f"unexpected {type(e).__name__}: {e} (set LOGITDIV_DEBUG=1 for the traceback)")
+        return 1
+
+
+if __name__ == "__main__":  # python -m logitdiv.cli
     sys.exit(main())

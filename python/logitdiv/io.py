@@ -1,0 +1,708 @@
+"""Readers of logit arrays for consistency scoring, and writers of per-row scores.
+
+`open_source(x, key=None, name="a")` turns what the user passed into a `Source`: a 2-D view of
+``rows × classes`` logits (every leading axis is a row, the last axis holds the classes) that
+yields its rows in chunks of whole rows, so the memory a run needs is bounded by the chunk size,
+not by the file size:
+
+================================  ===========================================================
+input                             how it is read
+================================  ===========================================================
+NumPy array (any array-like)      views of the array (no copy for C-contiguous rows)
+``np.memmap`` / np.load(mmap)     a fresh memory-mapped window per chunk, unmapped after it
+``.npy`` path                     a fresh memory-mapped window per chunk, unmapped after it
+                                  (a Fortran-order file is read through NumPy's memmap, slab
+                                  by slab: correct, but its pages stay mapped)
+``.npz`` path or ``NpzFile``      the member (``key``, default: the only one) streamed from the
+                                  zip archive, stored or deflated
+``.safetensors`` path             the tensor (``key``) read as memory-mapped windows; F16,
+                                  BF16 (needs ml_dtypes), F32, F64. No package needed to read.
+``.parquet`` path, ParquetFile    a fixed-size-list column (``key``) streamed in record
+                                  batches (needs pyarrow: ``pip install 'logitdiv[arrow]'``)
+``.arrow``/``.feather`` path      an Arrow IPC file or stream, batch by batch (needs pyarrow)
+pyarrow Table, RecordBatch,       a fixed-size-list column (``key``), chunk by chunk
+ChunkedArray, Array
+other sliceable arrays            ``x[i:j]`` read slab by slab along the first axis: dask,
+(dask, zarr, h5py, torch…)        zarr, h5py arrays and CPU tensors stream without a full load
+================================  ===========================================================
+
+Paths are recognised by their extension, else by the file's first bytes. Errors are
+`FileNotFoundError`/`OSError` (missing or unreadable file), `KeyError`-free `ValueError` (missing
+key, bad shape, null values) and `TypeError` (not floating-point logits), each with a one-line
+message naming the input. Importing this module imports no optional package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zipfile
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["Source", "open_source", "write_scores", "SCORE_FORMATS"]
+
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+_PARQUET_MAGIC = b"PAR1"
+_ARROW_MAGIC = b"ARROW1"
+
+# ---------------------------------------------------------------------------------------------
+# sources
+
+
+class Source:
+    """Logits as ``rows × classes``, read in chunks of whole rows."""
+
+    def __init__(self, name: str, shape: Tuple[int, ...], dtype: np.dtype, description: str) -> None:
+        self.name = name
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.description = description
+        if len(self.shape) == 0:
+            raise ValueError(f"{name} ({description}) is a scalar; logits need at least one axis (the classes)")
+        if self.dtype.name not in _FLOATS:
+            raise TypeError(
+                f"{name} ({description}) holds {self.dtype} values; logits must be float16, bfloat16, float32 or float64"
+            )
+        self.classes = self.shape[-1]
+        rows = 1
+        for d in self.shape[:-1]:
+            rows *= d
+        self.rows = rows
+        if self.classes == 0 and self.rows:
+            raise ValueError(f"{name} ({description}) has shape {self.shape}: no classes on the last axis")
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        """Yields 2-D (n, classes) arrays of exactly `chunk_rows` rows (the last may be shorter)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}: {self.description}, shape {self.shape}, {self.dtype}>"
+
+
+def _rechunk(blocks: Iterable[np.ndarray], chunk_rows: int, classes: int, dtype: np.dtype) -> Iterator[np.ndarray]:
+    """Re-cuts a stream of (n_i, classes) blocks into blocks of exactly `chunk_rows` rows (views
+    where a block already holds enough, a copy where a chunk straddles blocks)."""
+    buf: Optional[np.ndarray] = None
+    fill = 0
+    for blk in blocks:
+        pos, n = 0, blk.shape[0]
+        while pos < n:
+            if fill == 0 and n - pos >= chunk_rows:
+                yield blk[pos : pos + chunk_rows]
+                pos += chunk_rows
+                continue
+            if buf is None:
+                buf = np.empty((chunk_rows, classes), dtype=dtype)
+            take = min(chunk_rows - fill, n - pos)
+            buf[fill : fill + take] = blk[pos : pos + take]
+            fill += take
+            pos += take
+            if fill == chunk_rows:
+                yield buf
+                buf, fill = None, 0
+    if buf is not None and fill:
+        yield buf[:fill]
+
+
+class ArraySource(Source):
+    """An in-memory NumPy array (views, no copies when rows are contiguous)."""
+
+    def __init__(self, arr: np.ndarray, name: str, description: str = "array") -> None:
+        super().__init__(name, arr.shape, arr.dtype, description)
+        self._arr = arr
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        arr = self._arr
+        if arr.ndim == 2:
+            for lo in range(0, self.rows, chunk_rows):
+                yield arr[lo : lo + chunk_rows]
+            return
+        try:
+            flat = arr.view()
+            flat.shape = (self.rows, self.classes)  # raises when that needs a copy
+        except (AttributeError, ValueError):
+            yield from _rechunk(_slabs(arr, chunk_rows, self.classes), chunk_rows, self.classes, self.dtype)
+            return
+        for lo in range(0, self.rows, chunk_rows):
+            yield flat[lo : lo + chunk_rows]
+
+
+def _slabs(x: Any, chunk_rows: int, classes: int, convert: Callable[[Any], np.ndarray] = np.asarray) -> Iterator[np.ndarray]:
+    """Reads x[i:j] along the first axis, about `chunk_rows` rows at a time, as 2-D blocks."""
+    shape = tuple(x.shape)
+    if len(shape) == 1:
+        yield convert(x[:]).reshape(1, classes)
+        return
+    per = 1
+    for d in shape[1:-1]:
+        per *= int(d)
+    step = max(1, chunk_rows // max(per, 1))
+    for lo in range(0, int(shape[0]), step):
+        blk = convert(x[lo : lo + step])
+        yield np.asarray(blk).reshape(-1, classes)
+
+
+class SliceableSource(Source):
+    """Any object with .shape, .dtype and slicing along the first axis (dask, zarr, h5py, torch…)."""
+
+    def __init__(self, x: Any, name: str, description: str) -> None:
+        dtype = _dtype_of(x, name)
+        super().__init__(name, tuple(x.shape), dtype, description)
+        self._x = x
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        if len(self.shape) == 1:
+            yield _to_numpy(self._x[:]).reshape(1, self.classes)
+            return
+        yield from _rechunk(_slabs(self._x, chunk_rows, self.classes, _to_numpy), chunk_rows, self.classes, self.dtype)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):  # a torch tensor
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _dtype_of(x: Any, name: str) -> np.dtype:
+    dt = getattr(x, "dtype", None)
+    s = str(dt)
+    if s.startswith("torch."):
+        s = s[len("torch."):]
+    if s == "bfloat16":
+        try:
+            import ml_dtypes  # noqa: F401
+        except ImportError:
+            raise TypeError(f"{name} holds bfloat16 values; reading them needs ml_dtypes (pip install ml_dtypes)") from None
+        return np.dtype("bfloat16")
+    try:
+        out = np.dtype(s if s in _FLOATS else dt)
+    except TypeError:
+        out = None
+    if out is None or out.name not in _FLOATS:
+        raise TypeError(f"{name} has dtype {dt}; logits must be float16, bfloat16, float32 or float64")
+    return out
+
+
+class MemmapFileSource(Source):
+    """Rows stored C-contiguously in a file at a byte offset: a fresh memory-mapped window per
+    chunk, unmapped once the chunk is dropped, so resident memory stays at about one chunk."""
+
+    def __init__(self, path: str, offset: int, shape: Tuple[int, ...], dtype: np.dtype, name: str, description: str) -> None:
+        stored = np.dtype(dtype)
+        super().__init__(name, shape, stored.newbyteorder("="), description)
+        self.stored = stored  # a non-native byte order is swapped chunk by chunk
+        self.path = path
+        self.offset = int(offset)
+        need = self.offset + self.rows * self.classes * self.dtype.itemsize
+        size = os.path.getsize(path)
+        if size < need:
+            raise ValueError(f"{name} ({description}) is truncated: shape {self.shape} needs {need} bytes, the file has {size}")
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        row_bytes = self.classes * self.dtype.itemsize
+        for lo in range(0, self.rows, chunk_rows):
+            n = min(chunk_rows, self.rows - lo)
+            if n * row_bytes == 0:
+                yield np.empty((n, self.classes), self.dtype)
+                continue
+            window = np.memmap(self.path, dtype=self.stored, mode="r", offset=self.offset + lo * row_bytes, shape=(n, self.classes))
+            yield window if self.stored.isnative else window.astype(self.dtype)
+            del window
+
+
+# -- .npy ---------------------------------------------------------------------------------------
+
+
+def _read_npy_header(fp: Any, name: str, description: str) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fp)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported format version {version}")
+    except (ValueError, SyntaxError, TypeError, EOFError) as e:
+        raise ValueError(f"{name} ({description}) is not a valid .npy array: {' '.join(str(e).split())}") from None
+    if dtype.hasobject:
+        raise TypeError(f"{name} ({description}) holds Python objects; logits must be float16, float32 or float64")
+    return tuple(shape), bool(fortran), dtype
+
+
+def _npy_source(path: str, name: str) -> Source:
+    with open(path, "rb") as f:
+        shape, fortran, dtype = _read_npy_header(f, name, path)
+        offset = f.tell()
+    if fortran and len(shape) > 1:
+        # Rows are not contiguous in a Fortran-order file: read it through NumPy's own memmap.
+        return SliceableSource(np.load(path, mmap_mode="r"), name, f"{path} (Fortran order)")
+    return MemmapFileSource(path, offset, shape, dtype, name, path)
+
+
+def _memmap_source(arr: np.memmap, name: str) -> Source:
+    """An np.memmap (e.g. from np.load(..., mmap_mode="r")), read as fresh windows of its file
+    when its rows are contiguous there, else as an ordinary array."""
+    import mmap
+
+    mm = getattr(arr, "_mmap", None)
+    filename = getattr(arr, "filename", None)
+    offset = getattr(arr, "offset", None)
+    if (
+        isinstance(mm, mmap.mmap)
+        and filename
+        and offset is not None
+        and arr.flags.c_contiguous
+        and arr.dtype.isnative
+        and os.path.isfile(filename)
+    ):
+        # np.memmap maps the file from a page-aligned position at or before `offset`; the view's
+        # first element lies (its data pointer − the mapping's start) bytes after that position.
+        try:
+            map_start = int(offset) - int(offset) % mmap.ALLOCATIONGRANULARITY
+            base_ptr = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
+            start = map_start + arr.__array_interface__["data"][0] - base_ptr
+            return MemmapFileSource(filename, start, arr.shape, arr.dtype, name, f"memory-mapped {filename}")
+        except (OSError, ValueError, TypeError):
+            pass
+    return ArraySource(np.asarray(arr), name, "memory-mapped array")
+
+
+# -- .npz ---------------------------------------------------------------------------------------
+
+
+def _member_name(names: Sequence[str], key: Optional[str], name: str, description: str) -> str:
+    arrays = [n[:-4] if n.endswith(".npy") else n for n in names]
+    if key is None:
+        if len(arrays) == 1:
+            return names[0]
+        raise ValueError(f"{name} ({description}) holds {len(arrays)} arrays ({_listing(arrays)}); choose one with key=/--key")
+    for n, a in zip(names, arrays):
+        if key in (n, a):
+            return n
+    raise ValueError(f"{name} ({description}) has no array {key!r}; it holds {_listing(arrays)}")
+
+
+def _listing(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+class NpzMemberSource(Source):
+    """A .npy member of a zip archive, streamed: stored and deflated members alike."""
+
+    def __init__(self, zf: zipfile.ZipFile, member: str, name: str, description: str, owns: bool) -> None:
+        with zf.open(member) as fp:
+            shape, fortran, dtype = _read_npy_header(fp, name, description)
+            self._data_start = fp.tell()
+        super().__init__(name, shape, dtype.newbyteorder("="), description)
+        self._stored = dtype
+        self._zf, self._member, self._owns, self._fortran = zf, member, owns, fortran and len(shape) > 1
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        if self._fortran:  # rows are not contiguous: the whole member has to be read
+            with self._zf.open(self._member) as fp:
+                arr = np.lib.format.read_array(fp)
+            yield from ArraySource(arr, self.name, self.description).chunks(chunk_rows)
+            return
+        row_bytes = self.classes * self.dtype.itemsize
+        with self._zf.open(self._member) as fp:
+            fp.read(self._data_start)
+            for lo in range(0, self.rows, chunk_rows):
+                n = min(chunk_rows, self.rows - lo)
+                buf = bytearray(n * row_bytes)
+                view = memoryview(buf)
+                got = 0
+                while got < len(buf):
+                    k = fp.readinto(view[got:]) if hasattr(fp, "readinto") else 0
+                    if not k:
+                        raise ValueError(f"{self.name} ({self.description}) ends after {lo + got // max(row_bytes, 1)} rows of {self.rows}")
+                    got += k
+                chunk = np.frombuffer(buf, dtype=self._stored).reshape(n, self.classes)
+                yield chunk if self._stored.isnative else chunk.astype(self.dtype)
+
+    def close(self) -> None:
+        if self._owns:
+            self._zf.close()
+
+
+def _npz_source(zf_or_path: Any, key: Optional[str], name: str) -> Source:
+    if isinstance(zf_or_path, (str, os.PathLike)):
+        path = os.fspath(zf_or_path)
+        try:
+            zf = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as e:
+            raise ValueError(f"{name} ({path}) is not a readable .npz archive: {e}") from None
+        owns = True
+    else:  # np.lib.npyio.NpzFile
+        zf = zf_or_path.zip
+        path = getattr(zf_or_path, "fid", None)
+        path = getattr(path, "name", None) or "npz archive"
+        owns = False
+    try:
+        member = _member_name(zf.namelist(), key, name, path)
+        description = f"{path}[{member[:-4] if member.endswith('.npy') else member}]"
+        return NpzMemberSource(zf, member, name, description, owns)
+    except BaseException:
+        if owns:
+            zf.close()
+        raise
+
+
+# -- .safetensors -------------------------------------------------------------------------------
+
+_ST_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
+
+
+def _safetensors_source(path: str, key: Optional[str], name: str) -> Source:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{name} ({path}) is not a safetensors file: too short")
+        (n,) = struct.unpack("<Q", head)
+        size = os.path.getsize(path)
+        if n > size - 8 or n > 100 * 1024 * 1024:
+            raise ValueError(f"{name} ({path}) is not a safetensors file: header length {n} does not fit the file")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError as e:
+            raise ValueError(f"{name} ({path}) is not a safetensors file: bad header ({e})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{name} ({path}) is not a safetensors file: bad header")
+    tensors = [k for k in header if k != "__metadata__"]
+    if key is None:
+        if len(tensors) != 1:
+            raise ValueError(f"{name} ({path}) holds {len(tensors)} tensors ({_listing(tensors)}); choose one with key=/--key")
+        key = tensors[0]
+    elif key not in tensors:
+        raise ValueError(f"{name} ({path}) has no tensor {key!r}; it holds {_listing(tensors)}")
+    info = header[key]
+    st_dtype = info.get("dtype")
+    if st_dtype not in _ST_DTYPES:
+        raise TypeError(f"{name} ({path}[{key}]) holds {st_dtype} values; logits must be F16, BF16, F32 or F64")
+    dtype_name = _ST_DTYPES[st_dtype]
+    if dtype_name == "bfloat16":
+        try:
+            import ml_dtypes  # noqa: F401  (registers np.dtype("bfloat16"))
+        except ImportError:
+            raise TypeError(f"{name} ({path}[{key}]) holds BF16 values; reading them needs ml_dtypes (pip install ml_dtypes)") from None
+    dtype = np.dtype(dtype_name).newbyteorder("<")
+    shape = tuple(int(d) for d in info.get("shape", ()))
+    begin, end = (int(v) for v in info["data_offsets"])
+    count = 1
+    for d in shape:
+        count *= d
+    if end - begin != count * dtype.itemsize:
+        raise ValueError(f"{name} ({path}[{key}]): shape {shape} does not match its {end - begin} bytes of data")
+    return MemmapFileSource(path, 8 + n + begin, shape, dtype, name, f"{path}[{key}]")
+
+
+# -- Arrow / Parquet ----------------------------------------------------------------------------
+
+
+def _need_pyarrow(what: str) -> Any:
+    try:
+        import pyarrow
+    except ImportError:
+        raise ImportError(f"reading {what} needs pyarrow: pip install 'logitdiv[arrow]'") from None
+    return pyarrow
+
+
+def _fsl_type(pa: Any, typ: Any, name: str, description: str) -> Tuple[int, np.dtype]:
+    if not pa.types.is_fixed_size_list(typ):
+        raise TypeError(
+            f"{name} ({description}) has type {typ}; logits must be a fixed_size_list<float> column "
+            "(pyarrow.FixedSizeListArray, one list of C classes per row)"
+        )
+    vt = typ.value_type
+    if not pa.types.is_floating(vt):
+        raise TypeError(f"{name} ({description}) holds lists of {vt}; logits must be float16, float32 or float64")
+    return int(typ.list_size), np.dtype(vt.to_pandas_dtype())
+
+
+def _fsl_to_numpy(arr: Any, classes: int, name: str, description: str) -> np.ndarray:
+    """A FixedSizeListArray (or a ChunkedArray of them) as a (rows, classes) NumPy array."""
+    if type(arr).__name__ == "ChunkedArray":
+        parts = [_fsl_to_numpy(c, classes, name, description) for c in arr.chunks]
+        return np.concatenate(parts) if parts else np.empty((0, classes))
+    if arr.null_count:
+        raise ValueError(f"{name} ({description}) has {arr.null_count} null rows; every row needs its logits")
+    values = arr.flatten()
+    if values.null_count:
+        raise ValueError(f"{name} ({description}) has {values.null_count} null logits")
+    return values.to_numpy(zero_copy_only=False).reshape(len(arr), classes)
+
+
+def _pick_column(names: Sequence[str], key: Optional[str], name: str, description: str) -> str:
+    if key is None:
+        if len(names) == 1:
+            return names[0]
+        raise ValueError(f"{name} ({description}) has {len(names)} columns ({_listing(list(names))}); choose one with key=/--key")
+    if key not in names:
+        raise ValueError(f"{name} ({description}) has no column {key!r}; it has {_listing(list(names))}")
+    return key
+
+
+class ArrowArraySource(Source):
+    """An in-memory pyarrow fixed-size-list array (Array or ChunkedArray), chunk by chunk."""
+
+    def __init__(self, arr: Any, name: str, description: str) -> None:
+        pa = _need_pyarrow("Arrow data")
+        classes, dtype = _fsl_type(pa, arr.type, name, description)
+        super().__init__(name, (len(arr), classes), dtype, description)
+        self._arr = arr
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        pieces = self._arr.chunks if type(self._arr).__name__ == "ChunkedArray" else [self._arr]
+
+        def blocks() -> Iterator[np.ndarray]:
+            for piece in pieces:
+                for lo in range(0, len(piece), chunk_rows):
+                    yield _fsl_to_numpy(piece.slice(lo, chunk_rows), self.classes, self.name, self.description)
+
+        yield from _rechunk(blocks(), chunk_rows, self.classes, self.dtype)
+
+
+class ParquetSource(Source):
+    """A fixed-size-list column of a Parquet file, streamed in record batches."""
+
+    def __init__(self, pf: Any, key: Optional[str], name: str, description: str, owns: bool) -> None:
+        pa = _need_pyarrow("Parquet files")
+        schema = pf.schema_arrow
+        col = _pick_column(schema.names, key, name, description)
+        classes, dtype = _fsl_type(pa, schema.field(col).type, name, f"{description}[{col}]")
+        super().__init__(name, (pf.metadata.num_rows, classes), dtype, f"{description}[{col}]")
+        self._pf, self._col, self._owns = pf, col, owns
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        def blocks() -> Iterator[np.ndarray]:
+            for batch in self._pf.iter_batches(batch_size=chunk_rows, columns=[self._col]):
+                yield _fsl_to_numpy(batch.column(0), self.classes, self.name, self.description)
+
+        yield from _rechunk(blocks(), chunk_rows, self.classes, self.dtype)
+
+    def close(self) -> None:
+        if self._owns:
+            self._pf.close()
+
+
+class ArrowIpcSource(Source):
+    """A fixed-size-list column of an Arrow IPC file (Feather v2) or stream, batch by batch."""
+
+    def __init__(self, path: str, key: Optional[str], name: str) -> None:
+        pa = _need_pyarrow("Arrow IPC files")
+        import pyarrow.ipc as ipc
+
+        self._path = path
+        try:
+            with pa.memory_map(path, "r") as src:  # rows from the metadata only
+                reader = ipc.open_file(src)
+                schema = reader.schema
+                rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            self._stream = False
+        except pa.ArrowInvalid:
+            try:
+                with pa.OSFile(path, "rb") as src:
+                    reader = ipc.open_stream(src)
+                    schema = reader.schema
+                    rows = sum(b.num_rows for b in reader)  # a first pass over the stream
+            except pa.ArrowInvalid as e:
+                raise ValueError(f"{name} ({path}) is not an Arrow IPC file or stream: {e}") from None
+            self._stream = True
+        col = _pick_column(schema.names, key, name, path)
+        classes, dtype = _fsl_type(pa, schema.field(col).type, name, f"{path}[{col}]")
+        super().__init__(name, (rows, classes), dtype, f"{path}[{col}]")
+        self._col_index = schema.get_field_index(col)
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        def blocks() -> Iterator[np.ndarray]:
+            with pa.OSFile(self._path, "rb") as src:  # read, not mapped: memory stays per batch
+                if self._stream:
+                    batches: Iterable[Any] = ipc.open_stream(src)
+                else:
+                    reader = ipc.open_file(src)
+                    batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+                for batch in batches:
+                    col = batch.column(self._col_index)
+                    for lo in range(0, len(col), chunk_rows):
+                        yield _fsl_to_numpy(col.slice(lo, chunk_rows), self.classes, self.name, self.description)
+
+        yield from _rechunk(blocks(), chunk_rows, self.classes, self.dtype)
+
+
+def _arrow_object_source(x: Any, key: Optional[str], name: str) -> Source:
+    pa = _need_pyarrow("Arrow data")
+    tname = type(x).__name__
+    if tname == "ParquetFile":
+        return ParquetSource(x, key, name, "Parquet file", owns=False)
+    if isinstance(x, (pa.Table, pa.RecordBatch)):
+        col = _pick_column(x.schema.names, key, name, f"Arrow {tname}")
+        return ArrowArraySource(x.column(col), name, f"Arrow {tname}[{col}]")
+    if isinstance(x, (pa.Array, pa.ChunkedArray)):
+        return ArrowArraySource(x, name, f"Arrow {tname}")
+    raise TypeError(f"{name} is a pyarrow {tname}; pass a Table, RecordBatch, (Chunked)Array of fixed-size lists, or a ParquetFile")
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch
+
+_EXTENSIONS = {
+    ".npy": "npy",
+    ".npz": "npz",
+    ".safetensors": "safetensors",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+    ".arrows": "arrow",
+}
+
+
+def _sniff(path: str, name: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext in _EXTENSIONS:
+        return _EXTENSIONS[ext]
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(_ARROW_MAGIC) or head[:4] == b"\xff\xff\xff\xff":
+        return "arrow"
+    if len(head) > 8 and head[8:9] == b"{":
+        return "safetensors"
+    raise ValueError(
+        f"{name} ({path}): unknown file format; logitdiv reads .npy, .npz, .safetensors, .parquet and .arrow/.feather"
+    )
+
+
+def _path_source(path: str, key: Optional[str], name: str) -> Source:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{name}: no such file: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{name}: {path} is a directory, not a file of logits")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"{name}: cannot read {path}: permission denied")
+    kind = _sniff(path, name)
+    if kind == "npy":
+        return _npy_source(path, name)
+    if kind == "npz":
+        return _npz_source(path, key, name)
+    if kind == "safetensors":
+        return _safetensors_source(path, key, name)
+    if kind == "parquet":
+        _need_pyarrow("Parquet files")
+        import pyarrow.parquet as pq
+        import pyarrow as pa
+
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise ValueError(f"{name} ({path}) is not a readable Parquet file: {e}") from None
+        try:
+            return ParquetSource(pf, key, name, path, owns=True)
+        except BaseException:
+            pf.close()
+            raise
+    return ArrowIpcSource(path, key, name)
+
+
+def open_source(x: Any, key: Optional[str] = None, name: str = "a") -> Source:
+    """A `Source` for logits given as an array, a path, or an open file object (see the module
+    docstring). `key` picks the array of an .npz, the tensor of a .safetensors, the column of a
+    Parquet/Arrow input; it is ignored by inputs that hold a single array. `name` labels errors."""
+    if isinstance(x, Source):
+        return x
+    if isinstance(x, (str, os.PathLike)):
+        return _path_source(os.fspath(x), key, name)
+    if isinstance(x, np.memmap):
+        return _memmap_source(x, name)
+    if isinstance(x, np.ndarray):
+        return ArraySource(x, name)
+    if type(x).__name__ == "NpzFile" and hasattr(x, "zip"):
+        return _npz_source(x, key, name)
+    module = type(x).__module__ or ""
+    if module.split(".")[0] == "pyarrow":
+        return _arrow_object_source(x, key, name)
+    if hasattr(x, "__cuda_array_interface__"):
+        raise TypeError(f"{name} is a GPU array; score on the CPU with a NumPy array (or copy it to the host)")
+    if hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "__getitem__"):
+        return SliceableSource(x, name, type(x).__name__)
+    try:
+        arr = np.asarray(x)
+    except Exception as e:
+        raise TypeError(f"{name} could not be read as an array of logits: {e}") from None
+    return ArraySource(arr, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing per-row scores
+
+SCORE_FORMATS = (".npy", ".csv", ".parquet")
+
+
+def score_format(path: str) -> str:
+    """The format named by `path`'s extension; ValueError for an unknown one, ImportError when its
+    package is missing."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in SCORE_FORMATS:
+        raise ValueError(f"cannot write scores to {path!r}: the extension must be one of {', '.join(SCORE_FORMATS)}")
+    if ext == ".parquet":
+        _need_pyarrow("writing Parquet")
+    return ext
+
+
+def write_scores(path: str, scores: "dict[str, np.ndarray]") -> str:
+    """Writes per-row scores: ``.npy`` a structured array with one field per metric (row i is
+    element i); ``.csv`` a header ``row,<metric>,…`` then one line per row (values printed with
+    17 significant digits, round-trip exact); ``.parquet`` an int64 ``row`` column and one column
+    per metric. Returns the format's extension."""
+    ext = score_format(path)
+    names = list(scores)
+    cols = [np.asarray(scores[n]).reshape(-1) for n in names]
+    rows = cols[0].size if cols else 0
+    if ext == ".npy":
+        rec = np.empty(rows, dtype=[(n, c.dtype) for n, c in zip(names, cols)])
+        for n, c in zip(names, cols):
+            rec[n] = c
+        np.save(path, rec)
+    elif ext == ".csv":
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(",".join(["row"] + names) + "\n")
+            step = 65536
+            for lo in range(0, rows, step):
+                block = np.column_stack([c[lo : lo + step].astype(np.float64) for c in cols]) if cols else None
+                idx = np.arange(lo, min(lo + step, rows))
+                lines = [
+                    ",".join([str(i)] + [repr(float(v)) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")) for v in row])
+                    for i, row in zip(idx.tolist(), block.tolist())
+                ]
+                f.write("\n".join(lines) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"row": pa.array(np.arange(rows, dtype=np.int64)), **{n: pa.array(c) for n, c in zip(names, cols)}})
+        pq.write_table(table, path)
+    return ext

@@ -1,0 +1,203 @@
+"""Batch offline consistency scoring: ``ld.score(a, b)``.
+
+Two models (a model and its quantised copy, two runs, teacher and student) wrote logits for the
+same rows. `score` reads both in chunks of whole rows (memory bounded by the chunk, whatever the
+size of the inputs), computes per-row metrics with the library's own kernels, and summarises them
+the way llama.cpp's KL-divergence mode does for quantised models: mean ± standard error, median,
+p90, p99, p99.9, max, top-1 agreement, non-finite rows, the worst rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _arrays as A
+from ._progress import make_progress
+from .io import Source, open_source
+from .metrics import DEFAULT_METRICS, Metric, parse_metrics, primary_metric, score_block
+from .summary import PartialStats, Summary, finalize
+
+__all__ = ["score", "ScoreResult", "CHUNK_BYTES", "check_options", "default_chunk_rows"]
+
+#: Bytes of each input a chunk holds when `chunk_rows` is not given.
+CHUNK_BYTES = 16 * 1024 * 1024
+
+
+class ScoreResult(NamedTuple):
+    """``scores``: metric name → 1-D per-row array (row i = the i-th row in C order over the
+    leading axes); ``summary``: the `Summary`. Unpacks as ``scores, summary = ld.score(a, b)``."""
+
+    scores: Dict[str, np.ndarray]
+    summary: Summary
+
+
+def check_options(temperature: Any, top_k_worst: Any, threshold: Any) -> Tuple[float, int, Optional[float]]:
+    t = A.check_number(temperature, "temperature")
+    if not (np.isfinite(t) and t > 0):
+        raise ValueError(f"temperature must be finite and > 0; got {temperature!r}")
+    if isinstance(top_k_worst, bool) or not isinstance(top_k_worst, (int, np.integer)) or top_k_worst < 0:
+        raise ValueError(f"top_k_worst must be an int ≥ 0; got {top_k_worst!r}")
+    if threshold is not None:
+        threshold = A.check_number(threshold, "threshold")
+        if np.isnan(threshold):
+            raise ValueError("threshold must be a number, not NaN")
+    return t, int(top_k_worst), threshold
+
+
+def default_chunk_rows(classes: int, itemsize: int) -> int:
+    """Rows per chunk so that one chunk of one input holds about `CHUNK_BYTES`."""
+    return max(1, CHUNK_BYTES // max(1, classes * itemsize))
+
+
+def _keys(key: Any) -> Tuple[Optional[str], Optional[str]]:
+    if key is None or isinstance(key, str):
+        return key, key
+    if isinstance(key, (tuple, list)) and len(key) == 2 and all(k is None or isinstance(k, str) for k in key):
+        return key[0], key[1]
+    raise TypeError(f"key must be a name, or a pair (key_a, key_b); got {key!r}")
+
+
+def check_pair(sa: Source, sb: Source) -> None:
+    if (sa.rows, sa.classes) != (sb.rows, sb.classes):
+        what = "class counts" if sa.classes != sb.classes else "row counts"
+        raise ValueError(
+            f"{sa.name} and {sb.name} must hold logits for the same rows and classes; got shapes "
+            f"{sa.shape} ({sa.rows} rows × {sa.classes} classes) and {sb.shape} "
+            f"({sb.rows} rows × {sb.classes} classes): the {what} differ"
+        )
+
+
+def value_dtypes(metrics: Sequence[Metric], da: np.dtype, db: np.dtype) -> Dict[str, np.dtype]:
+    common = A.common_dtype(np.empty(0, da), np.empty(0, db))
+    return {m.name: m.value_dtype(common) for m in metrics}
+
+
+def score(
+    a: Any,
+    b: Any,
+    *,
+    metrics: Union[str, Iterable[str]] = DEFAULT_METRICS,
+    temperature: float = 1.0,
+    key: Union[None, str, Tuple[Optional[str], Optional[str]]] = None,
+    chunk_rows: Optional[int] = None,
+    progress: Union[bool, Callable[[int, int], Any]] = False,
+    top_k_worst: int = 10,
+    threshold: Optional[float] = None,
+) -> ScoreResult:
+    """Scores every row of two logit arrays against each other and summarises the scores.
+
+    Parameters
+    ----------
+    a, b : array_like, path or open object, shape (..., C)
+        The base (reference) and candidate logits: NumPy arrays (any leading axes are rows), paths
+        to .npy (memory-mapped), .npz, .safetensors, .parquet or .arrow/.feather files, an
+        ``np.load`` NpzFile or memmap, pyarrow Tables/RecordBatches/arrays of fixed-size lists or a
+        ParquetFile, or any sliceable array (dask, zarr, h5py). Both must have the same number of
+        rows and classes; their dtypes may differ (float16/bfloat16/float32/float64).
+    metrics : sequence of str, or a comma-separated str, default ("kl", "sym_kl", "js", "top1")
+        Any of "kl" (KL(a‖b), llama.cpp's KLD), "rkl" (KL(b‖a)), "sym_kl", "js", "sigmoid_kl",
+        "sigmoid_sym_kl", "top1" (argmax agreement), "topK" for K ≥ 2 (top-K overlap, e.g. "top5").
+    temperature : float, default 1.0
+        Both inputs are divided by it before the softmax/sigmoid (the top-k metrics ignore it).
+    key : str or (str, str), optional
+        The array of an .npz, tensor of a .safetensors, column of a Parquet/Arrow input; a pair
+        gives one for `a` and one for `b`. Inputs holding a single array ignore it.
+    chunk_rows : int, optional
+        Rows per chunk; by default about 16 MiB of each input. Results do not depend on it.
+    progress : bool or callable, default False
+        True shows a progress bar on stderr (tqdm or rich if installed, else a built-in one); a
+        callable is called as ``progress(rows_done, rows_total)`` after every chunk.
+    top_k_worst : int, default 10
+        How many of the worst rows each metric's summary lists.
+    threshold : float, optional
+        Also count, for each divergence, the rows whose value exceeds it.
+
+    Returns
+    -------
+    ScoreResult(scores, summary)
+        ``scores[name]`` a 1-D array of per-row values (float64 for float64 logits, float32
+        otherwise; agreement metrics float32), ``summary`` a `logitdiv.summary.Summary`.
+
+    The per-row divergences are the library's own (``ld.kl(a, b)`` etc. on the whole arrays give
+    the same values bit for bit); the summary is exact and independent of `chunk_rows` — see
+    `logitdiv.summary` for its definitions (quantiles: NumPy's "linear" method over the finite rows).
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.standard_normal((1000, 50)); b = a + 0.01 * rng.standard_normal(a.shape)
+    >>> scores, summary = ld.score(a, b, metrics=("kl", "top1"))
+    >>> scores["kl"].shape, summary.rows
+    ((1000,), 1000)
+    >>> bool(np.array_equal(scores["kl"], ld.kl(a, b)))
+    True
+    """
+    specs = parse_metrics(metrics)
+    temperature, top_k_worst, threshold = check_options(temperature, top_k_worst, threshold)
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
+        raise ValueError(f"chunk_rows must be an int ≥ 1; got {chunk_rows!r}")
+    key_a, key_b = _keys(key)
+    sa = open_source(a, key_a, "a")
+    try:
+        sb = open_source(b, key_b, "b")
+        try:
+            return _score_sources(sa, sb, specs, temperature, chunk_rows, progress, top_k_worst, threshold)
+        finally:
+            if sb is not b:
+                sb.close()
+    finally:
+        if sa is not a:
+            sa.close()
+
+
+def _score_sources(
+    sa: Source,
+    sb: Source,
+    specs: Sequence[Metric],
+    temperature: float,
+    chunk_rows: Optional[int],
+    progress: Any,
+    top_k_worst: int,
+    threshold: Optional[float],
+) -> ScoreResult:
+    check_pair(sa, sb)
+    rows, classes = sa.rows, sa.classes
+    if chunk_rows is None:
+        chunk_rows = default_chunk_rows(classes, max(sa.dtype.itemsize, sb.dtype.itemsize))
+    chunk_rows = int(min(chunk_rows, max(rows, 1)))
+    dtypes = value_dtypes(specs, sa.dtype, sb.dtype)
+    scores = {m.name: np.empty(rows, dtype=dtypes[m.name]) for m in specs}
+    stats = {m.name: PartialStats(m.kind, threshold, top_k_worst) for m in specs}
+    bar = make_progress(progress, rows)
+    done = 0
+    try:
+        for ca, cb in zip(sa.chunks(chunk_rows), sb.chunks(chunk_rows)):
+            n = ca.shape[0]
+            if cb.shape[0] != n:  # both sources cut at the same rows; anything else is a reader bug
+                raise RuntimeError(f"chunks out of step at row {done}: {n} and {cb.shape[0]} rows")
+            views = {name: arr[done : done + n] for name, arr in scores.items()}
+            score_block(ca, cb, specs, temperature, views)
+            del ca, cb  # drop the chunks (and unmap file windows) before reading the next
+            for name, v in views.items():
+                stats[name].update(v, offset=done)
+            done += n
+            bar.update(done)
+    finally:
+        bar.close()
+    if done != rows:
+        raise ValueError(f"{sa.name} and {sb.name} ended after {done} of {rows} rows")
+    summary = finalize(
+        stats,
+        scores,
+        rows=rows,
+        classes=classes,
+        dtypes=(sa.dtype.name, sb.dtype.name),
+        temperature=temperature,
+        threshold=threshold,
+        top_k_worst=top_k_worst,
+        primary=primary_metric(specs),
+    )
+    return ScoreResult(scores, summary)
