@@ -124,9 +124,9 @@ def test_one_dimensional_input_gives_a_zero_d_value(rng):
 
 def _big_case(dtype):
     rng = np.random.default_rng(99)
-    # 48 × 3000 elements: well above the size below which a call stays on the calling thread
-    s = rng.normal(0, 3, (48, 3000)).astype(dtype)
-    t = (s.astype(np.float64) + rng.normal(0, 0.3, (48, 3000))).astype(dtype)
+    # 24 × 3000 elements: above the size (2^15) below which a call stays on the calling thread
+    s = rng.normal(0, 3, (24, 3000)).astype(dtype)
+    t = (s.astype(np.float64) + rng.normal(0, 0.3, (24, 3000))).astype(dtype)
     where = rng.random(3000) < 0.9
     return s, t, where
 
@@ -140,7 +140,7 @@ def test_results_are_bit_identical_across_thread_counts(dtype, threads_restored)
         assert ld.get_num_threads() == n
         res = []
         for kind in KINDS:
-            for reduction in REDUCTIONS:
+            for reduction in ("none", "mean"):
                 res.append(call(kind, s, t, grad=True, reduction=reduction, where=where, temperature=0.9))
         results[n] = res
     for a, b in zip(results[1], results[2]):
@@ -171,7 +171,7 @@ print(ld.get_num_threads(), h.hexdigest())
 
 def test_environment_variable_sets_the_thread_count():
     outs = {}
-    for n in ("1", "2", "3"):
+    for n in ("1", "3"):
         env = dict(os.environ, LOGITDIV_NUM_THREADS=n)
         r = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
@@ -188,7 +188,7 @@ def test_concurrent_calls_from_python_threads_agree(threads_restored):
     ld.set_num_threads(2)
     s, t, where = _big_case(np.float32)
     want = {k: call(k, s, t, grad=True, where=where) for k in KINDS}
-    jobs = [KINDS[i % len(KINDS)] for i in range(20)]
+    jobs = [KINDS[i % len(KINDS)] for i in range(10)]
     with ThreadPoolExecutor(max_workers=4) as ex:
         got = list(ex.map(lambda k: (k, call(k, s, t, grad=True, where=where)), jobs))
     for k, res in got:

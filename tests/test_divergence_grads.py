@@ -56,7 +56,7 @@ CASES = [(k, n) for k in KINDS for n in OPTION_NAMES
          if n in {m for m, _ in _options(k, (2, 3), np.random.default_rng(0))}]
 
 
-@pytest.mark.parametrize("shape", ((5,), (3, 4), (2, 2, 3)), ids=str)
+@pytest.mark.parametrize("shape", ((5,), (2, 2, 3)), ids=str)
 @pytest.mark.parametrize("kind,opt", CASES)
 def test_gradients_match_finite_differences(kind, opt, shape, rng):
     kw = dict(_options(kind, shape, rng))[opt]
