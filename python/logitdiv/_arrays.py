@@ -65,8 +65,16 @@ def rows_view(arr: np.ndarray) -> np.ndarray:
     cols = arr.shape[-1]
     two_d = arr.reshape(-1, cols) if arr.ndim != 2 else arr
     item = two_d.dtype.itemsize
+    if two_d.size == 0:
+        # NumPy gives empty arrays zero strides, which the core's layout check rejects; no element
+        # is ever read, so regular C strides are safe.
+        return np.lib.stride_tricks.as_strided(two_d, strides=(cols * item, item))
+    row_stride = two_d.strides[0]
+    # Rows may repeat (stride 0, a broadcast row) but not partly overlap (0 < stride < a row, e.g.
+    # sliding_window_view), which the core rejects: such views are copied.
     ok = (cols <= 1 or two_d.strides[1] == item) and (
-        two_d.shape[0] <= 1 or (two_d.strides[0] >= 0 and two_d.strides[0] % item == 0)
+        two_d.shape[0] <= 1
+        or (row_stride % item == 0 and (row_stride == 0 or row_stride >= cols * item))
     )
     return two_d if ok else np.ascontiguousarray(two_d)
 

@@ -110,6 +110,30 @@ _COMMON = """
 """
 
 
+def _doc(summary: str, examples: str):
+    """Sets a function's docstring to summary + the common parameters + examples: a string
+    expression built with `+` in the function body would not become its docstring (they were None)."""
+
+    def attach(f):
+        f.__doc__ = summary + _COMMON + examples
+        return f
+
+    return attach
+
+
+@_doc("""Kullback–Leibler divergence KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+
+    KL(p‖q) = Σ_i p_i (log p_i − log q_i), computed as Σ_i p_i φ(w_i) with w_i = log p_i − log q_i
+    and φ(w) = w − 1 + e^{−w} ≥ 0, so it is exactly 0 for equal rows, never negative, and keeps its
+    digits when the rows nearly agree. Gradients (w.r.t. s/τ, times 1/τ): p_i (w_i − KL) for s,
+    q_i − p_i for t. A class with p_i > 0 = q_i makes the row +inf.
+    """, """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> round(float(ld.kl(np.array([0.0, 0.0]), np.array([0.0, np.log(3.0)]))), 12)  # KL([½,½]‖[¼,¾])
+    0.143841036226
+    """)
 def kl(
     s: Any,
     t: Any,
@@ -121,23 +145,22 @@ def kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
-    """Kullback–Leibler divergence KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
-
-    KL(p‖q) = Σ_i p_i (log p_i − log q_i), computed as Σ_i p_i φ(w_i) with w_i = log p_i − log q_i
-    and φ(w) = w − 1 + e^{−w} ≥ 0, so it is exactly 0 for equal rows, never negative, and keeps its
-    digits when the rows nearly agree. Gradients (w.r.t. s/τ, times 1/τ): p_i (w_i − KL) for s,
-    q_i − p_i for t. A class with p_i > 0 = q_i makes the row +inf.
-    """ + _COMMON + """
-    Examples
-    --------
-    >>> import numpy as np, logitdiv as ld
-    >>> float(ld.kl(np.array([0.0, 0.0]), np.array([0.0, np.log(3.0)])))  # KL([½,½]‖[¼,¾])
-    0.14384103622589045
-    """
     return _pair("kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
 
+@_doc("""Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
+
+    Computed as Σ_i |w_i| · max(p_i, q_i) · (1 − e^{−|w_i|}) with w_i = log p_i − log q_i, every
+    term ≥ 0. Gradient w.r.t. s/τ: p ⊙ (δ − ⟨p, δ⟩) + (p − q), δ = (s − t)/τ; w.r.t. t/τ: by symmetry.
+    """, """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s, t = np.array([1.0, 2.0, 0.5]), np.array([1.5, 1.0, 0.0])
+    >>> bool(np.isclose(ld.sym_kl(s, t), ld.kl(s, t) + ld.kl(t, s)))
+    True
+    """)
 def sym_kl(
     s: Any,
     t: Any,
@@ -149,22 +172,23 @@ def sym_kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
-    """Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
-
-    Computed as Σ_i |w_i| · max(p_i, q_i) · (1 − e^{−|w_i|}) with w_i = log p_i − log q_i, every
-    term ≥ 0. Gradient w.r.t. s/τ: p ⊙ (δ − ⟨p, δ⟩) + (p − q), δ = (s − t)/τ; w.r.t. t/τ: by symmetry.
-    """ + _COMMON + """
-    Examples
-    --------
-    >>> import numpy as np, logitdiv as ld
-    >>> s, t = np.array([1.0, 2.0, 0.5]), np.array([1.5, 1.0, 0.0])
-    >>> bool(np.isclose(ld.sym_kl(s, t), ld.kl(s, t) + ld.kl(t, s)))
-    True
-    """
     return _pair("sym_kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
 
+@_doc("""Generalised Jensen–Shannon divergence β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q, per row.
+
+    β ∈ [0, 1] (default ½, the usual JS, bounded by log 2). Finite even where one row puts −inf on
+    a class. Gradients: β p_i (a_i − KL(p‖m)) for s and (1−β) q_i (b_i − KL(q‖m)) for t, with
+    a_i = log p_i − log m_i, b_i = log q_i − log m_i (times 1/τ).
+    """, """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> v = ld.js(np.array([0.0, -np.inf]), np.array([-np.inf, 0.0]))  # disjoint supports
+    >>> bool(np.isclose(v, np.log(2)))
+    True
+    """)
 def js(
     s: Any,
     t: Any,
@@ -177,23 +201,25 @@ def js(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
-    """Generalised Jensen–Shannon divergence β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q, per row.
-
-    β ∈ [0, 1] (default ½, the usual JS, bounded by log 2). Finite even where one row puts −inf on
-    a class. Gradients: β p_i (a_i − KL(p‖m)) for s and (1−β) q_i (b_i − KL(q‖m)) for t, with
-    a_i = log p_i − log m_i, b_i = log q_i − log m_i (times 1/τ).
-    """ + _COMMON + """
-    Examples
-    --------
-    >>> import numpy as np, logitdiv as ld
-    >>> v = ld.js(np.array([0.0, -np.inf]), np.array([-np.inf, 0.0]))  # disjoint supports
-    >>> bool(np.isclose(v, np.log(2)))
-    True
-    """
     return _pair("js", s, t, temperature=temperature, where=where, weights=None, beta=beta,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
 
+@_doc("""Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.
+
+    Each class is an independent Bernoulli pair: softplus(t') − softplus(s') − σ(s')(t' − s'),
+    computed as the two-class KL of [s', 0] against [t', 0] in non-negative parts. `weights`
+    (≥ 0, broadcastable to the logits) multiply each class term; weight 0 excludes a class.
+    Gradients: w_i σ'(s'_i)(s'_i − t'_i) for s and w_i (σ(t'_i) − σ(s'_i)) for t (times 1/τ).
+    Not shift-invariant, unlike the softmax family.
+    """, """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> p, q = 0.9, 0.5   # KL(Bern(0.9) ‖ Bern(0.5))
+    >>> round(float(ld.sigmoid_kl(np.log([p / (1 - p)]), np.log([q / (1 - q)]))), 6)
+    0.368064
+    """)
 def sigmoid_kl(
     s: Any,
     t: Any,
@@ -206,25 +232,23 @@ def sigmoid_kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
-    """Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.
-
-    Each class is an independent Bernoulli pair: softplus(t') − softplus(s') − σ(s')(t' − s'),
-    computed as the two-class KL of [s', 0] against [t', 0] in non-negative parts. `weights`
-    (≥ 0, broadcastable to the logits) multiply each class term; weight 0 excludes a class.
-    Gradients: w_i σ'(s'_i)(s'_i − t'_i) for s and w_i (σ(t'_i) − σ(s'_i)) for t (times 1/τ).
-    Not shift-invariant, unlike the softmax family.
-    """ + _COMMON + """
-    Examples
-    --------
-    >>> import numpy as np, logitdiv as ld
-    >>> p, q = 0.9, 0.5   # KL(Bern(0.9) ‖ Bern(0.5))
-    >>> round(float(ld.sigmoid_kl(np.log([p / (1 - p)]), np.log([q / (1 - q)]))), 6)
-    0.368064
-    """
     return _pair("sigmoid_kl", s, t, temperature=temperature, where=where, weights=weights, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
 
+@_doc("""GlobalPointer KL: Σ_i w_i (σ(s_i/τ) − σ(t_i/τ)) (s_i − t_i)/τ per row (Su, kexue.fm 9039 eq. 6).
+
+    The symmetric sigmoid KL, sigmoid_kl(s, t) + sigmoid_kl(t, s); every term ≥ 0, with
+    σ(a) − σ(b) = σ(b) σ(−a) expm1(a − b) so near-equal logits keep their digits. Gradient w.r.t.
+    s': w_i (σ'(s'_i)(s'_i − t'_i) + σ(s'_i) − σ(t'_i)); w.r.t. t' by symmetry. The seed's
+    temperature variant Σ (σ(s/τ) − σ(t/τ))(s − t) equals τ · sigmoid_sym_kl(s, t, temperature=τ).
+    """, """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> float(ld.sigmoid_sym_kl(np.array([0.0]), np.array([0.0])))
+    0.0
+    """)
 def sigmoid_sym_kl(
     s: Any,
     t: Any,
@@ -237,19 +261,6 @@ def sigmoid_sym_kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
-    """GlobalPointer KL: Σ_i w_i (σ(s_i/τ) − σ(t_i/τ)) (s_i − t_i)/τ per row (Su, kexue.fm 9039 eq. 6).
-
-    The symmetric sigmoid KL, sigmoid_kl(s, t) + sigmoid_kl(t, s); every term ≥ 0, with
-    σ(a) − σ(b) = σ(b) σ(−a) expm1(a − b) so near-equal logits keep their digits. Gradient w.r.t.
-    s': w_i (σ'(s'_i)(s'_i − t'_i) + σ(s'_i) − σ(t'_i)); w.r.t. t' by symmetry. The seed's
-    temperature variant Σ (σ(s/τ) − σ(t/τ))(s − t) equals τ · sigmoid_sym_kl(s, t, temperature=τ).
-    """ + _COMMON + """
-    Examples
-    --------
-    >>> import numpy as np, logitdiv as ld
-    >>> float(ld.sigmoid_sym_kl(np.array([0.0]), np.array([0.0])))
-    0.0
-    """
     return _pair("sigmoid_sym_kl", s, t, temperature=temperature, where=where, weights=weights, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 

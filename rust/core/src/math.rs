@@ -47,10 +47,13 @@ pub fn phi(w: f64) -> f64 {
 
 /// `a · φ(r)` where `r = log a − log c` for two probabilities `a`, `c`: the non-negative summand of
 /// KL(a‖c) = Σ a (r − 1) + c. `c` is passed so that `a e^{−r}` is never formed (it may overflow),
-/// and `a = 0` gives `c`, the limit.
+/// and `a = 0` gives `c`, the limit. `r = +inf` (a finite logit against −inf) is +inf even when
+/// `a` underflowed to 0: the support is decided by the logits, not by rounding.
 #[inline]
 pub fn kl_term(a: f64, c: f64, r: f64) -> f64 {
-    if a == 0.0 {
+    if r == f64::INFINITY {
+        f64::INFINITY
+    } else if a == 0.0 {
         c
     } else if r.abs() < SMALL {
         a * phi_series(r)
@@ -70,9 +73,12 @@ pub fn prob_diff(p: f64, q: f64, w: f64) -> f64 {
 }
 
 /// `(p − q) · w` with `w = log p − log q`: the non-negative summand of the symmetric KL.
+/// `w = ±inf` (−inf in one row only) is +inf even when the other probability underflowed to 0.
 #[inline]
 pub fn sym_term(p: f64, q: f64, w: f64) -> f64 {
-    if w >= 0.0 {
+    if w.is_infinite() {
+        f64::INFINITY
+    } else if w >= 0.0 {
         if p == 0.0 {
             0.0
         } else {
@@ -121,7 +127,13 @@ pub fn softplus(x: f64) -> f64 {
 /// σ(a) − σ(b) without cancellation when a ≈ b: σ(b) σ(−a) expm1(a − b).
 #[inline]
 pub fn sigmoid_diff(a: f64, b: f64) -> f64 {
-    let d = a - b;
+    sigmoid_diff_d(a, b, a - b)
+}
+
+/// [`sigmoid_diff`] given `d = a − b` from the caller, who may know it more accurately than the
+/// rounded `a` and `b` do (e.g. `(s − t)/τ` against `s/τ − t/τ`).
+#[inline]
+pub fn sigmoid_diff_d(a: f64, b: f64, d: f64) -> f64 {
     if d.abs() <= 1.0 {
         sigmoid(b) * sigmoid(-a) * d.exp_m1()
     } else if a >= 0.0 && b >= 0.0 {
@@ -135,7 +147,12 @@ pub fn sigmoid_diff(a: f64, b: f64) -> f64 {
 /// log σ(a) − log σ(b) = log1p(σ(−a) expm1(a − b)), accurate when a ≈ b.
 #[inline]
 pub fn log_sigmoid_ratio(a: f64, b: f64) -> f64 {
-    let d = a - b;
+    log_sigmoid_ratio_d(a, b, a - b)
+}
+
+/// [`log_sigmoid_ratio`] given `d = a − b` from the caller (see [`sigmoid_diff_d`]).
+#[inline]
+pub fn log_sigmoid_ratio_d(a: f64, b: f64, d: f64) -> f64 {
     if d.abs() <= 1.0 {
         (sigmoid(-a) * d.exp_m1()).ln_1p()
     } else {
@@ -166,6 +183,10 @@ mod tests {
     fn kl_term_limits() {
         assert_eq!(kl_term(0.0, 0.25, f64::NEG_INFINITY), 0.25);
         assert_eq!(kl_term(0.5, 0.0, f64::INFINITY), f64::INFINITY);
+        // a probability that underflowed against an absent class is still a support mismatch
+        assert_eq!(kl_term(0.0, 0.0, f64::INFINITY), f64::INFINITY);
+        assert_eq!(sym_term(0.0, 0.0, f64::INFINITY), f64::INFINITY);
+        assert_eq!(sym_term(0.0, 0.0, f64::NEG_INFINITY), f64::INFINITY);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
-use crate::math::{kl_term, log_sigmoid_ratio, sigmoid, sigmoid_diff};
+use crate::math::{kl_term, log_sigmoid_ratio_d, sigmoid, sigmoid_diff_d};
 use crate::parallel::{GradRows, RowValue};
 
 /// σ'(x) · y, taken as 0 where σ'(x) is 0 (x = ±inf) whatever y is.
@@ -31,7 +31,8 @@ pub(super) fn row<E: Elem>(
     let mut bad = false;
     for i in 0..s.len() {
         let weight = weights.map_or(1.0, |w| w[i]);
-        let (a, b) = (s[i].to_f64() * prm.inv_tau, t[i].to_f64() * prm.inv_tau);
+        let (x, y) = (s[i].to_f64(), t[i].to_f64());
+        let (a, b) = (x * prm.inv_tau, y * prm.inv_tau);
         let absent = mask.is_some_and(|m| m[i] == 0)
             || weight == 0.0
             || (a == f64::NEG_INFINITY && b == f64::NEG_INFINITY);
@@ -42,17 +43,21 @@ pub(super) fn row<E: Elem>(
             (0.0, 0.0, 0.0)
         } else {
             n_present += 1;
-            let d = a - b;
+            // (s − t)/τ rather than s/τ − t/τ: no rounding error of the scaled logits, which
+            // would dominate the difference on nearly identical rows
+            let d = (x - y) * prm.inv_tau;
             match kind {
                 PairKind::SigmoidKl => {
                     // the two-class KL of [a, 0] against [b, 0], each part non-negative
-                    let on = kl_term(sigmoid(a), sigmoid(b), log_sigmoid_ratio(a, b));
-                    let off = kl_term(sigmoid(-a), sigmoid(-b), log_sigmoid_ratio(-a, -b));
-                    (on + off, dsigmoid_times(a, d), sigmoid_diff(b, a))
+                    let on = kl_term(sigmoid(a), sigmoid(b), log_sigmoid_ratio_d(a, b, d));
+                    let off = kl_term(sigmoid(-a), sigmoid(-b), log_sigmoid_ratio_d(-a, -b, -d));
+                    (on + off, dsigmoid_times(a, d), sigmoid_diff_d(b, a, -d))
                 }
                 PairKind::SigmoidSymKl => {
-                    let diff = sigmoid_diff(a, b);
-                    (d * diff, dsigmoid_times(a, d) + diff, dsigmoid_times(b, -d) - diff)
+                    let diff = sigmoid_diff_d(a, b, d);
+                    // −inf in one row only is +inf, even where the other σ underflowed (∞ · 0)
+                    let term = if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY { f64::INFINITY } else { d * diff };
+                    (term, dsigmoid_times(a, d) + diff, dsigmoid_times(b, -d) - diff)
                 }
                 _ => unreachable!("softmax kinds use their own kernel"),
             }

@@ -6,28 +6,57 @@ use crate::element::Elem;
 use crate::math::{kl_term, prob_diff, sym_term};
 use crate::parallel::{GradRows, RowValue};
 
-/// Online log-sum-exp: the running max and Σ e^{x − max}, rescaled when the max moves.
+/// Online log-sum-exp of one row x: the running max and Σ e^{x − max}, rescaled when the max
+/// moves; beside it D = Σ e^{x − max} expm1(y − x) for the other row y, so that
+/// lse(y) − lse(x) = log1p(D / Σ e^{x − max}) (see [`lse_diff`]).
 #[derive(Clone, Copy)]
 struct Online {
     max: f64,
     sum: f64,
+    dsum: f64,
+    /// false once a class has x = −inf < y: D then misses e^{y} there
+    dsum_ok: bool,
 }
 
 impl Online {
-    const EMPTY: Online = Online { max: f64::NEG_INFINITY, sum: 0.0 };
+    const EMPTY: Online = Online { max: f64::NEG_INFINITY, sum: 0.0, dsum: 0.0, dsum_ok: true };
 
+    /// Adds x, with `em` = expm1(y − x) for the other row's logit y.
     #[inline]
-    fn push(&mut self, x: f64) {
+    fn push(&mut self, x: f64, em: f64) {
         if x > self.max {
-            self.sum = self.sum * (self.max - x).exp() + 1.0;
+            let r = (self.max - x).exp();
+            self.sum = self.sum * r + 1.0;
+            self.dsum = self.dsum * r + em;
             self.max = x;
         } else if x > f64::NEG_INFINITY {
-            self.sum += (x - self.max).exp();
+            let e = (x - self.max).exp();
+            self.sum += e;
+            self.dsum += e * em;
+        } else {
+            self.dsum_ok = false;
         }
     }
 
     fn lse(&self) -> f64 {
         self.max + self.sum.ln()
+    }
+
+    /// e^{lse(y) − lse(x)} − 1, if D describes it.
+    fn ratio(&self) -> Option<f64> {
+        let r = self.dsum / self.sum;
+        (self.dsum_ok && r.is_finite()).then_some(r)
+    }
+}
+
+/// lse(a) − lse(b), exact to ~1e-16 of |a − b| (not of |lse|) when the rows nearly agree: it is
+/// log1p of a ratio > −½ from either side's D, else the plain difference. The plain difference's
+/// absolute error of ~ulp(lse) would otherwise dominate w = log p − log q on nearly identical rows.
+fn lse_diff(sa: &Online, sb: &Online) -> f64 {
+    match (sb.ratio(), sa.ratio()) {
+        (Some(rb), _) if rb > -0.5 => rb.ln_1p(),
+        (_, Some(ra)) if ra > -0.5 => -ra.ln_1p(),
+        _ => sa.lse() - sb.lse(),
     }
 }
 
@@ -65,7 +94,12 @@ pub(super) fn row<E: Elem>(
 ) -> RowValue {
     let want_grad = grads.iter().any(Option::is_some);
     let present = |i: usize| mask.is_none_or(|m| m[i] != 0);
-    let load = |i: usize| (s[i].to_f64() * prm.inv_tau, t[i].to_f64() * prm.inv_tau);
+    // (s/τ, t/τ, (s − t)/τ): the difference is taken before scaling so that it carries no rounding
+    // error of s/τ and t/τ, which would dominate it on nearly identical rows.
+    let load = |i: usize| {
+        let (x, y) = (s[i].to_f64(), t[i].to_f64());
+        (x * prm.inv_tau, y * prm.inv_tau, (x - y) * prm.inv_tau)
+    };
 
     // Sweep 1: softmax statistics of both rows over the classes present in either.
     let (mut sa, mut sb) = (Online::EMPTY, Online::EMPTY);
@@ -74,7 +108,7 @@ pub(super) fn row<E: Elem>(
         if !present(i) {
             continue;
         }
-        let (a, b) = load(i);
+        let (a, b, d) = load(i);
         if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
             continue;
         }
@@ -83,8 +117,8 @@ pub(super) fn row<E: Elem>(
             return RowValue { value: f64::NAN, counts: true };
         }
         n_present += 1;
-        sa.push(a);
-        sb.push(b);
+        sa.push(a, (-d).exp_m1());
+        sb.push(b, d.exp_m1());
     }
     if n_present == 0 {
         fill(&mut grads, 0.0);
@@ -96,10 +130,10 @@ pub(super) fn row<E: Elem>(
         return RowValue { value: f64::NAN, counts: true };
     }
     let (lse_a, lse_b) = (sa.lse(), sb.lse());
-    let dlse = lse_a - lse_b;
+    let dlse = lse_diff(&sa, &sb);
     let beta = prm.beta;
     // Per class: p, q, and w = log p − log q. An error in dlse enters the sums at second order only.
-    let class = |a: f64, b: f64| ((a - lse_a).exp(), (b - lse_b).exp(), (a - b) - dlse);
+    let class = |a: f64, b: f64, d: f64| ((a - lse_a).exp(), (b - lse_b).exp(), d - dlse);
 
     // Sweep 2: the non-negative terms.
     let mut sums = Sums::default();
@@ -107,11 +141,11 @@ pub(super) fn row<E: Elem>(
         if !present(i) {
             continue;
         }
-        let (a, b) = load(i);
+        let (a, b, d) = load(i);
         if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
             continue;
         }
-        let (p, q, w) = class(a, b);
+        let (p, q, w) = class(a, b, d);
         match kind {
             PairKind::Kl => sums.first += kl_term(p, q, w),
             PairKind::SymKl => {
@@ -154,11 +188,11 @@ pub(super) fn row<E: Elem>(
     let js_trivial = beta == 0.0 || beta == 1.0;
     let [gs, gt] = &mut grads;
     for i in 0..s.len() {
-        let (a, b) = load(i);
+        let (a, b, d) = load(i);
         let (ds, dt) = if !present(i) || (a == f64::NEG_INFINITY && b == f64::NEG_INFINITY) {
             (0.0, 0.0)
         } else {
-            let (p, q, w) = class(a, b);
+            let (p, q, w) = class(a, b, d);
             let d = prob_diff(p, q, w);
             // p·x and q·x where p or q is 0 are 0 (the limit), even when x is infinite
             let p_times = |x: f64| if p == 0.0 { 0.0 } else { p * x };

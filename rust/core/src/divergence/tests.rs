@@ -128,3 +128,42 @@ fn bad_options_are_rejected() {
     let t = Rows::contiguous(&S[..4], 1, 4).unwrap();
     assert!(pair_divergence::<f64, f64>(PairKind::Kl, s, t, &Default::default(), PairOutputs::default()).is_err());
 }
+
+/// KL(Bern(σ(a)) ‖ Bern(σ(a+d))) by its Taylor series in d: σ'(a) d²/2 + σ''(a) d³/6 + ….
+fn bernoulli_kl_series(a: f64, d: f64) -> f64 {
+    let (sp, sm) = (1.0 / (1.0 + (-a).exp()), 1.0 / (1.0 + a.exp()));
+    let u = sp * sm;
+    u * d * d / 2.0 + u * (sm - sp) * d * d * d / 6.0 + u * (1.0 - 6.0 * u) * d.powi(4) / 24.0
+}
+
+#[test]
+fn nearly_identical_rows_keep_their_digits_with_a_temperature() {
+    // Two-class rows [x, 0], [x + e, 0] at τ = 0.7: a = x/τ ≈ 30 and d = e/τ ≈ 1e-9. The KL is
+    // ~5e-32; lse(a) − lse(b) taken as a plain difference (error ~ulp(30) = 3.6e-15) or w taken as
+    // s/τ − t/τ would contribute errors of ~1e-29 instead.
+    let tau = 0.7;
+    for &(x, e) in &[(21.0, 7e-10), (-3.5, 2e-12), (7.0, 1e-6)] {
+        let (s, t) = ([x, 0.0], [x + e, 0.0]);
+        let d = (t[0] - s[0]) / tau;
+        let expect = bernoulli_kl_series(s[0] / tau, d);
+        let opts = PairOptions { temperature: tau, ..PairOptions::default() };
+        for kind in [PairKind::Kl, PairKind::SigmoidKl] {
+            let (s1, t1) = if kind == PairKind::Kl { (&s[..], &t[..]) } else { (&s[..1], &t[..1]) };
+            let (v, _, _) = run(kind, s1, t1, &opts);
+            assert!((v - expect).abs() <= 1e-10 * expect, "{kind:?} x={x} e={e}: {v} vs {expect}");
+        }
+    }
+}
+
+#[test]
+fn minus_inf_against_an_underflowing_probability_is_infinite() {
+    let ninf = f64::NEG_INFINITY;
+    // softmax([0, −800])[1] = e^−800 underflows to 0 but is positive: KL against −inf is +inf
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::SigmoidKl, PairKind::SigmoidSymKl] {
+        let (v, gs, _) = run(kind, &[0.5, -800.0], &[0.0, ninf], &PairOptions::default());
+        assert_eq!(v, f64::INFINITY, "{kind:?}");
+        assert!(gs.iter().all(|g| g.is_nan()), "{kind:?}");
+    }
+    let (v, _, _) = run(PairKind::SigmoidSymKl, &[ninf], &[-800.0], &PairOptions::default());
+    assert_eq!(v, f64::INFINITY);
+}
