@@ -1,9 +1,13 @@
 """Consistency scoring over dask arrays, on one machine or many (``pip install 'logitdiv[dask]'``).
 
->>> import dask.array as da, logitdiv.dask as ldd                            # doctest: +SKIP
->>> res = ldd.score(da.from_zarr("base.zarr"), da.from_zarr("cand.zarr"))   # doctest: +SKIP
->>> res.scores["kl"]        # a lazy dask array of per-row KL                # doctest: +SKIP
->>> scores, summary = res.compute()   # numpy arrays and a Summary, one pass # doctest: +SKIP
+>>> import numpy as np, dask.array as da, logitdiv.dask as ldd
+>>> base = da.from_array(np.random.default_rng(0).standard_normal((1000, 50)), chunks=(250, 50))
+>>> res = ldd.score(base, base * 1.01)          # or da.from_zarr(...), da.from_npy_stack(...)
+>>> res.scores["kl"].shape                      # a lazy dask array of per-row KL
+(1000,)
+>>> scores, summary = res.compute()             # numpy arrays and a Summary, one pass
+>>> summary.rows
+1000
 
 Rows are chunked as the inputs are (the classes axis is brought to a single chunk, and the
 second input is rechunked to the first's rows). Each block is scored by the library's kernels and
