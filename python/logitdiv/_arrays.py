@@ -10,6 +10,9 @@ import numpy as np
 _FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
 # The storage type the core reads for each accepted dtype, and the dtype of per-row values.
 _ELEM = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
+# Dtype objects compare and hash faster than names: the small-call path checks these first.
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_NATIVE_FLOATS = frozenset((np.dtype(np.float16), _F32, _F64))
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
 
@@ -23,15 +26,15 @@ def _reject_device_array(x: Any, name: str) -> None:
 
 def as_float_array(x: Any, name: str) -> np.ndarray:
     """`x` as a NumPy array of float16, bfloat16, float32 or float64 with at least one axis."""
-    _reject_device_array(x, name)
-    if isinstance(x, np.ndarray):
+    if type(x) is np.ndarray:
         arr = x
     else:
+        _reject_device_array(x, name)
         try:
             arr = np.asarray(x)
         except Exception as e:  # e.g. a torch tensor that requires grad
             raise TypeError(f"{name} could not be read as an array: {e}") from e
-    if arr.dtype.name not in _FLOAT_NAMES:
+    if arr.dtype not in _NATIVE_FLOATS and arr.dtype.name != "bfloat16":
         raise TypeError(
             f"{name} must hold floating-point logits (float16, bfloat16, float32 or float64); "
             f"got dtype {arr.dtype}"
@@ -56,7 +59,7 @@ def common_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
 
 def value_dtype(dtype: np.dtype) -> np.dtype:
     """Per-row values are float64 for float64 input and float32 otherwise."""
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    return _F64 if dtype == _F64 else _F32
 
 
 def rows_view(arr: np.ndarray) -> np.ndarray:
