@@ -17,7 +17,7 @@ fn dsigmoid_times(x: f64, y: f64) -> f64 {
     }
 }
 
-pub(super) fn row<E: Elem>(
+pub(crate) fn row<E: Elem>(
     kind: PairKind,
     s: &[E],
     t: &[E],

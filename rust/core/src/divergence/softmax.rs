@@ -55,7 +55,7 @@ struct Sums {
     third: f64,
 }
 
-pub(super) fn row<E: Elem>(
+pub(crate) fn row<E: Elem>(
     kind: PairKind,
     s: &[E],
     t: &[E],
