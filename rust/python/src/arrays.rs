@@ -4,7 +4,9 @@
 
 use half::{bf16, f16, slice::HalfBitsSliceExt};
 use logitdiv_core::{Elem, Rows, RowsMut};
-use numpy::{Element, PyArrayMethods, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -114,4 +116,17 @@ pub(crate) fn elem_rows_mut<S: Stored>(raw: RowsMut<'_, S::Raw>) -> RowsMut<'_, 
 pub(crate) fn elem_rows<S: Stored>(raw: Rows<'_, S::Raw>) -> Rows<'_, S> {
     let (r, c, st) = (raw.rows(), raw.cols(), raw.stride());
     Rows::new(S::view(raw.data()), r, c, st).expect("same shape as the raw view")
+}
+
+/// Borrows a 1-D array read-only.
+pub(crate) fn readonly_1d<'py, T: Element>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArray1<'py, T>> {
+    let arr = a.cast::<numpy::PyArray1<T>>().map_err(|_| {
+        PyTypeError::new_err(format!("{name}: expected a 1-D array of {}", std::any::type_name::<T>()))
+    })?;
+    arr.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+/// The elements of a borrowed contiguous 1-D array.
+pub(crate) fn slice<'a, T: Element>(name: &str, a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be C-contiguous")))
 }
