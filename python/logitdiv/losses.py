@@ -157,6 +157,13 @@ class _Outputs:
         return (value, *self.grads) if self.grads else value
 
 
+def _documented(f):
+    """Puts the shared parameter descriptions where the docstring says ``[common]`` (a docstring
+    must be a plain literal, so it cannot be built with ``+``)."""
+    f.__doc__ = f.__doc__.replace("    [common]\n", _COMMON.lstrip("\n"))
+    return f
+
+
 def _prepare(logits: Any, name: str, reduction: str, grad: Any):
     arr = _logits(logits, name)
     return arr, A.check_reduction(reduction), A.check_flag(grad, "grad")
@@ -190,6 +197,7 @@ _COMMON = """
 # softmax cross-entropy
 
 
+@_documented
 def softmax_ce(
     logits: Any,
     target: Any,
@@ -231,15 +239,15 @@ def softmax_ce(
     ignore_index : int, default -100
     temperature : float, default 1.0
         τ > 0; the logits are divided by it first.
-    """ + _COMMON + """
+    [common]
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
     >>> s = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
     >>> ld.softmax_ce(s, np.array([0, 1]))
-    array([0.41703002, 0.1448316 ])
+    array([0.41703002, 0.15317821])
     >>> float(ld.softmax_ce(s, np.array([0, -100]), reduction="mean"))  # the ignored row does not count
-    0.4170300162778335
+    0.41703001627783354
     """
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
@@ -259,6 +267,7 @@ def softmax_ce(
 # binary and multilabel cross-entropy
 
 
+@_documented
 def bce(
     logits: Any,
     target: Any,
@@ -289,7 +298,7 @@ def bce(
         pw ≥ 0, broadcastable to the logits (typically one per class, shape (C,)).
     weights : array_like, optional
         w ≥ 0, broadcastable to the logits; a weight of 0 excludes the element.
-    """ + _COMMON + """
+    [common]
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -313,6 +322,7 @@ def bce(
     return outs.result(total)
 
 
+@_documented
 def multilabel_ce(
     logits: Any,
     target: Any,
@@ -337,7 +347,7 @@ def multilabel_ce(
     logits : array_like, shape (..., C)
     target : array_like, shape (..., C)
         Labels in [0, 1]: 0/1 (bool and integers accepted) or soft labels.
-    """ + _COMMON + """
+    [common]
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -358,6 +368,7 @@ def multilabel_ce(
     return outs.result(total)
 
 
+@_documented
 def sparse_multilabel_ce(
     logits: Any,
     positives: Any,
@@ -385,7 +396,7 @@ def sparse_multilabel_ce(
         The positive classes of each row, in [0, C); entries equal to `pad` are padding, so rows
         may have different numbers of positives. A class listed twice is an error.
     pad : int, default -1
-    """ + _COMMON + """
+    [common]
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -402,7 +413,7 @@ def sparse_multilabel_ce(
         raise ValueError(
             f"positives must have shape {shape[:-1]} + (K,) for logits of shape {shape}; got shape {pos.shape}"
         )
-    pos2 = _as_int64(pos, "positives").reshape(-1, pos.shape[-1])
+    pos2 = _as_int64(pos, "positives").reshape(int(np.prod(shape[:-1], dtype=np.int64)), pos.shape[-1])
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.sparse_multilabel_ce(
@@ -492,7 +503,7 @@ def globalpointer_ce(
             f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
             f" for logits of shape {arr.shape}; got shape {pos.shape}"
         )
-    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, -1)
+    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos[0, 0].size)
     token_mask = None
     if mask is not None:
         m = np.asarray(mask)
@@ -516,6 +527,7 @@ def globalpointer_ce(
 # γ-cross-entropy
 
 
+@_documented
 def gamma_ce(
     logits: Any,
     target: Any,
@@ -549,7 +561,7 @@ def gamma_ce(
     threshold : float, optional
         b ∈ [0, 1].
     ignore_index : int, default -100
-    """ + _COMMON + """
+    [common]
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -562,9 +574,11 @@ def gamma_ce(
     """
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
+    A._reject_device_array(target, "target")
+    target = np.asarray(target)
+    if target.dtype == np.bool_ or target.dtype.kind not in "iu":
+        raise TypeError(f"gamma_ce takes integer class indices as target; got dtype {target.dtype}")
     labels, _, _ = _softmax_target(target, shape, dtype)
-    if labels is None:
-        raise TypeError("gamma_ce takes integer class indices as target; got floating-point probabilities")
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     b = None if threshold is None else A.check_number(threshold, "threshold")
@@ -587,6 +601,7 @@ def _two_logits(a: Any, b: Any, names: Tuple[str, str]) -> Tuple[np.ndarray, np.
     return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
 
 
+@_documented
 def kd_loss(
     student: Any,
     teacher: Any,
@@ -629,7 +644,8 @@ def kd_loss(
     ignore_index : int, default -100
     grad_teacher : bool, default False
         With grad=True, also return the gradient w.r.t. the teacher.
-    """ + _COMMON + """    With grad=True: (value, grad_student) or, with grad_teacher=True,
+    [common]
+    With grad=True: (value, grad_student) or, with grad_teacher=True,
     (value, grad_student, grad_teacher); grad_out is then one array or a pair.
 
     Examples
@@ -663,6 +679,7 @@ def kd_loss(
     return outs.result(total)
 
 
+@_documented
 def rdrop_loss(
     s1: Any,
     s2: Any,
@@ -700,7 +717,8 @@ def rdrop_loss(
     label_smoothing : float, default 0.0
         softmax kind only.
     ignore_index : int, default -100
-    """ + _COMMON + """    With grad=True: (value, grad_s1, grad_s2); grad_out is a pair.
+    [common]
+    With grad=True: (value, grad_s1, grad_s2); grad_out is a pair.
 
     Examples
     --------

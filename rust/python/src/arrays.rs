@@ -80,13 +80,13 @@ pub(crate) fn rows<'a, T: Element>(name: &str, a: &'a PyReadonlyArray2<'_, T>) -
     let (r, c) = (shape[0], shape[1]);
     let elem = std::mem::size_of::<T>() as isize;
     let strides = a.strides();
-    if c > 1 && strides[1] != elem {
+    if r > 0 && c > 1 && strides[1] != elem {
         return Err(PyValueError::new_err(format!("{name}: rows must be contiguous (class stride {} bytes)", strides[1])));
     }
     if r > 1 && (strides[0] < 0 || strides[0] % elem != 0) {
         return Err(PyValueError::new_err(format!("{name}: unsupported row stride of {} bytes", strides[0])));
     }
-    let stride = if r > 1 { (strides[0] / elem) as usize } else { c };
+    let stride = if r > 1 && c > 0 { (strides[0] / elem) as usize } else { c };
     let len = if r == 0 || c == 0 { 0 } else { (r - 1) * stride + c };
     let data: &[T] = if len == 0 {
         &[]

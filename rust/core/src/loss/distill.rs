@@ -2,11 +2,14 @@
 //! for student logits s and teacher logits t; gradient w.r.t. s: (1−α)(p − y) + α·T·(p_T − q_T),
 //! w.r.t. t (if asked): α·T·q_T ⊙ (w − KL), w = log q_T − log p_T. The KL term is the divergence
 //! module's `kl` row kernel (teacher first), the CE term the softmax CE row kernel, which adds its
-//! gradient to the KL one.
+//! gradient to the KL one in f64 (the sum is rounded to the storage type once).
 
 use super::labels::Target;
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
-use super::{check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one, FirstError, LossOutputs, Masks};
+use super::{
+    check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one, with_f64_grads, FirstError, LossOutputs,
+    Masks,
+};
 use crate::divergence::{softmax, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::Error;
@@ -83,30 +86,32 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
             return ignored_row(&mut g);
         }
         let mask = masks.class_row(r);
-        let [gs, gt] = &mut g;
-        let (mut value, mut counts) = (0.0, false);
-        if alpha > 0.0 {
-            let kl = softmax::row(PairKind::Kl, teacher.row(r), student.row(r), mask, &kl_params, [gt.as_deref_mut(), gs.as_deref_mut()]);
-            value += kl_weight * kl.value;
-            counts |= kl.counts;
-        } else {
-            fill_one(gt.as_deref_mut(), 0.0);
-        }
-        match label {
-            Some(l) if alpha < 1.0 => match ce_row(student.row(r), l, mask, &ce_params, gs.as_deref_mut(), r) {
-                Ok(ce) => {
-                    value += (1.0 - alpha) * ce.value;
-                    counts |= ce.counts;
-                }
-                Err(e) => {
-                    errors.report(r, e);
-                    value = f64::NAN;
-                }
-            },
-            _ if alpha == 0.0 => fill_one(gs.as_deref_mut(), 0.0),
-            _ => {}
-        }
-        RowValue { value, counts }
+        let (s, t) = (student.row(r), teacher.row(r));
+        with_f64_grads(&mut g, cols, |[mut gs, mut gt]| {
+            let (mut value, mut counts) = (0.0, false);
+            if alpha > 0.0 {
+                let kl = softmax::row(PairKind::Kl, t, s, mask, &kl_params, [gt.as_deref_mut(), gs.as_deref_mut()]);
+                value += kl_weight * kl.value;
+                counts |= kl.counts;
+            } else {
+                fill_one(gt, 0.0);
+            }
+            match label {
+                Some(l) if alpha < 1.0 => match ce_row(s, l, mask, &ce_params, gs.as_deref_mut(), r) {
+                    Ok(ce) => {
+                        value += (1.0 - alpha) * ce.value;
+                        counts |= ce.counts;
+                    }
+                    Err(e) => {
+                        errors.report(r, e);
+                        value = f64::NAN;
+                    }
+                },
+                _ if alpha == 0.0 => fill_one(gs, 0.0),
+                _ => {}
+            }
+            RowValue { value, counts }
+        })
     };
     let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, out.grad_second], kernel);
     errors.into_result(reduced)

@@ -29,6 +29,7 @@ mod rdrop;
 mod softmax_ce;
 mod sparse;
 
+use std::cell::RefCell;
 use std::sync::Mutex;
 
 use crate::element::Elem;
@@ -174,6 +175,40 @@ pub(crate) fn fill_one<E: Elem>(g: Option<&mut [E]>, x: f64) {
 #[inline]
 pub(crate) fn fill_all<E: Elem>(g: &mut GradRows<'_, E>, x: f64) {
     crate::divergence::fill(g, x);
+}
+
+thread_local! {
+    /// Per-thread f64 gradient rows of the losses made of several terms.
+    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on f64 gradient rows of `cols` elements standing for the output rows that were asked
+/// for, then rounds them once into those rows: a loss of several terms (kd_loss, rdrop_loss) adds
+/// its gradients in f64, never in the storage type (two roundings to bf16 of terms that nearly
+/// cancel would lose the difference). Every term's first kernel overwrites the whole row.
+pub(crate) fn with_f64_grads<E: Elem, R>(
+    grads: &mut GradRows<'_, E>,
+    cols: usize,
+    f: impl FnOnce(GradRows<'_, f64>) -> R,
+) -> R {
+    if grads.iter().all(Option::is_none) {
+        return f([None, None]);
+    }
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.resize(2 * cols, 0.0);
+        let (b0, b1) = buf.split_at_mut(cols);
+        let [g0, g1] = grads;
+        let r = f([g0.is_some().then_some(&mut b0[..]), g1.is_some().then_some(&mut b1[..])]);
+        for (out, scratch) in [(g0, &*b0), (g1, &*b1)] {
+            if let Some(out) = out.as_deref_mut() {
+                for (o, x) in out.iter_mut().zip(scratch) {
+                    *o = E::from_f64(*x);
+                }
+            }
+        }
+        r
+    })
 }
 
 /// Stores `d` into a gradient element, or adds it to what is there when `add` (a loss made of

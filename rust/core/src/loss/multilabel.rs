@@ -27,13 +27,13 @@ impl Default for MultilabelOptions<'_> {
 
 /// The multilabel CE of one row that is not ignored, its gradient scaled by `scale` (added to what
 /// the row holds when `add`); `Err` for a label outside [0, 1].
-pub(crate) fn multilabel_row<E: Elem, T: Elem>(
+pub(crate) fn multilabel_row<E: Elem, T: Elem, G: Elem>(
     s: &[E],
     y_row: &[T],
     mask: Option<&[u8]>,
     scale: f64,
     add: bool,
-    grad: Option<&mut [E]>,
+    grad: Option<&mut [G]>,
     row: usize,
 ) -> Result<RowValue, Error> {
     let (mut neg, mut pos) = (Log1pSumExp::EMPTY, Log1pSumExp::EMPTY);

@@ -2,12 +2,12 @@
 //! CE(s1, y) + CE(s2, y) + α/2 · (KL(p1‖p2) + KL(p2‖p1)). The sigmoid kind (kexue.fm/archives/9039,
 //! for GlobalPointer and multilabel heads) uses the multilabel CE and the sigmoid symmetric KL
 //! Σ (σ(s1) − σ(s2))(s1 − s2). The symmetric KL is the divergence module's row kernel; the CE
-//! kernels add their gradients to its.
+//! kernels add their gradients to its in f64 (the sum is rounded to the storage type once).
 
 use super::labels::{RowTarget, Target};
 use super::multilabel::multilabel_row;
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
-use super::{check_outputs, check_same, check_unit, FirstError, LossOutputs, Masks};
+use super::{check_outputs, check_same, check_unit, with_f64_grads, FirstError, LossOutputs, Masks};
 use crate::divergence::{sigmoid, softmax, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
@@ -100,35 +100,36 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
         };
         let mask = masks.class_row(r);
         let (a, b) = (s1.row(r), s2.row(r));
-        let [g1, g2] = &mut g;
-        let (mut value, mut counts) = (0.0, false);
-        if alpha > 0.0 {
-            let grads = [g1.as_deref_mut(), g2.as_deref_mut()];
-            let kl = match kind {
-                RdropKind::Softmax => softmax::row(PairKind::SymKl, a, b, mask, &kl_params, grads),
-                RdropKind::Sigmoid => sigmoid::row(PairKind::SigmoidSymKl, a, b, mask, None, &kl_params, grads),
-            };
-            value += half * kl.value;
-            counts |= kl.counts;
-        }
-        for (s, grad) in [(a, g1), (b, g2)] {
-            let ce = match (kind, label) {
-                (RdropKind::Softmax, _) => ce_row(s, label, mask, &ce_params, grad.as_deref_mut(), r),
-                (RdropKind::Sigmoid, RowTarget::Probs(y)) => multilabel_row(s, y, mask, scale, add, grad.as_deref_mut(), r),
-                (RdropKind::Sigmoid, RowTarget::Class(_)) => unreachable!("rejected before the kernels run"),
-            };
-            match ce {
-                Ok(ce) => {
-                    value += ce.value;
-                    counts |= ce.counts;
-                }
-                Err(e) => {
-                    errors.report(r, e);
-                    return RowValue { value: f64::NAN, counts: true };
+        with_f64_grads(&mut g, cols, |[mut g1, mut g2]| {
+            let (mut value, mut counts) = (0.0, false);
+            if alpha > 0.0 {
+                let grads = [g1.as_deref_mut(), g2.as_deref_mut()];
+                let kl = match kind {
+                    RdropKind::Softmax => softmax::row(PairKind::SymKl, a, b, mask, &kl_params, grads),
+                    RdropKind::Sigmoid => sigmoid::row(PairKind::SigmoidSymKl, a, b, mask, None, &kl_params, grads),
+                };
+                value += half * kl.value;
+                counts |= kl.counts;
+            }
+            for (s, grad) in [(a, g1), (b, g2)] {
+                let ce = match (kind, label) {
+                    (RdropKind::Softmax, _) => ce_row(s, label, mask, &ce_params, grad, r),
+                    (RdropKind::Sigmoid, RowTarget::Probs(y)) => multilabel_row(s, y, mask, scale, add, grad, r),
+                    (RdropKind::Sigmoid, RowTarget::Class(_)) => unreachable!("rejected before the kernels run"),
+                };
+                match ce {
+                    Ok(ce) => {
+                        value += ce.value;
+                        counts |= ce.counts;
+                    }
+                    Err(e) => {
+                        errors.report(r, e);
+                        return RowValue { value: f64::NAN, counts: true };
+                    }
                 }
             }
-        }
-        RowValue { value, counts }
+            RowValue { value, counts }
+        })
     };
     let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, out.grad_second], kernel);
     errors.into_result(reduced)

@@ -143,7 +143,7 @@ pub(crate) fn stats<E: Elem, T: Elem>(
 
 /// Sweep 2: writes `scale · (Σt · p_i − t_i)` for every class (0 where absent), t = (1−ε)·y + ε/n.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn grad_sweep<E: Elem, T: Elem>(
+pub(crate) fn grad_sweep<E: Elem, T: Elem, G: Elem>(
     s: &[E],
     target: RowTarget<'_, T>,
     mask: Option<&[u8]>,
@@ -152,7 +152,7 @@ pub(crate) fn grad_sweep<E: Elem, T: Elem>(
     eps: f64,
     scale: f64,
     add: bool,
-    g: &mut [E],
+    g: &mut [G],
 ) {
     let n = st.n as f64;
     let tsum = (1.0 - eps) * st.ysum + eps;
@@ -192,12 +192,12 @@ pub(crate) struct CeParams {
 }
 
 /// The cross-entropy of one row that is not ignored; `Err` for invalid probabilities.
-pub(crate) fn ce_row<E: Elem, T: Elem>(
+pub(crate) fn ce_row<E: Elem, T: Elem, G: Elem>(
     s: &[E],
     target: RowTarget<'_, T>,
     mask: Option<&[u8]>,
     prm: &CeParams,
-    grad: Option<&mut [E]>,
+    grad: Option<&mut [G]>,
     row: usize,
 ) -> Result<RowValue, Error> {
     let st = stats(s, target, mask, prm.inv_tau, row)?;
@@ -216,7 +216,7 @@ pub(crate) fn ce_row<E: Elem, T: Elem>(
         if value.is_finite() {
             grad_sweep(s, target, mask, prm.inv_tau, &st, prm.eps, prm.grad_scale, prm.add, g);
         } else {
-            g.fill(E::from_f64(f64::NAN));
+            g.fill(G::from_f64(f64::NAN));
         }
     }
     Ok(RowValue { value, counts: true })
