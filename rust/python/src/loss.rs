@@ -2,14 +2,17 @@
 //! (f32, f64, f16, bf16 as uint16 bits) and the probability labels' type (f32, f64).
 
 use logitdiv_core::{
-    BceOptions, Elem, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks, MultilabelOptions,
-    Positives, RdropKind, RdropOptions, Reduction, SoftmaxCeOptions, SparseMultilabelOptions, Target,
+    BceOptions, Elem, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks,
+    MultilabelOptions, Positives, RdropKind, RdropOptions, Reduction, SoftmaxCeOptions, SparseMultilabelOptions,
+    Target,
 };
 use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::arrays::{elem_rows, elem_rows_mut, readonly, readonly_1d, readwrite, readwrite_1d, rows, rows_mut, slice, Stored};
+use crate::arrays::{
+    elem_rows, elem_rows_mut, readonly, readonly_1d, readwrite, readwrite_1d, rows, rows_mut, slice, Stored,
+};
 use crate::core_error;
 
 type Any<'a, 'py> = Option<&'a Bound<'py, PyAny>>;
@@ -141,7 +144,10 @@ struct CeArgs<'a, 'py> {
     grad: Any<'a, 'py>,
 }
 
-fn run_ce<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(py: Python<'_>, a: &CeArgs<'_, '_>) -> PyResult<(f64, usize)> {
+fn run_ce<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
+    py: Python<'_>,
+    a: &CeArgs<'_, '_>,
+) -> PyResult<(f64, usize)> {
     let logits_arr = readonly::<S::Raw>("logits", a.logits)?;
     let target_arr = TargetArrays::<T>::borrow(a.labels, a.probs, a.ignore_index)?;
     let mask_arr = MaskArrays::borrow(a.class_mask, a.row_mask)?;
@@ -511,7 +517,8 @@ fn run_pair<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
     let out = outs.outputs()?;
     let r = match (a.kd, a.rdrop) {
         (Some((temperature, alpha, t2)), _) => {
-            let opts = KdOptions { temperature, alpha, t2, label_smoothing: a.label_smoothing, masks, reduction: a.reduction };
+            let opts =
+                KdOptions { temperature, alpha, t2, label_smoothing: a.label_smoothing, masks, reduction: a.reduction };
             py.detach(move || logitdiv_core::kd_loss(first, second, target, &opts, out))
         }
         (None, Some((alpha, kind))) => {

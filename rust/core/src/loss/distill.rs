@@ -7,8 +7,8 @@
 use super::labels::Target;
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
 use super::{
-    check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one, with_f64_grads, FirstError, LossOutputs,
-    Masks,
+    check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one, with_f64_grads, FirstError,
+    LossOutputs, Masks,
 };
 use crate::divergence::{softmax, PairKind, RowParams};
 use crate::element::Elem;
@@ -72,7 +72,8 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
     let kl_weight = alpha * if opts.t2 { opts.temperature * opts.temperature } else { 1.0 };
     let scale = opts.reduction.grad_scale(rows);
     let kl_params = RowParams { inv_tau, beta: 0.5, grad_scale: scale * inv_tau * kl_weight };
-    let ce_params = CeParams { inv_tau: 1.0, eps: opts.label_smoothing, grad_scale: scale * (1.0 - alpha), add: alpha > 0.0 };
+    let ce_params =
+        CeParams { inv_tau: 1.0, eps: opts.label_smoothing, grad_scale: scale * (1.0 - alpha), add: alpha > 0.0 };
     let errors = FirstError::default();
     let kernel = |r: usize, mut g: GradRows<'_, E>| {
         let label = match &target {

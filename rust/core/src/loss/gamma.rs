@@ -29,7 +29,13 @@ pub struct GammaOptions<'a> {
 
 impl Default for GammaOptions<'_> {
     fn default() -> Self {
-        GammaOptions { gamma: 0.0, threshold: None, ignore_index: -100, masks: Masks::default(), reduction: Reduction::None }
+        GammaOptions {
+            gamma: 0.0,
+            threshold: None,
+            ignore_index: -100,
+            masks: Masks::default(),
+            reduction: Reduction::None,
+        }
     }
 }
 
@@ -49,11 +55,7 @@ fn gamma_value(gamma: f64, nll: f64, q: f64, p_large: bool) -> (f64, f64) {
         return (nll, 1.0);
     }
     let keep = 1.0 - gamma;
-    let value = if p_large {
-        -(-keep * q).ln_1p() / keep
-    } else {
-        -logaddexp(gamma.ln(), keep.ln() - nll) / keep
-    };
+    let value = if p_large { -(-keep * q).ln_1p() / keep } else { -logaddexp(gamma.ln(), keep.ln() - nll) / keep };
     // log(γ + (1−γ) p_y) = −(1−γ)·value, so r = exp(log p_y + (1−γ)·value)
     let r = (keep * value - nll).exp().min(1.0);
     (value, r)

@@ -68,11 +68,7 @@ pub(crate) enum RowTarget<'r, T> {
 
 /// The error for a probability that is negative, not finite, or (when `at_most_one`) above 1.
 pub(crate) fn bad_probability<T: Elem>(row: usize, probs: &[T], at_most_one: bool) -> Error {
-    let bad = probs
-        .iter()
-        .enumerate()
-        .map(|(i, y)| (i, y.to_f64()))
-        .find(|&(_, y)| !valid_probability(y, at_most_one));
+    let bad = probs.iter().enumerate().map(|(i, y)| (i, y.to_f64())).find(|&(_, y)| !valid_probability(y, at_most_one));
     let (i, y) = bad.unwrap_or((0, f64::NAN));
     let range = if at_most_one { "lie in [0, 1]" } else { "be finite and ≥ 0" };
     bad_argument(format!("target probabilities must {range}; got {y} at row {row}, class {i}"))

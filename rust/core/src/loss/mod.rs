@@ -119,7 +119,12 @@ pub(crate) fn check_masks(masks: &Masks<'_>, rows: usize, cols: usize) -> Result
     Ok(())
 }
 
-pub(crate) fn check_outputs<E, V>(out: &LossOutputs<'_, E, V>, rows: usize, cols: usize, second: bool) -> Result<(), Error> {
+pub(crate) fn check_outputs<E, V>(
+    out: &LossOutputs<'_, E, V>,
+    rows: usize,
+    cols: usize,
+    second: bool,
+) -> Result<(), Error> {
     if let Some(v) = &out.values {
         if v.len() != rows {
             return Err(bad_shape(format!("the value output holds {} values; expected {rows}, one per row", v.len())));

@@ -10,7 +10,9 @@
 
 use super::labels::{bad_probability, valid_probability, RowTarget, Target};
 use super::online::MaxRest;
-use super::{check_masks, check_outputs, check_temperature, check_unit, fill_one, store, FirstError, LossOutputs, Masks};
+use super::{
+    check_masks, check_outputs, check_temperature, check_unit, fill_one, store, FirstError, LossOutputs, Masks,
+};
 use crate::element::Elem;
 use crate::error::Error;
 use crate::parallel::{reduce_rows, GradRows, RowValue};
@@ -229,7 +231,12 @@ pub(crate) fn ignored_row<E: Elem>(g: &mut GradRows<'_, E>) -> RowValue {
 }
 
 /// Checks the options shared by the softmax losses against labels.
-pub(crate) fn validate_target<T>(target: &Target<'_, T>, masks: &Masks<'_>, rows: usize, cols: usize) -> Result<(), Error> {
+pub(crate) fn validate_target<T>(
+    target: &Target<'_, T>,
+    masks: &Masks<'_>,
+    rows: usize,
+    cols: usize,
+) -> Result<(), Error> {
     target.check_shape(rows, cols)?;
     check_masks(masks, rows, cols)?;
     target.check_classes(cols, masks)

@@ -46,7 +46,8 @@ fn check_grad(what: &str, x: &[f64], grad: &[f64], f: impl Fn(&[f64]) -> f64) {
 
 fn ce(s: &[f64], target: Target<'_, f64>, opts: &SoftmaxCeOptions<'_>) -> (f64, Vec<f64>) {
     let mut g = vec![0.0; s.len()];
-    let out = LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, s.len()).unwrap()), ..Default::default() };
+    let out =
+        LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, s.len()).unwrap()), ..Default::default() };
     let r = softmax_ce(rows(s), target, opts, out).unwrap();
     (r.value, g)
 }
@@ -120,13 +121,23 @@ fn bad_labels_are_errors_naming_row_and_value() {
     let s = [S, T].concat();
     let lg = Rows::contiguous(&s, 2, 5).unwrap();
     let opts = SoftmaxCeOptions::default();
-    let e = softmax_ce::<f64, f64, f64>(lg, Target::Classes { labels: &[1, 5], ignore_index: -100 }, &opts, LossOutputs::default())
-        .unwrap_err();
+    let e = softmax_ce::<f64, f64, f64>(
+        lg,
+        Target::Classes { labels: &[1, 5], ignore_index: -100 },
+        &opts,
+        LossOutputs::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("row 1 is 5"), "{e}");
     let mut y = [Y, Y].concat();
     y[7] = -0.5;
-    let e = softmax_ce::<f64, f64, f64>(lg, Target::Probs(Rows::contiguous(&y, 2, 5).unwrap()), &opts, LossOutputs::default())
-        .unwrap_err();
+    let e = softmax_ce::<f64, f64, f64>(
+        lg,
+        Target::Probs(Rows::contiguous(&y, 2, 5).unwrap()),
+        &opts,
+        LossOutputs::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("-0.5 at row 1, class 2"), "{e}");
     let pos = [1i64, 3, 1];
     let e = sparse_multilabel_ce::<f64, f64>(
@@ -138,8 +149,13 @@ fn bad_labels_are_errors_naming_row_and_value() {
     .unwrap_err();
     assert!(e.to_string().contains("class 1 is listed twice"), "{e}");
     let bad_eps = SoftmaxCeOptions { label_smoothing: 1.5, ..Default::default() };
-    assert!(softmax_ce::<f64, f64, f64>(lg, Target::Classes { labels: &[1, 1], ignore_index: -100 }, &bad_eps, LossOutputs::default())
-        .is_err());
+    assert!(softmax_ce::<f64, f64, f64>(
+        lg,
+        Target::Classes { labels: &[1, 1], ignore_index: -100 },
+        &bad_eps,
+        LossOutputs::default()
+    )
+    .is_err());
 }
 
 fn naive_bce(s: &[f64], y: &[f64], pw: &[f64], w: &[f64]) -> f64 {
@@ -154,7 +170,8 @@ fn bce_matches_naive_formula_and_differences() {
     let run = |x: &[f64]| {
         let mut g = vec![0.0; 5];
         let opts = BceOptions { pos_weight: Some(rows(&pw)), weights: Some(rows(&w)), ..Default::default() };
-        let out = LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, 5).unwrap()), ..Default::default() };
+        let out =
+            LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, 5).unwrap()), ..Default::default() };
         (bce(rows(x), rows(&Y), &opts, out).unwrap().value, g)
     };
     let (v, g) = run(&S);
@@ -164,7 +181,8 @@ fn bce_matches_naive_formula_and_differences() {
 
 fn ml(s: &[f64], y: &[f64]) -> (f64, Vec<f64>) {
     let mut g = vec![0.0; s.len()];
-    let out = LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, s.len()).unwrap()), ..Default::default() };
+    let out =
+        LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, s.len()).unwrap()), ..Default::default() };
     (multilabel_ce(rows(s), rows(y), &Default::default(), out).unwrap().value, g)
 }
 
@@ -218,8 +236,7 @@ fn sparse_and_globalpointer_equal_the_dense_loss() {
     let opts = GlobalPointerOptions { token_mask: Some(Rows::contiguous(&mask, 1, 3).unwrap()), ..Default::default() };
     let positives = Positives { indices: Rows::contiguous(&spans, 1, 4).unwrap(), pad: -1 };
     let v = globalpointer_ce(Rows::contiguous(&logits, 1, 9).unwrap(), positives, &opts, out).unwrap().value;
-    let masked: Vec<f64> =
-        (0..9).map(|c| if [0, 1, 4].contains(&c) { logits[c] } else { NEG_INF }).collect();
+    let masked: Vec<f64> = (0..9).map(|c| if [0, 1, 4].contains(&c) { logits[c] } else { NEG_INF }).collect();
     let (dense, dense_g) = ml(&masked, &onehot(1, 9));
     assert!((v - dense).abs() < 1e-14);
     assert!(g.iter().zip(&dense_g).all(|(a, b)| (a - b).abs() < 1e-15), "{g:?} vs {dense_g:?}");
@@ -230,7 +247,8 @@ fn gamma_ce_at_zero_is_softmax_ce_and_its_gradient_matches_differences() {
     let labels = [3i64];
     let run = |x: &[f64], gamma: f64, threshold: Option<f64>| {
         let mut g = vec![0.0; 5];
-        let out = LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, 5).unwrap()), ..Default::default() };
+        let out =
+            LossOutputs::<f64, f64> { grad: Some(RowsMut::contiguous(&mut g, 1, 5).unwrap()), ..Default::default() };
         let opts = GammaOptions { gamma, threshold, ..Default::default() };
         (gamma_ce(rows(x), &labels, &opts, out).unwrap().value, g)
     };
