@@ -240,6 +240,7 @@ def softmax_ce(
     temperature : float, default 1.0
         τ > 0; the logits are divided by it first.
     [common]
+
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -299,6 +300,7 @@ def bce(
     weights : array_like, optional
         w ≥ 0, broadcastable to the logits; a weight of 0 excludes the element.
     [common]
+
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -348,6 +350,7 @@ def multilabel_ce(
     target : array_like, shape (..., C)
         Labels in [0, 1]: 0/1 (bool and integers accepted) or soft labels.
     [common]
+
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -397,6 +400,7 @@ def sparse_multilabel_ce(
         may have different numbers of positives. A class listed twice is an error.
     pad : int, default -1
     [common]
+
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
@@ -462,8 +466,9 @@ def globalpointer_ce(
         with some span present; "batchmean" the sum / (B·heads) — bert4keras' NER
         ``global_pointer_crossentropy`` (``K.mean`` over batch × heads); "sum_heads_mean_batch"
         the sum over heads averaged over the batch, sum / B — GPLinker's
-        ``globalpointer_crossentropy`` (``K.mean(K.sum(loss, axis=1))``). (GPLinker pads with the
-        span (0, 0) and drops class 0 with ``mask_zero=True``; here pass ``pad=0`` and mask token 0.)
+        ``globalpointer_crossentropy`` (``K.mean(K.sum(loss, axis=1))``). GPLinker pads its spans
+        with (0, 0) and drops that class with ``mask_zero=True``; the same here is ``pad=0`` with
+        the (0, 0) logits set to −inf (tested against a transcription of GPLinker's loss).
     grad, out, grad_out
         As for the other losses; the gradient has the logits' shape (B, heads, L, L).
 
@@ -562,6 +567,7 @@ def gamma_ce(
         b ∈ [0, 1].
     ignore_index : int, default -100
     [common]
+
     Examples
     --------
     >>> import numpy as np, logitdiv as ld
