@@ -13,21 +13,39 @@ from . import _native
 from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
 from .scoring import ScoreResult, score
 from .summary import Summary
+from .losses import (
+    bce,
+    gamma_ce,
+    globalpointer_ce,
+    kd_loss,
+    multilabel_ce,
+    rdrop_loss,
+    softmax_ce,
+    sparse_multilabel_ce,
+)
 
 __version__: str = _native.__version__
 
 __all__ = [
     "__version__",
+    "bce",
+    "gamma_ce",
     "get_num_threads",
+    "globalpointer_ce",
     "gp_kl",
     "js",
+    "kd_loss",
     "kl",
     "score",
     "ScoreResult",
     "Summary",
+    "multilabel_ce",
+    "rdrop_loss",
     "set_num_threads",
     "sigmoid_kl",
     "sigmoid_sym_kl",
+    "softmax_ce",
+    "sparse_multilabel_ce",
     "sym_kl",
 ]
 

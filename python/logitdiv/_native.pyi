@@ -5,7 +5,20 @@ from typing import Optional, Tuple
 import numpy as np
 
 __version__: str
-__all__ = ["__version__", "get_num_threads", "pair_divergence", "set_num_threads"]
+__all__ = [
+    "__version__",
+    "bce",
+    "gamma_ce",
+    "get_num_threads",
+    "globalpointer_ce",
+    "kd_loss",
+    "multilabel_ce",
+    "pair_divergence",
+    "rdrop_loss",
+    "set_num_threads",
+    "softmax_ce",
+    "sparse_multilabel_ce",
+]
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
@@ -22,4 +35,116 @@ def pair_divergence(
     values: Optional[np.ndarray],
     grad_s: Optional[np.ndarray],
     grad_t: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def softmax_ce(
+    elem: str,
+    telem: str,
+    logits: np.ndarray,
+    labels: Optional[np.ndarray],
+    probs: Optional[np.ndarray],
+    ignore_index: int,
+    label_smoothing: float,
+    temperature: float,
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def bce(
+    elem: str,
+    telem: str,
+    logits: np.ndarray,
+    target: np.ndarray,
+    pos_weight: Optional[np.ndarray],
+    weights: Optional[np.ndarray],
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def multilabel_ce(
+    elem: str,
+    telem: str,
+    logits: np.ndarray,
+    target: np.ndarray,
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def sparse_multilabel_ce(
+    elem: str,
+    logits: np.ndarray,
+    positives: np.ndarray,
+    pad: int,
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def globalpointer_ce(
+    elem: str,
+    logits: np.ndarray,
+    positives: np.ndarray,
+    pad: int,
+    heads: int,
+    spans: bool,
+    mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def gamma_ce(
+    elem: str,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    ignore_index: int,
+    gamma: float,
+    threshold: Optional[float],
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def kd_loss(
+    elem: str,
+    telem: str,
+    student: np.ndarray,
+    teacher: np.ndarray,
+    labels: Optional[np.ndarray],
+    probs: Optional[np.ndarray],
+    ignore_index: int,
+    temperature: float,
+    alpha: float,
+    t2: bool,
+    label_smoothing: float,
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad_student: Optional[np.ndarray],
+    grad_teacher: Optional[np.ndarray],
+) -> Tuple[float, int]: ...
+def rdrop_loss(
+    elem: str,
+    telem: str,
+    kind: str,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    labels: Optional[np.ndarray],
+    probs: Optional[np.ndarray],
+    ignore_index: int,
+    alpha: float,
+    label_smoothing: float,
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad1: Optional[np.ndarray],
+    grad2: Optional[np.ndarray],
 ) -> Tuple[float, int]: ...

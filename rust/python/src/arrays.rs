@@ -4,7 +4,9 @@
 
 use half::{bf16, f16, slice::HalfBitsSliceExt};
 use logitdiv_core::{Elem, Rows, RowsMut};
-use numpy::{Element, PyArrayMethods, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods};
+use numpy::{
+    Element, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -78,13 +80,13 @@ pub(crate) fn rows<'a, T: Element>(name: &str, a: &'a PyReadonlyArray2<'_, T>) -
     let (r, c) = (shape[0], shape[1]);
     let elem = std::mem::size_of::<T>() as isize;
     let strides = a.strides();
-    if c > 1 && strides[1] != elem {
+    if r > 0 && c > 1 && strides[1] != elem {
         return Err(PyValueError::new_err(format!("{name}: rows must be contiguous (class stride {} bytes)", strides[1])));
     }
     if r > 1 && (strides[0] < 0 || strides[0] % elem != 0) {
         return Err(PyValueError::new_err(format!("{name}: unsupported row stride of {} bytes", strides[0])));
     }
-    let stride = if r > 1 { (strides[0] / elem) as usize } else { c };
+    let stride = if r > 1 && c > 0 { (strides[0] / elem) as usize } else { c };
     let len = if r == 0 || c == 0 { 0 } else { (r - 1) * stride + c };
     let data: &[T] = if len == 0 {
         &[]
@@ -114,4 +116,17 @@ pub(crate) fn elem_rows_mut<S: Stored>(raw: RowsMut<'_, S::Raw>) -> RowsMut<'_, 
 pub(crate) fn elem_rows<S: Stored>(raw: Rows<'_, S::Raw>) -> Rows<'_, S> {
     let (r, c, st) = (raw.rows(), raw.cols(), raw.stride());
     Rows::new(S::view(raw.data()), r, c, st).expect("same shape as the raw view")
+}
+
+/// Borrows a 1-D array read-only.
+pub(crate) fn readonly_1d<'py, T: Element>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<PyReadonlyArray1<'py, T>> {
+    let arr = a.cast::<numpy::PyArray1<T>>().map_err(|_| {
+        PyTypeError::new_err(format!("{name}: expected a 1-D array of {}", std::any::type_name::<T>()))
+    })?;
+    arr.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+/// The elements of a borrowed contiguous 1-D array.
+pub(crate) fn slice<'a, T: Element>(name: &str, a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be C-contiguous")))
 }

@@ -3,6 +3,7 @@
 
 mod arrays;
 mod divergence;
+mod loss;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -29,5 +30,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(divergence::pair_divergence, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::softmax_ce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::bce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::multilabel_ce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::sparse_multilabel_ce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::globalpointer_ce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::gamma_ce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::kd_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::rdrop_loss, m)?)?;
     Ok(())
 }

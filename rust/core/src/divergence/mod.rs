@@ -9,8 +9,8 @@
 //! - a row with no class present gives 0 and does not count for `Reduction::Mean`; a softmax row
 //!   where one side has every present class at −inf has no distribution and gives NaN.
 
-mod sigmoid;
-mod softmax;
+pub(crate) mod sigmoid;
+pub(crate) mod softmax;
 
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};

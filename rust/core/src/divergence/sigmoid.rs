@@ -17,14 +17,15 @@ fn dsigmoid_times(x: f64, y: f64) -> f64 {
     }
 }
 
-pub(super) fn row<E: Elem>(
+/// Gradients are written as `G`: the input type, or f64 where a loss adds further terms to them.
+pub(crate) fn row<E: Elem, G: Elem>(
     kind: PairKind,
     s: &[E],
     t: &[E],
     mask: Option<&[u8]>,
     weights: Option<&[f64]>,
     prm: &RowParams,
-    mut grads: GradRows<'_, E>,
+    mut grads: GradRows<'_, G>,
 ) -> RowValue {
     let mut value = 0.0;
     let mut n_present = 0usize;
@@ -66,10 +67,10 @@ pub(super) fn row<E: Elem>(
         let g = prm.grad_scale * weight;
         let [gs, gt] = &mut grads;
         if let Some(gs) = gs.as_deref_mut() {
-            gs[i] = E::from_f64(g * ds);
+            gs[i] = G::from_f64(g * ds);
         }
         if let Some(gt) = gt.as_deref_mut() {
-            gt[i] = E::from_f64(g * dt);
+            gt[i] = G::from_f64(g * dt);
         }
     }
     if bad {

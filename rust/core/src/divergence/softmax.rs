@@ -84,13 +84,14 @@ struct Sums {
     third: f64,
 }
 
-pub(super) fn row<E: Elem>(
+/// Gradients are written as `G`: the input type, or f64 where a loss adds further terms to them.
+pub(crate) fn row<E: Elem, G: Elem>(
     kind: PairKind,
     s: &[E],
     t: &[E],
     mask: Option<&[u8]>,
     prm: &RowParams,
-    mut grads: GradRows<'_, E>,
+    mut grads: GradRows<'_, G>,
 ) -> RowValue {
     let want_grad = grads.iter().any(Option::is_some);
     let present = |i: usize| mask.is_none_or(|m| m[i] != 0);
@@ -209,10 +210,10 @@ pub(super) fn row<E: Elem>(
             }
         };
         if let Some(gs) = gs.as_deref_mut() {
-            gs[i] = E::from_f64(g * ds);
+            gs[i] = G::from_f64(g * ds);
         }
         if let Some(gt) = gt.as_deref_mut() {
-            gt[i] = E::from_f64(g * dt);
+            gt[i] = G::from_f64(g * dt);
         }
     }
     RowValue { value, counts: true }

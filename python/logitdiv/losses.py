@@ -1,0 +1,757 @@
+"""Losses against labels, straight from logits, with their gradients: softmax cross-entropy, binary
+cross-entropy, Su's multilabel softmax cross-entropy (dense, sparse, GlobalPointer), the
+γ-cross-entropy, knowledge distillation and R-Drop. The mathematics is in MATH.md (section 2); the
+computation is in the Rust core, which sums non-negative terms in float64.
+
+Conventions shared by every loss here (and with the divergences):
+
+- rows are all leading axes, the last axis holds the C classes; ``reduction`` defaults to
+  ``"none"`` (one value per row), the project's convention — PyTorch's losses default to
+  ``"mean"``, so pass ``reduction="mean"`` to compare;
+- ``"mean"`` averages over the rows that count: a row labelled ``ignore_index``, excluded by a row
+  mask, or with no class present does not; ``"batchmean"`` divides the sum by the number of rows;
+- a logit of −inf is an absent class: it contributes exactly 0 to value and gradient, unless the
+  label puts mass on it, which makes the row +inf (with NaN gradients), as the formulas do;
+- NaN or +inf among a row's logits makes that row NaN (with NaN gradients) and no other;
+- labels are checked: a class index out of range, a negative or non-finite probability, a
+  duplicated positive are ``ValueError`` naming the row (counted over the flattened leading axes)
+  and the value; labels of the wrong kind are ``TypeError``; shapes that do not fit are
+  ``ValueError`` showing both shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from . import _arrays as A
+from . import _native
+from .divergences import Result
+
+_I64 = np.iinfo(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# argument handling
+
+
+def _logits(x: Any, name: str) -> np.ndarray:
+    arr = A.as_float_array(x, name)
+    if arr.shape[-1] == 0:
+        raise ValueError(f"{name} need at least one class on the last axis; got shape {arr.shape}")
+    return arr
+
+
+def _int_option(value: Any, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {value!r}")
+    return int(value)
+
+
+def _as_int64(arr: np.ndarray, name: str) -> np.ndarray:
+    """An integer array as int64, refusing bool and floats (TypeError) and uint64 beyond int64."""
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class indices; got dtype {arr.dtype}")
+    if arr.dtype == np.uint64 and arr.size and arr.max() > _I64.max:
+        raise ValueError(f"{name} holds {arr.max()}, beyond the int64 range")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """`where` as (class mask rows uint8, None) or, when its last axis has length 1, (None, row mask)."""
+    if where is None:
+        return None, None
+    arr = np.asarray(where)
+    if arr.dtype != np.bool_:
+        raise TypeError(f"where must be a boolean array; got dtype {arr.dtype}")
+    try:
+        full = np.broadcast_shapes(arr.shape, shape)
+    except ValueError:
+        full = None
+    if full != tuple(shape):
+        raise ValueError(f"where has shape {arr.shape}, which does not broadcast to the logits' shape {shape}")
+    if arr.ndim == 0 or arr.shape[-1] == 1:
+        per_row = arr if arr.ndim == 0 else arr[..., 0]
+        rows = np.ascontiguousarray(np.broadcast_to(per_row, shape[:-1])).reshape(-1)
+        return None, rows.view(np.uint8)
+    return A.broadcast_rows(arr, shape, "where", bool).view(np.uint8), None
+
+
+def _probabilities(arr: np.ndarray, logits_dtype: np.dtype, name: str) -> Tuple[np.ndarray, str]:
+    """Labels of the logits' shape as 2-D rows of float32 or float64 (integers and bools become
+    floats of the values' precision; float16 and bfloat16 become float32, exactly)."""
+    if arr.dtype.kind in "iub":
+        dtype = np.dtype(np.float64) if logits_dtype == np.float64 else np.dtype(np.float32)
+    elif arr.dtype.name in ("float32", "float64"):
+        dtype = arr.dtype
+    elif arr.dtype.name in ("float16", "bfloat16"):
+        dtype = np.dtype(np.float32)
+    else:
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    return A.rows_view(arr.astype(dtype, copy=False)), A.elem_name(dtype)
+
+
+def _softmax_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str = "target"):
+    """Class indices (integer array of the leading shape) or probabilities (float array of the
+    logits' shape): returns (labels int64 1-D or None, probabilities 2-D or None, their elem name)."""
+    A._reject_device_array(target, name)
+    arr = np.asarray(target)
+    lead = shape[:-1]
+    if arr.dtype.kind in "iu":
+        if arr.shape != lead:
+            raise ValueError(
+                f"{name} holds class indices and must have the logits' leading shape {lead}; got shape {arr.shape}"
+                f" (logits {shape})"
+            )
+        return _as_int64(arr, name).reshape(-1), None, "f32"
+    if arr.dtype.kind == "f" or arr.dtype.name == "bfloat16":
+        if arr.shape != tuple(shape):
+            raise ValueError(
+                f"{name} holds class probabilities and must have the logits' shape {shape}; got shape {arr.shape}"
+                + (" (for class indices pass an integer array)" if arr.shape == lead else "")
+            )
+        probs, telem = _probabilities(arr, dtype, name)
+        return None, probs, telem
+    raise TypeError(
+        f"{name} must be integer class indices or floating-point probabilities; got dtype {arr.dtype}"
+    )
+
+
+def _dense_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[np.ndarray, str]:
+    A._reject_device_array(target, "target")
+    arr = np.asarray(target)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"target must have the logits' shape {shape}; got shape {arr.shape}")
+    return _probabilities(arr, dtype, "target")
+
+
+class _Outputs:
+    """Value and gradient buffers of one call."""
+
+    def __init__(self, out: Any, grad_out: Any, shape: Tuple[int, ...], lead: Tuple[int, ...],
+                 dtype: np.dtype, reduction: str, n_grads: int, want_grad: bool):
+        self.vdtype = A.value_dtype(dtype)
+        if out is not None and reduction != "none":
+            raise ValueError(f"out= holds per-row values and needs reduction='none'; got reduction={reduction!r}")
+        self.values = A.value_buffer(out, lead, self.vdtype) if reduction == "none" else None
+        self.grads: Tuple[Any, ...] = ()
+        if want_grad:
+            bufs = A.grad_outs(grad_out, n_grads)
+            names = ["grad_out"] if n_grads == 1 else [f"grad_out[{i}]" for i in range(n_grads)]
+            self.grads = tuple(A.grad_buffer(b, shape, dtype, n) for b, n in zip(bufs, names))
+        elif grad_out is not None:
+            raise ValueError("grad_out= needs grad=True")
+        self.cols = shape[-1]
+
+    def value_arg(self) -> Optional[np.ndarray]:
+        return None if self.values is None else self.values.reshape(-1)
+
+    def grad_arg(self, i: int, cols: Optional[int] = None) -> Optional[np.ndarray]:
+        if i >= len(self.grads):
+            return None
+        return A.raw(self.grads[i].reshape(-1, cols or self.cols))
+
+    def result(self, total: float) -> Result:
+        value = self.values if self.values is not None else self.vdtype.type(total)
+        return (value, *self.grads) if self.grads else value
+
+
+def _documented(f):
+    """Puts the shared parameter descriptions where the docstring says ``[common]`` (a docstring
+    must be a plain literal, so it cannot be built with ``+``)."""
+    f.__doc__ = f.__doc__.replace("    [common]\n", _COMMON.lstrip("\n"))
+    return f
+
+
+def _prepare(logits: Any, name: str, reduction: str, grad: Any):
+    arr = _logits(logits, name)
+    return arr, A.check_reduction(reduction), A.check_flag(grad, "grad")
+
+
+_COMMON = """
+    where : array_like of bool, optional
+        Broadcastable to the logits' shape. Where its last axis has length 1 (``mask[..., None]``)
+        it is a *row* mask: an excluded row is ignored (value 0, zero gradient, not counted by
+        "mean"). Otherwise it masks classes: an excluded class is absent, exactly as a −inf logit.
+    reduction : {"none", "sum", "mean", "batchmean"}, default "none"
+        "none" gives one value per row (shape = the leading axes); "mean" averages over the rows
+        that count (not ignored, not masked, some class present); "batchmean" divides the sum by
+        the number of rows.
+    grad : bool, default False
+        Also return the gradient of the returned value with respect to the logits (for "none", of
+        the sum of the row values), computed in the same pass; it has the logits' shape and dtype.
+    out : ndarray, optional
+        Buffer for the per-row values (reduction "none"): float64 for float64 logits, float32
+        otherwise.
+    grad_out : ndarray, optional
+        Buffer for the gradient (shape and dtype of the logits, C-contiguous).
+
+    Returns
+    -------
+    value, or (value, grad) when grad=True.
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# softmax cross-entropy
+
+
+@_documented
+def softmax_ce(
+    logits: Any,
+    target: Any,
+    *,
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Softmax cross-entropy per row: −Σ_i t_i log p_i, p = softmax(logits/τ).
+
+    With class indices y the target is t = (1−ε)·onehot(y) + ε/C, so the value is
+    (1−ε)(lse(s') − s'_y) + ε(lse(s') − mean(s')), s' = logits/τ: PyTorch's
+    ``F.cross_entropy(..., label_smoothing=ε, ignore_index=...)`` per row. With probabilities y
+    (the logits' shape, finite and ≥ 0) the target is t = (1−ε)·y + ε/C and the value
+    −Σ t_i log p_i (rows need not sum to 1, as in PyTorch). Gradient w.r.t. the logits:
+    (Σt · p − t)/τ.
+
+    C counts the classes present in the row (a −inf logit or a class masked by `where` is absent;
+    a label on an absent class gives +inf). Evaluated as sums of non-negative terms with
+    −log p_y = (max − s'_y) + log1p(Σ_{i≠argmax} e^{s'_i − max}), so a confident model's loss of
+    1e-20 keeps its digits.
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., C)
+        float16, bfloat16, float32 or float64.
+    target : array_like
+        Integer class indices of shape (...) (the leading axes), each in [0, C) or equal to
+        `ignore_index`; or floating-point class probabilities of shape (..., C). Rows whose index is
+        `ignore_index` are ignored. PyTorch cannot ignore rows of probability targets; here a row
+        mask does it: ``where=keep[..., None]``.
+    label_smoothing : float, default 0.0
+        ε ∈ [0, 1].
+    ignore_index : int, default -100
+    temperature : float, default 1.0
+        τ > 0; the logits are divided by it first.
+    [common]
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]])
+    >>> ld.softmax_ce(s, np.array([0, 1]))
+    array([0.41703002, 0.15317821])
+    >>> float(ld.softmax_ce(s, np.array([0, -100]), reduction="mean"))  # the ignored row does not count
+    0.41703001627783354
+    """
+    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    shape, dtype = arr.shape, arr.dtype
+    labels, probs, telem = _softmax_target(target, shape, dtype)
+    class_mask, row_mask = _masks(where, shape)
+    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    total, _ = _native.softmax_ce(
+        A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), labels, probs,
+        _int_option(ignore_index, "ignore_index"), A.check_number(label_smoothing, "label_smoothing"),
+        A.check_number(temperature, "temperature"), class_mask, row_mask, reduction,
+        outs.value_arg(), outs.grad_arg(0),
+    )
+    return outs.result(total)
+
+
+# ----------------------------------------------------------------------------------------------
+# binary and multilabel cross-entropy
+
+
+@_documented
+def bce(
+    logits: Any,
+    target: Any,
+    *,
+    pos_weight: Any = None,
+    weights: Any = None,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Binary cross-entropy with logits, summed over the classes of each row:
+    Σ_i w_i [pw_i y_i softplus(−s_i) + (1 − y_i) softplus(s_i)].
+
+    PyTorch's ``F.binary_cross_entropy_with_logits(s, y, weight=w, pos_weight=pw, reduction="none")``
+    summed over the last axis; PyTorch's "mean" (over every element) is this "sum" divided by the
+    number of elements. Gradient: w_i [(1 − y_i) σ(s_i) − pw_i y_i σ(−s_i)] (σ(s) − y when pw = 1),
+    each part free of cancellation. A −inf logit contributes 0 when its target is 0 and +inf
+    otherwise.
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., C)
+    target : array_like, shape (..., C)
+        Probabilities in [0, 1] (bool and integer 0/1 labels are accepted).
+    pos_weight : array_like, optional
+        pw ≥ 0, broadcastable to the logits (typically one per class, shape (C,)).
+    weights : array_like, optional
+        w ≥ 0, broadcastable to the logits; a weight of 0 excludes the element.
+    [common]
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s, y = np.array([[1.0, -2.0, 0.5]]), np.array([[1.0, 0.0, 1.0]])
+    >>> v = ld.bce(s, y)
+    >>> sp = lambda x: np.log1p(np.exp(x))   # softplus
+    >>> bool(np.isclose(v[0], sp(-1.0) + sp(-2.0) + sp(-0.5)))
+    True
+    """
+    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    shape, dtype = arr.shape, arr.dtype
+    tgt, telem = _dense_target(target, shape, dtype)
+    pw = None if pos_weight is None else A.broadcast_rows(pos_weight, shape, "pos_weight", np.float64)
+    w = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
+    class_mask, row_mask = _masks(where, shape)
+    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    total, _ = _native.bce(
+        A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), tgt, pw, w, class_mask, row_mask,
+        reduction, outs.value_arg(), outs.grad_arg(0),
+    )
+    return outs.result(total)
+
+
+@_documented
+def multilabel_ce(
+    logits: Any,
+    target: Any,
+    *,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Multilabel softmax cross-entropy (Su, kexue.fm/archives/7359; soft labels 9064), per row:
+    lse([s + log(1−y)] ∪ {0}) + lse([−s + log y] ∪ {0}).
+
+    With 0/1 labels: log(1 + Σ_neg e^{s_i}) + log(1 + Σ_pos e^{−s_j}) — bert4keras'
+    ``multilabel_categorical_crossentropy``. A class is predicted positive when its logit is > 0.
+    Gradient: (1−y_i) e^{s_i}/Z_neg − y_i e^{−s_i}/Z_pos, Z the two sums including the 1. Both logs
+    are formed as log1p of the sums, so tiny losses keep their digits; no ±1e12 constants are used.
+    With one positive j it is the softmax CE of class j against the negatives and a zero logit.
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., C)
+    target : array_like, shape (..., C)
+        Labels in [0, 1]: 0/1 (bool and integers accepted) or soft labels.
+    [common]
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s, y = np.array([[2.0, -1.0, 0.5]]), np.array([[1, 0, 0]])
+    >>> v = ld.multilabel_ce(s, y)
+    >>> bool(np.isclose(v[0], np.log(1 + np.exp(-1.0) + np.exp(0.5)) + np.log(1 + np.exp(-2.0))))
+    True
+    """
+    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    shape, dtype = arr.shape, arr.dtype
+    tgt, telem = _dense_target(target, shape, dtype)
+    class_mask, row_mask = _masks(where, shape)
+    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    total, _ = _native.multilabel_ce(
+        A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), tgt, class_mask, row_mask, reduction,
+        outs.value_arg(), outs.grad_arg(0),
+    )
+    return outs.result(total)
+
+
+@_documented
+def sparse_multilabel_ce(
+    logits: Any,
+    positives: Any,
+    *,
+    pad: int = -1,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Multilabel softmax cross-entropy with the positives given as class indices, per row:
+    log(1 + Σ_{i∉P} e^{s_i}) + log(1 + Σ_{j∈P} e^{−s_j}).
+
+    Equal to `multilabel_ce` with the 0/1 labels of P. The negative term is summed over the
+    non-positive classes directly. bert4keras' ``sparse_multilabel_categorical_crossentropy``
+    instead forms it as lse(all) + log(1 − e^{lse(P) − lse(all)}) with the argument clipped at 1e-7,
+    which loses it (relative errors up to 100 %, or a constant log 1e-7 offset) when the positives
+    hold almost all the mass. Gradient as for `multilabel_ce`, 0 on absent classes.
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., C)
+    positives : array_like of int, shape (..., K)
+        The positive classes of each row, in [0, C); entries equal to `pad` are padding, so rows
+        may have different numbers of positives. A class listed twice is an error.
+    pad : int, default -1
+    [common]
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s = np.array([[2.0, -1.0, 0.5, 3.0]])
+    >>> v = ld.sparse_multilabel_ce(s, np.array([[0, 3, -1]]))
+    >>> bool(np.isclose(v[0], ld.multilabel_ce(s, np.array([[1, 0, 0, 1]]))[0]))
+    True
+    """
+    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    shape, dtype = arr.shape, arr.dtype
+    A._reject_device_array(positives, "positives")
+    pos = np.asarray(positives)
+    if pos.ndim != arr.ndim or pos.shape[:-1] != shape[:-1]:
+        raise ValueError(
+            f"positives must have shape {shape[:-1]} + (K,) for logits of shape {shape}; got shape {pos.shape}"
+        )
+    pos2 = _as_int64(pos, "positives").reshape(int(np.prod(shape[:-1], dtype=np.int64)), pos.shape[-1])
+    class_mask, row_mask = _masks(where, shape)
+    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    total, _ = _native.sparse_multilabel_ce(
+        A.elem_name(dtype), A.raw(A.rows_view(arr)), pos2, _int_option(pad, "pad"), class_mask, row_mask,
+        reduction, outs.value_arg(), outs.grad_arg(0),
+    )
+    return outs.result(total)
+
+
+_GP_REDUCTIONS = ("none", "sum", "mean", "batchmean", "sum_heads_mean_batch")
+
+
+def globalpointer_ce(
+    logits: Any,
+    spans_or_positives: Any,
+    *,
+    mask: Any = None,
+    pad: int = -1,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """The GlobalPointer loss: the sparse multilabel CE of every (batch, head) over the spans
+    (i, j), i ≤ j, whose tokens are both unmasked.
+
+    For logits of shape (B, heads, L, L), the row of (b, h) has the L·L span logits; the spans with
+    i > j and those touching a masked token are absent classes, applied inside the kernel (no
+    ±1e12 constants, which overflow float16). The value equals `multilabel_ce` of the logits set to
+    −inf on those spans, flattened to (B, heads, L·L); the gradient is 0 there. A positive on an
+    absent span makes its row +inf.
+
+    Parameters
+    ----------
+    logits : array_like, shape (B, heads, L, L)
+    spans_or_positives : array_like of int
+        Either (start, end) spans, shape (B, heads, K, 2), with positions in [0, L) — padding
+        spans have both entries equal to `pad` — or flat indices start·L + end, shape (B, heads, K),
+        in [0, L·L) or equal to `pad`. A span listed twice is an error.
+    mask : array_like, shape (B, L), optional
+        Token mask (bool, or 0/1 integers or floats as tokenizers and bert4keras give it): False
+        or 0 marks padding.
+    pad : int, default -1
+    reduction : {"none", "sum", "mean", "batchmean", "sum_heads_mean_batch"}, default "none"
+        "none" gives the (B, heads) row values; "sum" their sum; "mean" their mean over the rows
+        with some span present; "batchmean" the sum / (B·heads) — bert4keras' NER
+        ``global_pointer_crossentropy`` (``K.mean`` over batch × heads); "sum_heads_mean_batch"
+        the sum over heads averaged over the batch, sum / B — GPLinker's
+        ``globalpointer_crossentropy`` (``K.mean(K.sum(loss, axis=1))``). GPLinker pads its spans
+        with (0, 0) and drops that class with ``mask_zero=True``; the same here is ``pad=0`` with
+        the (0, 0) logits set to −inf (tested against a transcription of GPLinker's loss).
+    grad, out, grad_out
+        As for the other losses; the gradient has the logits' shape (B, heads, L, L).
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.normal(size=(1, 2, 3, 3))                  # B=1, heads=2, L=3
+    >>> spans = np.array([[[[0, 1]], [[-1, -1]]]])          # head 0: span (0, 1); head 1: none
+    >>> mask = np.array([[True, True, False]])              # token 2 is padding
+    >>> v = ld.globalpointer_ce(s, spans, mask=mask)
+    >>> dense = np.full((1, 2, 9), -np.inf)
+    >>> keep = [0, 1, 4]                                    # spans (0,0), (0,1), (1,1)
+    >>> dense[..., keep] = s.reshape(1, 2, 9)[..., keep]
+    >>> y = np.zeros((1, 2, 9)); y[0, 0, 1] = 1
+    >>> bool(np.allclose(v, ld.multilabel_ce(dense, y)))
+    True
+    """
+    arr = _logits(logits, "logits")
+    if reduction not in _GP_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, _GP_REDUCTIONS))}; got {reduction!r}")
+    grad = A.check_flag(grad, "grad")
+    if arr.ndim != 4 or arr.shape[2] != arr.shape[3]:
+        raise ValueError(f"GlobalPointer logits must have shape (B, heads, L, L); got shape {arr.shape}")
+    b, heads, length, _ = arr.shape
+    if b * heads == 0:
+        raise ValueError(f"GlobalPointer logits need at least one batch entry and one head; got shape {arr.shape}")
+    dtype = arr.dtype
+    A._reject_device_array(spans_or_positives, "spans_or_positives")
+    pos = np.asarray(spans_or_positives)
+    if pos.ndim == 4 and pos.shape[:2] == (b, heads) and pos.shape[3] == 2:
+        spans = True
+    elif pos.ndim == 3 and pos.shape[:2] == (b, heads):
+        spans = False
+    else:
+        raise ValueError(
+            f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
+            f" for logits of shape {arr.shape}; got shape {pos.shape}"
+        )
+    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos[0, 0].size)
+    token_mask = None
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != (b, length):
+            raise ValueError(f"mask must have shape ({b}, {length}) (batch, sequence length); got shape {m.shape}")
+        if m.dtype != np.bool_ and m.dtype.kind not in "iuf":
+            raise TypeError(f"mask must be boolean or 0/1 numbers; got dtype {m.dtype}")
+        if m.dtype != np.bool_ and not np.isin(m, (0, 1)).all():
+            raise ValueError("mask must hold 0/1 values (or booleans)")
+        token_mask = np.ascontiguousarray(m != 0).view(np.uint8)
+    rows2 = A.rows_view(arr.reshape(b * heads, length * length))
+    outs = _Outputs(out, grad_out, arr.shape, (b, heads), dtype, reduction, 1, grad)
+    total, _ = _native.globalpointer_ce(
+        A.elem_name(dtype), A.raw(rows2), pos2, _int_option(pad, "pad"), heads, spans, token_mask, reduction,
+        outs.value_arg(), outs.grad_arg(0, length * length),
+    )
+    return outs.result(total)
+
+
+# ----------------------------------------------------------------------------------------------
+# γ-cross-entropy
+
+
+@_documented
+def gamma_ce(
+    logits: Any,
+    target: Any,
+    *,
+    gamma: float,
+    threshold: Optional[float] = None,
+    ignore_index: int = -100,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """The γ-cross-entropy of Su (kexue.fm/archives/9526, after arXiv 2302.13344), per row:
+    −log(γ + (1−γ) p_y)/(1−γ), p = softmax(logits), γ ∈ [0, 1).
+
+    γ = 0 is the softmax CE; as γ → 1 it tends to −p_y, so confident rows weigh less (a remedy
+    for over-confidence). Evaluated as −logaddexp(log γ, log(1−γ) + log p_y)/(1−γ), or as
+    −log1p(−(1−γ)(1−p_y))/(1−γ) when p_y > ½. Gradient: r·(p − onehot(y)), r = p_y/(γ + (1−γ) p_y).
+
+    With a threshold b, the loss is the thresholded-gradient surrogate: value −max(b, r)·log p_y
+    with max(b, r) held constant (a stop-gradient), gradient max(b, r)·(p − onehot(y)).
+
+    Parameters
+    ----------
+    logits : array_like, shape (..., C)
+    target : array_like of int, shape (...)
+        Class indices in [0, C), or `ignore_index`.
+    gamma : float
+        γ ∈ [0, 1).
+    threshold : float, optional
+        b ∈ [0, 1].
+    ignore_index : int, default -100
+    [common]
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s, y = np.array([[2.0, 1.0, 0.1]]), np.array([0])
+    >>> bool(np.isclose(ld.gamma_ce(s, y, gamma=0.0)[0], ld.softmax_ce(s, y)[0]))
+    True
+    >>> p0 = np.exp(2.0) / np.exp(s).sum()
+    >>> bool(np.isclose(ld.gamma_ce(s, y, gamma=0.5)[0], -np.log(0.5 + 0.5 * p0) / 0.5))
+    True
+    """
+    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    shape, dtype = arr.shape, arr.dtype
+    A._reject_device_array(target, "target")
+    target = np.asarray(target)
+    if target.dtype == np.bool_ or target.dtype.kind not in "iu":
+        raise TypeError(f"gamma_ce takes integer class indices as target; got dtype {target.dtype}")
+    labels, _, _ = _softmax_target(target, shape, dtype)
+    class_mask, row_mask = _masks(where, shape)
+    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    b = None if threshold is None else A.check_number(threshold, "threshold")
+    total, _ = _native.gamma_ce(
+        A.elem_name(dtype), A.raw(A.rows_view(arr)), labels, _int_option(ignore_index, "ignore_index"),
+        A.check_number(gamma, "gamma"), b, class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0),
+    )
+    return outs.result(total)
+
+
+# ----------------------------------------------------------------------------------------------
+# distillation and R-Drop
+
+
+def _two_logits(a: Any, b: Any, names: Tuple[str, str]) -> Tuple[np.ndarray, np.ndarray]:
+    x, y = _logits(a, names[0]), _logits(b, names[1])
+    if x.shape != y.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {x.shape} and {y.shape}")
+    dtype = A.common_dtype(x, y)
+    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+
+
+@_documented
+def kd_loss(
+    student: Any,
+    teacher: Any,
+    target: Any = None,
+    *,
+    temperature: float,
+    alpha: float,
+    t2: bool = True,
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    grad_teacher: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """Knowledge-distillation loss (Hinton et al. 2015), per row:
+    (1−α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T)), s the student, t the teacher logits.
+
+    The CE term is `softmax_ce` at temperature 1 (class indices or probabilities, with
+    `label_smoothing` and `ignore_index`); without a target it is left out and the value is
+    α·T²·KL. ``t2=False`` drops the T² factor. A row labelled `ignore_index` is ignored whole (both
+    terms), as padding tokens should be. Gradient w.r.t. the student:
+    (1−α)(p − y) + α·T·(p_T − q_T) (with T² scaling); w.r.t. the teacher (``grad_teacher=True``):
+    α·T·q_T ⊙ (w − KL), w = log q_T − log p_T. As T grows, T²·KL → Σ(z − v)²/(2C) for zero-mean
+    logits (Hinton's limit).
+
+    Parameters
+    ----------
+    student, teacher : array_like, shape (..., C)
+    target : array_like, optional
+        Integer class indices of shape (...) or probabilities of shape (..., C).
+    temperature : float
+        T > 0 of the distillation term.
+    alpha : float
+        α ∈ [0, 1]: the weight of the distillation term.
+    t2 : bool, default True
+    label_smoothing : float, default 0.0
+    ignore_index : int, default -100
+    grad_teacher : bool, default False
+        With grad=True, also return the gradient w.r.t. the teacher.
+    [common]
+    With grad=True: (value, grad_student) or, with grad_teacher=True,
+    (value, grad_student, grad_teacher); grad_out is then one array or a pair.
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s, t = np.array([[1.0, 0.5, -1.0]]), np.array([[2.0, 0.0, -1.0]])
+    >>> v = ld.kd_loss(s, t, np.array([0]), temperature=2.0, alpha=0.5)
+    >>> ref = 0.5 * ld.softmax_ce(s, np.array([0])) + 0.5 * 4.0 * ld.kl(t, s, temperature=2.0)
+    >>> bool(np.allclose(v, ref))
+    True
+    """
+    s_arr, t_arr = _two_logits(student, teacher, ("student", "teacher"))
+    reduction = A.check_reduction(reduction)
+    grad = A.check_flag(grad, "grad")
+    grad_teacher = A.check_flag(grad_teacher, "grad_teacher")
+    if grad_teacher and not grad:
+        raise ValueError("grad_teacher=True needs grad=True")
+    shape, dtype = s_arr.shape, s_arr.dtype
+    labels = probs = None
+    telem = "f32"
+    if target is not None:
+        labels, probs, telem = _softmax_target(target, shape, dtype)
+    class_mask, row_mask = _masks(where, shape)
+    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 2 if grad_teacher else 1, grad)
+    total, _ = _native.kd_loss(
+        A.elem_name(dtype), telem, A.raw(A.rows_view(s_arr)), A.raw(A.rows_view(t_arr)), labels, probs,
+        _int_option(ignore_index, "ignore_index"), A.check_number(temperature, "temperature"),
+        A.check_number(alpha, "alpha"), A.check_flag(t2, "t2"), A.check_number(label_smoothing, "label_smoothing"),
+        class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0), outs.grad_arg(1),
+    )
+    return outs.result(total)
+
+
+@_documented
+def rdrop_loss(
+    s1: Any,
+    s2: Any,
+    target: Any,
+    *,
+    alpha: float,
+    kind: str = "softmax",
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
+    """R-Drop loss (Liang et al. 2021) of two dropout passes s1, s2 of the same inputs, per row:
+    CE(s1, y) + CE(s2, y) + α/2 · (KL(p1‖p2) + KL(p2‖p1)).
+
+    ``kind="softmax"``: `softmax_ce` against class indices or probabilities (with
+    `label_smoothing`, `ignore_index`; an ignored row is ignored whole) and the softmax symmetric
+    KL, Σ (p1 − p2)(s1 − s2). ``kind="sigmoid"`` (for multilabel and GlobalPointer heads, Su
+    kexue.fm/archives/9039): `multilabel_ce` against dense labels in [0, 1] of the logits' shape and
+    the sigmoid symmetric KL Σ (σ(s1) − σ(s2))(s1 − s2) (`sigmoid_sym_kl`). Gradients for s1 and
+    s2 come from one pass.
+
+    Parameters
+    ----------
+    s1, s2 : array_like, shape (..., C)
+    target : array_like
+        softmax kind: integer class indices of shape (...) or probabilities of shape (..., C);
+        sigmoid kind: labels in [0, 1] of shape (..., C).
+    alpha : float
+        α ≥ 0.
+    kind : {"softmax", "sigmoid"}, default "softmax"
+    label_smoothing : float, default 0.0
+        softmax kind only.
+    ignore_index : int, default -100
+    [common]
+    With grad=True: (value, grad_s1, grad_s2); grad_out is a pair.
+
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> s1, s2, y = np.array([[1.0, 0.2, -0.5]]), np.array([[0.8, 0.4, -0.3]]), np.array([0])
+    >>> v = ld.rdrop_loss(s1, s2, y, alpha=4.0)
+    >>> ref = ld.softmax_ce(s1, y) + ld.softmax_ce(s2, y) + 2.0 * ld.sym_kl(s1, s2)
+    >>> bool(np.allclose(v, ref))
+    True
+    """
+    a, b = _two_logits(s1, s2, ("s1", "s2"))
+    reduction = A.check_reduction(reduction)
+    grad = A.check_flag(grad, "grad")
+    if kind not in ("softmax", "sigmoid"):
+        raise ValueError(f"kind must be 'softmax' or 'sigmoid'; got {kind!r}")
+    shape, dtype = a.shape, a.dtype
+    if kind == "softmax":
+        labels, probs, telem = _softmax_target(target, shape, dtype)
+    else:
+        labels = None
+        probs, telem = _dense_target(target, shape, dtype)
+    class_mask, row_mask = _masks(where, shape)
+    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
+    total, _ = _native.rdrop_loss(
+        A.elem_name(dtype), telem, kind, A.raw(A.rows_view(a)), A.raw(A.rows_view(b)), labels, probs,
+        _int_option(ignore_index, "ignore_index"), A.check_number(alpha, "alpha"),
+        A.check_number(label_smoothing, "label_smoothing"), class_mask, row_mask, reduction,
+        outs.value_arg(), outs.grad_arg(0), outs.grad_arg(1),
+    )
+    return outs.result(total)

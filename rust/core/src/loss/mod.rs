@@ -1,0 +1,227 @@
+//! Losses against labels, with fused gradients with respect to the logits (MATH.md section 2):
+//! softmax cross-entropy (class indices with `ignore_index` and label smoothing, or probabilities),
+//! binary cross-entropy with `pos_weight`, Su's multilabel softmax cross-entropy (dense 0/1 or soft
+//! labels, sparse positives, GlobalPointer spans), the γ-cross-entropy, distillation and R-Drop.
+//!
+//! Conventions, shared with the divergences (MATH.md, "−inf, masks and bad values"):
+//! - a logit of −inf, or a class excluded by the class mask, is an absent class: it contributes
+//!   exactly 0 to value and gradient, unless the label puts mass on it, which makes the row +inf
+//!   (what the formulas give in the limit);
+//! - a row whose value is +inf, or that holds NaN or +inf among its present classes, gets NaN
+//!   gradients; NaN or +inf logits make that row NaN and no other;
+//! - a row excluded by the row mask or labelled `ignore_index` is not read: it gives 0, zero
+//!   gradients, and does not count for `Reduction::Mean`; neither does a row with no class present;
+//! - labels are validated: a class index out of range, a probability that is negative or not finite
+//!   (or above 1 for the per-class sigmoid losses), a duplicated positive, are errors naming the row
+//!   and the value. When a call fails, what it wrote into the outputs is unspecified.
+//!
+//! Every value is accumulated in f64 from terms that are each ≥ 0 (the accurate forms of MATH.md),
+//! so a confident model's tiny losses keep their digits.
+
+mod bce;
+mod distill;
+mod gamma;
+mod globalpointer;
+mod labels;
+mod multilabel;
+mod online;
+mod rdrop;
+mod softmax_ce;
+mod sparse;
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+
+use crate::element::Elem;
+use crate::error::{bad_argument, bad_shape, Error};
+use crate::parallel::GradRows;
+use crate::rows::{Rows, RowsMut};
+
+pub use bce::{bce, BceOptions};
+pub use distill::{kd_loss, KdOptions};
+pub use gamma::{gamma_ce, GammaOptions};
+pub use globalpointer::{globalpointer_ce, GlobalPointerOptions, GpReduction};
+pub use labels::{Positives, Target};
+pub use multilabel::{multilabel_ce, MultilabelOptions};
+pub use rdrop::{rdrop_loss, RdropKind, RdropOptions};
+pub use softmax_ce::{softmax_ce, SoftmaxCeOptions};
+pub use sparse::{sparse_multilabel_ce, SparseMultilabelOptions};
+
+/// Where results go; `None` means "don't compute it". `values` receives one value per row.
+#[derive(Debug, Default)]
+pub struct LossOutputs<'a, E, V> {
+    pub values: Option<&'a mut [V]>,
+    /// The gradient with respect to the (first) logits.
+    pub grad: Option<RowsMut<'a, E>>,
+    /// The gradient with respect to the second logits: the teacher of `kd_loss`, `s2` of `rdrop_loss`.
+    pub grad_second: Option<RowsMut<'a, E>>,
+}
+
+/// Rows and classes to leave out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Masks<'a> {
+    /// Classes to keep (non-zero) or exclude (0), one per class; stride 0 repeats one row. An
+    /// excluded class is absent, exactly as a −inf logit.
+    pub classes: Option<Rows<'a, u8>>,
+    /// Rows to keep (non-zero) or ignore (0), one per row.
+    pub rows: Option<&'a [u8]>,
+}
+
+impl Masks<'_> {
+    #[inline]
+    pub(crate) fn row_kept(&self, r: usize) -> bool {
+        self.rows.is_none_or(|m| m[r] != 0)
+    }
+
+    #[inline]
+    pub(crate) fn class_row(&self, r: usize) -> Option<&[u8]> {
+        self.classes.as_ref().map(|m| m.row(r))
+    }
+}
+
+/// The lowest-numbered row whose labels were found invalid by a row kernel, and its error: kernels
+/// run in parallel, the error reported is the same whatever the thread count.
+#[derive(Debug, Default)]
+pub(crate) struct FirstError(Mutex<Option<(usize, Error)>>);
+
+impl FirstError {
+    pub fn report(&self, row: usize, e: Error) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(|(r, _)| row < *r) {
+            *slot = Some((row, e));
+        }
+    }
+
+    pub fn into_result<T>(self, ok: T) -> Result<T, Error> {
+        match self.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, e)) => Err(e),
+            None => Ok(ok),
+        }
+    }
+}
+
+pub(crate) fn check_same(what: &str, rows: usize, cols: usize, r: usize, c: usize) -> Result<(), Error> {
+    if (r, c) != (rows, cols) {
+        return Err(bad_shape(format!("{what} has shape ({r}, {c}); expected ({rows}, {cols}) like the logits")));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_masks(masks: &Masks<'_>, rows: usize, cols: usize) -> Result<(), Error> {
+    if let Some(m) = &masks.classes {
+        check_same("the class mask", rows, cols, m.rows(), m.cols())?;
+    }
+    if let Some(m) = masks.rows {
+        if m.len() != rows {
+            return Err(bad_shape(format!("the row mask holds {} values; expected {rows}, one per row", m.len())));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_outputs<E, V>(
+    out: &LossOutputs<'_, E, V>,
+    rows: usize,
+    cols: usize,
+    second: bool,
+) -> Result<(), Error> {
+    if let Some(v) = &out.values {
+        if v.len() != rows {
+            return Err(bad_shape(format!("the value output holds {} values; expected {rows}, one per row", v.len())));
+        }
+    }
+    if let Some(g) = &out.grad {
+        check_same("the gradient output", rows, cols, g.rows(), g.cols())?;
+    }
+    if let Some(g) = &out.grad_second {
+        if !second {
+            return Err(bad_argument("this loss has one logit input: there is no second gradient"));
+        }
+        check_same("the second gradient output", rows, cols, g.rows(), g.cols())?;
+    }
+    Ok(())
+}
+
+/// Checks that a per-class option (weights, pos_weight) is finite and ≥ 0 everywhere it is read.
+pub(crate) fn check_non_negative(what: &str, w: &Rows<'_, f64>, rows: usize, cols: usize) -> Result<(), Error> {
+    check_same(what, rows, cols, w.rows(), w.cols())?;
+    let distinct_rows = if w.stride() == 0 { rows.min(1) } else { rows };
+    for r in 0..distinct_rows {
+        if let Some((i, x)) = w.row(r).iter().enumerate().find(|(_, x)| !(x.is_finite() && **x >= 0.0)) {
+            return Err(bad_argument(format!("{what} must be finite and ≥ 0; got {x} at row {r}, class {i}")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_temperature(t: f64) -> Result<(), Error> {
+    if !(t.is_finite() && t > 0.0) {
+        return Err(bad_argument(format!("temperature must be finite and > 0; got {t}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_unit(what: &str, x: f64) -> Result<(), Error> {
+    if !(0.0..=1.0).contains(&x) {
+        return Err(bad_argument(format!("{what} must lie in [0, 1]; got {x}")));
+    }
+    Ok(())
+}
+
+/// Writes `x` into every element of one gradient row, if it was asked for.
+#[inline]
+pub(crate) fn fill_one<E: Elem>(g: Option<&mut [E]>, x: f64) {
+    if let Some(g) = g {
+        g.fill(E::from_f64(x));
+    }
+}
+
+/// Writes `x` into every gradient row asked for.
+#[inline]
+pub(crate) fn fill_all<E: Elem>(g: &mut GradRows<'_, E>, x: f64) {
+    crate::divergence::fill(g, x);
+}
+
+thread_local! {
+    /// Per-thread f64 gradient rows of the losses made of several terms.
+    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on f64 gradient rows of `cols` elements standing for the output rows that were asked
+/// for, then rounds them once into those rows: a loss of several terms (kd_loss, rdrop_loss) adds
+/// its gradients in f64, never in the storage type (two roundings to bf16 of terms that nearly
+/// cancel would lose the difference). Every term's first kernel overwrites the whole row.
+pub(crate) fn with_f64_grads<E: Elem, R>(
+    grads: &mut GradRows<'_, E>,
+    cols: usize,
+    f: impl FnOnce(GradRows<'_, f64>) -> R,
+) -> R {
+    if grads.iter().all(Option::is_none) {
+        return f([None, None]);
+    }
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.resize(2 * cols, 0.0);
+        let (b0, b1) = buf.split_at_mut(cols);
+        let [g0, g1] = grads;
+        let r = f([g0.is_some().then_some(&mut b0[..]), g1.is_some().then_some(&mut b1[..])]);
+        for (out, scratch) in [(g0, &*b0), (g1, &*b1)] {
+            if let Some(out) = out.as_deref_mut() {
+                for (o, x) in out.iter_mut().zip(scratch) {
+                    *o = E::from_f64(*x);
+                }
+            }
+        }
+        r
+    })
+}
+
+/// Stores `d` into a gradient element, or adds it to what is there when `add` (a loss made of
+/// several terms, each written by its own kernel).
+#[inline]
+pub(crate) fn store<E: Elem>(slot: &mut E, d: f64, add: bool) {
+    *slot = E::from_f64(if add { slot.to_f64() + d } else { d });
+}
+
+#[cfg(test)]
+mod tests;
