@@ -1,6 +1,6 @@
-"""Drives the C ABI tests (tests/c/test_capi.c): builds liblogitdiv with cargo, compiles the C
-program with the system compiler against the checked-in header, runs it, and runs it again under
-valgrind memcheck, which must report 0 errors."""
+"""Drives the C ABI tests (tests/c/test_capi.c: divergences and conventions; tests/c/test_capi_losses.c:
+the losses): builds liblogitdiv with cargo, compiles each C program with the system compiler against
+the checked-in header, runs it, and runs it again under valgrind memcheck, which must report 0 errors."""
 
 import os
 import pathlib
@@ -13,14 +13,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def c_test_binary(tmp_path_factory):
+def library():
+    """The debug build of liblogitdiv (built once for the module); its directory."""
     subprocess.run(["cargo", "build", "-q", "-p", "logitdiv-capi"], cwd=ROOT, check=True)
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
-    exe = tmp_path_factory.mktemp("capi") / "test_capi"
+    return pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+
+
+@pytest.fixture(scope="module", params=["test_capi", "test_capi_losses"])
+def c_test_binary(request, library, tmp_path_factory):
+    target = library
+    exe = tmp_path_factory.mktemp("capi") / request.param
     cc = os.environ.get("CC", "cc")
     subprocess.run(
         [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-         str(ROOT / "tests/c/test_capi.c"), "-I", str(ROOT / "rust/capi/include"),
+         str(ROOT / "tests/c" / f"{request.param}.c"), "-I", str(ROOT / "rust/capi/include"),
          "-L", str(target), "-llogitdiv", f"-Wl,-rpath,{target}", "-lm", "-o", str(exe)],
         check=True,
     )
