@@ -21,13 +21,17 @@ def library():
 
 @pytest.fixture(scope="module", params=["test_capi", "test_capi_losses"])
 def c_test_binary(request, library, tmp_path_factory):
-    target = library
-    exe = tmp_path_factory.mktemp("capi") / request.param
+    return compile_c(ROOT / "tests/c" / f"{request.param}.c", library, tmp_path_factory.mktemp("capi"))
+
+
+def compile_c(source, library, out_dir):
+    """Compiles a C program against the checked-in header and links it to liblogitdiv."""
+    exe = out_dir / source.stem
     cc = os.environ.get("CC", "cc")
     subprocess.run(
         [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
-         str(ROOT / "tests/c" / f"{request.param}.c"), "-I", str(ROOT / "rust/capi/include"),
-         "-L", str(target), "-llogitdiv", f"-Wl,-rpath,{target}", "-lm", "-o", str(exe)],
+         str(source), "-I", str(ROOT / "rust/capi/include"),
+         "-L", str(library), "-llogitdiv", f"-Wl,-rpath,{library}", "-lm", "-o", str(exe)],
         check=True,
     )
     return exe
@@ -49,3 +53,15 @@ def test_c_program_is_clean_under_valgrind(c_test_binary):
     )
     assert run.returncode == 0, run.stderr[-4000:]
     assert "ERROR SUMMARY: 0 errors" in run.stderr
+
+
+def test_readme_c_example_runs(library, tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## From C"):]
+    code = section[section.index("```c\n") + 5:]
+    code = code[:code.index("```")]
+    source = tmp_path / "readme_demo.c"
+    source.write_text(code, encoding="utf-8")
+    run = subprocess.run([str(compile_c(source, library, tmp_path))], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "kd_loss" in run.stdout

@@ -741,6 +741,13 @@ static void test_bad_arguments(void) {
     o.row_mask = m;
     EXPECT(ld_kl_f64(s, 4, s, 4, 2, 4, &o, NULL, &r, NULL, NULL), LD_BAD_ARGUMENT, "options.row_mask is not read by ld_kl_f64");
     o = ld_options_default();
+    o.beta = 0.3;
+    EXPECT(ld_kl_f64(s, 4, s, 4, 2, 4, &o, NULL, &r, NULL, NULL), LD_BAD_ARGUMENT, "options.beta is not read by ld_kl_f64: leave it at its default (0.5); got 0.3");
+    EXPECT(ld_js_f64(s, 4, s, 4, 2, 4, &o, NULL, &r, NULL, NULL), LD_OK, NULL);
+    o = ld_options_default();
+    o.alpha = 0.5;
+    EXPECT(ld_sigmoid_kl_f32((const float *)s, 4, (const float *)s, 4, 2, 4, &o, NULL, &r, NULL, NULL), LD_BAD_ARGUMENT, "options.alpha is not read by ld_sigmoid_kl_f32: leave it at its default (NaN: unset); got 0.5");
+    o = ld_options_default();
     o.threshold = 0.5;
     EXPECT(ld_softmax_ce_f64(s, 4, 2, 4, lab, NULL, 0, &o, NULL, &r, NULL), LD_BAD_ARGUMENT, "options.threshold");
     o = ld_options_default();

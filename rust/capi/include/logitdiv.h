@@ -114,6 +114,8 @@ enum ld_status ld_set_num_threads(size_t n);
 size_t ld_get_num_threads(void);
 
 // KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+// Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
+// divergences); the others must keep their defaults.
 // Returns LD_OK or the failure's status (details in ld_last_error_message()).
 //
 // # Safety
@@ -179,6 +181,7 @@ enum ld_status ld_sym_kl_f64(const double *s,
                              double *grad_t);
 
 // β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
+// Reads options: temperature, beta, mask, reduction.
 //
 // # Safety
 // As `ld_kl_f32`.
@@ -211,6 +214,7 @@ enum ld_status ld_js_f64(const double *s,
                          double *grad_t);
 
 // Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row (weights in options.weights).
+// Reads options: temperature, weights, mask, reduction.
 //
 // # Safety
 // As `ld_kl_f32`.
@@ -243,6 +247,7 @@ enum ld_status ld_sigmoid_kl_f64(const double *s,
                                  double *grad_t);
 
 // Σ_i w_i (σ(s_i/τ) − σ(t_i/τ))(s_i − t_i)/τ per row: the GlobalPointer KL.
+// Reads options: temperature, weights, mask, reduction.
 //
 // # Safety
 // As `ld_kl_f32`.

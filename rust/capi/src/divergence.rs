@@ -67,8 +67,9 @@ unsafe fn call<T: Elem>(
     })
 }
 
-
 /// KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+/// Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
+/// divergences); the others must keep their defaults.
 /// Returns LD_OK or the failure's status (details in ld_last_error_message()).
 ///
 /// # Safety
@@ -110,6 +111,7 @@ pub unsafe extern "C" fn ld_sym_kl_f64(s: *const f64, s_stride: usize, t: *const
 }
 
 /// β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
+/// Reads options: temperature, beta, mask, reduction.
 ///
 /// # Safety
 /// As `ld_kl_f32`.
@@ -130,6 +132,7 @@ pub unsafe extern "C" fn ld_js_f64(s: *const f64, s_stride: usize, t: *const f64
 }
 
 /// Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row (weights in options.weights).
+/// Reads options: temperature, weights, mask, reduction.
 ///
 /// # Safety
 /// As `ld_kl_f32`.
@@ -150,6 +153,7 @@ pub unsafe extern "C" fn ld_sigmoid_kl_f64(s: *const f64, s_stride: usize, t: *c
 }
 
 /// Σ_i w_i (σ(s_i/τ) − σ(t_i/τ))(s_i − t_i)/τ per row: the GlobalPointer KL.
+/// Reads options: temperature, weights, mask, reduction.
 ///
 /// # Safety
 /// As `ld_kl_f32`.
