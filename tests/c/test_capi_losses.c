@@ -268,6 +268,10 @@ static void test_softmax_ce(void) {
         CHECK(near(v[i], ref, 1e-13), "softmax_ce masked row %d: %.17g vs %.17g", i, v[i], ref);
         CHECK(g[i * C + 1] == 0 && g[i * C + 4] == 0, "masked classes have zero gradient, row %d", i);
     }
+    o.reduction = LD_REDUCTION_MEAN;
+    double mean;
+    CHECK(ld_softmax_ce_f64(S, C, R, C, lab2, NULL, 0, &o, NULL, &mean, NULL) == LD_OK, "softmax_ce masks, mean");
+    CHECK(near(mean, (v[0] + v[2] + v[3]) / 3, 1e-13), "MEAN counts the rows the row mask keeps: %.17g", mean);
 
     /* gradients */
     ctx_t c = {.rows = R, .cols = C, .labels = LABELS};
@@ -808,6 +812,116 @@ static void test_threads(void) {
     free(lab);
 }
 
+
+/* Random calls to every loss with small odd shapes and arguments in and out of range: never
+ * LD_PANIC, a message with every failure, and (under valgrind) no read or write out of bounds. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static int rnd_int(int lo, int hi) { return lo + (int)(rnd() % (uint64_t)(hi - lo + 1)); }
+static double rnd_unit(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
+static double pick(const double *xs, int n) { return xs[rnd_int(0, n - 1)]; }
+
+static void test_random_calls(void) {
+    enum { MAXR = 5, MAXC = 9, MAXK = 4 };
+    static const double eps_v[] = {0, 0.1, 1, 1.5, -0.1}, gamma_v[] = {0, 0.3, 0.99, 1, -1},
+                        thr_v[] = {NAN, 0, 0.5, 1, 2}, alpha_v[] = {NAN, 0, 0.4, 1, 3, -1},
+                        tau_v[] = {1, 1, 0.5, 3, 0};
+    int panics = 0, silent = 0, ok = 0;
+    for (int it = 0; it < 400; it++) {
+        size_t rows = (size_t)rnd_int(0, MAXR), cols = (size_t)rnd_int(1, MAXC), npos = (size_t)rnd_int(0, MAXK);
+        double a[MAXR * MAXC], b[MAXR * MAXC], y[MAXR * MAXC], v[MAXR], ga[MAXR * MAXC], gb[MAXR * MAXC], r;
+        float af[MAXR * MAXC], bf[MAXR * MAXC], yf[MAXR * MAXC], vf[MAXR], gaf[MAXR * MAXC], gbf[MAXR * MAXC];
+        int64_t lab[MAXR], pos[MAXR * 2 * MAXK];
+        uint8_t cmask[MAXC], rmask[MAXR], tok[MAXR * MAXC];
+        double w[MAXC];
+        for (size_t i = 0; i < MAXR * MAXC; i++) {
+            a[i] = rnd_int(0, 15) == 0 ? -INFINITY : 10 * rnd_unit() - 5;
+            b[i] = rnd_int(0, 15) == 0 ? -INFINITY : 10 * rnd_unit() - 5;
+            y[i] = rnd_int(0, 3) == 0 ? (double)rnd_int(0, 1) : rnd_unit();
+            af[i] = (float)a[i]; bf[i] = (float)b[i]; yf[i] = (float)y[i];
+            tok[i] = (uint8_t)rnd_int(0, 3) != 0;
+        }
+        for (size_t i = 0; i < MAXR; i++) { lab[i] = rnd_int(0, 6) == 0 ? -100 : rnd_int(0, (int)cols - 1); rmask[i] = (uint8_t)rnd_int(0, 3) != 0; }
+        if (rnd_int(0, 5) == 0) { /* one label or probability out of range */
+            lab[rnd_int(0, MAXR - 1)] = rnd_int(0, 1) ? -1 : (int64_t)cols;
+            int k = rnd_int(0, MAXR * MAXC - 1);
+            y[k] = rnd_int(0, 1) ? -0.25 : 1.5;
+            yf[k] = (float)y[k];
+        }
+        for (size_t i = 0; i < MAXR * 2 * MAXK; i++) pos[i] = rnd_int(-1, (int)cols - (rnd_int(0, 9) != 0));
+        for (size_t i = 0; i < MAXC; i++) { cmask[i] = (uint8_t)rnd_int(0, 3) != 0; w[i] = rnd_int(0, 9) == 0 ? -1 : 2 * rnd_unit(); }
+        ld_options o = ld_options_default();
+        o.reduction = (uint32_t)(rnd_int(0, 9) == 0 ? 4 : rnd_int(0, 3));
+        int f32 = rnd_int(0, 1), which = rnd_int(0, 7);
+        int masks = which != 4 && rnd_int(0, 1);
+        if (masks) { o.mask = cmask; o.mask_stride = 0; o.row_mask = rmask; }
+        ld_status st;
+        switch (which) {
+        case 0:
+            o.label_smoothing = pick(eps_v, 5); o.temperature = pick(tau_v, 5); o.ignore_index = rnd_int(0, 1) ? -100 : -1;
+            st = rnd_int(0, 1)
+                ? (f32 ? ld_softmax_ce_f32(af, cols, rows, cols, lab, NULL, 0, &o, vf, &r, gaf) : ld_softmax_ce_f64(a, cols, rows, cols, lab, NULL, 0, &o, v, &r, ga))
+                : (f32 ? ld_softmax_ce_f32(af, cols, rows, cols, NULL, yf, cols, &o, vf, &r, gaf) : ld_softmax_ce_f64(a, cols, rows, cols, NULL, y, cols, &o, v, &r, ga));
+            break;
+        case 1:
+            if (rnd_int(0, 1)) { o.pos_weight = w; o.weights = rnd_int(0, 1) ? w : NULL; }
+            st = f32 ? ld_bce_f32(af, cols, rows, cols, yf, cols, &o, vf, &r, gaf) : ld_bce_f64(a, cols, rows, cols, y, cols, &o, v, &r, ga);
+            break;
+        case 2:
+            st = f32 ? ld_multilabel_ce_f32(af, cols, rows, cols, yf, cols, &o, vf, &r, gaf) : ld_multilabel_ce_f64(a, cols, rows, cols, y, cols, &o, v, &r, ga);
+            break;
+        case 3:
+            o.pad = -1;
+            st = f32 ? ld_sparse_multilabel_ce_f32(af, cols, rows, cols, pos, npos, npos, &o, vf, &r, gaf)
+                     : ld_sparse_multilabel_ce_f64(a, cols, rows, cols, pos, npos, npos, &o, v, &r, ga);
+            break;
+        case 4: {
+            size_t len = (size_t)rnd_int(1, 3), heads = (size_t)rnd_int(1, 2), batch = rows / heads;
+            uint32_t layout = (uint32_t)rnd_int(0, 2);
+            size_t width = layout == LD_POSITIVES_SPANS ? 2 * npos : npos;
+            for (size_t i = 0; i < MAXR * 2 * MAXK; i++) pos[i] = rnd_int(-1, (layout == LD_POSITIVES_SPANS ? (int)len : (int)(len * len)) - (rnd_int(0, 9) != 0));
+            const uint8_t *tm = rnd_int(0, 1) ? tok : NULL;
+            st = f32 ? ld_globalpointer_ce_f32(af, len * len, batch, heads, len, pos, width, npos, layout, tm, len, &o, vf, &r, gaf)
+                     : ld_globalpointer_ce_f64(a, len * len, batch, heads, len, pos, width, npos, layout, tm, len, &o, v, &r, ga);
+            break;
+        }
+        case 5:
+            o.gamma = pick(gamma_v, 5); o.threshold = pick(thr_v, 5);
+            st = f32 ? ld_gamma_ce_f32(af, cols, rows, cols, lab, &o, vf, &r, gaf) : ld_gamma_ce_f64(a, cols, rows, cols, lab, &o, v, &r, ga);
+            break;
+        case 6: {
+            o.alpha = pick(alpha_v, 6); o.temperature = pick(tau_v, 5); o.t2 = (uint32_t)rnd_int(0, 1); o.label_smoothing = pick(eps_v, 3);
+            int t = rnd_int(0, 2);
+            const int64_t *l = t == 0 ? lab : NULL;
+            st = f32 ? ld_kd_loss_f32(af, cols, bf, cols, rows, cols, l, t == 1 ? yf : NULL, cols, &o, vf, &r, gaf, gbf)
+                     : ld_kd_loss_f64(a, cols, b, cols, rows, cols, l, t == 1 ? y : NULL, cols, &o, v, &r, ga, gb);
+            break;
+        }
+        default: {
+            o.alpha = pick(alpha_v, 6); o.kind = (uint32_t)rnd_int(0, 1);
+            if (o.kind == LD_RDROP_SOFTMAX) o.label_smoothing = pick(eps_v, 3);
+            int t = o.kind == LD_RDROP_SIGMOID ? 1 : rnd_int(0, 1);
+            const int64_t *l = t == 0 ? lab : NULL;
+            st = f32 ? ld_rdrop_loss_f32(af, cols, bf, cols, rows, cols, l, t == 1 ? yf : NULL, cols, &o, vf, &r, gaf, gbf)
+                     : ld_rdrop_loss_f64(a, cols, b, cols, rows, cols, l, t == 1 ? y : NULL, cols, &o, v, &r, ga, gb);
+            break;
+        }
+        }
+        panics += st == LD_PANIC;
+        silent += st != LD_OK && strlen(ld_last_error_message()) == 0;
+        ok += st == LD_OK;
+        if (st == LD_PANIC) fprintf(stderr, "panic at iteration %d (loss %d): %s\n", it, which, ld_last_error_message());
+    }
+    CHECK(panics == 0, "%d random calls panicked", panics);
+    CHECK(silent == 0, "%d random failures left no message", silent);
+    CHECK(ok > 120 && ok < 360, "random calls: %d of 400 succeeded (both outcomes exercised)", ok);
+}
+
 int main(void) {
     make_data();
     test_softmax_ce();
@@ -818,6 +932,7 @@ int main(void) {
     test_kd_rdrop();
     test_bad_arguments();
     test_threads();
+    test_random_calls();
     printf("%d passed, %d failed\n", checks - failures, failures);
     return failures != 0;
 }
