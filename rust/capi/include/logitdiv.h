@@ -319,7 +319,8 @@ enum ld_status ld_softmax_ce_f64(const double *logits,
 
 // Binary cross-entropy with logits summed over the classes of a row, against `target` (rows × cols
 // of the logits' type, values in [0, 1], row stride `target_stride`):
-// Σ_i w_i [pw_i y_i softplus(−x_i) + (1 − y_i) softplus(x_i)]; gradient w_i [(1 − y_i) σ(x_i) − pw_i y_i σ(−x_i)].
+// Σ_i w_i [pw_i y_i softplus(−x_i) + (1 − y_i) softplus(x_i)]; gradient
+// w_i [(1 − y_i) σ(x_i) − pw_i y_i σ(−x_i)].
 // Reads options: pos_weight (pw), weights (w), mask, row_mask, reduction.
 //
 // # Safety

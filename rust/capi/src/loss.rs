@@ -217,7 +217,8 @@ unsafe fn sparse_multilabel_ce<T: Elem>(
             grad: output("grad", grad, rows, cols)?,
             grad_second: None,
         };
-        let reduced = logitdiv_core::sparse_multilabel_ce::<T, T>(logits, Positives { indices, pad: o.pad }, &opts, out)?;
+        let positives = Positives { indices, pad: o.pad };
+        let reduced = logitdiv_core::sparse_multilabel_ce::<T, T>(logits, positives, &opts, out)?;
         write_result(result, reduced);
         Ok(())
     })
@@ -412,7 +413,8 @@ unsafe fn rdrop_loss<T: Elem>(
     guard(|| unsafe {
         need_classes(cols)?;
         let name = Name("rdrop_loss", T::NAME);
-        let read = reads::ALPHA | reads::KIND | reads::LABEL_SMOOTHING | reads::IGNORE_INDEX | reads::MASK | reads::ROW_MASK;
+        let read =
+            reads::ALPHA | reads::KIND | reads::LABEL_SMOOTHING | reads::IGNORE_INDEX | reads::MASK | reads::ROW_MASK;
         let o = options::read(options, name, read)?;
         let opts = RdropOptions {
             alpha: alpha_set(&o, name, "α ≥ 0")?,
@@ -467,7 +469,8 @@ pub unsafe extern "C" fn ld_softmax_ce_f64(logits: *const f64, logits_stride: us
 
 /// Binary cross-entropy with logits summed over the classes of a row, against `target` (rows × cols
 /// of the logits' type, values in [0, 1], row stride `target_stride`):
-/// Σ_i w_i [pw_i y_i softplus(−x_i) + (1 − y_i) softplus(x_i)]; gradient w_i [(1 − y_i) σ(x_i) − pw_i y_i σ(−x_i)].
+/// Σ_i w_i [pw_i y_i softplus(−x_i) + (1 − y_i) softplus(x_i)]; gradient
+/// w_i [(1 − y_i) σ(x_i) − pw_i y_i σ(−x_i)].
 /// Reads options: pos_weight (pw), weights (w), mask, row_mask, reduction.
 ///
 /// # Safety

@@ -103,7 +103,9 @@ pub(crate) fn positives_layout(value: u32) -> Result<bool, Fail> {
         1 => Ok(true),
         other => Err(Fail::new(
             ld_status::LD_BAD_ARGUMENT,
-            format!("positives_layout must be an ld_positives (0: LD_POSITIVES_FLAT, 1: LD_POSITIVES_SPANS); got {other}"),
+            format!(
+                "positives_layout must be an ld_positives (0: LD_POSITIVES_FLAT, 1: LD_POSITIVES_SPANS); got {other}"
+            ),
         )),
     }
 }
