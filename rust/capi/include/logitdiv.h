@@ -29,14 +29,36 @@ typedef enum ld_reduction {
   // One value per row (written to `values`); `result` receives their sum.
   LD_REDUCTION_NONE = 0,
   LD_REDUCTION_SUM = 1,
-  // Mean over the rows that count (at least one class present, label not ignored).
+  // Mean over the rows that count (at least one class present, label not ignored, row not masked).
   LD_REDUCTION_MEAN = 2,
   // Sum divided by the number of rows.
   LD_REDUCTION_BATCHMEAN = 3,
+  // `ld_globalpointer_ce_*` only: the sum over heads averaged over the batch (sum / B), GPLinker's
+  // `globalpointer_crossentropy`.
+  LD_REDUCTION_SUM_HEADS_MEAN_BATCH = 4,
 } ld_reduction;
 
+// The two R-Drop losses (`options.kind` of `ld_rdrop_loss_*`).
+typedef enum ld_rdrop_kind {
+  // Softmax CE (class indices or probabilities) and the softmax symmetric KL.
+  LD_RDROP_SOFTMAX = 0,
+  // Multilabel CE (dense labels in [0, 1]) and the sigmoid symmetric KL.
+  LD_RDROP_SIGMOID = 1,
+} ld_rdrop_kind;
+
+// How a row of positives of `ld_globalpointer_ce_*` names its spans (its `positives_layout`).
+typedef enum ld_positives {
+  // `npos` flat indices start·L + end per row, in [0, L·L) or equal to `options.pad`.
+  LD_POSITIVES_FLAT = 0,
+  // `npos` (start, end) pairs per row (2·npos numbers), positions in [0, L); a pair with both
+  // entries equal to `options.pad` is padding.
+  LD_POSITIVES_SPANS = 1,
+} ld_positives;
+
 // Options of a call. Initialise with `ld_options_default()` and change what you need; a NULL
-// options pointer means the defaults.
+// options pointer means the defaults. Each function's comment lists the options it reads; every
+// other option must keep its default value (NULL for a pointer), or the call fails with
+// LD_BAD_ARGUMENT naming it, so a setting is never silently ignored.
 typedef struct ld_options {
   // τ > 0; logits are divided by it first. Default 1.
   double temperature;
@@ -45,12 +67,37 @@ typedef struct ld_options {
   // One of `ld_reduction` (held as an integer so any value C stores is checked, not trusted).
   uint32_t reduction;
   // Optional class mask (non-zero = keep), `rows` rows of `cols` bytes `mask_stride` apart
-  // (0 repeats one row for every row). NULL: every class.
+  // (0 repeats one row for every row). NULL: every class. A masked class is absent, exactly as a
+  // −inf logit.
   const uint8_t *mask;
   size_t mask_stride;
-  // Optional per-class weights ≥ 0 of the sigmoid divergences, laid out like `mask`.
+  // Optional per-class weights ≥ 0 (the sigmoid divergences, `ld_bce_*`), laid out like `mask`.
   const double *weights;
   size_t weights_stride;
+  // Optional row mask of the losses: `rows` bytes, 0 = ignore the row (value 0, zero gradient,
+  // not counted by LD_REDUCTION_MEAN). NULL: every row.
+  const uint8_t *row_mask;
+  // Optional pos_weight ≥ 0 of `ld_bce_*` (weights the positive part, as PyTorch's), laid out
+  // like `mask`: stride 0 gives one per-class vector for every row.
+  const double *pos_weight;
+  size_t pos_weight_stride;
+  // ε ∈ [0, 1]: the softmax CE target becomes (1−ε)·y + ε/C. Default 0.
+  double label_smoothing;
+  // Rows whose class label equals it are ignored. Default −100.
+  int64_t ignore_index;
+  // γ ∈ [0, 1) of `ld_gamma_ce_*`. Default 0 (the softmax CE).
+  double gamma;
+  // b ∈ [0, 1] of the thresholded `ld_gamma_ce_*`; NaN (the default) means no threshold.
+  double threshold;
+  // α of `ld_kd_loss_*` (∈ [0, 1], the weight of the distillation term) and `ld_rdrop_loss_*`
+  // (≥ 0, the weight of the symmetric KL, times ½). Default NaN: unset; those functions require it.
+  double alpha;
+  // 1: multiply the distillation term of `ld_kd_loss_*` by T²; 0: don't. Default 1.
+  uint32_t t2;
+  // One of `ld_rdrop_kind` (an integer, checked). Default LD_RDROP_SOFTMAX.
+  uint32_t kind;
+  // The padding value among positives (`ld_sparse_multilabel_ce_*`, `ld_globalpointer_ce_*`). Default −1.
+  int64_t pad;
 } ld_options;
 
 #ifdef __cplusplus
@@ -67,6 +114,8 @@ enum ld_status ld_set_num_threads(size_t n);
 size_t ld_get_num_threads(void);
 
 // KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+// Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
+// divergences); the others must keep their defaults.
 // Returns LD_OK or the failure's status (details in ld_last_error_message()).
 //
 // # Safety
@@ -132,6 +181,7 @@ enum ld_status ld_sym_kl_f64(const double *s,
                              double *grad_t);
 
 // β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
+// Reads options: temperature, beta, mask, reduction.
 //
 // # Safety
 // As `ld_kl_f32`.
@@ -164,6 +214,7 @@ enum ld_status ld_js_f64(const double *s,
                          double *grad_t);
 
 // Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row (weights in options.weights).
+// Reads options: temperature, weights, mask, reduction.
 //
 // # Safety
 // As `ld_kl_f32`.
@@ -196,6 +247,7 @@ enum ld_status ld_sigmoid_kl_f64(const double *s,
                                  double *grad_t);
 
 // Σ_i w_i (σ(s_i/τ) − σ(t_i/τ))(s_i − t_i)/τ per row: the GlobalPointer KL.
+// Reads options: temperature, weights, mask, reduction.
 //
 // # Safety
 // As `ld_kl_f32`.
@@ -227,7 +279,315 @@ enum ld_status ld_sigmoid_sym_kl_f64(const double *s,
                                      double *grad_s,
                                      double *grad_t);
 
-// The default options: temperature 1, β ½, reduction NONE, no mask, no weights.
+// Softmax cross-entropy per row against class indices `labels` (one int64 per row, in [0, cols)
+// or equal to options.ignore_index) or probabilities `target_probs` (rows × cols of the logits'
+// type, row stride `target_stride`, each finite and ≥ 0): exactly one of the two non-NULL.
+// Value −Σ t_i log p_i with p = softmax(logits/τ), t = (1−ε)·y + ε/C; gradient (Σt·p − t)/τ.
+// Reads options: temperature, label_smoothing, ignore_index, mask, row_mask, reduction.
+// Returns LD_OK or the failure's status (details in ld_last_error_message()).
+//
+// # Safety
+// Every non-NULL pointer must cover the elements its sizes and strides describe; outputs must not
+// overlap inputs or each other.
+enum ld_status ld_softmax_ce_f32(const float *logits,
+                                 size_t logits_stride,
+                                 size_t rows,
+                                 size_t cols,
+                                 const int64_t *labels,
+                                 const float *target_probs,
+                                 size_t target_stride,
+                                 const struct ld_options *options,
+                                 float *values,
+                                 double *result,
+                                 float *grad);
+
+// Softmax cross-entropy, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_softmax_ce_f64(const double *logits,
+                                 size_t logits_stride,
+                                 size_t rows,
+                                 size_t cols,
+                                 const int64_t *labels,
+                                 const double *target_probs,
+                                 size_t target_stride,
+                                 const struct ld_options *options,
+                                 double *values,
+                                 double *result,
+                                 double *grad);
+
+// Binary cross-entropy with logits summed over the classes of a row, against `target` (rows × cols
+// of the logits' type, values in [0, 1], row stride `target_stride`):
+// Σ_i w_i [pw_i y_i softplus(−x_i) + (1 − y_i) softplus(x_i)]; gradient
+// w_i [(1 − y_i) σ(x_i) − pw_i y_i σ(−x_i)].
+// Reads options: pos_weight (pw), weights (w), mask, row_mask, reduction.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_bce_f32(const float *logits,
+                          size_t logits_stride,
+                          size_t rows,
+                          size_t cols,
+                          const float *target,
+                          size_t target_stride,
+                          const struct ld_options *options,
+                          float *values,
+                          double *result,
+                          float *grad);
+
+// Binary cross-entropy, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_bce_f64(const double *logits,
+                          size_t logits_stride,
+                          size_t rows,
+                          size_t cols,
+                          const double *target,
+                          size_t target_stride,
+                          const struct ld_options *options,
+                          double *values,
+                          double *result,
+                          double *grad);
+
+// Su's multilabel softmax cross-entropy per row against dense labels `target` (rows × cols of the
+// logits' type, values in [0, 1]): log(1 + Σ (1−y_i) e^{x_i}) + log(1 + Σ y_i e^{−x_i}).
+// Reads options: mask, row_mask, reduction.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_multilabel_ce_f32(const float *logits,
+                                    size_t logits_stride,
+                                    size_t rows,
+                                    size_t cols,
+                                    const float *target,
+                                    size_t target_stride,
+                                    const struct ld_options *options,
+                                    float *values,
+                                    double *result,
+                                    float *grad);
+
+// Multilabel softmax cross-entropy, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_multilabel_ce_f64(const double *logits,
+                                    size_t logits_stride,
+                                    size_t rows,
+                                    size_t cols,
+                                    const double *target,
+                                    size_t target_stride,
+                                    const struct ld_options *options,
+                                    double *values,
+                                    double *result,
+                                    double *grad);
+
+// The multilabel softmax cross-entropy with positives given as class indices: `positives` holds
+// `rows` rows of `npos` int64 `positives_stride` apart (npos may be 0), each in [0, cols) or equal
+// to options.pad (padding); a class listed twice in a row is an error.
+// Reads options: pad, mask, row_mask, reduction.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_sparse_multilabel_ce_f32(const float *logits,
+                                           size_t logits_stride,
+                                           size_t rows,
+                                           size_t cols,
+                                           const int64_t *positives,
+                                           size_t positives_stride,
+                                           size_t npos,
+                                           const struct ld_options *options,
+                                           float *values,
+                                           double *result,
+                                           float *grad);
+
+// Sparse multilabel softmax cross-entropy, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_sparse_multilabel_ce_f64(const double *logits,
+                                           size_t logits_stride,
+                                           size_t rows,
+                                           size_t cols,
+                                           const int64_t *positives,
+                                           size_t positives_stride,
+                                           size_t npos,
+                                           const struct ld_options *options,
+                                           double *values,
+                                           double *result,
+                                           double *grad);
+
+// The GlobalPointer loss: logits shaped (batch, heads, len, len), given as batch·heads rows of
+// len·len span logits `logits_stride` apart; the sparse multilabel CE of each row over the spans
+// (i, j), i ≤ j, whose tokens are both kept by `token_mask` ((batch, len) bytes, non-zero = keep,
+// row stride `token_mask_stride`, 0 repeats one row; NULL keeps every token). `positives` holds
+// batch·heads rows `positives_stride` apart of `npos` positives, as `positives_layout` says
+// (an ld_positives: LD_POSITIVES_SPANS, 2·npos numbers (start, end); LD_POSITIVES_FLAT, npos
+// indices start·len + end); padding equals options.pad. `values` gets batch·heads values, `grad`
+// batch·heads·len·len (0 on masked spans). Reads options: pad, reduction (any ld_reduction,
+// LD_REDUCTION_SUM_HEADS_MEAN_BATCH included).
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_globalpointer_ce_f32(const float *logits,
+                                       size_t logits_stride,
+                                       size_t batch,
+                                       size_t heads,
+                                       size_t len,
+                                       const int64_t *positives,
+                                       size_t positives_stride,
+                                       size_t npos,
+                                       uint32_t positives_layout,
+                                       const uint8_t *token_mask,
+                                       size_t token_mask_stride,
+                                       const struct ld_options *options,
+                                       float *values,
+                                       double *result,
+                                       float *grad);
+
+// The GlobalPointer loss, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_globalpointer_ce_f64(const double *logits,
+                                       size_t logits_stride,
+                                       size_t batch,
+                                       size_t heads,
+                                       size_t len,
+                                       const int64_t *positives,
+                                       size_t positives_stride,
+                                       size_t npos,
+                                       uint32_t positives_layout,
+                                       const uint8_t *token_mask,
+                                       size_t token_mask_stride,
+                                       const struct ld_options *options,
+                                       double *values,
+                                       double *result,
+                                       double *grad);
+
+// The γ-cross-entropy per row against class indices `labels` (one int64 per row):
+// −log(γ + (1−γ) p_y)/(1−γ), γ = options.gamma ∈ [0, 1); gradient r·(p − onehot(y)),
+// r = p_y/(γ + (1−γ) p_y). With options.threshold b ∈ [0, 1] (not NaN): the surrogate
+// −max(b, r)·log p_y, max(b, r) held constant. Reads options: gamma, threshold, ignore_index,
+// mask, row_mask, reduction.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_gamma_ce_f32(const float *logits,
+                               size_t logits_stride,
+                               size_t rows,
+                               size_t cols,
+                               const int64_t *labels,
+                               const struct ld_options *options,
+                               float *values,
+                               double *result,
+                               float *grad);
+
+// The γ-cross-entropy, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_gamma_ce_f64(const double *logits,
+                               size_t logits_stride,
+                               size_t rows,
+                               size_t cols,
+                               const int64_t *labels,
+                               const struct ld_options *options,
+                               double *values,
+                               double *result,
+                               double *grad);
+
+// Knowledge distillation per row: (1−α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖
+// softmax(student/T)), α = options.alpha ∈ [0, 1] (required), T = options.temperature, T² only
+// when options.t2 = 1. The labels are optional: class indices `labels` or probabilities
+// `target_probs` as for `ld_softmax_ce_f32`, or both NULL to leave the CE term out. A row
+// labelled ignore_index is ignored whole. `grad_student`, `grad_teacher`: the gradients w.r.t.
+// each. Reads options: temperature, alpha, t2, label_smoothing, ignore_index, mask, row_mask,
+// reduction.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_kd_loss_f32(const float *student,
+                              size_t student_stride,
+                              const float *teacher,
+                              size_t teacher_stride,
+                              size_t rows,
+                              size_t cols,
+                              const int64_t *labels,
+                              const float *target_probs,
+                              size_t target_stride,
+                              const struct ld_options *options,
+                              float *values,
+                              double *result,
+                              float *grad_student,
+                              float *grad_teacher);
+
+// Knowledge distillation, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_kd_loss_f64(const double *student,
+                              size_t student_stride,
+                              const double *teacher,
+                              size_t teacher_stride,
+                              size_t rows,
+                              size_t cols,
+                              const int64_t *labels,
+                              const double *target_probs,
+                              size_t target_stride,
+                              const struct ld_options *options,
+                              double *values,
+                              double *result,
+                              double *grad_student,
+                              double *grad_teacher);
+
+// R-Drop per row: CE(s1, y) + CE(s2, y) + α/2 · (KL(p1‖p2) + KL(p2‖p1)), α = options.alpha ≥ 0
+// (required). options.kind LD_RDROP_SOFTMAX: softmax CE against `labels` or `target_probs` (one
+// of them, as for `ld_softmax_ce_f32`) and the softmax symmetric KL; LD_RDROP_SIGMOID: multilabel
+// CE against dense labels in [0, 1] passed as `target_probs`, and the sigmoid symmetric KL.
+// `grad_s1`, `grad_s2`: the gradients w.r.t. each. Reads options: alpha, kind, label_smoothing
+// (softmax kind), ignore_index, mask, row_mask, reduction.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_rdrop_loss_f32(const float *s1,
+                                 size_t s1_stride,
+                                 const float *s2,
+                                 size_t s2_stride,
+                                 size_t rows,
+                                 size_t cols,
+                                 const int64_t *labels,
+                                 const float *target_probs,
+                                 size_t target_stride,
+                                 const struct ld_options *options,
+                                 float *values,
+                                 double *result,
+                                 float *grad_s1,
+                                 float *grad_s2);
+
+// R-Drop, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_rdrop_loss_f64(const double *s1,
+                                 size_t s1_stride,
+                                 const double *s2,
+                                 size_t s2_stride,
+                                 size_t rows,
+                                 size_t cols,
+                                 const int64_t *labels,
+                                 const double *target_probs,
+                                 size_t target_stride,
+                                 const struct ld_options *options,
+                                 double *values,
+                                 double *result,
+                                 double *grad_s1,
+                                 double *grad_s2);
+
+// The default options: temperature 1, β ½, reduction NONE, no mask, no weights, no row mask, no
+// pos_weight, label_smoothing 0, ignore_index −100, γ 0, no threshold (NaN), α unset (NaN), t2 1,
+// kind LD_RDROP_SOFTMAX, pad −1.
 struct ld_options ld_options_default(void);
 
 // A short static description of a status (any integer; unknown values are named so).

@@ -6,7 +6,7 @@
 
 use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs};
 
-use crate::options::{ld_options, ld_options_default, reduction};
+use crate::options::{self, ld_options, reads, reduction, Name};
 use crate::status::{guard, ld_status, Fail};
 use crate::views::{input, output, output_vec, Repeat};
 
@@ -27,47 +27,56 @@ unsafe fn call<T: Elem>(
     grad_s: *mut T,
     grad_t: *mut T,
 ) -> ld_status {
-    guard(|| {
+    // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
+    // strides describe, and the outputs overlap nothing else.
+    guard(|| unsafe {
         if cols == 0 {
             return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
         }
-        // SAFETY (all blocks below): the caller's pointer contracts, forwarded.
-        let o = if options.is_null() { ld_options_default() } else { unsafe { *options } };
-        let s = unsafe { input("s", s, rows, cols, s_stride, Repeat::Refused)? };
-        let t = unsafe { input("t", t, rows, cols, t_stride, Repeat::Refused)? };
+        let (base, extra) = match kind {
+            PairKind::Kl => ("kl", 0),
+            PairKind::SymKl => ("sym_kl", 0),
+            PairKind::Js => ("js", reads::BETA),
+            PairKind::SigmoidKl => ("sigmoid_kl", reads::WEIGHTS),
+            PairKind::SigmoidSymKl => ("sigmoid_sym_kl", reads::WEIGHTS),
+        };
+        let o = options::read(options, Name(base, T::NAME), reads::TEMPERATURE | reads::MASK | extra)?;
+        let s = input("s", s, rows, cols, s_stride, Repeat::Refused)?;
+        let t = input("t", t, rows, cols, t_stride, Repeat::Refused)?;
         let mask = if o.mask.is_null() {
             None
         } else {
-            Some(unsafe { input("options.mask", o.mask, rows, cols, o.mask_stride, Repeat::Allowed)? })
+            Some(input("options.mask", o.mask, rows, cols, o.mask_stride, Repeat::Allowed)?)
         };
         let weights = if o.weights.is_null() {
             None
         } else {
-            Some(unsafe { input("options.weights", o.weights, rows, cols, o.weights_stride, Repeat::Allowed)? })
+            Some(input("options.weights", o.weights, rows, cols, o.weights_stride, Repeat::Allowed)?)
         };
         let opts = PairOptions { temperature: o.temperature, beta: o.beta, mask, weights, reduction: reduction(o.reduction)? };
         let out = PairOutputs {
-            values: unsafe { output_vec("values", values, rows)? },
-            grad_s: unsafe { output("grad_s", grad_s, rows, cols)? },
-            grad_t: unsafe { output("grad_t", grad_t, rows, cols)? },
+            values: output_vec("values", values, rows)?,
+            grad_s: output("grad_s", grad_s, rows, cols)?,
+            grad_t: output("grad_t", grad_t, rows, cols)?,
         };
         let reduced = pair_divergence::<T, T>(kind, s, t, &opts, out)?;
         if !result.is_null() {
-            // SAFETY: a non-NULL `result` points to one writable double (the caller's contract).
-            unsafe { result.write(reduced.value) };
+            result.write(reduced.value);
         }
         Ok(())
     })
 }
 
-
 /// KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+/// Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
+/// divergences); the others must keep their defaults.
 /// Returns LD_OK or the failure's status (details in ld_last_error_message()).
 ///
 /// # Safety
 /// Every non-NULL pointer must cover the elements its sizes and strides describe.
 #[no_mangle]
 pub unsafe extern "C" fn ld_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::Kl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
@@ -77,6 +86,7 @@ pub unsafe extern "C" fn ld_kl_f32(s: *const f32, s_stride: usize, t: *const f32
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::Kl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
@@ -86,6 +96,7 @@ pub unsafe extern "C" fn ld_kl_f64(s: *const f64, s_stride: usize, t: *const f64
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_sym_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::SymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
@@ -95,15 +106,18 @@ pub unsafe extern "C" fn ld_sym_kl_f32(s: *const f32, s_stride: usize, t: *const
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_sym_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::SymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
+/// Reads options: temperature, beta, mask, reduction.
 ///
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_js_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::Js, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
@@ -113,15 +127,18 @@ pub unsafe extern "C" fn ld_js_f32(s: *const f32, s_stride: usize, t: *const f32
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_js_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::Js, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row (weights in options.weights).
+/// Reads options: temperature, weights, mask, reduction.
 ///
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_sigmoid_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::SigmoidKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
@@ -131,15 +148,18 @@ pub unsafe extern "C" fn ld_sigmoid_kl_f32(s: *const f32, s_stride: usize, t: *c
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_sigmoid_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::SigmoidKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// Σ_i w_i (σ(s_i/τ) − σ(t_i/τ))(s_i − t_i)/τ per row: the GlobalPointer KL.
+/// Reads options: temperature, weights, mask, reduction.
 ///
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_sigmoid_sym_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::SigmoidSymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
@@ -149,5 +169,6 @@ pub unsafe extern "C" fn ld_sigmoid_sym_kl_f32(s: *const f32, s_stride: usize, t
 /// As `ld_kl_f32`.
 #[no_mangle]
 pub unsafe extern "C" fn ld_sigmoid_sym_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::SigmoidSymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }

@@ -7,12 +7,14 @@
 #![allow(non_camel_case_types)]
 
 mod divergence;
+mod loss;
 mod options;
 mod status;
 mod views;
 
 pub use divergence::*;
-pub use options::{ld_options, ld_options_default, ld_reduction};
+pub use loss::*;
+pub use options::{ld_options, ld_options_default, ld_positives, ld_rdrop_kind, ld_reduction};
 pub use status::{ld_last_error_message, ld_status, ld_status_message};
 
 use std::ffi::{c_char, CStr};

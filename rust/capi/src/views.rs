@@ -107,3 +107,17 @@ pub(crate) unsafe fn output_vec<'a, T>(what: &str, ptr: *mut T, n: usize) -> Res
     // SAFETY: non-NULL and aligned (checked), `n` elements writable (the caller's contract).
     Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, n) }))
 }
+
+/// A read-only vector of `n` elements (one per row).
+///
+/// # Safety
+/// If non-NULL, `ptr` must point to `n` readable elements that stay valid and unmodified for `'a`.
+pub(crate) unsafe fn input_vec<'a, T>(what: &str, ptr: *const T, n: usize) -> Result<&'a [T], Fail> {
+    let len = span::<T>(what, n.min(1), n, n, Repeat::Refused)?;
+    check_pointer(what, ptr, len)?;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: non-NULL and aligned (checked), `n` elements readable (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
