@@ -1,0 +1,1 @@
+//! Accuracy and cross-path tests of the SIMD module.

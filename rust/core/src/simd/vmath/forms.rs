@@ -1,0 +1,118 @@
+//! The cancellation-free forms of MATH.md, branch-free: both the series and the direct form are
+//! computed and one is selected per lane.
+//!
+//! φ(w) = w − 1 + e^{−w} uses its Taylor series Σ_{k≥2} (−w)^k/k! on −1.5 < w < 1, wider than
+//! `math::phi`'s |w| < 0.5: the direct form cancels for negative w (at w = −0.5 it loses 3 bits),
+//! and at w = −1.5 it loses barely one. For w ≥ 1 the two terms of the direct form are ≥ 0.
+//!
+//! x − ln(1 + x) uses Σ_{k≥2} (−1)^k x^k/k on |x| < 0.25 and the direct form elsewhere, as
+//! `math::x_minus_log1p`; the direct form cancels by up to 3 bits at |x| = 0.25, so the f32
+//! version computes in f64, which absorbs them.
+
+use super::{exp, horner, log};
+use crate::simd::dispatch::Simd;
+
+/// The series of φ is used for PHI_SERIES_LO < w < PHI_SERIES_HI.
+const PHI_SERIES_LO: f64 = -1.5;
+const PHI_SERIES_HI: f64 = 1.0;
+
+/// [1/(K+1)!, …, 1/3!, 1/2!]: φ(w)/x² for x = −w, highest degree first. The factorials are
+/// exact up to 18!; beyond, the rounded coefficients weigh < 1e-17.
+const fn phi_coefficients<const K: usize>() -> [f64; K] {
+    let mut c = [0.0; K];
+    let mut fact = 1.0;
+    let mut k = 2;
+    while k <= K + 1 {
+        fact *= k as f64;
+        c[K + 1 - k] = 1.0 / fact;
+        k += 1;
+    }
+    c
+}
+
+/// Through k = 22: the first omitted term is < 6e-18 of φ at |x| = 1.5.
+const PHI_F64: [f64; 21] = phi_coefficients::<21>();
+/// Through k = 14: the first omitted term is < 4e-9 of φ at |x| = 1.5.
+const PHI_F32: [f32; 13] = {
+    let c = phi_coefficients::<13>();
+    let mut out = [0.0f32; 13];
+    let mut i = 0;
+    while i < 13 {
+        out[i] = c[i] as f32;
+        i += 1;
+    }
+    out
+};
+
+#[inline(always)]
+pub(super) fn phi_f64<S: Simd>(w: f64) -> f64 {
+    let x = -w;
+    let series = horner::<S, f64, 21>(x, &PHI_F64) * x * x;
+    let direct = (w - 1.0) + exp::exp_f64::<S>(x);
+    let y = if w > PHI_SERIES_LO && w < PHI_SERIES_HI { series } else { direct };
+    // −inf − 1 + inf would be NaN; the limit is +inf.
+    if w == f64::NEG_INFINITY {
+        f64::INFINITY
+    } else {
+        y
+    }
+}
+
+#[inline(always)]
+pub(super) fn phi_f32<S: Simd>(w: f32) -> f32 {
+    let x = -w;
+    let series = horner::<S, f32, 13>(x, &PHI_F32) * x * x;
+    let direct = (w - 1.0) + exp::exp_f32::<S>(x);
+    let y = if w > PHI_SERIES_LO as f32 && w < PHI_SERIES_HI as f32 { series } else { direct };
+    if w == f32::NEG_INFINITY {
+        f32::INFINITY
+    } else {
+        y
+    }
+}
+
+/// [c_30, …, c_2] with c_k = (−1)^k / k: (x − ln(1 + x))/x², highest degree first, as in
+/// `math::x_minus_log1p` (truncation < 3e-20 at |x| = 0.25).
+const XML_F64: [f64; 29] = {
+    let mut c = [0.0; 29];
+    let mut k = 2;
+    while k <= 30 {
+        let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+        c[30 - k] = sign / k as f64;
+        k += 1;
+    }
+    c
+};
+
+#[inline(always)]
+pub(super) fn x_minus_log1p_f64<S: Simd>(x: f64) -> f64 {
+    let series = horner::<S, f64, 29>(x, &XML_F64) * x * x;
+    let direct = x - log::ln_1p_f64::<S>(x);
+    let y = if x.abs() < 0.25 { series } else { direct };
+    // inf − inf would be NaN; the limit is +inf.
+    if x == f64::INFINITY {
+        f64::INFINITY
+    } else {
+        y
+    }
+}
+
+#[inline(always)]
+pub(super) fn x_minus_log1p_f32<S: Simd>(x: f32) -> f32 {
+    x_minus_log1p_f64::<S>(f64::from(x)) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coefficient_tables_match_math_rs() {
+        assert_eq!(PHI_F64[20], 0.5);
+        assert_eq!(PHI_F64[19], 1.0 / 6.0);
+        assert_eq!(PHI_F64[6], 1.0 / 20_922_789_888_000.0); // 1/16!
+        assert_eq!(XML_F64[28], 0.5);
+        assert_eq!(XML_F64[27], -1.0 / 3.0);
+        assert_eq!(XML_F64[0], 1.0 / 30.0);
+    }
+}
