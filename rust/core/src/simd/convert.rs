@@ -13,7 +13,7 @@ use super::vmath::Real;
 /// subnormals; inf/NaN then get the all-ones exponent.
 #[inline(always)]
 pub fn f16_bits_to_f32(h: u16) -> f32 {
-    const TO_F32_SCALE: f32 = 5.192_296_858_534_828e33; // 2^112 = 2^(127 − 15)
+    const TO_F32_SCALE: f32 = (1u128 << 112) as f32; // 2^(127 − 15), exact
     let h = u32::from(h);
     let magnitude = h & 0x7fff;
     let scaled = f32::from_bits(magnitude << 13) * TO_F32_SCALE;

@@ -101,6 +101,7 @@ impl Simd for Avx512 {
     const FMA: bool = true;
 
     #[inline(always)]
+    #[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (cfg logitdiv_avx512)
     fn f16_to_f32(self, src: &[f16], dst: &mut [f32]) {
         use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm512_cvtph_ps, _mm512_storeu_ps};
         assert_eq!(src.len(), dst.len());

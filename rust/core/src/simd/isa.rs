@@ -58,9 +58,7 @@ impl Isa {
             return Ok(None);
         }
         Isa::ALL.into_iter().find(|isa| isa.name() == v).map(Some).ok_or_else(|| {
-            bad_argument(format!(
-                "{ENV_VAR} must be one of 'auto', 'scalar', 'avx2', 'avx512', 'neon'; got {value:?}"
-            ))
+            bad_argument(format!("{ENV_VAR} must be one of 'auto', 'scalar', 'avx2', 'avx512', 'neon'; got {value:?}"))
         })
     }
 
@@ -223,10 +221,9 @@ pub fn force(isa: Option<Isa>) -> Result<(), Error> {
 pub(crate) fn check(isa: Isa) -> Result<(), Error> {
     match isa.why_unavailable() {
         None => Ok(()),
-        Some(why) => Err(bad_argument(format!(
-            "cannot use the {isa} SIMD path: {why}; available: {}",
-            names(&available())
-        ))),
+        Some(why) => {
+            Err(bad_argument(format!("cannot use the {isa} SIMD path: {why}; available: {}", names(&available()))))
+        }
     }
 }
 

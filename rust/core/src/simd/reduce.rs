@@ -150,7 +150,9 @@ mod tests {
 
     #[test]
     fn matches_the_compensated_reference_on_every_path() {
-        for &(n, scale, offset) in &[(1, 3.0, 0.0), (7, 3.0, 0.0), (37, 10.0, 5.0), (5000, 30.0, -12.0), (70_001, 8.0, 100.0)] {
+        for &(n, scale, offset) in
+            &[(1, 3.0, 0.0), (7, 3.0, 0.0), (37, 10.0, 5.0), (5000, 30.0, -12.0), (70_001, 8.0, 100.0)]
+        {
             let x64 = logits(n, n as u64, scale, offset);
             let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
             let want32 = reference(&x32.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());

@@ -3,6 +3,10 @@
 //! r + r²·P(r), and scale by 2^n built from exponent bits in two halves, so that results near
 //! overflow reach inf and results in the subnormal range are rounded once, like std.
 
+// Constants are written as published (Cephes and fdlibm) so they can be checked against the
+// sources; each rounds to the intended value, checked bit for bit in the tests below.
+#![allow(clippy::excessive_precision)]
+
 use super::{clamp_keep_nan, horner, Real};
 use crate::simd::dispatch::Simd;
 
@@ -17,11 +21,17 @@ const EXP_M1_LO_F32: f32 = -20.0;
 /// 1.5·2^23: x·log2e + SHIFT rounds to an integer held in the low mantissa bits.
 const SHIFT_F32: f32 = 12_582_912.0;
 /// ln 2 split so that n·LN2_HI is exact for |n| < 2^15 (LN2_HI = 355/512).
-const LN2_HI_F32: f32 = 0.693_359_375;
+const LN2_HI_F32: f32 = 355.0 / 512.0;
 const LN2_LO_F32: f32 = -2.121_944_4e-4;
 /// Cephes' minimax e^r ≈ 1 + r + r²·P(r) on |r| ≤ ln2/2, P highest degree first.
-const EXP_P_F32: [f32; 6] =
-    [1.987_569_15e-4, 1.398_199_950_7e-3, 8.333_451_907_3e-3, 4.166_579_589_4e-2, 1.666_666_545_9e-1, 5.000_000_120_1e-1];
+const EXP_P_F32: [f32; 6] = [
+    1.987_569_15e-4,
+    1.398_199_950_7e-3,
+    8.333_451_907_3e-3,
+    4.166_579_589_4e-2,
+    1.666_666_545_9e-1,
+    5.000_000_120_1e-1,
+];
 
 /// (e^r − 1, n + 254) for x = n·ln2 + r; x must be clamped (|x·log2e| < 2^22).
 #[inline(always)]
@@ -140,5 +150,20 @@ pub(super) fn exp_m1_f64<S: Simd>(x: f64) -> f64 {
         x
     } else {
         y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_have_their_published_bits() {
+        assert_eq!(LN2_HI_F64.to_bits(), 0x3fe6_2e42_fee0_0000);
+        assert_eq!(LN2_LO_F64.to_bits(), 0x3dea_39ef_3579_3c76);
+        assert_eq!(LN2_HI_F32, 0.693_359_375);
+        assert_eq!(EXP_P_F32[5], 0.5); // Cephes' 5.0000001201e-1 rounds to ½ in f32
+        assert_eq!(EXP_P_F64[11], 0.5);
+        assert_eq!(EXP_P_F64[0], 1.0 / 6_227_020_800.0); // 1/13!
     }
 }

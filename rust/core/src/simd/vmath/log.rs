@@ -3,6 +3,10 @@
 //! f = m − 1, from a minimax polynomial in s². ln(1 + x) runs the same core on u = 1 + x and adds
 //! the rounding error of that sum, c/u, in the low-order term.
 
+// Constants are written as published (fdlibm and musl) so they can be checked against the
+// sources; each rounds to the intended value, checked bit for bit in the tests below.
+#![allow(clippy::excessive_precision)]
+
 use super::{horner, Real};
 use crate::simd::dispatch::Simd;
 
@@ -126,5 +130,43 @@ pub(super) fn ln_1p_f64<S: Simd>(x: f64) -> f64 {
         x
     } else {
         y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_have_their_published_bits() {
+        assert_eq!(LN2_HI_F32.to_bits(), 0x3f31_7180);
+        assert_eq!(LN2_LO_F32.to_bits(), 0x3717_f7d1);
+        assert_eq!(LN2_HI_F64.to_bits(), 0x3fe6_2e42_fee0_0000);
+        assert_eq!(LN2_LO_F64.to_bits(), 0x3dea_39ef_3579_3c76);
+        let lg: Vec<u64> = [
+            LG_ODD_F64[3],
+            LG_EVEN_F64[2],
+            LG_ODD_F64[2],
+            LG_EVEN_F64[1],
+            LG_ODD_F64[1],
+            LG_EVEN_F64[0],
+            LG_ODD_F64[0],
+        ]
+        .iter()
+        .map(|c| c.to_bits())
+        .collect();
+        // Lg1..Lg7 as fdlibm's hex comments give them
+        assert_eq!(
+            lg,
+            [
+                0x3fe5_5555_5555_5593,
+                0x3fd9_9999_9997_fa04,
+                0x3fd2_4924_9422_9359,
+                0x3fcc_71c5_1d8e_78af,
+                0x3fc7_4664_96cb_03de,
+                0x3fc3_9a09_d078_c69f,
+                0x3fc2_f112_df3e_5244
+            ]
+        );
     }
 }
