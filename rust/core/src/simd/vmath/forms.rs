@@ -1,9 +1,10 @@
 //! The cancellation-free forms of MATH.md, branch-free: both the series and the direct form are
 //! computed and one is selected per lane.
 //!
-//! φ(w) = w − 1 + e^{−w} uses its Taylor series Σ_{k≥2} (−w)^k/k! on −1.5 < w < 1 (f64) or
+//! φ(w) = w − 1 + e^{−w} uses its Taylor series Σ_{k≥2} (−w)^k/k! on −2 < w < 1 (f64) or
 //! −2.5 < w < 1 (f32), wider than `math::phi`'s |w| < 0.5: the direct form cancels for negative
-//! w (at w = −0.5 it loses 3 bits; at −1.5 one, enough to take f32 to 3 ulp). For w ≥ 1 the two
+//! w (at w = −0.5 it loses 3 bits; at −1.5 one, enough for 3 ulp). The series is summed as
+//! x²/2 + x³·G(x) (x = −w) so the roundings of Horner's steps weigh less. For w ≥ 1 the two
 //! terms of the direct form are ≥ 0.
 //!
 //! x − ln(1 + x) uses Σ_{k≥2} (−1)^k x^k/k on |x| < 0.25 and the direct form elsewhere, as
@@ -14,7 +15,7 @@ use super::{exp, horner, log, Real};
 use crate::simd::dispatch::Simd;
 
 /// The series of φ is used for PHI_LO_* < w < PHI_HI.
-const PHI_LO_F64: f64 = -1.5;
+const PHI_LO_F64: f64 = -2.0;
 const PHI_LO_F32: f32 = -2.5;
 const PHI_HI: f64 = 1.0;
 
@@ -32,8 +33,19 @@ const fn phi_coefficients<const K: usize>() -> [f64; K] {
     c
 }
 
-/// Through k = 22: the first omitted term is < 6e-18 of φ at |x| = 1.5.
-const PHI_F64: [f64; 21] = phi_coefficients::<21>();
+/// [1/24!, …, 1/3!]: (φ(w) − x²/2)/x³ for x = −w, highest degree first; the first omitted term
+/// is < 1e-17 of φ at |x| = 2.
+const PHI_G_F64: [f64; 22] = {
+    let c = phi_coefficients::<23>();
+    let mut out = [0.0; 22];
+    let mut i = 0;
+    while i < 22 {
+        out[i] = c[i];
+        i += 1;
+    }
+    out
+};
+
 /// [1/18!, …, 1/3!]: (φ(w) − x²/2)/x³ for x = −w, highest degree first; the first omitted term
 /// is < 1e-9 of φ at |x| = 2.5.
 const PHI_G_F32: [f32; 16] = {
@@ -50,7 +62,9 @@ const PHI_G_F32: [f32; 16] = {
 #[inline(always)]
 pub(super) fn phi_f64<S: Simd>(w: f64) -> f64 {
     let x = -w;
-    let series = horner::<S, f64, 21>(x, &PHI_F64) * x * x;
+    let x2 = x * x;
+    let g = horner::<S, f64, 22>(x, &PHI_G_F64);
+    let series = (x2 * x).lane_mul_add::<S>(g, 0.5 * x2);
     let direct = (w - 1.0) + exp::exp_f64::<S>(x);
     let y = if w > PHI_LO_F64 && w < PHI_HI { series } else { direct };
     // −inf − 1 + inf would be NaN; the limit is +inf.
@@ -64,8 +78,7 @@ pub(super) fn phi_f64<S: Simd>(w: f64) -> f64 {
 #[inline(always)]
 pub(super) fn phi_f32<S: Simd>(w: f32) -> f32 {
     let x = -w;
-    // x²/2 + x³·G(x): the leading term apart, so the roundings of Horner's steps weigh less
-    // (3.2 ulp → 2.1 with FMA, 2.9 without, at the top of a binade).
+    // x²/2 + x³·G(x): 3.2 ulp → 2.1 with FMA, 2.9 without (at the top of a binade).
     let x2 = x * x;
     let g = horner::<S, f32, 16>(x, &PHI_G_F32);
     let series = (x2 * x).lane_mul_add::<S>(g, 0.5 * x2);
@@ -115,9 +128,9 @@ mod tests {
 
     #[test]
     fn coefficient_tables_match_math_rs() {
-        assert_eq!(PHI_F64[20], 0.5);
-        assert_eq!(PHI_F64[19], 1.0 / 6.0);
-        assert_eq!(PHI_F64[6], 1.0 / 20_922_789_888_000.0); // 1/16!
+        assert_eq!(PHI_G_F64[21], 1.0 / 6.0);
+        assert_eq!(PHI_G_F64[8], 1.0 / 20_922_789_888_000.0); // 1/16!
+        assert_eq!(PHI_G_F32[15], 1.0 / 6.0);
         assert_eq!(XML_F64[28], 0.5);
         assert_eq!(XML_F64[27], -1.0 / 3.0);
         assert_eq!(XML_F64[0], 1.0 / 30.0);
