@@ -1,14 +1,16 @@
-//! Microbenchmark of the SIMD paths: elements per second of exp, ln, ln_1p, exp_m1, phi and
-//! log-sum-exp over a 32768-element array, on every available path, beside std's scalar functions.
+//! Microbenchmark of the SIMD paths: elements per second of exp, ln, ln_1p, exp_m1, phi,
+//! x_minus_log1p and log-sum-exp over a 32768-element array, on every available path, beside
+//! std's scalar functions (for phi and x_minus_log1p f64: `math`'s scalar versions). One thread.
 //!
 //! cargo run --release -p logitdiv-core --example simd_bench
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use half::f16;
 use logitdiv_core::simd::map::{map_on, Func};
 use logitdiv_core::simd::reduce::logsumexp_on;
-use logitdiv_core::simd::{available, Isa, Real};
+use logitdiv_core::simd::{available, Isa, Load, Real};
 
 const N: usize = 32 * 1024;
 
@@ -98,13 +100,13 @@ fn row<T: Real>(name: &str, func: Func, std_fn: Option<fn(T) -> T>, isas: &[Isa]
     println!();
 }
 
-fn lse_row<T: Real + logitdiv_core::simd::Load>(name: &str, isas: &[Isa]) {
-    let x: Vec<T> = (0..N).map(|i| T::from_f64(((i * 7919) % N) as f64 / N as f64 * 20.0 - 10.0)).collect();
-    // std baseline: max, then Σ e^{x − max} in f64 with std's exp.
+fn lse_row<T: Load>(name: &str, isas: &[Isa], from_f64: fn(f64) -> T, to_f64: fn(T) -> f64) {
+    let x: Vec<T> = (0..N).map(|i| from_f64(((i * 7919) % N) as f64 / N as f64 * 20.0 - 10.0)).collect();
+    // std baseline: max, then Σ e^{x − max} with std's exp of the element's compute type, in f64.
     let base = rate(time(|| {
         let x = black_box(&x);
-        let m = x.iter().fold(f64::NEG_INFINITY, |m, v| m.max(v.to_f64()));
-        let s: f64 = x.iter().map(|v| (v.to_f64() - m).exp()).sum();
+        let m = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(to_f64(v)));
+        let s: f64 = x.iter().map(|&v| (to_f64(v) - m).exp()).sum();
         black_box(m + s.ln());
     }));
     print!("| {name:<15} | {base:>9.3} |");
@@ -136,6 +138,7 @@ fn main() {
     for func in Func::ALL {
         row::<f64>(&format!("{} f64", func.name()), func, std_f64(func), &isas);
     }
-    lse_row::<f32>("logsumexp f32", &isas);
-    lse_row::<f64>("logsumexp f64", &isas);
+    lse_row::<f32>("logsumexp f32", &isas, |v| v as f32, f64::from);
+    lse_row::<f64>("logsumexp f64", &isas, |v| v, |v| v);
+    lse_row::<f16>("logsumexp f16", &isas, f16::from_f64, f16::to_f64);
 }

@@ -13,16 +13,26 @@ use super::vmath::Real;
 pub const BLOCK: usize = 256;
 
 /// Σ v, pairwise in a fixed order (so the result does not depend on timing), with the rounding
-/// error of a balanced tree.
+/// error of a balanced tree. Fold only the positions a kernel used: for a short row that is far
+/// fewer than `BLOCK`.
 pub fn hsum<T: Real>(v: &[T]) -> T {
-    match v.len() {
-        0 => T::ZERO,
-        1 => v[0],
-        n => {
-            let (lo, hi) = v.split_at(n / 2);
-            hsum(lo) + hsum(hi)
-        }
+    if v.len() > BLOCK {
+        let (lo, hi) = v.split_at(v.len() / 2);
+        return hsum(lo) + hsum(hi);
     }
+    // Halve in place on a copy: each step is one vectorisable loop of run-time length.
+    let mut buf = [T::ZERO; BLOCK];
+    buf[..v.len()].copy_from_slice(v);
+    let mut n = v.len();
+    while n > 1 {
+        let half = n / 2;
+        let (keep, fold) = buf[..n].split_at_mut(n - half);
+        for (a, &b) in keep.iter_mut().zip(fold.iter()) {
+            *a = *a + b;
+        }
+        n -= half;
+    }
+    buf[0]
 }
 
 /// max v, ignoring NaN like `f32::max` (−inf for an empty or all-NaN slice). Kernels update
@@ -43,7 +53,11 @@ mod tests {
         assert_eq!(hmax(&[1.0f32, 7.0, -3.0, f32::NAN, 2.0]), 7.0);
         assert_eq!(hmax(&[f64::NEG_INFINITY; 8]), f64::NEG_INFINITY);
         assert_eq!(hmax::<f64>(&[]), f64::NEG_INFINITY);
-        // pairwise: 1 + 1e16·(1 − 1) keeps the 1
-        assert_eq!(hsum(&[1e16f64, -1e16, 1.0, 0.0]), 1.0);
+        // pairwise: (1e16 + 1) + (−1e16 + 0) would lose the 1; (1e16 − 1e16) + (1 + 0) keeps it
+        assert_eq!(hsum(&[1e16f64, 1.0, -1e16, 0.0]), 1.0);
+        let long: Vec<f64> = (0..1000).map(f64::from).collect();
+        assert_eq!(hsum(&long), 499_500.0);
+        let odd: Vec<f32> = (0..255).map(|i| i as f32).collect();
+        assert_eq!(hsum(&odd), 32_385.0);
     }
 }

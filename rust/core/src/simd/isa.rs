@@ -14,8 +14,8 @@ pub const ENV_VAR: &str = "LOGITDIV_SIMD";
 /// An instruction-set path a kernel can be instantiated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Isa {
-    /// The target's baseline instructions, no fused multiply-add; the reference path, available
-    /// everywhere and giving the same bits on every platform.
+    /// The target's baseline instructions (SSE2, 128-bit, on x86-64), no fused multiply-add;
+    /// the reference path, available everywhere and giving the same bits on every platform.
     Scalar,
     /// x86-64 with AVX2, FMA and F16C (256-bit vectors).
     Avx2,

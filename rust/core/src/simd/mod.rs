@@ -23,8 +23,9 @@
 //!
 //! - **Loops of run-time length, accumulators of [`BLOCK`](block::BLOCK) positions.** Reduce into
 //!   `[T; BLOCK]` arrays (`acc[i] += f(x[i])` over a block) and fold them once at the end with
-//!   [`block::hsum`] / [`block::hmax`]. Register-sized lane arrays (`[f32; 8]` per chunk) get
-//!   unrolled lane by lane and then vectorised across chunks with transposes: 2× slower.
+//!   [`block::hsum`] / [`block::hmax`], over the positions used. Register-sized lane arrays
+//!   (`[f32; 8]` per chunk) get unrolled lane by lane and then vectorised across chunks with
+//!   transposes: 2× slower.
 //! - **One width per loop.** Compute in f32, then widen into f64 accumulators in a second loop:
 //!   a loop mixing f32 and f64 runs at the f64 width, half the f32 speed.
 //! - **Maxima with `Real::max`, NaN checked apart.** A select that may keep the accumulator's old
@@ -58,7 +59,7 @@
 //!                 *a += f64::from(t);
 //!             }
 //!         }
-//!         hsum(&acc)
+//!         hsum(&acc[..self.x.len().min(BLOCK)]) // only the positions used: short rows stay cheap
 //!     }
 //! }
 //!

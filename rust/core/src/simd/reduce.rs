@@ -85,7 +85,7 @@ impl<E: Load> Kernel for LogSumExp<'_, E> {
             }
         }
         // NaN elements of finite spans made their terms, hence the sum, NaN.
-        let total = hsum(&sum);
+        let total = hsum(&sum[..self.0.len().min(BLOCK)]);
         if total.is_nan() {
             f64::NAN
         } else if saw_inf {
@@ -107,7 +107,7 @@ fn span_max<S: Simd, E: Load>(s: S, span: &[E], buf: &mut [E::Real; BLOCK]) -> E
             *m = m.max(v);
         }
     }
-    hmax(&m)
+    hmax(&m[..span.len().min(BLOCK)])
 }
 
 /// Whether `x` holds a NaN (the rare path, scalar).
