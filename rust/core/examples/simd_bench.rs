@@ -14,29 +14,36 @@ use logitdiv_core::simd::{available, Isa, Load, Real};
 
 const N: usize = 32 * 1024;
 
-/// Best time of several runs of `f`, each repeated long enough to be measurable.
-fn time(mut f: impl FnMut()) -> Duration {
-    let mut reps = 1;
-    loop {
-        let start = Instant::now();
-        for _ in 0..reps {
-            f();
-        }
-        if start.elapsed() >= Duration::from_millis(20) {
-            break;
-        }
-        reps *= 2;
-    }
-    (0..7)
-        .map(|_| {
+/// Best time per call of each of `fs`, measured round-robin (so a busy moment hits every
+/// variant alike): 15 rounds, each running every variant long enough to be measurable.
+fn best_times(fs: &mut [&mut dyn FnMut()]) -> Vec<Duration> {
+    let reps: Vec<u32> = fs
+        .iter_mut()
+        .map(|f| {
+            let mut reps = 1;
+            loop {
+                let start = Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                if start.elapsed() >= Duration::from_millis(10) {
+                    return reps;
+                }
+                reps *= 2;
+            }
+        })
+        .collect();
+    let mut best = vec![Duration::MAX; fs.len()];
+    for _ in 0..15 {
+        for ((f, &n), b) in fs.iter_mut().zip(&reps).zip(&mut best) {
             let start = Instant::now();
-            for _ in 0..reps {
+            for _ in 0..n {
                 f();
             }
-            start.elapsed() / reps
-        })
-        .min()
-        .unwrap()
+            *b = (*b).min(start.elapsed() / n);
+        }
+    }
+    best
 }
 
 fn rate(d: Duration) -> f64 {
@@ -75,23 +82,9 @@ fn std_f64(func: Func) -> Option<fn(f64) -> f64> {
     })
 }
 
-fn row<T: Real>(name: &str, func: Func, std_fn: Option<fn(T) -> T>, isas: &[Isa]) {
-    let x = inputs::<T>(func);
-    let mut out = vec![T::ZERO; N];
-    let base = std_fn.map(|f| {
-        rate(time(|| {
-            for (o, &v) in out.iter_mut().zip(black_box(&x)) {
-                *o = f(v);
-            }
-            black_box(&out);
-        }))
-    });
-    print!("| {name:<15} | {:>9} |", base.map_or("—".into(), |b| format!("{b:.3}")));
-    for &isa in isas {
-        let r = rate(time(|| {
-            map_on(isa, func, black_box(&x), &mut out).unwrap();
-            black_box(&out);
-        }));
+fn print_row(name: &str, base: Option<f64>, rates: &[f64]) {
+    print!("| {name:<17} | {:>9} |", base.map_or("—".into(), |b| format!("{b:.3}")));
+    for &r in rates {
         match base {
             Some(b) => print!(" {r:>7.3} ({:>5.1}×) |", r / b),
             None => print!(" {r:>7.3}          |"),
@@ -100,34 +93,67 @@ fn row<T: Real>(name: &str, func: Func, std_fn: Option<fn(T) -> T>, isas: &[Isa]
     println!();
 }
 
+fn row<T: Real>(name: &str, func: Func, std_fn: Option<fn(T) -> T>, isas: &[Isa]) {
+    let x = inputs::<T>(func);
+    let mut out = vec![T::ZERO; N];
+    let out = std::cell::RefCell::new(&mut out);
+    let mut base = || {
+        if let Some(f) = std_fn {
+            for (o, &v) in out.borrow_mut().iter_mut().zip(black_box(&x)) {
+                *o = f(v);
+            }
+        }
+    };
+    let mut paths: Vec<Box<dyn FnMut()>> = isas
+        .iter()
+        .map(|&isa| {
+            let (x, out) = (&x, &out);
+            Box::new(move || map_on(isa, func, black_box(x), &mut out.borrow_mut()).unwrap()) as Box<dyn FnMut()>
+        })
+        .collect();
+    let mut fs: Vec<&mut dyn FnMut()> = Vec::new();
+    if std_fn.is_some() {
+        fs.push(&mut base);
+    }
+    fs.extend(paths.iter_mut().map(|f| &mut **f as &mut dyn FnMut()));
+    let t = best_times(&mut fs);
+    let (base, t) = if std_fn.is_some() { (Some(rate(t[0])), &t[1..]) } else { (None, &t[..]) };
+    print_row(name, base, &t.iter().map(|&d| rate(d)).collect::<Vec<_>>());
+}
+
 fn lse_row<T: Load>(name: &str, isas: &[Isa], from_f64: fn(f64) -> T, to_f64: fn(T) -> f64) {
     let x: Vec<T> = (0..N).map(|i| from_f64(((i * 7919) % N) as f64 / N as f64 * 20.0 - 10.0)).collect();
-    // std baseline: max, then Σ e^{x − max} with std's exp of the element's compute type, in f64.
-    let base = rate(time(|| {
+    // std baseline: max, then Σ e^{x − max} with std's f64 exp, two passes.
+    let mut base = || {
         let x = black_box(&x);
         let m = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(to_f64(v)));
         let s: f64 = x.iter().map(|&v| (to_f64(v) - m).exp()).sum();
         black_box(m + s.ln());
-    }));
-    print!("| {name:<15} | {base:>9.3} |");
-    for &isa in isas {
-        let r = rate(time(|| {
-            black_box(logsumexp_on(isa, black_box(&x)).unwrap());
-        }));
-        print!(" {r:>7.3} ({:>5.1}×) |", r / base);
-    }
-    println!();
+    };
+    let mut paths: Vec<Box<dyn FnMut()>> = isas
+        .iter()
+        .map(|&isa| {
+            let x = &x;
+            Box::new(move || {
+                black_box(logsumexp_on(isa, black_box(x)).unwrap());
+            }) as Box<dyn FnMut()>
+        })
+        .collect();
+    let mut fs: Vec<&mut dyn FnMut()> = vec![&mut base];
+    fs.extend(paths.iter_mut().map(|f| &mut **f as &mut dyn FnMut()));
+    let t = best_times(&mut fs);
+    print_row(name, Some(rate(t[0])), &t[1..].iter().map(|&d| rate(d)).collect::<Vec<_>>());
 }
 
 fn main() {
     let isas = available();
-    println!("{} elements per call; Gelem/s (speed-up over std scalar); best of 7\n", N);
-    print!("| function        | std       |");
+    println!("{N} elements per call, one thread; Gelem/s (speed-up over std's scalar function); best of 15, round-robin\n");
+    print!("| function          | std       |");
     for isa in &isas {
         print!(" {:<16} |", isa.name());
     }
     println!();
-    print!("|-----------------|-----------|");
+    print!("|-------------------|-----------|");
     for _ in &isas {
         print!("------------------|");
     }
