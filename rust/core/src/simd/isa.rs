@@ -172,8 +172,13 @@ fn decode(v: u8) -> Option<Isa> {
 /// The path `LOGITDIV_SIMD` asks for: `Ok(None)` when unset or `auto`, an error when it names an
 /// unknown path or one this CPU lacks.
 fn from_env() -> Result<Option<Isa>, Error> {
-    let Ok(value) = std::env::var(ENV_VAR) else { return Ok(None) };
-    let Some(isa) = Isa::parse(&value)? else { return Ok(None) };
+    from_setting(std::env::var(ENV_VAR).ok().as_deref())
+}
+
+/// The path a `LOGITDIV_SIMD` value (`None`: unset) asks for, checked against this CPU.
+fn from_setting(value: Option<&str>) -> Result<Option<Isa>, Error> {
+    let Some(value) = value else { return Ok(None) };
+    let Some(isa) = Isa::parse(value)? else { return Ok(None) };
     match isa.why_unavailable() {
         None => Ok(Some(isa)),
         Some(why) => Err(bad_argument(format!("{ENV_VAR}={value}: {why}; available: {}", names(&available())))),
@@ -255,6 +260,21 @@ mod tests {
         assert_eq!(Isa::parse("auto").unwrap(), None);
         let err = Isa::parse("sse4").unwrap_err().to_string();
         assert!(err.contains("LOGITDIV_SIMD") && err.contains("\"sse4\""), "{err}");
+    }
+
+    #[test]
+    fn the_environment_setting_is_checked() {
+        assert_eq!(from_setting(None).unwrap(), None);
+        assert_eq!(from_setting(Some("auto")).unwrap(), None);
+        assert_eq!(from_setting(Some("Scalar")).unwrap(), Some(Isa::Scalar));
+        assert!(from_setting(Some("avx3")).unwrap_err().to_string().contains("must be one of"));
+        if let Some(isa) = Isa::ALL.into_iter().find(|i| !i.is_available()) {
+            let err = from_setting(Some(isa.name())).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("LOGITDIV_SIMD={}: ", isa.name())) && err.contains("available: scalar"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

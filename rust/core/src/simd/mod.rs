@@ -25,7 +25,7 @@
 //!   `[T; BLOCK]` arrays (`acc[i] += f(x[i])` over a block) and fold them once at the end with
 //!   [`block::hsum`] / [`block::hmax`], over the positions used. Register-sized lane arrays
 //!   (`[f32; 8]` per chunk) get unrolled lane by lane and then vectorised across chunks with
-//!   transposes: 2× slower.
+//!   transposes: 1.7× slower.
 //! - **One width per loop.** Compute in f32, then widen into f64 accumulators in a second loop:
 //!   a loop mixing f32 and f64 runs at the f64 width, half the f32 speed.
 //! - **Maxima with `Real::max`, NaN checked apart.** A select that may keep the accumulator's old
