@@ -14,6 +14,7 @@ pub mod math;
 pub mod parallel;
 pub mod reduce;
 pub mod rows;
+pub mod simd;
 
 pub use divergence::{pair_divergence, PairKind, PairOptions, PairOutputs};
 pub use element::Elem;

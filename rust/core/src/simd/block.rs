@@ -1,0 +1,63 @@
+//! Blocks, the unit a kernel loops over, and the reductions that finish them.
+//!
+//! A kernel keeps per-position accumulators in `[T; BLOCK]` arrays and updates them in loops of
+//! run-time length over a block (`for (a, &v) in acc.iter_mut().zip(block)`), which LLVM
+//! vectorises at the path's natural width; the accumulators are folded once, at the end, by
+//! [`hsum`] or [`hmax`]. See the [module notes](super) for why blocks rather than register-sized
+//! lane arrays.
+
+use super::vmath::Real;
+
+/// Elements per block: accumulators of 256 f64 are 2 KiB of stack, and loops over 256 elements
+/// are long enough to be vectorised rather than unrolled lane by lane.
+pub const BLOCK: usize = 256;
+
+/// Σ v, pairwise in a fixed order (so the result does not depend on timing), with the rounding
+/// error of a balanced tree. Fold only the positions a kernel used: for a short row that is far
+/// fewer than `BLOCK`.
+pub fn hsum<T: Real>(v: &[T]) -> T {
+    if v.len() > BLOCK {
+        let (lo, hi) = v.split_at(v.len() / 2);
+        return hsum(lo) + hsum(hi);
+    }
+    // Halve in place on a copy: each step is one vectorisable loop of run-time length.
+    let mut buf = [T::ZERO; BLOCK];
+    buf[..v.len()].copy_from_slice(v);
+    let mut n = v.len();
+    while n > 1 {
+        let half = n / 2;
+        let (keep, fold) = buf[..n].split_at_mut(n - half);
+        for (a, &b) in keep.iter_mut().zip(fold.iter()) {
+            *a = *a + b;
+        }
+        n -= half;
+    }
+    buf[0]
+}
+
+/// max v, ignoring NaN like `f32::max` (−inf for an empty or all-NaN slice). Kernels update
+/// maxima with `Real::max` too: it compiles to a vector max, where a select that may keep the old
+/// value becomes a masked store (microcoded, 5× slower on AMD). Check for NaN separately.
+pub fn hmax<T: Real>(v: &[T]) -> T {
+    v.iter().fold(T::NEG_INFINITY, |m, &x| m.max(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reductions() {
+        assert_eq!(hsum(&[1.0f64, 2.0, 3.0, 4.0, 5.0]), 15.0);
+        assert_eq!(hsum::<f32>(&[]), 0.0);
+        assert_eq!(hmax(&[1.0f32, 7.0, -3.0, f32::NAN, 2.0]), 7.0);
+        assert_eq!(hmax(&[f64::NEG_INFINITY; 8]), f64::NEG_INFINITY);
+        assert_eq!(hmax::<f64>(&[]), f64::NEG_INFINITY);
+        // pairwise: (1e16 + 1) + (−1e16 + 0) would lose the 1; (1e16 − 1e16) + (1 + 0) keeps it
+        assert_eq!(hsum(&[1e16f64, 1.0, -1e16, 0.0]), 1.0);
+        let long: Vec<f64> = (0..1000).map(f64::from).collect();
+        assert_eq!(hsum(&long), 499_500.0);
+        let odd: Vec<f32> = (0..255).map(|i| i as f32).collect();
+        assert_eq!(hsum(&odd), 32_385.0);
+    }
+}
