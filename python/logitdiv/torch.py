@@ -134,6 +134,17 @@ class _DLPack:
 _GPU_BACKEND = "logitdiv.cuda"
 
 
+def _cuda_backend() -> Any:
+    """`_DLPack` over ``logitdiv.cuda`` where that module exists, else None."""
+    if importlib.util.find_spec(_GPU_BACKEND) is None:
+        return None
+    return _DLPack(importlib.import_module(_GPU_BACKEND))
+
+
+# device type -> a function giving its backend (or None where it is not available)
+_BACKENDS: Dict[str, Callable[[], Any]] = {"cpu": lambda: _CPU, "cuda": _cuda_backend}
+
+
 def _backend_for(tensors: Sequence[torch.Tensor], names: Sequence[str]) -> Any:
     """The backend that computes these logits: `_CPU` for CPU tensors, `_DLPack` over
     ``logitdiv.cuda`` for CUDA tensors when that module exists; a TypeError otherwise."""
@@ -143,14 +154,14 @@ def _backend_for(tensors: Sequence[torch.Tensor], names: Sequence[str]) -> Any:
     for x, name in zip(tensors[1:], names[1:]):
         if x.device != device:
             raise TypeError(f"{names[0]} is on {device} but {name} is on {x.device}; put them on one device")
-    if device.type == "cpu":
-        return _CPU
-    if device.type == "cuda" and importlib.util.find_spec(_GPU_BACKEND) is not None:
-        return _DLPack(importlib.import_module(_GPU_BACKEND))
-    raise TypeError(
-        f"{names[0]} is on {device}; logitdiv.torch computes CPU tensors. CUDA tensors need the "
-        "CuPy backend (pip install 'logitdiv[cuda]'), which is not available here."
-    )
+    make = _BACKENDS.get(device.type)
+    backend = make() if make is not None else None
+    if backend is None:
+        raise TypeError(
+            f"{names[0]} is on {device}; logitdiv.torch computes CPU tensors. CUDA tensors need the "
+            "CuPy backend (pip install 'logitdiv[cuda]'), which is not available here."
+        )
+    return backend
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,14 +188,24 @@ def _refuse_double_backward() -> None:
         )
 
 
-def _scale(grad: torch.Tensor, grad_output: torch.Tensor, per_row: bool) -> torch.Tensor:
+def _graph_is_kept() -> bool:
+    """Whether the running backward keeps the graph (retain_graph=True, as gradcheck and repeated
+    ``autograd.grad`` calls do) and so may come back for the gradients. A private function of
+    torch's, which its AOT autograd asks for the same purpose; where it is missing, assume so."""
+    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if keep_graph is None else bool(keep_graph())
+
+
+def _scale(grad: torch.Tensor, grad_output: torch.Tensor, per_row: bool, in_place: bool) -> torch.Tensor:
     if not per_row:
         if grad_output.numel() == 1 and float(grad_output) == 1.0:
             return grad  # loss.backward(): the fused pass already computed the answer
-        return grad * grad_output.to(grad.dtype)
-    # per-row values (shape = the leading axes, or (B, heads) for GlobalPointer): broadcast over the rest
-    g = grad_output.to(grad.dtype)
-    return grad * g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))
+        g = grad_output.to(grad.dtype)
+    else:
+        # per-row values (shape = the leading axes, or (B, heads) for GlobalPointer): broadcast over the rest
+        g = grad_output.to(grad.dtype)
+        g = g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))
+    return grad.mul_(g) if in_place else grad * g
 
 
 class _LossFunction(torch.autograd.Function):
@@ -222,11 +243,17 @@ class _LossFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
         _refuse_double_backward()
-        k = len(ctx.dtypes)
+        buffers = ctx.grads
+        # Unless the graph is kept for another backward, hand the buffers over (ctx lets go of
+        # them, scaling happens in place): autograd then moves a leaf's gradient into .grad
+        # instead of copying it.
+        hand_over = not _graph_is_kept()
+        if hand_over:
+            ctx.grads = None
         grads = []
-        for i in range(k):
-            g = ctx.grads[i] if ctx.needs_input_grad[1 + i] and i < len(ctx.grads) else None
-            grads.append(None if g is None else _scale(g, grad_output, ctx.per_row).to(ctx.dtypes[i]))
+        for i, dtype in enumerate(ctx.dtypes):
+            g = buffers[i] if ctx.needs_input_grad[1 + i] and i < len(buffers) else None
+            grads.append(None if g is None else _scale(g, grad_output, ctx.per_row, hand_over).to(dtype))
         return (None, *grads, *(None,) * ctx.n_labels)
 
 
