@@ -363,8 +363,8 @@ class GlobalPointerKL(_PairModule):
 # losses: functions (reduction="none" by default, as in logitdiv's NumPy API)
 
 _FUNCTIONAL_NOTE = """
-    Differentiable in the logits only: labels, masks and weights (tensors or arrays) get no
-    gradient, and neither does a probability target that requires grad. ``reduction`` defaults to
+    Differentiable in the logits only: labels, masks and weights (tensors or arrays) are
+    not differentiated, and neither is a probability target that requires grad (no gradient). ``reduction`` defaults to
     ``"none"`` (one value per row), logitdiv's convention; the module form defaults to ``"mean"``
     as PyTorch's loss modules do.
 """
