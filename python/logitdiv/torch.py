@@ -536,12 +536,16 @@ class BCEWithLogitsLoss(_LossModule):
         self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight))
 
     def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
-        weights, reduction = self.weight, self.reduction
+        weights: Any = self.weight
+        reduction = self.reduction
         if reduction == "mean":
             # PyTorch's mean over every element = the row sums' "batchmean" with every weight
             # divided by C: the kernel applies the 1/C, so backward need not rescale the gradient.
             c = input.shape[-1]
-            weights = torch.full((c,), 1.0 / c, dtype=torch.float64) if weights is None else weights.double() / c
+            if weights is None:
+                weights = torch.full((c,), 1.0 / c, dtype=torch.float64, device=input.device)
+            else:
+                weights = weights.double() / c
             reduction = "batchmean"
         return bce(input, target, pos_weight=self.pos_weight, weights=weights, where=where, reduction=reduction)
 
