@@ -197,13 +197,12 @@ def _graph_is_kept() -> bool:
 
 
 def _scale(grad: torch.Tensor, grad_output: torch.Tensor, per_row: bool, in_place: bool) -> torch.Tensor:
-    if not per_row:
-        if grad_output.numel() == 1 and float(grad_output) == 1.0:
-            return grad  # loss.backward(): the fused pass already computed the answer
-        g = grad_output.to(grad.dtype)
-    else:
-        # per-row values (shape = the leading axes, or (B, heads) for GlobalPointer): broadcast over the rest
-        g = grad_output.to(grad.dtype)
+    """grad · grad_output; per-row values (shape = the leading axes, or (B, heads) for
+    GlobalPointer) broadcast over the remaining axes."""
+    if not per_row and grad_output.numel() == 1 and float(grad_output) == 1.0:
+        return grad  # loss.backward(): the fused pass already computed the answer
+    g = grad_output.to(grad.dtype)
+    if per_row:
         g = g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))
     return grad.mul_(g) if in_place else grad * g
 
