@@ -4,7 +4,8 @@ formulas, on identical inputs in one process run (DESIGN.md, "Benchmark protocol
 
     python benches/bench_torch.py [--quick] [--no-compile] [--out benches/RESULTS_torch.md]
 
-For every (loss, shape) it prints logitdiv's time per step, the elements per second, and the
+For every (loss, shape) it prints logitdiv's time per step, the elements per second (of one logits
+tensor: R-Drop reads two, distillation a student and a teacher), and the
 speed-up over each peer (peer time / logitdiv time; > 1 means logitdiv is faster). Threads = cores
 for every framework. Timings are medians after a warm-up; on a loaded machine they are noisy.
 """
