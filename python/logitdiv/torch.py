@@ -7,6 +7,16 @@ by grad_output (returning them untouched when grad_output is the scalar 1, as af
 `loss.backward()`). Double backward (create_graph=True) is refused with a clear error. Importing `logitdiv` never
 imports torch; importing `logitdiv.torch` does.
 
+Labels (class indices, positives, spans, masks, weights) may be tensors or arrays; they are
+never differentiated. Probability targets are not differentiated either: a target tensor that
+requires grad gets no gradient (PyTorch's ``F.cross_entropy`` would give it one).
+
+Reductions: the functions here default to ``reduction="none"`` (one value per row), like the
+rest of logitdiv; the ``nn.Module`` losses default to ``"mean"``, like PyTorch's loss modules.
+
+CUDA tensors go to a GPU backend through DLPack when the module ``logitdiv.cuda`` exists (it
+does not yet: they are a clear TypeError until then); see `_backend_for`.
+
 >>> import torch, logitdiv.torch as ldt
 >>> s = torch.randn(4, 10, dtype=torch.float64, requires_grad=True)
 >>> t = torch.randn(4, 10, dtype=torch.float64)
@@ -14,36 +24,52 @@ imports torch; importing `logitdiv.torch` does.
 >>> loss.backward()
 >>> s.grad.shape
 torch.Size([4, 10])
+>>> y = torch.tensor([1, 0, 3, 9])
+>>> ldt.CrossEntropyLoss(label_smoothing=0.1)(s, y).backward()   # reduction="mean", as in torch
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+import importlib
+import importlib.util
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from . import divergences as _D
+import logitdiv as _ld
 
 __all__ = [
+    # divergences
     "kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
     "KLDivergence", "SymmetricKL", "JSDivergence", "SigmoidKL", "GlobalPointerKL",
+    # losses
+    "softmax_ce", "bce", "multilabel_ce", "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce",
+    "kd_loss", "rdrop_loss",
+    "CrossEntropyLoss", "BCEWithLogitsLoss", "MultilabelCrossEntropy", "SparseMultilabelCrossEntropy",
+    "GlobalPointerLoss", "GammaCrossEntropy", "DistillationLoss", "RDropLoss",
 ]
 
 _SUPPORTED = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def _numpy_view(x: torch.Tensor, name: str) -> np.ndarray:
-    """A NumPy view of a CPU tensor's memory (no copy); bfloat16 through ml_dtypes."""
+# ----------------------------------------------------------------------------------------------
+# backends: where a call's tensors are computed
+
+
+def _check_float(x: Any, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
-    if x.device.type != "cpu":
-        raise TypeError(
-            f"{name} is on {x.device}; logitdiv.torch computes CPU tensors. CUDA tensors need the "
-            "CuPy backend (pip install 'logitdiv[cuda]'), which is not available here."
-        )
     if x.dtype not in _SUPPORTED:
         raise TypeError(f"{name} must be float16, bfloat16, float32 or float64; got {x.dtype}")
+    return x
+
+
+def _numpy_view(x: torch.Tensor, name: str) -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory (no copy); bfloat16 through ml_dtypes."""
+    _check_float(x, name)
+    if x.device.type != "cpu":
+        raise TypeError(f"{name} is on {x.device}; a NumPy view needs a CPU tensor")
     x = x.detach()
     if x.dtype == torch.bfloat16:
         try:
@@ -54,8 +80,102 @@ def _numpy_view(x: torch.Tensor, name: str) -> np.ndarray:
     return x.numpy()
 
 
-def _empty_like(x: torch.Tensor) -> torch.Tensor:
-    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+class _CPU:
+    """The native core through logitdiv's NumPy API, reading and writing tensors in place."""
+
+    @staticmethod
+    def array(x: torch.Tensor, name: str) -> np.ndarray:
+        return _numpy_view(x, name)
+
+    @staticmethod
+    def aux(x: Any, name: str) -> Any:
+        """A label-like argument (never differentiated) as the NumPy API takes it: integer and bool
+        tensors through ``.cpu().numpy()`` (they are small), float ones as views (zero-copy)."""
+        if not isinstance(x, torch.Tensor):
+            return x
+        x = x.detach().cpu()
+        return _numpy_view(x, name) if x.is_floating_point() else x.numpy()
+
+    @staticmethod
+    def function(name: str) -> Callable[..., Any]:
+        return getattr(_ld, name)  # looked up per call, so a test can watch what the core receives
+
+    @staticmethod
+    def tensor(value: Any, device: torch.device) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(value))
+
+
+class _DLPack:
+    """A GPU backend module with the NumPy API's functions over CuPy arrays (``logitdiv.cuda``),
+    reached through DLPack: tensors are shared with CuPy, not copied."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    @staticmethod
+    def array(x: torch.Tensor, name: str) -> Any:
+        import cupy
+
+        return cupy.from_dlpack(_check_float(x, name).detach())
+
+    def aux(self, x: Any, name: str) -> Any:
+        return x  # the backend module takes host or device labels as it sees fit
+
+    def function(self, name: str) -> Callable[..., Any]:
+        return getattr(self.module, name)
+
+    @staticmethod
+    def tensor(value: Any, device: torch.device) -> torch.Tensor:
+        if hasattr(value, "__dlpack__"):
+            return torch.from_dlpack(value)
+        return torch.as_tensor(value, device=device)  # a reduced value returned as a host scalar
+
+
+_GPU_BACKEND = "logitdiv.cuda"
+
+
+def _cuda_backend() -> Any:
+    """`_DLPack` over ``logitdiv.cuda`` where that module exists, else None."""
+    if importlib.util.find_spec(_GPU_BACKEND) is None:
+        return None
+    return _DLPack(importlib.import_module(_GPU_BACKEND))
+
+
+# device type -> a function giving its backend (or None where it is not available)
+_BACKENDS: Dict[str, Callable[[], Any]] = {"cpu": lambda: _CPU, "cuda": _cuda_backend}
+
+
+def _backend_for(tensors: Sequence[torch.Tensor], names: Sequence[str]) -> Any:
+    """The backend that computes these logits: `_CPU` for CPU tensors, `_DLPack` over
+    ``logitdiv.cuda`` for CUDA tensors when that module exists; a TypeError otherwise."""
+    for x, name in zip(tensors, names):
+        _check_float(x, name)
+    device = tensors[0].device
+    for x, name in zip(tensors[1:], names[1:]):
+        if x.device != device:
+            raise TypeError(f"{names[0]} is on {device} but {name} is on {x.device}; put them on one device")
+    make = _BACKENDS.get(device.type)
+    backend = make() if make is not None else None
+    if backend is None:
+        raise TypeError(
+            f"{names[0]} is on {device}; logitdiv.torch computes CPU tensors. CUDA tensors need the "
+            "CuPy backend (pip install 'logitdiv[cuda]'), which is not available here."
+        )
+    return backend
+
+
+# ----------------------------------------------------------------------------------------------
+# the autograd Function
+
+
+class _Call(NamedTuple):
+    """One call of a NumPy-API function: ``fn(*logits, *labels, **options)``."""
+
+    name: str                         # the function of logitdiv's API, e.g. "softmax_ce"
+    logits: Tuple[str, ...]           # names of the differentiable inputs (1 or 2)
+    labels: Tuple[str, ...] = ()      # names of the positional labels that follow them
+    options: Dict[str, Any] = {}      # keyword options; tensors among them are never differentiated
+    optional_grad: Optional[str] = None  # flag that asks for the second input's gradient (kd_loss)
 
 
 def _refuse_double_backward() -> None:
@@ -68,80 +188,112 @@ def _refuse_double_backward() -> None:
         )
 
 
-def _scale(grad: torch.Tensor, grad_output: torch.Tensor, per_row: bool) -> torch.Tensor:
-    if not per_row:
-        if grad_output.numel() == 1 and float(grad_output) == 1.0:
-            return grad  # loss.backward(): the fused pass already computed the answer
-        return grad * grad_output.to(grad.dtype)
-    return grad * grad_output.to(grad.dtype).unsqueeze(-1)
+def _graph_is_kept() -> bool:
+    """Whether the running backward keeps the graph (retain_graph=True, as gradcheck and repeated
+    ``autograd.grad`` calls do) and so may come back for the gradients. A private function of
+    torch's, which its AOT autograd asks for the same purpose; where it is missing, assume so."""
+    keep_graph = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if keep_graph is None else bool(keep_graph())
 
 
-class _PairFunction(torch.autograd.Function):
-    """value = fn(s, t, **options); gradients for s and t from the same native pass."""
+def _scale(grad: torch.Tensor, grad_output: torch.Tensor, per_row: bool, in_place: bool) -> torch.Tensor:
+    """grad · grad_output; per-row values (shape = the leading axes, or (B, heads) for
+    GlobalPointer) broadcast over the remaining axes."""
+    if not per_row and grad_output.numel() == 1 and float(grad_output) == 1.0:
+        return grad  # loss.backward(): the fused pass already computed the answer
+    g = grad_output.to(grad.dtype)
+    if per_row:
+        g = g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))
+    return grad.mul_(g) if in_place else grad * g
+
+
+class _LossFunction(torch.autograd.Function):
+    """value = fn(*logits, *labels, **options) for 1 or 2 differentiable logits; their gradients
+    come from the same native pass. Labels are inputs too (so that autograd sees every tensor)
+    but never get a gradient."""
 
     @staticmethod
-    def forward(ctx, s: torch.Tensor, t: torch.Tensor, fn: Callable[..., Any], options: Dict[str, Any]):  # type: ignore[override]
-        s_np, t_np = _numpy_view(s, "s"), _numpy_view(t, "t")
+    def forward(ctx, call: _Call, *inputs: Any):  # type: ignore[override]
+        k = len(call.logits)
+        logits, labels = inputs[:k], inputs[k:]
+        backend = _backend_for(logits, call.logits)
+        fn = backend.function(call.name)
+        arrays = [backend.array(x, n) for x, n in zip(logits, call.logits)]
+        args = [backend.aux(y, n) for y, n in zip(labels, call.labels)]
+        options = {key: backend.aux(v, key) for key, v in call.options.items()}
         ctx.per_row = options.get("reduction", "none") == "none"
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            gs, gt = _empty_like(s), _empty_like(t)
-            value, _, _ = fn(s_np, t_np, grad=True, grad_out=(_numpy_view(gs, "grad"), _numpy_view(gt, "grad")), **options)
-            ctx.grads = (gs, gt)
-        else:
-            value = fn(s_np, t_np, **options)
-        return torch.from_numpy(np.asarray(value))
+        wanted = ctx.needs_input_grad[1:1 + k]
+        if not any(wanted):
+            ctx.grads = ()
+            return backend.tensor(fn(*arrays, *args, **options), logits[0].device)
+        n_grads = k
+        if call.optional_grad is not None:
+            n_grads = 2 if wanted[1] else 1
+            options[call.optional_grad] = wanted[1]
+        # the NumPy API computes in the two logits' common dtype; each gradient is cast back in backward
+        dtype = logits[0].dtype if k == 1 else torch.promote_types(logits[0].dtype, logits[1].dtype)
+        grads = tuple(torch.empty(logits[0].shape, dtype=dtype, device=logits[0].device) for _ in range(n_grads))
+        value = fn(*arrays, *args, grad=True, grad_out=tuple(backend.array(g, "grad") for g in grads), **options)[0]
+        ctx.grads = grads
+        ctx.dtypes = tuple(x.dtype for x in logits)
+        ctx.n_labels = len(labels)
+        return backend.tensor(value, logits[0].device)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
         _refuse_double_backward()
-        gs, gt = ctx.grads
-        return (
-            _scale(gs, grad_output, ctx.per_row) if ctx.needs_input_grad[0] else None,
-            _scale(gt, grad_output, ctx.per_row) if ctx.needs_input_grad[1] else None,
-            None,
-            None,
-        )
+        buffers = ctx.grads
+        # Unless the graph is kept for another backward, hand the buffers over (ctx lets go of
+        # them, scaling happens in place): autograd then moves a leaf's gradient into .grad
+        # instead of copying it.
+        hand_over = not _graph_is_kept()
+        if hand_over:
+            ctx.grads = None
+        grads = []
+        for i, dtype in enumerate(ctx.dtypes):
+            g = buffers[i] if ctx.needs_input_grad[1 + i] and i < len(buffers) else None
+            grads.append(None if g is None else _scale(g, grad_output, ctx.per_row, hand_over).to(dtype))
+        return (None, *grads, *(None,) * ctx.n_labels)
 
 
-def _mask(where: Any) -> Any:
-    if isinstance(where, torch.Tensor):
-        return where.detach().cpu().numpy()
-    return where
+def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
+    return _LossFunction.apply(call, *inputs)
 
 
-def _pair(fn: Callable[..., Any], s: torch.Tensor, t: torch.Tensor, **options: Any) -> torch.Tensor:
-    for key in ("where", "weights"):
-        if key in options and options[key] is not None:
-            options[key] = _mask(options[key])
-    return _PairFunction.apply(s, t, fn, options)
+# ----------------------------------------------------------------------------------------------
+# divergences
+
+
+def _pair(name: str, s: torch.Tensor, t: torch.Tensor, **options: Any) -> torch.Tensor:
+    return _apply(_Call(name, ("s", "t"), options=options), s, t)
 
 
 def kl(s: torch.Tensor, t: torch.Tensor, *, temperature: float = 1.0, where: Any = None, reduction: str = "none") -> torch.Tensor:
     """KL(softmax(s/τ) ‖ softmax(t/τ)) per row, differentiable in s and t (see `logitdiv.kl`)."""
-    return _pair(_D.kl, s, t, temperature=temperature, where=where, reduction=reduction)
+    return _pair("kl", s, t, temperature=temperature, where=where, reduction=reduction)
 
 
 def sym_kl(s: torch.Tensor, t: torch.Tensor, *, temperature: float = 1.0, where: Any = None, reduction: str = "none") -> torch.Tensor:
     """KL(p‖q) + KL(q‖p) per row, differentiable (see `logitdiv.sym_kl`)."""
-    return _pair(_D.sym_kl, s, t, temperature=temperature, where=where, reduction=reduction)
+    return _pair("sym_kl", s, t, temperature=temperature, where=where, reduction=reduction)
 
 
 def js(s: torch.Tensor, t: torch.Tensor, *, beta: float = 0.5, temperature: float = 1.0, where: Any = None,
        reduction: str = "none") -> torch.Tensor:
     """β KL(p‖m) + (1−β) KL(q‖m) per row, differentiable (see `logitdiv.js`)."""
-    return _pair(_D.js, s, t, beta=beta, temperature=temperature, where=where, reduction=reduction)
+    return _pair("js", s, t, beta=beta, temperature=temperature, where=where, reduction=reduction)
 
 
 def sigmoid_kl(s: torch.Tensor, t: torch.Tensor, *, weights: Any = None, temperature: float = 1.0, where: Any = None,
                reduction: str = "none") -> torch.Tensor:
     """Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row, differentiable (see `logitdiv.sigmoid_kl`)."""
-    return _pair(_D.sigmoid_kl, s, t, weights=weights, temperature=temperature, where=where, reduction=reduction)
+    return _pair("sigmoid_kl", s, t, weights=weights, temperature=temperature, where=where, reduction=reduction)
 
 
 def sigmoid_sym_kl(s: torch.Tensor, t: torch.Tensor, *, weights: Any = None, temperature: float = 1.0,
                    where: Any = None, reduction: str = "none") -> torch.Tensor:
     """The GlobalPointer KL Σ_i w_i (σ(s'_i) − σ(t'_i))(s'_i − t'_i), differentiable (see `logitdiv.sigmoid_sym_kl`)."""
-    return _pair(_D.sigmoid_sym_kl, s, t, weights=weights, temperature=temperature, where=where, reduction=reduction)
+    return _pair("sigmoid_sym_kl", s, t, weights=weights, temperature=temperature, where=where, reduction=reduction)
 
 
 gp_kl = sigmoid_sym_kl
@@ -206,3 +358,288 @@ class GlobalPointerKL(_PairModule):
         super().__init__(reduction=reduction, temperature=temperature, weights=weights)
 
 
+# ----------------------------------------------------------------------------------------------
+# losses: functions (reduction="none" by default, as in logitdiv's NumPy API)
+
+_FUNCTIONAL_NOTE = """
+    Differentiable in the logits only: labels, masks and weights (tensors or arrays) are
+    not differentiated, and neither is a probability target that requires grad (no gradient). ``reduction`` defaults to
+    ``"none"`` (one value per row), logitdiv's convention; the module form defaults to ``"mean"``
+    as PyTorch's loss modules do.
+"""
+
+
+def softmax_ce(logits: torch.Tensor, target: Any, *, label_smoothing: float = 0.0, ignore_index: int = -100,
+               temperature: float = 1.0, where: Any = None, reduction: str = "none") -> torch.Tensor:
+    """Softmax cross-entropy per row, differentiable in `logits` (see `logitdiv.softmax_ce`).
+
+    `target`: integer class indices of the leading shape (``ignore_index`` rows are ignored) or
+    class probabilities of the logits' shape (not differentiated). Classes are on the last axis
+    (torch's ``F.cross_entropy`` puts them on axis 1 for inputs of more than 2 axes). With
+    ``reduction="mean"`` it equals ``F.cross_entropy(logits, target, label_smoothing=ε,
+    ignore_index=i)`` (the mean over the rows not ignored; there are no class weights).
+    """
+    return _apply(_Call("softmax_ce", ("logits",), ("target",), dict(
+        label_smoothing=label_smoothing, ignore_index=ignore_index, temperature=temperature, where=where,
+        reduction=reduction)), logits, target)
+
+
+def bce(logits: torch.Tensor, target: Any, *, pos_weight: Any = None, weights: Any = None, where: Any = None,
+        reduction: str = "none") -> torch.Tensor:
+    """Binary cross-entropy with logits, summed over the classes of each row, differentiable in
+    `logits` (see `logitdiv.bce`).
+
+    Per row: ``F.binary_cross_entropy_with_logits(logits, target, weight=weights,
+    pos_weight=pos_weight, reduction="none").sum(-1)``. So "mean" here is the mean over rows of the
+    per-row sums, C times PyTorch's "mean" over every element; `BCEWithLogitsLoss` (the module)
+    follows PyTorch's. `target`, `pos_weight` and `weights` are not differentiated.
+    """
+    return _apply(_Call("bce", ("logits",), ("target",), dict(
+        pos_weight=pos_weight, weights=weights, where=where, reduction=reduction)), logits, target)
+
+
+def multilabel_ce(logits: torch.Tensor, target: Any, *, where: Any = None, reduction: str = "none") -> torch.Tensor:
+    """Su's multilabel softmax cross-entropy per row, log(1 + Σ_neg e^{s}) + log(1 + Σ_pos e^{−s})
+    for 0/1 labels (soft labels in [0, 1] too; not differentiated), differentiable in `logits`
+    (see `logitdiv.multilabel_ce`)."""
+    return _apply(_Call("multilabel_ce", ("logits",), ("target",), dict(where=where, reduction=reduction)),
+                  logits, target)
+
+
+def sparse_multilabel_ce(logits: torch.Tensor, positives: Any, *, pad: int = -1, where: Any = None,
+                         reduction: str = "none") -> torch.Tensor:
+    """`multilabel_ce` with the positives as class indices, shape (..., K), padded with `pad`;
+    differentiable in `logits` (see `logitdiv.sparse_multilabel_ce`)."""
+    return _apply(_Call("sparse_multilabel_ce", ("logits",), ("positives",), dict(
+        pad=pad, where=where, reduction=reduction)), logits, positives)
+
+
+def globalpointer_ce(logits: torch.Tensor, spans_or_positives: Any, *, mask: Any = None, pad: int = -1,
+                     reduction: str = "none") -> torch.Tensor:
+    """The GlobalPointer loss of logits (B, heads, L, L), differentiable in `logits` (see
+    `logitdiv.globalpointer_ce`): spans (B, heads, K, 2) or flat indices (B, heads, K) padded with
+    `pad`, an optional (B, L) token mask.
+
+    Reductions: "none" gives (B, heads); "batchmean" is bert4keras' NER
+    ``global_pointer_crossentropy`` (sum / (B·heads)); "sum_heads_mean_batch" is GPLinker's
+    ``globalpointer_crossentropy`` (sum / B); "mean" averages the (batch, head) rows with some
+    span present; "sum"."""
+    return _apply(_Call("globalpointer_ce", ("logits",), ("spans_or_positives",), dict(
+        mask=mask, pad=pad, reduction=reduction)), logits, spans_or_positives)
+
+
+def gamma_ce(logits: torch.Tensor, target: Any, *, gamma: float, threshold: Optional[float] = None,
+             ignore_index: int = -100, where: Any = None, reduction: str = "none") -> torch.Tensor:
+    """Su's γ-cross-entropy −log(γ + (1−γ) p_y)/(1−γ) per row, differentiable in `logits` (see
+    `logitdiv.gamma_ce`).
+
+    With a `threshold` b the value is the surrogate −max(b, r)·log p_y, r = p_y/(γ + (1−γ) p_y),
+    and its "gradient" is max(b, r)·(p − onehot(y)): max(b, r) is held constant (a stop-gradient),
+    so this is not the derivative of the value and ``gradcheck`` does not apply to it."""
+    return _apply(_Call("gamma_ce", ("logits",), ("target",), dict(
+        gamma=gamma, threshold=threshold, ignore_index=ignore_index, where=where, reduction=reduction)),
+        logits, target)
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: Any = None, *, temperature: float, alpha: float,
+            t2: bool = True, label_smoothing: float = 0.0, ignore_index: int = -100, where: Any = None,
+            reduction: str = "none") -> torch.Tensor:
+    """Knowledge distillation (1−α)·CE(s, y) + α·T²·KL(softmax(t/T) ‖ softmax(s/T)) per row (see
+    `logitdiv.kd_loss`); without `target` only the distillation term.
+
+    Differentiable in the student and, when `teacher` requires grad, in the teacher too (from the
+    same pass); a teacher computed under ``torch.no_grad()`` or detached costs nothing extra.
+    `target` (indices or probabilities) is not differentiated. Equal to
+    ``(1−α)·F.cross_entropy(s, y, reduction="none") + α·T²·F.kl_div(F.log_softmax(s/T, -1),
+    F.log_softmax(t/T, -1), log_target=True, reduction="none").sum(-1)``."""
+    return _apply(_Call("kd_loss", ("student", "teacher"), ("target",), dict(
+        temperature=temperature, alpha=alpha, t2=t2, label_smoothing=label_smoothing, ignore_index=ignore_index,
+        where=where, reduction=reduction), optional_grad="grad_teacher"), student, teacher, target)
+
+
+def rdrop_loss(s1: torch.Tensor, s2: torch.Tensor, target: Any, *, alpha: float, kind: str = "softmax",
+               label_smoothing: float = 0.0, ignore_index: int = -100, where: Any = None,
+               reduction: str = "none") -> torch.Tensor:
+    """R-Drop CE(s1, y) + CE(s2, y) + α/2·(KL(p1‖p2) + KL(p2‖p1)) per row, differentiable in both
+    dropout passes s1, s2 (see `logitdiv.rdrop_loss`). ``kind="softmax"``: softmax CE (indices or
+    probabilities) and the softmax symmetric KL; ``kind="sigmoid"``: `multilabel_ce` against labels
+    in [0, 1] and the sigmoid symmetric KL Σ(σ(s1) − σ(s2))(s1 − s2). `target` is not differentiated."""
+    return _apply(_Call("rdrop_loss", ("s1", "s2"), ("target",), dict(
+        alpha=alpha, kind=kind, label_smoothing=label_smoothing, ignore_index=ignore_index, where=where,
+        reduction=reduction)), s1, s2, target)
+
+
+for _f in (softmax_ce, bce, multilabel_ce, sparse_multilabel_ce, globalpointer_ce, gamma_ce, kd_loss, rdrop_loss):
+    _f.__doc__ = (_f.__doc__ or "").rstrip() + "\n" + _FUNCTIONAL_NOTE
+del _f
+
+
+# ----------------------------------------------------------------------------------------------
+# losses: modules (reduction="mean" by default, as PyTorch's loss modules)
+
+_REDUCTIONS = ("none", "sum", "mean", "batchmean")
+
+
+class _LossModule(torch.nn.Module):
+    """Holds the options of one loss; `extra_repr` shows them."""
+
+    _reductions: Tuple[str, ...] = _REDUCTIONS
+
+    def __init__(self, reduction: str, **options: Any) -> None:
+        super().__init__()
+        if reduction not in self._reductions:
+            raise ValueError(f"reduction must be one of {', '.join(map(repr, self._reductions))}; got {reduction!r}")
+        self.reduction = reduction
+        self.options = options
+
+    def extra_repr(self) -> str:
+        return ", ".join([f"reduction={self.reduction!r}"] + [f"{k}={v!r}" for k, v in self.options.items()])
+
+
+class CrossEntropyLoss(_LossModule):
+    """Softmax cross-entropy, as ``torch.nn.CrossEntropyLoss``: `CrossEntropyLoss(ignore_index=-100,
+    reduction="mean", label_smoothing=0.0)(input, target)`.
+
+    `input` has the classes on the **last** axis (``(N, C)``, or ``(B, T, V)`` for a language
+    model); torch's module puts them on axis 1 for more than 2 axes (``input.movedim(1, -1)``
+    converts, at the cost of a copy). `target` holds class indices of the leading shape or
+    probabilities of the input's shape (not differentiated). There are no class weights.
+    Reductions: "mean" (default, as torch: over the rows not ignored), "sum", "none" (one value
+    per row), "batchmean" (sum / all rows). The function `softmax_ce` defaults to "none".
+    `temperature` τ divides the logits first (τ = 1 is torch's). `where` (forward argument) is a
+    class mask or, with a last axis of length 1, a row mask."""
+
+    def __init__(self, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
+                 temperature: float = 1.0) -> None:
+        super().__init__(reduction, ignore_index=ignore_index, label_smoothing=label_smoothing, temperature=temperature)
+
+    def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
+        return softmax_ce(input, target, where=where, reduction=self.reduction, **self.options)
+
+
+class BCEWithLogitsLoss(_LossModule):
+    """Binary cross-entropy with logits, as ``torch.nn.BCEWithLogitsLoss``:
+    `BCEWithLogitsLoss(weight=None, reduction="mean", pos_weight=None)(input, target)`.
+
+    Reductions: "mean" (default) is PyTorch's, the mean over **every element**; "sum" the sum of
+    every element; "batchmean" the per-row sums averaged over rows (C × "mean"); "none" gives the
+    per-row sums over the last axis (shape = the leading axes), **not** torch's element-wise
+    losses. (The function `bce` defaults to "none", and its "mean" is the mean of the row sums.)
+    `weight` and `pos_weight` broadcast to the input (pos_weight typically one per class, (C,));
+    neither they nor `target` are differentiated."""
+
+    def __init__(self, weight: Any = None, *, reduction: str = "mean", pos_weight: Any = None) -> None:
+        super().__init__(reduction)
+        # buffers, so that .to(...) and state_dict carry them as torch's module does
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
+        self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight))
+
+    def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
+        weights: Any = self.weight
+        reduction = self.reduction
+        if reduction == "mean":
+            # PyTorch's mean over every element = the row sums' "batchmean" with every weight
+            # divided by C: the kernel applies the 1/C, so backward need not rescale the gradient.
+            c = input.shape[-1]
+            if weights is None:
+                weights = torch.full((c,), 1.0 / c, dtype=torch.float64, device=input.device)
+            else:
+                weights = weights.double() / c
+            reduction = "batchmean"
+        return bce(input, target, pos_weight=self.pos_weight, weights=weights, where=where, reduction=reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class MultilabelCrossEntropy(_LossModule):
+    """Su's multilabel softmax cross-entropy (bert4keras' ``multilabel_categorical_crossentropy``):
+    `MultilabelCrossEntropy(reduction="mean")(input, target)`, target of the input's shape with
+    labels in [0, 1] (not differentiated). "mean" (default) averages the per-row losses, as
+    bert4keras' ``K.mean``; the function `multilabel_ce` defaults to "none"."""
+
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+
+    def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
+        return multilabel_ce(input, target, where=where, reduction=self.reduction)
+
+
+class SparseMultilabelCrossEntropy(_LossModule):
+    """The multilabel softmax cross-entropy with positives as class indices (..., K), padded with
+    `pad`: `SparseMultilabelCrossEntropy(pad=-1, reduction="mean")(input, positives)`. "mean"
+    (default) averages the per-row losses; the function `sparse_multilabel_ce` defaults to "none"."""
+
+    def __init__(self, *, pad: int = -1, reduction: str = "mean") -> None:
+        super().__init__(reduction, pad=pad)
+
+    def forward(self, input: torch.Tensor, positives: Any, where: Any = None) -> torch.Tensor:
+        return sparse_multilabel_ce(input, positives, where=where, reduction=self.reduction, **self.options)
+
+
+class GlobalPointerLoss(_LossModule):
+    """The GlobalPointer loss: `GlobalPointerLoss(pad=-1, reduction="mean")(logits, spans, mask=None)`,
+    logits (B, heads, L, L), spans (B, heads, K, 2) or flat indices (B, heads, K), token mask (B, L).
+
+    Reductions: "mean" (default) averages the (batch, head) rows that have some span present;
+    ``"batchmean"`` = sum / (B·heads) is **bert4keras' NER** ``global_pointer_crossentropy``
+    (equal to "mean" unless a row has no span left, e.g. an all-padding sequence);
+    ``"sum_heads_mean_batch"`` = sum / B is **GPLinker's** ``globalpointer_crossentropy`` (GPLinker
+    pads spans with (0, 0): use ``pad=0`` and set the (0, 0) logits to −inf); "sum"; "none" gives
+    (B, heads). The function `globalpointer_ce` defaults to "none"."""
+
+    _reductions = _REDUCTIONS + ("sum_heads_mean_batch",)
+
+    def __init__(self, *, pad: int = -1, reduction: str = "mean") -> None:
+        super().__init__(reduction, pad=pad)
+
+    def forward(self, logits: torch.Tensor, spans_or_positives: Any, mask: Any = None) -> torch.Tensor:
+        return globalpointer_ce(logits, spans_or_positives, mask=mask, reduction=self.reduction, **self.options)
+
+
+class GammaCrossEntropy(_LossModule):
+    """Su's γ-cross-entropy: `GammaCrossEntropy(gamma, threshold=None, ignore_index=-100,
+    reduction="mean")(input, target)` with class indices; see `gamma_ce` (with a threshold its
+    gradient is a surrogate, not the value's derivative). "mean" (default) averages over the rows
+    not ignored; the function `gamma_ce` defaults to "none"."""
+
+    def __init__(self, gamma: float, *, threshold: Optional[float] = None, ignore_index: int = -100,
+                 reduction: str = "mean") -> None:
+        super().__init__(reduction, gamma=gamma, threshold=threshold, ignore_index=ignore_index)
+
+    def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
+        return gamma_ce(input, target, where=where, reduction=self.reduction, **self.options)
+
+
+class DistillationLoss(_LossModule):
+    """Knowledge distillation: `DistillationLoss(temperature=T, alpha=α, t2=True,
+    reduction="mean")(student, teacher, target=None)` = (1−α)·CE(s, y) + α·T²·KL(q_T ‖ p_T) per row
+    (without a target, α·T²·KL only); see `kd_loss`. The teacher gets a gradient only when it
+    requires grad. "mean" (default) averages over the rows not ignored — with no ignored rows the
+    same as ``F.kl_div(..., reduction="batchmean")`` for the KL term; the function `kd_loss`
+    defaults to "none"."""
+
+    def __init__(self, *, temperature: float, alpha: float, t2: bool = True, label_smoothing: float = 0.0,
+                 ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__(reduction, temperature=temperature, alpha=alpha, t2=t2, label_smoothing=label_smoothing,
+                         ignore_index=ignore_index)
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor, target: Any = None, where: Any = None) -> torch.Tensor:
+        return kd_loss(student, teacher, target, where=where, reduction=self.reduction, **self.options)
+
+
+class RDropLoss(_LossModule):
+    """R-Drop: `RDropLoss(alpha=α, kind="softmax", reduction="mean")(s1, s2, target)` =
+    CE(s1, y) + CE(s2, y) + α/2·(KL(p1‖p2) + KL(p2‖p1)) per row, s1 and s2 two dropout passes
+    of the same batch; ``kind="sigmoid"`` for multilabel / GlobalPointer heads (multilabel CE
+    and the sigmoid symmetric KL). See `rdrop_loss`. "mean" (default) averages over the rows not
+    ignored; the function `rdrop_loss` defaults to "none"."""
+
+    def __init__(self, *, alpha: float, kind: str = "softmax", label_smoothing: float = 0.0, ignore_index: int = -100,
+                 reduction: str = "mean") -> None:
+        if kind not in ("softmax", "sigmoid"):
+            raise ValueError(f"kind must be 'softmax' or 'sigmoid'; got {kind!r}")
+        super().__init__(reduction, alpha=alpha, kind=kind, label_smoothing=label_smoothing, ignore_index=ignore_index)
+
+    def forward(self, s1: torch.Tensor, s2: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
+        return rdrop_loss(s1, s2, target, where=where, reduction=self.reduction, **self.options)
