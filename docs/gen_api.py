@@ -19,8 +19,7 @@ SECTIONS = [
     ("Consistency scoring", "logitdiv", ["score", "ScoreResult", "Summary"]),
     ("Threads", "logitdiv", ["set_num_threads", "get_num_threads"]),
     ("Scoring over Dask", "logitdiv.dask", ["score"]),
-    ("PyTorch", "logitdiv.torch", ["kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "KLDivergence",
-                                   "SymmetricKL", "JSDivergence", "SigmoidKL", "GlobalPointerKL"]),
+    ("PyTorch", "logitdiv.torch", sorted(importlib.import_module("logitdiv.torch").__all__)),
 ]
 
 
