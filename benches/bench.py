@@ -182,6 +182,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases, for a smoke run")
     parser.add_argument("--out", default=None, help="write the markdown table here")
+    parser.add_argument("--only", default=None, help="comma-separated function:shape cases, e.g. kl:lm,sym_kl:lm")
+    parser.add_argument("--paths", action="store_true",
+                        help="also time logitdiv on every available SIMD path (the fast path against the scalar one)")
     args = parser.parse_args(argv)
     threads = os.cpu_count() or 1
     ld.set_num_threads(threads)
@@ -196,6 +199,32 @@ def main(argv=None) -> int:
     ]
     if args.quick:
         cases = cases[:1] + cases[-1:]
+    if args.only:
+        cases = [tuple(c.split(":")) for c in args.only.split(",")]
+    if args.paths:
+        from logitdiv import _native
+
+        before = _native.simd_path()
+        # A mask (all True) sends every row to the scalar f64 row kernel: the "before" of the fast path.
+        print("| function | shape | mode | scalar f64 kernel (where=ones) | "
+              + " | ".join(f"fast path on {p}" for p in _native.available_simd_paths()) + " | speed-up |")
+        print("|---|---|---|---|" + "---|" * len(_native.available_simd_paths()) + "---|")
+        for name, shape_name in cases:
+            s, t = make_inputs(SHAPES[shape_name])
+            for grad in (False, True):
+                ones = np.ones(s.shape, dtype=bool)
+                _native.set_simd_path(before)
+                times = [timeit(lambda: LD[name](s, t, where=ones, reduction="sum", grad=grad))]
+                for path in _native.available_simd_paths():
+                    _native.set_simd_path(path)
+                    if grad:
+                        times.append(timeit(lambda: LD[name](s, t, reduction="sum", grad=True)))
+                    else:
+                        times.append(timeit(lambda: LD[name](s, t)))
+                cells = " | ".join(f"{t * 1e3:.1f} ms" for t in times)
+                mode = "value+grads" if grad else "value"
+                print(f"| {name} | {shape_name} | {mode} | {cells} | {times[0] / times[-1]:.2f}× |", flush=True)
+        _native.set_simd_path(before)
     peer_names = ["numpy", "torch eager", "torch.compile", "jax jit"]
     lines = [
         f"threads = {threads}; float32; speed-up = peer time / logitdiv time (> 1: logitdiv faster)",

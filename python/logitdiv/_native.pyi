@@ -7,6 +7,7 @@ import numpy as np
 __version__: str
 __all__ = [
     "__version__",
+    "available_simd_paths",
     "bce",
     "gamma_ce",
     "get_num_threads",
@@ -16,12 +17,17 @@ __all__ = [
     "pair_divergence",
     "rdrop_loss",
     "set_num_threads",
+    "set_simd_path",
+    "simd_path",
     "softmax_ce",
     "sparse_multilabel_ce",
 ]
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+def simd_path() -> str: ...
+def available_simd_paths() -> list[str]: ...
+def set_simd_path(name: Optional[str] = None) -> None: ...
 def pair_divergence(
     kind: str,
     elem: str,

@@ -55,6 +55,11 @@ fn remember(message: &str) {
 
 /// Runs `f` behind the panic boundary and turns its outcome into a status.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), Fail>) -> ld_status {
+    // The first call applies LOGITDIV_SIMD (an invalid value leaves the best path, as `active` does).
+    static SIMD_INIT: std::sync::Once = std::sync::Once::new();
+    SIMD_INIT.call_once(|| {
+        let _ = catch_unwind(logitdiv_core::simd::init_from_env);
+    });
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => ld_status::LD_OK,
         Ok(Err(fail)) => {

@@ -24,9 +24,41 @@ fn get_num_threads() -> usize {
     logitdiv_core::num_threads()
 }
 
+/// The SIMD path the kernels run on now ("scalar", "avx2", "avx512" or "neon").
+#[pyfunction]
+fn simd_path() -> &'static str {
+    logitdiv_core::simd::active().name()
+}
+
+/// The SIMD paths this CPU and build can run, slowest first (always starting with "scalar").
+#[pyfunction]
+fn available_simd_paths() -> Vec<&'static str> {
+    logitdiv_core::simd::available().into_iter().map(|i| i.name()).collect()
+}
+
+/// Forces the SIMD path for every later call (None or "auto": the best available path); for tests
+/// and benchmarks. ValueError for an unknown name or a path this CPU lacks.
+#[pyfunction]
+#[pyo3(signature = (name=None))]
+fn set_simd_path(name: Option<&str>) -> PyResult<()> {
+    let isa = match name {
+        None => None,
+        Some(n) => logitdiv_core::simd::Isa::parse(n).map_err(core_error)?,
+    };
+    logitdiv_core::simd::force(isa).map_err(core_error)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // LOGITDIV_SIMD is applied once, here; an invalid value warns and leaves the best path.
+    if let Err(e) = logitdiv_core::simd::init_from_env() {
+        let py = m.py();
+        PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(), &std::ffi::CString::new(e.to_string()).unwrap_or_default(), 1)?;
+    }
+    m.add_function(wrap_pyfunction!(simd_path, m)?)?;
+    m.add_function(wrap_pyfunction!(available_simd_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(set_simd_path, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(divergence::pair_divergence, m)?)?;

@@ -11,6 +11,7 @@
 
 pub(crate) mod sigmoid;
 pub(crate) mod softmax;
+mod softmax_simd;
 
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};

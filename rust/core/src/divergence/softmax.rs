@@ -93,6 +93,12 @@ pub(crate) fn row<E: Elem, G: Elem>(
     prm: &RowParams,
     mut grads: GradRows<'_, G>,
 ) -> RowValue {
+    // Clean rows (no mask; every logit finite, checked there) of f32/f16/bf16 take the SIMD path.
+    if mask.is_none() {
+        if let Some(v) = super::softmax_simd::row(kind, s, t, prm, &mut grads) {
+            return v;
+        }
+    }
     let want_grad = grads.iter().any(Option::is_some);
     let present = |i: usize| mask.is_none_or(|m| m[i] != 0);
     // (s/τ, t/τ, (s − t)/τ): the difference is taken before scaling so that it carries no rounding

@@ -1,0 +1,510 @@
+//! SIMD fast path of the softmax divergences (`kl`, `sym_kl`, `js`) for float32, float16 and
+//! bfloat16 rows: computed in f32 lanes, summed in f64 accumulators, on the active SIMD path.
+//!
+//! Taken for rows with no mask and at least [`MIN_COLS`] classes; the first sweep also checks that
+//! every logit is finite, and a row holding −inf, +inf or NaN is handed back (`None`) to the
+//! scalar f64 kernel in `softmax.rs` before anything is written, so every documented convention for
+//! special values stays that kernel's. float64 rows always take the scalar kernel (its f64 accuracy
+//! is the contract there).
+//!
+//! The sweeps, as in the scalar kernel:
+//! 1. per span of 2048 classes (in L1): the span's maxima of both rows and a finiteness flag, then
+//!    Σ e^{(x − max)/τ}, Σ e^{(y − max)/τ} and D = Σ e^{(x − max)/τ} expm1((y − x)/τ), rescaled
+//!    when a maximum moves; lse(s') − lse(t') = −log1p(D / Σ e^{…}) when that ratio is > −½, so
+//!    w = log p − log q keeps its digits on nearly identical rows;
+//! 2. the non-negative terms p φ(w) (kl), (p − q) w (sym_kl), the JS terms, branch-free;
+//! 3. gradients, only when asked, while the row is still in cache.
+//!
+//! Each f32 term carries a few 1e-7 of relative error, and all terms are ≥ 0, so the sums keep
+//! ~1e-6 relative accuracy; an error in the lse difference enters only at second order.
+
+use std::any::TypeId;
+
+use half::{bf16, f16};
+
+use super::{fill, PairKind, RowParams};
+use crate::element::Elem;
+use crate::parallel::{GradRows, RowValue};
+use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
+
+/// Rows with fewer classes keep the scalar kernel.
+pub(crate) const MIN_COLS: usize = 16;
+
+/// Classes per span of sweep 1 (both rows of a span stay in L1).
+const SPAN: usize = 8 * BLOCK;
+
+/// Below this w the KL term is formed as p (w − 1) + q (e^{−w} would overflow; no cancellation there).
+const W_LO: f32 = -20.0;
+
+/// The fast path for one row, on the active SIMD path; `None` when the row is not for it (the
+/// caller then runs the scalar kernel; nothing was written).
+#[inline]
+pub(crate) fn row<E: Elem, G: Elem>(
+    kind: PairKind,
+    s: &[E],
+    t: &[E],
+    prm: &RowParams,
+    grads: &mut GradRows<'_, G>,
+) -> Option<RowValue> {
+    row_on(None, kind, s, t, prm, grads)
+}
+
+/// The same on a named path (`None`: the active one).
+pub(crate) fn row_on<E: Elem, G: Elem>(
+    isa: Option<Isa>,
+    kind: PairKind,
+    s: &[E],
+    t: &[E],
+    prm: &RowParams,
+    grads: &mut GradRows<'_, G>,
+) -> Option<RowValue> {
+    if s.len() < MIN_COLS || s.len() != t.len() || !matches!(kind, PairKind::Kl | PairKind::SymKl | PairKind::Js) {
+        return None;
+    }
+    let id = TypeId::of::<E>();
+    if id == TypeId::of::<f32>() {
+        run(isa, Pair { kind, s: cast::<E, f32>(s), t: cast::<E, f32>(t), prm, grads })
+    } else if id == TypeId::of::<f16>() {
+        run(isa, Pair { kind, s: cast::<E, f16>(s), t: cast::<E, f16>(t), prm, grads })
+    } else if id == TypeId::of::<bf16>() {
+        run(isa, Pair { kind, s: cast::<E, bf16>(s), t: cast::<E, bf16>(t), prm, grads })
+    } else {
+        None
+    }
+}
+
+fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
+    match isa {
+        None => dispatch(k),
+        Some(isa) => dispatch_on(isa, k).ok().flatten(),
+    }
+}
+
+/// `x` as a slice of `F`, which is the same type as `E` (checked).
+fn cast<E: 'static, F: 'static>(x: &[E]) -> &[F] {
+    assert_eq!(TypeId::of::<E>(), TypeId::of::<F>());
+    // SAFETY: E and F are the same type (asserted above), so the layout and the lifetime carry over.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<F>(), x.len()) }
+}
+
+struct Pair<'r, 'a, 'g, E, G> {
+    kind: PairKind,
+    s: &'r [E],
+    t: &'r [E],
+    prm: &'r RowParams,
+    grads: &'a mut GradRows<'g, G>,
+}
+
+const KL: u8 = 0;
+const SYM: u8 = 1;
+const JS: u8 = 2;
+
+impl<E: Load<Real = f32>, G: Elem> Kernel for Pair<'_, '_, '_, E, G> {
+    type Output = Option<RowValue>;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
+        match self.kind {
+            PairKind::Kl => body::<S, E, G, KL>(simd, self),
+            PairKind::SymKl => body::<S, E, G, SYM>(simd, self),
+            PairKind::Js => body::<S, E, G, JS>(simd, self),
+            PairKind::SigmoidKl | PairKind::SigmoidSymKl => None,
+        }
+    }
+}
+
+/// Softmax statistics of both rows (raw maxima; sums relative to them).
+struct Stats {
+    /// max of s and of t (unscaled; τ > 0 keeps the argmax)
+    ma: f32,
+    mb: f32,
+    /// Σ e^{(s − ma)/τ}, Σ e^{(t − mb)/τ}, Σ e^{(s − ma)/τ} expm1((t − s)/τ)
+    sa: f64,
+    sb: f64,
+    da: f64,
+}
+
+/// Sweep 1; `None` when a logit is not finite.
+#[inline(always)]
+fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64) -> Option<Stats> {
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let (mut ea, mut eb, mut em) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let (mut sa, mut sb, mut da) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
+    let mut bad = [0.0f32; BLOCK];
+    let (mut ma, mut mb) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for (xs, ys) in s.chunks(SPAN).zip(t.chunks(SPAN)) {
+        let (mut mxa, mut mxb) = ([f32::NEG_INFINITY; BLOCK], [f32::NEG_INFINITY; BLOCK]);
+        for (cx, cy) in xs.chunks(BLOCK).zip(ys.chunks(BLOCK)) {
+            let x = E::load(simd, cx, &mut bx);
+            let y = E::load(simd, cy, &mut by);
+            let n = x.len();
+            let (y, m1, m2, bd) = (&y[..n], &mut mxa[..n], &mut mxb[..n], &mut bad[..n]);
+            for i in 0..n {
+                m1[i] = m1[i].max(x[i]);
+                m2[i] = m2[i].max(y[i]);
+                // x − x is NaN exactly when x is ±inf or NaN
+                bd[i] = bd[i] + (x[i] - x[i]) + (y[i] - y[i]);
+            }
+        }
+        let used = xs.len().min(BLOCK);
+        let (na, nb) = (hmax(&mxa[..used]), hmax(&mxb[..used]));
+        if na > ma {
+            let r = ((f64::from(ma) - f64::from(na)) * inv64).exp();
+            for (a, d) in sa.iter_mut().zip(da.iter_mut()) {
+                *a *= r;
+                *d *= r;
+            }
+            ma = na;
+        }
+        if nb > mb {
+            let r = ((f64::from(mb) - f64::from(nb)) * inv64).exp();
+            for b in &mut sb {
+                *b *= r;
+            }
+            mb = nb;
+        }
+        for (cx, cy) in xs.chunks(BLOCK).zip(ys.chunks(BLOCK)) {
+            let x = E::load(simd, cx, &mut bx);
+            let y = E::load(simd, cy, &mut by);
+            let n = x.len();
+            let (y, ea, eb, em) = (&y[..n], &mut ea[..n], &mut eb[..n], &mut em[..n]);
+            for i in 0..n {
+                let e = vmath::exp(simd, (x[i] - ma) * inv);
+                ea[i] = e;
+                eb[i] = vmath::exp(simd, (y[i] - mb) * inv);
+                em[i] = e * vmath::exp_m1(simd, (y[i] - x[i]) * inv);
+            }
+            let (sa, sb, da) = (&mut sa[..n], &mut sb[..n], &mut da[..n]);
+            for i in 0..n {
+                sa[i] += f64::from(ea[i]);
+                sb[i] += f64::from(eb[i]);
+                da[i] += f64::from(em[i]);
+            }
+        }
+    }
+    let used = s.len().min(BLOCK);
+    if !hsum(&bad[..used]).is_finite() {
+        return None;
+    }
+    Some(Stats { ma, mb, sa: hsum(&sa[..used]), sb: hsum(&sb[..used]), da: hsum(&da[..used]) })
+}
+
+/// p·φ(r) with r = log p − log c: the non-negative KL summand (`math::kl_term` for finite logits).
+#[inline(always)]
+fn kl_term<S: Simd>(simd: S, p: f32, c: f32, r: f32) -> f32 {
+    let direct = p * (r - 1.0) + c;
+    let series = p * vmath::phi(simd, r);
+    if r < W_LO {
+        direct
+    } else {
+        series
+    }
+}
+
+/// (p − q)·w ≥ 0 (`math::sym_term` for finite logits).
+#[inline(always)]
+fn sym_term<S: Simd>(simd: S, p: f32, q: f32, w: f32) -> f32 {
+    let aw = w.abs();
+    let base = if w >= 0.0 { p } else { q };
+    base * aw * -vmath::exp_m1(simd, -aw)
+}
+
+/// p − q without cancellation near w = 0 (`math::prob_diff`).
+#[inline(always)]
+fn prob_diff<S: Simd>(simd: S, p: f32, q: f32, w: f32) -> f32 {
+    let near = -p * vmath::exp_m1(simd, -w);
+    if w.abs() < 0.5 {
+        near
+    } else {
+        p - q
+    }
+}
+
+/// log p − log m and log q − log m of m = βp + (1−β)q, from w (the scalar `js_log_ratios`).
+#[inline(always)]
+fn js_log_ratios<S: Simd>(simd: S, w: f32, beta: f32) -> (f32, f32) {
+    let pos = w >= 0.0;
+    let c = if pos { 1.0 - beta } else { beta };
+    let r = -vmath::ln_1p(simd, c * vmath::exp_m1(simd, -w.abs()));
+    if pos {
+        (r, r - w)
+    } else {
+        (r + w, r)
+    }
+}
+
+#[inline(always)]
+fn store<G: Elem>(out: &mut [G], g: &[f32], scale: f32) {
+    for (o, &v) in out.iter_mut().zip(g) {
+        *o = G::from_f64(f64::from(v * scale));
+    }
+}
+
+#[inline(always)]
+fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
+    let Pair { s, t, prm, grads, .. } = k;
+    let want_grad = grads.iter().any(Option::is_some);
+    let inv64 = prm.inv_tau;
+    let inv = inv64 as f32;
+    let st = stats(simd, s, t, inv, inv64)?;
+
+    // lse(s') − lse(t'), accurate when the rows nearly agree.
+    let ra = st.da / st.sa;
+    let dlse = if ra.is_finite() && ra > -0.5 {
+        -ra.ln_1p()
+    } else {
+        (f64::from(st.ma) - f64::from(st.mb)) * inv64 + (st.sa.ln() - st.sb.ln())
+    };
+    let (ma, mb, dl) = (st.ma, st.mb, dlse as f32);
+    let (pa, pb) = ((1.0 / st.sa) as f32, (1.0 / st.sb) as f32);
+    let beta64 = prm.beta;
+    let beta = beta64 as f32;
+    let need3 = K == SYM && want_grad;
+
+    // Sweep 2: the non-negative terms.
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let (mut t1, mut t2, mut t3) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let (mut a1, mut a2, mut a3) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
+    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
+        let x = E::load(simd, cx, &mut bx);
+        let y = E::load(simd, cy, &mut by);
+        let n = x.len();
+        let (y, t1, t2, t3) = (&y[..n], &mut t1[..n], &mut t2[..n], &mut t3[..n]);
+        for i in 0..n {
+            let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
+            let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
+            let w = (x[i] - y[i]) * inv - dl;
+            if K == KL {
+                t1[i] = kl_term(simd, p, q, w);
+            } else if K == SYM {
+                t1[i] = sym_term(simd, p, q, w);
+            } else {
+                let (r1, r2) = js_log_ratios(simd, w, beta);
+                let m = beta * p + (1.0 - beta) * q;
+                t1[i] = kl_term(simd, p, m, r1);
+                t2[i] = kl_term(simd, q, m, r2);
+            }
+        }
+        if need3 {
+            for i in 0..n {
+                let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
+                let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
+                let w = (x[i] - y[i]) * inv - dl;
+                t2[i] = kl_term(simd, p, q, w);
+                t3[i] = kl_term(simd, q, p, -w);
+            }
+        }
+        let a1 = &mut a1[..n];
+        for i in 0..n {
+            a1[i] += f64::from(t1[i]);
+        }
+        if K == JS || need3 {
+            let a2 = &mut a2[..n];
+            for i in 0..n {
+                a2[i] += f64::from(t2[i]);
+            }
+        }
+        if need3 {
+            let a3 = &mut a3[..n];
+            for i in 0..n {
+                a3[i] += f64::from(t3[i]);
+            }
+        }
+    }
+    let used = s.len().min(BLOCK);
+    let (first, second, third) = (hsum(&a1[..used]), hsum(&a2[..used]), hsum(&a3[..used]));
+    let js_trivial = beta64 == 0.0 || beta64 == 1.0;
+    let value = match K {
+        JS if js_trivial => 0.0,
+        JS => beta64 * first + (1.0 - beta64) * second,
+        _ => first,
+    };
+    if !want_grad {
+        return Some(RowValue { value, counts: true });
+    }
+    if !value.is_finite() {
+        fill(grads, f64::NAN);
+        return Some(RowValue { value, counts: true });
+    }
+
+    // Sweep 3: gradients with respect to s/τ and t/τ, scaled by grad_scale (which holds 1/τ).
+    let g = prm.grad_scale as f32;
+    let (c1, c2, c3) = (first as f32, second as f32, third as f32);
+    let (mut gs32, mut gt32) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let [gs, gt] = grads;
+    let mut start = 0;
+    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
+        let x = E::load(simd, cx, &mut bx);
+        let y = E::load(simd, cy, &mut by);
+        let n = x.len();
+        let (y, o1, o2) = (&y[..n], &mut gs32[..n], &mut gt32[..n]);
+        if K == JS && js_trivial {
+            o1.fill(0.0);
+            o2.fill(0.0);
+        } else {
+            for i in 0..n {
+                let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
+                let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
+                let w = (x[i] - y[i]) * inv - dl;
+                if K == KL {
+                    o1[i] = p * (w - c1);
+                    o2[i] = -prob_diff(simd, p, q, w);
+                } else if K == SYM {
+                    let d = prob_diff(simd, p, q, w);
+                    o1[i] = p * (w - c2) + d;
+                    o2[i] = -q * (w + c3) - d;
+                } else {
+                    let (r1, r2) = js_log_ratios(simd, w, beta);
+                    o1[i] = beta * p * (r1 - c1);
+                    o2[i] = (1.0 - beta) * q * (r2 - c2);
+                }
+            }
+        }
+        if let Some(gs) = gs.as_deref_mut() {
+            store(&mut gs[start..start + n], o1, g);
+        }
+        if let Some(gt) = gt.as_deref_mut() {
+            store(&mut gt[start..start + n], o2, g);
+        }
+        start += n;
+    }
+    Some(RowValue { value, counts: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::softmax;
+    use super::*;
+    use crate::simd::available;
+
+    /// Deterministic pseudo-random values in [−1, 1).
+    fn noise(n: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    type Out = (f64, Vec<f64>, Vec<f64>);
+
+    fn scalar<E: Elem>(kind: PairKind, s: &[E], t: &[E], prm: &RowParams) -> Out {
+        let (mut gs, mut gt) = (vec![0.0f64; s.len()], vec![0.0f64; s.len()]);
+        let v = softmax::row(kind, s, t, Some(&vec![1u8; s.len()]), prm, [Some(&mut gs), Some(&mut gt)]);
+        (v.value, gs, gt)
+    }
+
+    fn fast<E: Elem>(isa: Isa, kind: PairKind, s: &[E], t: &[E], prm: &RowParams) -> Option<Out> {
+        let (mut gs, mut gt) = (vec![0.0f64; s.len()], vec![0.0f64; s.len()]);
+        let v = row_on(Some(isa), kind, s, t, prm, &mut [Some(&mut gs), Some(&mut gt)])?;
+        Some((v.value, gs, gt))
+    }
+
+    fn check(what: &str, got: &Out, want: &Out, rtol: f64) {
+        assert!(
+            (got.0 - want.0).abs() <= rtol * want.0.abs() + 1e-300,
+            "{what}: value {} vs {} (rel {:e})",
+            got.0,
+            want.0,
+            (got.0 - want.0) / want.0
+        );
+        for (name, g, w) in [("grad_s", &got.1, &want.1), ("grad_t", &got.2, &want.2)] {
+            let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                assert!((a - b).abs() <= 2e-5 * scale + 1e-6 * b.abs(), "{what}: {name}[{i}] {a} vs {b} (max |g| {scale})");
+            }
+        }
+    }
+
+    fn cases() -> Vec<(usize, f64, f64, f64)> {
+        // (classes, logit scale, relative perturbation, τ)
+        vec![
+            (16, 3.0, 0.5, 1.0),
+            (100, 10.0, 0.1, 1.0),
+            (1000, 30.0, 1e-4, 1.0),
+            (5000, 30.0, 1e-6, 2.0),
+            (32_000, 20.0, 1e-3, 0.7),
+            (70_001, 8.0, 0.3, 1.0),
+            (3000, 5.0, 3.0, 1.0),
+        ]
+    }
+
+    #[test]
+    fn fast_path_matches_the_scalar_kernel_on_every_path() {
+        for (c, scale, eps, tau) in cases() {
+            let s64: Vec<f64> = noise(c, c as u64).iter().map(|v| v * scale).collect();
+            let t64: Vec<f64> = s64.iter().zip(noise(c, 7 + c as u64)).map(|(v, n)| v + eps * scale * n).collect();
+            let s: Vec<f32> = s64.iter().map(|&v| v as f32).collect();
+            let t: Vec<f32> = t64.iter().map(|&v| v as f32).collect();
+            for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
+                for beta in [0.5, 0.2, 1.0] {
+                    if beta != 0.5 && kind != PairKind::Js {
+                        continue;
+                    }
+                    let prm = RowParams { inv_tau: 1.0 / tau, beta, grad_scale: 0.5 / tau };
+                    let want = scalar(kind, &s, &t, &prm);
+                    for isa in available() {
+                        let got = fast(isa, kind, &s, &t, &prm).expect("a clean row takes the fast path");
+                        check(&format!("{isa} {kind:?} c={c} eps={eps} tau={tau} beta={beta}"), &got, &want, 2e-5);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn half_inputs_match_the_scalar_kernel() {
+        let c = 4099;
+        let s64: Vec<f64> = noise(c, 1).iter().map(|v| v * 6.0).collect();
+        let t64: Vec<f64> = s64.iter().zip(noise(c, 2)).map(|(v, n)| v + 0.05 * n).collect();
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
+        for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
+            let (h1, h2): (Vec<f16>, Vec<f16>) =
+                (s64.iter().map(|&v| f16::from_f64(v)).collect(), t64.iter().map(|&v| f16::from_f64(v)).collect());
+            let (b1, b2): (Vec<bf16>, Vec<bf16>) =
+                (s64.iter().map(|&v| bf16::from_f64(v)).collect(), t64.iter().map(|&v| bf16::from_f64(v)).collect());
+            let (wh, wb) = (scalar(kind, &h1, &h2, &prm), scalar(kind, &b1, &b2, &prm));
+            for isa in available() {
+                check(&format!("{isa} f16 {kind:?}"), &fast(isa, kind, &h1, &h2, &prm).unwrap(), &wh, 2e-5);
+                check(&format!("{isa} bf16 {kind:?}"), &fast(isa, kind, &b1, &b2, &prm).unwrap(), &wb, 2e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn special_rows_and_f64_are_left_to_the_scalar_kernel() {
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
+        let base = vec![0.5f32; 64];
+        for bad in [f32::NEG_INFINITY, f32::INFINITY, f32::NAN] {
+            for pos in [0, 31, 63] {
+                let mut s = base.clone();
+                s[pos] = bad;
+                for isa in available() {
+                    assert!(fast(isa, PairKind::Kl, &s, &base, &prm).is_none());
+                    assert!(fast(isa, PairKind::Kl, &base, &s, &prm).is_none());
+                }
+            }
+        }
+        let x = vec![0.5f64; 64];
+        assert!(fast(Isa::Scalar, PairKind::Kl, &x, &x, &prm).is_none());
+        assert!(fast(Isa::Scalar, PairKind::Kl, &base[..MIN_COLS - 1], &base[..MIN_COLS - 1], &prm).is_none());
+    }
+
+    #[test]
+    fn identical_rows_give_exactly_zero() {
+        let s: Vec<f32> = noise(3000, 5).iter().map(|v| (v * 25.0) as f32).collect();
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
+        for isa in available() {
+            for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
+                let (v, gs, gt) = fast(isa, kind, &s, &s, &prm).unwrap();
+                assert_eq!(v, 0.0, "{isa} {kind:?}");
+                assert!(gs.iter().chain(&gt).all(|g| g.abs() < 1e-12), "{isa} {kind:?}");
+            }
+        }
+    }
+}
