@@ -154,9 +154,16 @@ pub(crate) fn check_non_negative(what: &str, w: &Rows<'_, f64>, rows: usize, col
     Ok(())
 }
 
+/// τ must be finite and > 0, and 1/τ finite: the kernels multiply by 1/τ, and a subnormal τ
+/// (below 1/f64::MAX ≈ 5.6e-309) would make it +inf and every logit NaN or ±inf.
 pub(crate) fn check_temperature(t: f64) -> Result<(), Error> {
     if !(t.is_finite() && t > 0.0) {
         return Err(bad_argument(format!("temperature must be finite and > 0; got {t}")));
+    }
+    if !(1.0 / t).is_finite() {
+        return Err(bad_argument(format!(
+            "temperature must be at least 1/f64::MAX ≈ 5.6e-309 (its reciprocal must be finite); got {t:e}"
+        )));
     }
     Ok(())
 }
