@@ -55,7 +55,8 @@ def _as_int64(arr: np.ndarray, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold integer class indices; got dtype {arr.dtype}")
     if arr.dtype == np.uint64 and arr.size and arr.max() > _I64.max:
         raise ValueError(f"{name} holds {arr.max()}, beyond the int64 range")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    # C-contiguous and aligned (np.ascontiguousarray would keep a misaligned int64 array as is)
+    return np.require(arr, dtype=np.int64, requirements=("C", "A"))
 
 
 def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:

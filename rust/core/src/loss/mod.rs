@@ -8,7 +8,8 @@
 //!   exactly 0 to value and gradient, unless the label puts mass on it, which makes the row +inf
 //!   (what the formulas give in the limit);
 //! - a row whose value is +inf, or that holds NaN or +inf among its present classes, gets NaN
-//!   gradients; NaN or +inf logits make that row NaN and no other;
+//!   gradients; NaN or +inf logits make that row NaN and no other, and so does a finite logit
+//!   beyond ±1e300 after dividing by τ (`divergence::MAX_SCALED_LOGIT`, the kernels' domain);
 //! - a row excluded by the row mask or labelled `ignore_index` is not read: it gives 0, zero
 //!   gradients, and does not count for `Reduction::Mean`; neither does a row with no class present;
 //! - labels are validated: a class index out of range, a probability that is negative or not finite
