@@ -8,7 +8,7 @@ use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs};
 
 use crate::options::{ld_options, ld_options_default, reduction};
 use crate::status::{guard, ld_status, Fail};
-use crate::views::{input, output, output_vec, Repeat};
+use crate::views::{input, output, output_scalar, output_vec, Repeat};
 
 /// # Safety
 /// The pointer contracts of [`input`] and [`output`] for every non-NULL pointer.
@@ -32,6 +32,7 @@ unsafe fn call<T: Elem>(
             return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
         }
         // SAFETY (all blocks below): the caller's pointer contracts, forwarded.
+        let result = unsafe { output_scalar("result", result)? };
         let o = if options.is_null() { ld_options_default() } else { unsafe { *options } };
         let s = unsafe { input("s", s, rows, cols, s_stride, Repeat::Refused)? };
         let t = unsafe { input("t", t, rows, cols, t_stride, Repeat::Refused)? };
@@ -52,9 +53,8 @@ unsafe fn call<T: Elem>(
             grad_t: unsafe { output("grad_t", grad_t, rows, cols)? },
         };
         let reduced = pair_divergence::<T, T>(kind, s, t, &opts, out)?;
-        if !result.is_null() {
-            // SAFETY: a non-NULL `result` points to one writable double (the caller's contract).
-            unsafe { result.write(reduced.value) };
+        if let Some(r) = result {
+            *r = reduced.value;
         }
         Ok(())
     })

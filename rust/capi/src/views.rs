@@ -107,3 +107,17 @@ pub(crate) unsafe fn output_vec<'a, T>(what: &str, ptr: *mut T, n: usize) -> Res
     // SAFETY: non-NULL and aligned (checked), `n` elements writable (the caller's contract).
     Ok(Some(unsafe { std::slice::from_raw_parts_mut(ptr, n) }))
 }
+
+/// A writable scalar output (the reduced value), or None for NULL; a misaligned pointer is refused
+/// like any other.
+///
+/// # Safety
+/// If non-NULL, `ptr` must point to one writable `T`, valid for `'a`, overlapping no other buffer.
+pub(crate) unsafe fn output_scalar<'a, T>(what: &str, ptr: *mut T) -> Result<Option<&'a mut T>, Fail> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    check_pointer(what, ptr.cast_const(), 1)?;
+    // SAFETY: non-NULL and aligned (checked), one writable element (the caller's contract).
+    Ok(Some(unsafe { &mut *ptr }))
+}
