@@ -39,13 +39,15 @@ _I64 = np.iinfo(np.int64)
 def _logits(x: Any, name: str) -> np.ndarray:
     arr = A.as_float_array(x, name)
     if arr.shape[-1] == 0:
-        raise ValueError(f"{name} need at least one class on the last axis; got shape {arr.shape}")
+        raise ValueError(f"{name} must have at least one class on the last axis; got shape {arr.shape}")
     return arr
 
 
 def _int_option(value: Any, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int; got {value!r}")
+    if not _I64.min <= int(value) <= _I64.max:
+        raise ValueError(f"{name} must fit in int64 (labels are compared as int64); got {value!r}")
     return int(value)
 
 
@@ -495,8 +497,6 @@ def globalpointer_ce(
     if arr.ndim != 4 or arr.shape[2] != arr.shape[3]:
         raise ValueError(f"GlobalPointer logits must have shape (B, heads, L, L); got shape {arr.shape}")
     b, heads, length, _ = arr.shape
-    if b * heads == 0:
-        raise ValueError(f"GlobalPointer logits need at least one batch entry and one head; got shape {arr.shape}")
     dtype = arr.dtype
     A._reject_device_array(spans_or_positives, "spans_or_positives")
     pos = np.asarray(spans_or_positives)
@@ -509,7 +509,8 @@ def globalpointer_ce(
             f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
             f" for logits of shape {arr.shape}; got shape {pos.shape}"
         )
-    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos[0, 0].size)
+    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos.shape[2] * (2 if spans else 1))
+    pad = _int_option(pad, "pad")
     token_mask = None
     if mask is not None:
         m = np.asarray(mask)
@@ -522,8 +523,11 @@ def globalpointer_ce(
         token_mask = np.ascontiguousarray(m != 0).view(np.uint8)
     rows2 = A.rows_view(arr.reshape(b * heads, length * length))
     outs = _Outputs(out, grad_out, arr.shape, (b, heads), dtype, reduction, 1, grad)
+    if b * heads == 0:
+        # an empty batch (or no head): nothing to compute, like an empty batch of any other loss
+        return outs.result(0.0)
     total, _ = _native.globalpointer_ce(
-        A.elem_name(dtype), A.raw(rows2), pos2, _int_option(pad, "pad"), heads, spans, token_mask, reduction,
+        A.elem_name(dtype), A.raw(rows2), pos2, pad, heads, spans, token_mask, reduction,
         outs.value_arg(), outs.grad_arg(0, length * length),
     )
     return outs.result(total)
