@@ -38,7 +38,7 @@ def _pair(
     beta = A.check_number(beta, "beta")
     shape = s_arr.shape
     if shape[-1] == 0:
-        raise ValueError(f"the logits need at least one class on the last axis; got shape {shape}")
+        raise ValueError(f"s and t must have at least one class on the last axis; got shape {shape}")
     dtype = A.common_dtype(s_arr, t_arr)
     s2 = A.rows_view(s_arr.astype(dtype, copy=False))
     t2 = A.rows_view(t_arr.astype(dtype, copy=False))
