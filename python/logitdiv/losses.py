@@ -12,7 +12,8 @@ Conventions shared by every loss here (and with the divergences):
   mask, or with no class present does not; ``"batchmean"`` divides the sum by the number of rows;
 - a logit of −inf is an absent class: it contributes exactly 0 to value and gradient, unless the
   label puts mass on it, which makes the row +inf (with NaN gradients), as the formulas do;
-- NaN or +inf among a row's logits makes that row NaN (with NaN gradients) and no other;
+- NaN or +inf among a row's logits makes that row NaN (with NaN gradients) and no other, and so
+  does a finite logit beyond ±1e300 (after dividing by τ: the kernels' domain);
 - labels are checked: a class index out of range, a negative or non-finite probability, a
   duplicated positive are ``ValueError`` naming the row (counted over the flattened leading axes)
   and the value; labels of the wrong kind are ``TypeError``; shapes that do not fit are
