@@ -28,8 +28,15 @@ use proptest::test_runner::Config;
 use std::ffi::CStr;
 
 fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cases);
-    Config { cases, failure_persistence: None, ..Config::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -87,7 +94,11 @@ struct Dims {
 
 /// The number of elements a view spans (None when it overflows, as `views.rs` computes it).
 fn span_elems(rows: usize, cols: usize, stride: usize, elem: usize) -> Option<usize> {
-    let n = if rows == 0 || cols == 0 { 0 } else { (rows - 1).checked_mul(stride)?.checked_add(cols)? };
+    let n = if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1).checked_mul(stride)?.checked_add(cols)?
+    };
     n.checked_mul(elem).filter(|&b| b <= isize::MAX as usize).map(|_| n)
 }
 
@@ -99,14 +110,50 @@ fn dims() -> impl Strategy<Value = Dims> {
             1 => cols.saturating_sub(1),
             _ => cols + k - 2,
         };
-        Dims { rows, cols, s_stride: stride(a), t_stride: stride(b), overflow: false }
+        Dims {
+            rows,
+            cols,
+            s_stride: stride(a),
+            t_stride: stride(b),
+            overflow: false,
+        }
     });
-    let huge = prop::sample::select(vec![usize::MAX, usize::MAX / 2, usize::MAX / 8 + 1, isize::MAX as usize, 1usize << 62]);
+    let huge = prop::sample::select(vec![
+        usize::MAX,
+        usize::MAX / 2,
+        usize::MAX / 8 + 1,
+        isize::MAX as usize,
+        1usize << 62,
+    ]);
     let overflow = (huge, 0usize..4, 1usize..5).prop_map(|(h, which, small)| match which {
-        0 => Dims { rows: h, cols: small, s_stride: small, t_stride: small, overflow: true },
-        1 => Dims { rows: 1, cols: h, s_stride: h, t_stride: h, overflow: true },
-        2 => Dims { rows: 3, cols: small, s_stride: h, t_stride: small, overflow: true },
-        _ => Dims { rows: 3, cols: small, s_stride: small, t_stride: h, overflow: true },
+        0 => Dims {
+            rows: h,
+            cols: small,
+            s_stride: small,
+            t_stride: small,
+            overflow: true,
+        },
+        1 => Dims {
+            rows: 1,
+            cols: h,
+            s_stride: h,
+            t_stride: h,
+            overflow: true,
+        },
+        2 => Dims {
+            rows: 3,
+            cols: small,
+            s_stride: h,
+            t_stride: small,
+            overflow: true,
+        },
+        _ => Dims {
+            rows: 3,
+            cols: small,
+            s_stride: small,
+            t_stride: h,
+            overflow: true,
+        },
     });
     prop_oneof![9 => fits, 1 => overflow]
 }
@@ -171,7 +218,9 @@ impl Faults {
 /// The last error message of this thread.
 fn last_message() -> String {
     // SAFETY: ld_last_error_message returns a valid NUL-terminated string owned by the library.
-    unsafe { CStr::from_ptr(ld_last_error_message()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ld_last_error_message()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A status is one of the faults (LD_OK when there are none); never LD_PANIC; a message after
@@ -181,7 +230,13 @@ fn check_status(status: ld_status, faults: &Faults) -> Result<(), TestCaseError>
     if faults.0.is_empty() {
         prop_assert_eq!(status, ld_status::LD_OK, "unexpected failure: {}", last_message());
     } else {
-        prop_assert!(faults.0.contains(&status), "status {:?} for faults {:?}: {}", status, faults.0, last_message());
+        prop_assert!(
+            faults.0.contains(&status),
+            "status {:?} for faults {:?}: {}",
+            status,
+            faults.0,
+            last_message()
+        );
         prop_assert!(!last_message().is_empty(), "no message after {:?}", status);
     }
     Ok(())
@@ -286,19 +341,21 @@ fn pair_case() -> impl Strategy<Value = PairCase> {
         prop::option::weighted(0.7, opts()),
         (ptr_choice(), ptr_choice(), ptr_choice(), ptr_choice()),
     )
-        .prop_map(|(entry, d, s, t, (s_ptr, t_ptr), options, (values, result, grad_s, grad_t))| PairCase {
-            entry,
-            d,
-            s,
-            t,
-            s_ptr,
-            t_ptr,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        })
+        .prop_map(
+            |(entry, d, s, t, (s_ptr, t_ptr), options, (values, result, grad_s, grad_t))| PairCase {
+                entry,
+                d,
+                s,
+                t,
+                s_ptr,
+                t_ptr,
+                options,
+                values,
+                result,
+                grad_s,
+                grad_t,
+            },
+        )
 }
 
 fn stride_of(choice: usize, cols: usize) -> usize {
@@ -358,10 +415,15 @@ fn run_pair<T: Elem + Default>(c: &PairCase, table: &[(PairKind, PairFn<T>); 5])
                 faults.add(ld_status::LD_BAD_ARGUMENT);
             }
             let read_rows = if o.weights_stride == 0 { d.rows.min(1) } else { d.rows };
-            if n > 0 && !d.overflow && (0..read_rows).any(|r| (0..d.cols).any(|i| {
-                let w = weights_buf.data[r * o.weights_stride + i];
-                !(w.is_finite() && w >= 0.0)
-            })) {
+            if n > 0
+                && !d.overflow
+                && (0..read_rows).any(|r| {
+                    (0..d.cols).any(|i| {
+                        let w = weights_buf.data[r * o.weights_stride + i];
+                        !(w.is_finite() && w >= 0.0)
+                    })
+                })
+            {
                 faults.add(ld_status::LD_BAD_ARGUMENT);
             }
         }
@@ -407,19 +469,38 @@ fn run_pair<T: Elem + Default>(c: &PairCase, table: &[(PairKind, PairFn<T>); 5])
         if rows == 0 {
             return Rows::new(&[], 0, 0, 0).unwrap();
         }
-        Rows::new(&buf.data[..span_elems(rows, cols, stride, 1).unwrap()], rows, cols, stride).unwrap()
+        Rows::new(
+            &buf.data[..span_elems(rows, cols, stride, 1).unwrap()],
+            rows,
+            cols,
+            stride,
+        )
+        .unwrap()
     }
-    let (s, t) = (view(&s_buf, rows, cols, d.s_stride), view(&t_buf, rows, cols, d.t_stride));
-    let mask = (!o.mask.is_null() && rows > 0).then(|| Rows::new(&mask_buf.data[..], rows, cols, o.mask_stride).unwrap());
-    let weights = (!o.weights.is_null() && rows > 0).then(|| Rows::new(&weights_buf.data[..], rows, cols, o.weights_stride).unwrap());
+    let (s, t) = (
+        view(&s_buf, rows, cols, d.s_stride),
+        view(&t_buf, rows, cols, d.t_stride),
+    );
+    let mask =
+        (!o.mask.is_null() && rows > 0).then(|| Rows::new(&mask_buf.data[..], rows, cols, o.mask_stride).unwrap());
+    let weights = (!o.weights.is_null() && rows > 0)
+        .then(|| Rows::new(&weights_buf.data[..], rows, cols, o.weights_stride).unwrap());
     let reduction = [Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean][o.reduction as usize];
-    let opts = PairOptions { temperature: o.temperature, beta: o.beta, mask, weights, reduction };
+    let opts = PairOptions {
+        temperature: o.temperature,
+        beta: o.beta,
+        mask,
+        weights,
+        reduction,
+    };
     let n = rows * cols;
     let (mut v, mut gs, mut gt) = (vec![sentinel; rows], vec![sentinel; n], vec![sentinel; n]);
     let out = PairOutputs {
         values: (c.values == Ptr::Valid).then_some(&mut v[..]),
-        grad_s: (c.grad_s == Ptr::Valid).then(|| RowsMut::contiguous(&mut gs, rows, if n == 0 { 0 } else { cols }).unwrap()),
-        grad_t: (c.grad_t == Ptr::Valid).then(|| RowsMut::contiguous(&mut gt, rows, if n == 0 { 0 } else { cols }).unwrap()),
+        grad_s: (c.grad_s == Ptr::Valid)
+            .then(|| RowsMut::contiguous(&mut gs, rows, if n == 0 { 0 } else { cols }).unwrap()),
+        grad_t: (c.grad_t == Ptr::Valid)
+            .then(|| RowsMut::contiguous(&mut gt, rows, if n == 0 { 0 } else { cols }).unwrap()),
     };
     let reduced = pair_divergence::<T, T>(kind, s, t, &opts, out).unwrap();
     let bits = |x: &[T]| x.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<u64>>();

@@ -21,8 +21,15 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cases);
-    Config { cases, failure_persistence: None, ..Config::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 /// A logit: mostly ordinary, sometimes extreme or non-finite.
@@ -36,7 +43,13 @@ fn logit() -> impl Strategy<Value = f64> {
     ]
 }
 
-const KINDS: [PairKind; 5] = [PairKind::Kl, PairKind::SymKl, PairKind::Js, PairKind::SigmoidKl, PairKind::SigmoidSymKl];
+const KINDS: [PairKind; 5] = [
+    PairKind::Kl,
+    PairKind::SymKl,
+    PairKind::Js,
+    PairKind::SigmoidKl,
+    PairKind::SigmoidSymKl,
+];
 const REDUCTIONS: [Reduction; 4] = [Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean];
 
 #[derive(Debug, Clone)]
@@ -143,12 +156,28 @@ fn run<E: Elem>(c: &Case, reduction: Reduction, values: bool, gs: bool, gt: bool
     let t: Vec<E> = c.t.iter().map(|&x| E::from_f64(x)).collect();
     let s_rows = Rows::new(&s, c.rows, c.cols, c.s_stride).unwrap();
     let t_rows = Rows::new(&t, c.rows, c.cols, c.t_stride).unwrap();
-    let mask = c.mask.as_ref().map(|(st, m)| Rows::new(m, c.rows, c.cols, *st).unwrap());
-    let weights = c.weights.as_ref().map(|(st, w)| Rows::new(w, c.rows, c.cols, *st).unwrap());
-    let opts = PairOptions { temperature: c.temperature, beta: c.beta, mask, weights, reduction };
+    let mask = c
+        .mask
+        .as_ref()
+        .map(|(st, m)| Rows::new(m, c.rows, c.cols, *st).unwrap());
+    let weights = c
+        .weights
+        .as_ref()
+        .map(|(st, w)| Rows::new(w, c.rows, c.cols, *st).unwrap());
+    let opts = PairOptions {
+        temperature: c.temperature,
+        beta: c.beta,
+        mask,
+        weights,
+        reduction,
+    };
     let n = c.rows * c.cols;
     // values in f64: the kernel's own value, before any rounding to a narrower value type
-    let (mut v, mut g1, mut g2) = (vec![-7.0f64; c.rows], vec![E::from_f64(-7.0); n], vec![E::from_f64(-7.0); n]);
+    let (mut v, mut g1, mut g2) = (
+        vec![-7.0f64; c.rows],
+        vec![E::from_f64(-7.0); n],
+        vec![E::from_f64(-7.0); n],
+    );
     let out = PairOutputs::<E, f64> {
         values: values.then_some(&mut v[..]),
         grad_s: gs.then(|| RowsMut::contiguous(&mut g1, c.rows, c.cols).unwrap()),
@@ -187,7 +216,9 @@ enum Expect {
     Nan,
     Inf,
     /// ≥ 0; finite when `bounded`
-    Finite { bounded: bool },
+    Finite {
+        bounded: bool,
+    },
 }
 
 /// What row `r` must give, from the inputs as rounded to the element type (`round`).
@@ -248,7 +279,11 @@ fn expect_row(c: &Case, r: usize, round: impl Fn(f64) -> f64) -> (Expect, Vec<bo
 fn check<E: Elem>(c: &Case) -> Result<(), TestCaseError> {
     let got = run::<E>(c, c.reduction, c.want_values, c.want_gs, c.want_gt);
     if !options_valid(c) {
-        prop_assert!(matches!(got.result, Err(Error::BadArgument(_))), "invalid options accepted: {:?}", got.result.map(|_| ()));
+        prop_assert!(
+            matches!(got.result, Err(Error::BadArgument(_))),
+            "invalid options accepted: {:?}",
+            got.result.map(|_| ())
+        );
         return Ok(());
     }
     let total = match &got.result {
@@ -278,7 +313,10 @@ fn check<E: Elem>(c: &Case) -> Result<(), TestCaseError> {
                 if c.kind == PairKind::Js && bounded {
                     let h = |x: f64| if x > 0.0 { -x * x.ln() } else { 0.0 };
                     let bound = h(c.beta) + h(1.0 - c.beta);
-                    prop_assert!(v <= bound * (1.0 + 1e-6) + 1e-12, "row {r}: js {v} above its bound {bound}");
+                    prop_assert!(
+                        v <= bound * (1.0 + 1e-6) + 1e-12,
+                        "row {r}: js {v} above its bound {bound}"
+                    );
                 }
             }
         }
@@ -305,7 +343,10 @@ fn check<E: Elem>(c: &Case) -> Result<(), TestCaseError> {
                     }
                 }
             } else {
-                prop_assert!(row.iter().all(|x| x.is_nan()), "row {r}: value {v} but gradients {row:?}");
+                prop_assert!(
+                    row.iter().all(|x| x.is_nan()),
+                    "row {r}: value {v} but gradients {row:?}"
+                );
             }
         }
     }
@@ -328,7 +369,11 @@ fn check<E: Elem>(c: &Case) -> Result<(), TestCaseError> {
             }
         }
     };
-    prop_assert!(total.to_bits() == want.to_bits() || total.is_nan() && want.is_nan(), "{:?}: {total} vs {want}", c.reduction);
+    prop_assert!(
+        total.to_bits() == want.to_bits() || total.is_nan() && want.is_nan(),
+        "{:?}: {total} vs {want}",
+        c.reduction
+    );
     if c.reduction != Reduction::None {
         prop_assert_eq!(got.counted, counted);
     }

@@ -24,8 +24,15 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cases);
-    Config { cases, failure_persistence: None, ..Config::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
 }
 
 fn logit() -> impl Strategy<Value = f64> {
@@ -74,32 +81,36 @@ struct Base {
 }
 
 fn base() -> impl Strategy<Value = Base> {
-    (0usize..5, 1usize..8, 0usize..3).prop_flat_map(|(rows, cols, pad)| {
-        let stride = cols + pad;
-        (
-            Just((rows, cols, stride)),
-            prop::collection::vec(logit(), span(rows, cols, stride)),
-            prop::collection::vec(logit(), rows * cols),
-            prop::option::weighted(
-                0.3,
-                (prop_oneof![Just(0usize), Just(cols)], prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), rows.max(1) * cols)),
-            ),
-            prop::option::weighted(0.3, prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), rows)),
-            (0usize..4, any::<bool>(), any::<bool>()),
-        )
-    })
-    .prop_map(|((rows, cols, stride), s, s2, class_mask, row_mask, (r, g, g2))| Base {
-        rows,
-        cols,
-        stride,
-        s,
-        s2,
-        class_mask,
-        row_mask,
-        reduction: REDUCTIONS[r],
-        want_grad: g,
-        want_grad2: g2,
-    })
+    (0usize..5, 1usize..8, 0usize..3)
+        .prop_flat_map(|(rows, cols, pad)| {
+            let stride = cols + pad;
+            (
+                Just((rows, cols, stride)),
+                prop::collection::vec(logit(), span(rows, cols, stride)),
+                prop::collection::vec(logit(), rows * cols),
+                prop::option::weighted(
+                    0.3,
+                    (
+                        prop_oneof![Just(0usize), Just(cols)],
+                        prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), rows.max(1) * cols),
+                    ),
+                ),
+                prop::option::weighted(0.3, prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), rows)),
+                (0usize..4, any::<bool>(), any::<bool>()),
+            )
+        })
+        .prop_map(|((rows, cols, stride), s, s2, class_mask, row_mask, (r, g, g2))| Base {
+            rows,
+            cols,
+            stride,
+            s,
+            s2,
+            class_mask,
+            row_mask,
+            reduction: REDUCTIONS[r],
+            want_grad: g,
+            want_grad2: g2,
+        })
 }
 
 impl Base {
@@ -114,7 +125,10 @@ impl Base {
     }
     fn masks(&self) -> Masks<'_> {
         Masks {
-            classes: self.class_mask.as_ref().map(|(st, m)| Rows::new(m, self.rows, self.cols, *st).unwrap()),
+            classes: self
+                .class_mask
+                .as_ref()
+                .map(|(st, m)| Rows::new(m, self.rows, self.cols, *st).unwrap()),
             rows: self.row_mask.as_deref(),
         }
     }
@@ -157,7 +171,12 @@ fn softmax_like_rule(xs: &[Vec<f64>], inv_tau: f64, present: impl Fn(usize) -> b
             }
         }
     }
-    RowRule { ignored: false, nan, may_nan: false, finite: finite && !nan }
+    RowRule {
+        ignored: false,
+        nan,
+        may_nan: false,
+        finite: finite && !nan,
+    }
 }
 
 struct Got {
@@ -167,7 +186,14 @@ struct Got {
 }
 
 /// Checks the rows of a successful call against their rules.
-fn check_rows(got: &Got, rules: &[RowRule], cols: usize, want: [bool; 2], is_f64: bool, absent: impl Fn(usize, usize) -> bool) -> Result<(), TestCaseError> {
+fn check_rows(
+    got: &Got,
+    rules: &[RowRule],
+    cols: usize,
+    want: [bool; 2],
+    is_f64: bool,
+    absent: impl Fn(usize, usize) -> bool,
+) -> Result<(), TestCaseError> {
     let total = match &got.result {
         Ok(v) => *v,
         Err(e) => return Err(TestCaseError::fail(format!("valid call failed: {e}"))),
@@ -180,7 +206,10 @@ fn check_rows(got: &Got, rules: &[RowRule], cols: usize, want: [bool; 2], is_f64
         } else if rule.nan {
             prop_assert!(v.is_nan(), "row {r}: expected NaN, got {v}");
         } else {
-            prop_assert!(v >= 0.0 || (rule.may_nan && v.is_nan()), "row {r}: expected a value ≥ 0, got {v}");
+            prop_assert!(
+                v >= 0.0 || (rule.may_nan && v.is_nan()),
+                "row {r}: expected a value ≥ 0, got {v}"
+            );
             if rule.finite {
                 prop_assert!(v.is_finite(), "row {r}: expected a finite value, got {v}");
             }
@@ -194,16 +223,25 @@ fn check_rows(got: &Got, rules: &[RowRule], cols: usize, want: [bool; 2], is_f64
                 prop_assert!(row.iter().all(|&x| x == 0.0), "row {r}: ignored, gradient {k} {row:?}");
             } else if v.is_finite() {
                 for (i, &x) in row.iter().enumerate() {
-                    prop_assert!(!x.is_nan(), "row {r}, class {i}: gradient {k} is NaN for the finite value {v}");
+                    prop_assert!(
+                        !x.is_nan(),
+                        "row {r}, class {i}: gradient {k} is NaN for the finite value {v}"
+                    );
                     if is_f64 && rule.finite {
-                        prop_assert!(x.is_finite(), "row {r}, class {i}: gradient {k} {x} for the finite value {v}");
+                        prop_assert!(
+                            x.is_finite(),
+                            "row {r}, class {i}: gradient {k} {x} for the finite value {v}"
+                        );
                     }
                     if absent(r, i) && k == 0 {
                         prop_assert!(x == 0.0, "row {r}, class {i}: gradient {x} on an absent class");
                     }
                 }
             } else {
-                prop_assert!(row.iter().all(|x| x.is_nan()), "row {r}: value {v}, gradient {k} {row:?}");
+                prop_assert!(
+                    row.iter().all(|x| x.is_nan()),
+                    "row {r}: value {v}, gradient {k} {row:?}"
+                );
             }
         }
     }
@@ -219,7 +257,11 @@ struct Bufs<E> {
 
 impl<E: Elem> Bufs<E> {
     fn new(rows: usize, cols: usize) -> Self {
-        Bufs { values: vec![-7.0; rows], g0: vec![E::from_f64(-7.0); rows * cols], g1: vec![E::from_f64(-7.0); rows * cols] }
+        Bufs {
+            values: vec![-7.0; rows],
+            g0: vec![E::from_f64(-7.0); rows * cols],
+            g1: vec![E::from_f64(-7.0); rows * cols],
+        }
     }
     fn outputs(&mut self, rows: usize, cols: usize, want: [bool; 2]) -> LossOutputs<'_, E, f64> {
         LossOutputs {
@@ -230,7 +272,11 @@ impl<E: Elem> Bufs<E> {
     }
     fn got(self, result: Result<f64, Error>) -> Got {
         let f = |x: Vec<E>| x.into_iter().map(Elem::to_f64).collect();
-        Got { result, values: self.values, grads: [f(self.g0), f(self.g1)] }
+        Got {
+            result,
+            values: self.values,
+            grads: [f(self.g0), f(self.g1)],
+        }
     }
 }
 
@@ -243,7 +289,11 @@ fn round<E: Elem>(x: f64) -> f64 {
 }
 
 fn expect_err(got: &Got) -> Result<(), TestCaseError> {
-    prop_assert!(matches!(got.result, Err(Error::BadArgument(_))), "an invalid label or option was accepted: {:?}", got.result);
+    prop_assert!(
+        matches!(got.result, Err(Error::BadArgument(_))),
+        "an invalid label or option was accepted: {:?}",
+        got.result
+    );
     Ok(())
 }
 
@@ -303,7 +353,9 @@ fn ce_labels_ok(c: &CeCase) -> bool {
     let b = &c.b;
     (0..b.rows).filter(|&r| b.kept(r)).all(|r| match &c.labels {
         Some(l) => l[r] == c.ignore_index || (0..b.cols as i64).contains(&l[r]),
-        None => c.probs[r * b.cols..(r + 1) * b.cols].iter().all(|&y| y >= 0.0 && y.is_finite()),
+        None => c.probs[r * b.cols..(r + 1) * b.cols]
+            .iter()
+            .all(|&y| y >= 0.0 && y.is_finite()),
     })
 }
 
@@ -333,24 +385,43 @@ fn check_ce<E: Elem>(c: &CeCase, gamma_loss: bool) -> Result<(), TestCaseError> 
     let gamma_case;
     let c = if gamma_loss {
         // gamma_ce takes class indices only
-        gamma_case = CeCase { labels: Some(c.labels.clone().unwrap_or_else(|| vec![0; b.rows])), ..c.clone() };
+        gamma_case = CeCase {
+            labels: Some(c.labels.clone().unwrap_or_else(|| vec![0; b.rows])),
+            ..c.clone()
+        };
         &gamma_case
     } else {
         c
     };
     if gamma_loss {
         let labels: Vec<i64> = c.labels.clone().unwrap();
-        let opts = GammaOptions { gamma: c.gamma, threshold: c.threshold, ignore_index: c.ignore_index, masks: b.masks(), reduction: b.reduction };
+        let opts = GammaOptions {
+            gamma: c.gamma,
+            threshold: c.threshold,
+            ignore_index: c.ignore_index,
+            masks: b.masks(),
+            reduction: b.reduction,
+        };
         result = gamma_ce(logits, &labels, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
-        let labels_ok = (0..b.rows).filter(|&r| b.kept(r)).all(|r| labels[r] == c.ignore_index || (0..b.cols as i64).contains(&labels[r]));
+        let labels_ok = (0..b.rows)
+            .filter(|&r| b.kept(r))
+            .all(|r| labels[r] == c.ignore_index || (0..b.cols as i64).contains(&labels[r]));
         valid = labels_ok && (0.0..1.0).contains(&c.gamma) && c.threshold.is_none_or(unit);
         tau = 1.0;
     } else {
         let target = match &c.labels {
-            Some(l) => Target::Classes { labels: l, ignore_index: c.ignore_index },
+            Some(l) => Target::Classes {
+                labels: l,
+                ignore_index: c.ignore_index,
+            },
             None => Target::Probs(probs),
         };
-        let opts = SoftmaxCeOptions { label_smoothing: c.eps, temperature: c.temperature, masks: b.masks(), reduction: b.reduction };
+        let opts = SoftmaxCeOptions {
+            label_smoothing: c.eps,
+            temperature: c.temperature,
+            masks: b.masks(),
+            reduction: b.reduction,
+        };
         result = softmax_ce(logits, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         valid = ce_labels_ok(c) && unit(c.eps) && tau_ok(c.temperature);
         tau = c.temperature;
@@ -392,7 +463,12 @@ fn dense_case() -> impl Strategy<Value = DenseCase> {
                 prop::option::weighted(0.3, (per, prop::collection::vec(weight(), rows.max(1) * cols))),
             )
         })
-        .prop_map(|(b, y, pos_weight, weights)| DenseCase { b, y, pos_weight, weights })
+        .prop_map(|(b, y, pos_weight, weights)| DenseCase {
+            b,
+            y,
+            pos_weight,
+            weights,
+        })
 }
 
 fn per_class_ok(w: &Option<(usize, Vec<f64>)>, rows: usize, cols: usize) -> bool {
@@ -416,20 +492,37 @@ fn check_dense<E: Elem>(c: &DenseCase, is_bce: bool) -> Result<(), TestCaseError
         w.as_ref().map(|(st, w)| Rows::new(w, b.rows, b.cols, *st).unwrap())
     }
     let result = if is_bce {
-        let opts = BceOptions { pos_weight: per_class(&c.pos_weight, b), weights: per_class(&c.weights, b), masks: b.masks(), reduction: b.reduction };
+        let opts = BceOptions {
+            pos_weight: per_class(&c.pos_weight, b),
+            weights: per_class(&c.weights, b),
+            masks: b.masks(),
+            reduction: b.reduction,
+        };
         bce(logits, target, &opts, bufs.outputs(b.rows, b.cols, want))
     } else {
-        let opts = MultilabelOptions { masks: b.masks(), reduction: b.reduction };
+        let opts = MultilabelOptions {
+            masks: b.masks(),
+            reduction: b.reduction,
+        };
         multilabel_ce(logits, target, &opts, bufs.outputs(b.rows, b.cols, want))
     }
     .map(|r| r.value);
     let got = bufs.got(result);
-    let labels_ok = (0..b.rows).filter(|&r| b.kept(r)).all(|r| c.y[r * b.cols..(r + 1) * b.cols].iter().all(|&y| unit(y)));
-    let options_ok = !is_bce || (per_class_ok(&c.pos_weight, b.rows, b.cols) && per_class_ok(&c.weights, b.rows, b.cols));
+    let labels_ok = (0..b.rows)
+        .filter(|&r| b.kept(r))
+        .all(|r| c.y[r * b.cols..(r + 1) * b.cols].iter().all(|&y| unit(y)));
+    let options_ok =
+        !is_bce || (per_class_ok(&c.pos_weight, b.rows, b.cols) && per_class_ok(&c.weights, b.rows, b.cols));
     if !(labels_ok && options_ok) {
         return expect_err(&got);
     }
-    let w_of = |r: usize, i: usize| if is_bce { c.weights.as_ref().map_or(1.0, |(st, w)| w[r * st + i]) } else { 1.0 };
+    let w_of = |r: usize, i: usize| {
+        if is_bce {
+            c.weights.as_ref().map_or(1.0, |(st, w)| w[r * st + i])
+        } else {
+            1.0
+        }
+    };
     let rules: Vec<RowRule> = (0..b.rows)
         .map(|r| {
             let row: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.x(r, i))).collect();
@@ -460,7 +553,10 @@ fn sparse_case() -> impl Strategy<Value = SparseCase> {
         .prop_flat_map(|(b, k, pad)| {
             let n = b.rows * k;
             let cols = b.cols as i64;
-            (Just((b, k, pad)), prop::collection::vec(prop_oneof![6 => 0..cols, 2 => Just(pad), 1 => -3i64..cols + 3], n))
+            (
+                Just((b, k, pad)),
+                prop::collection::vec(prop_oneof![6 => 0..cols, 2 => Just(pad), 1 => -3i64..cols + 3], n),
+            )
         })
         .prop_map(|((b, k, pad), positives)| SparseCase { b, k, positives, pad })
 }
@@ -487,10 +583,16 @@ fn check_sparse<E: Elem>(c: &SparseCase) -> Result<(), TestCaseError> {
     let b = &c.b;
     let s = elems::<E>(&b.s);
     let logits = Rows::new(&s, b.rows, b.cols, b.stride).unwrap();
-    let positives = Positives { indices: Rows::contiguous(&c.positives, b.rows, c.k).unwrap(), pad: c.pad };
+    let positives = Positives {
+        indices: Rows::contiguous(&c.positives, b.rows, c.k).unwrap(),
+        pad: c.pad,
+    };
     let mut bufs = Bufs::<E>::new(b.rows, b.cols);
     let want = [b.want_grad, false];
-    let opts = SparseMultilabelOptions { masks: b.masks(), reduction: b.reduction };
+    let opts = SparseMultilabelOptions {
+        masks: b.masks(),
+        reduction: b.reduction,
+    };
     let result = sparse_multilabel_ce(logits, positives, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
     let got = bufs.got(result);
     let row_pos = |r: usize| positives_of(&c.positives[r * c.k..(r + 1) * c.k], c.pad, b.cols);
@@ -527,7 +629,14 @@ struct GpCase {
 }
 
 fn gp_case() -> impl Strategy<Value = GpCase> {
-    (1usize..3, 1usize..3, 1usize..4, 0usize..3, any::<bool>(), prop::sample::select(vec![-1i64, 0]))
+    (
+        1usize..3,
+        1usize..3,
+        1usize..4,
+        0usize..3,
+        any::<bool>(),
+        prop::sample::select(vec![-1i64, 0]),
+    )
         .prop_flat_map(|(batch, heads, len, k, spans, pad)| {
             let n = batch * heads * k * if spans { 2 } else { 1 };
             let hi = if spans { len as i64 } else { (len * len) as i64 };
@@ -535,23 +644,28 @@ fn gp_case() -> impl Strategy<Value = GpCase> {
                 Just((batch, heads, len, k, spans, pad)),
                 prop::collection::vec(logit(), batch * heads * len * len),
                 prop::collection::vec(prop_oneof![6 => 0..hi, 2 => Just(pad), 1 => -2i64..hi + 2], n),
-                prop::option::weighted(0.4, prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), batch * len)),
+                prop::option::weighted(
+                    0.4,
+                    prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), batch * len),
+                ),
                 (0usize..5, any::<bool>()),
             )
         })
-        .prop_map(|((batch, heads, len, k, spans, pad), s, positives, token_mask, (reduction, want_grad))| GpCase {
-            batch,
-            heads,
-            len,
-            s,
-            k,
-            spans,
-            positives,
-            pad,
-            token_mask,
-            reduction,
-            want_grad,
-        })
+        .prop_map(
+            |((batch, heads, len, k, spans, pad), s, positives, token_mask, (reduction, want_grad))| GpCase {
+                batch,
+                heads,
+                len,
+                s,
+                k,
+                spans,
+                positives,
+                pad,
+                token_mask,
+                reduction,
+                want_grad,
+            },
+        )
 }
 
 fn check_gp<E: Elem>(c: &GpCase) -> Result<(), TestCaseError> {
@@ -559,14 +673,20 @@ fn check_gp<E: Elem>(c: &GpCase) -> Result<(), TestCaseError> {
     let per_row = c.k * if c.spans { 2 } else { 1 };
     let s = elems::<E>(&c.s);
     let logits = Rows::contiguous(&s, rows, cols).unwrap();
-    let positives = Positives { indices: Rows::contiguous(&c.positives, rows, per_row).unwrap(), pad: c.pad };
+    let positives = Positives {
+        indices: Rows::contiguous(&c.positives, rows, per_row).unwrap(),
+        pad: c.pad,
+    };
     let reduction = match c.reduction {
         4 => GpReduction::SumHeadsMeanBatch,
         r => GpReduction::Rows(REDUCTIONS[r]),
     };
     let opts = GlobalPointerOptions {
         heads: c.heads,
-        token_mask: c.token_mask.as_ref().map(|m| Rows::contiguous(m, c.batch, c.len).unwrap()),
+        token_mask: c
+            .token_mask
+            .as_ref()
+            .map(|m| Rows::contiguous(m, c.batch, c.len).unwrap()),
         spans: c.spans,
         reduction,
     };
@@ -640,27 +760,53 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
     let second = Rows::contiguous(&s2, b.rows, b.cols).unwrap();
     let probs = Rows::contiguous(&cc.probs, b.rows, b.cols).unwrap();
     let target = match &cc.labels {
-        Some(l) => Target::Classes { labels: l, ignore_index: cc.ignore_index },
+        Some(l) => Target::Classes {
+            labels: l,
+            ignore_index: cc.ignore_index,
+        },
         None => Target::Probs(probs),
     };
     let want = [b.want_grad, b.want_grad2];
     let mut bufs = Bufs::<E>::new(b.rows, b.cols);
     let sigmoid = !kd && c.sigmoid;
     let (result, valid, tau) = if kd {
-        let opts = KdOptions { temperature: cc.temperature, alpha: c.alpha, t2: c.t2, label_smoothing: cc.eps, masks: b.masks(), reduction: b.reduction };
+        let opts = KdOptions {
+            temperature: cc.temperature,
+            alpha: c.alpha,
+            t2: c.t2,
+            label_smoothing: cc.eps,
+            masks: b.masks(),
+            reduction: b.reduction,
+        };
         let target = c.with_target.then_some(target);
         let r = kd_loss(first, second, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         let labels_ok = !c.with_target || ce_labels_ok(cc);
-        (r, labels_ok && tau_ok(cc.temperature) && unit(c.alpha) && unit(cc.eps), cc.temperature)
+        (
+            r,
+            labels_ok && tau_ok(cc.temperature) && unit(c.alpha) && unit(cc.eps),
+            cc.temperature,
+        )
     } else {
-        let kind = if sigmoid { RdropKind::Sigmoid } else { RdropKind::Softmax };
+        let kind = if sigmoid {
+            RdropKind::Sigmoid
+        } else {
+            RdropKind::Softmax
+        };
         let eps = if sigmoid && c.t2 { 0.0 } else { cc.eps };
-        let opts = RdropOptions { alpha: c.alpha, kind, label_smoothing: eps, masks: b.masks(), reduction: b.reduction };
+        let opts = RdropOptions {
+            alpha: c.alpha,
+            kind,
+            label_smoothing: eps,
+            masks: b.masks(),
+            reduction: b.reduction,
+        };
         let r = rdrop_loss(first, second, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         let labels_ok = if sigmoid {
             cc.labels.is_none()
                 && eps == 0.0
-                && (0..b.rows).filter(|&r| b.kept(r)).all(|r| cc.probs[r * b.cols..(r + 1) * b.cols].iter().all(|&y| unit(y)))
+                && (0..b.rows)
+                    .filter(|&r| b.kept(r))
+                    .all(|r| cc.probs[r * b.cols..(r + 1) * b.cols].iter().all(|&y| unit(y)))
         } else {
             ce_labels_ok(cc)
         };
@@ -672,7 +818,8 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
     }
     let rules: Vec<RowRule> = (0..b.rows)
         .map(|r| {
-            let ignored = !b.kept(r) || (c.with_target || !kd) && cc.labels.as_ref().is_some_and(|l| l[r] == cc.ignore_index);
+            let ignored =
+                !b.kept(r) || (c.with_target || !kd) && cc.labels.as_ref().is_some_and(|l| l[r] == cc.ignore_index);
             let one: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.x(r, i))).collect();
             let two: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.s2[r * b.cols + i])).collect();
             let present = |i: usize| b.class_kept(r, i) && (one[i] != f64::NEG_INFINITY || two[i] != f64::NEG_INFINITY);
@@ -682,13 +829,27 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
             let ce_read = !kd || (c.with_target && c.alpha < 1.0);
             let mut parts = Vec::new();
             if kl_read {
-                parts.push(softmax_like_rule(&[one.clone(), two.clone()], 1.0 / tau, present, b.cols));
+                parts.push(softmax_like_rule(
+                    &[one.clone(), two.clone()],
+                    1.0 / tau,
+                    present,
+                    b.cols,
+                ));
             }
             if ce_read {
-                let inputs = if kd { vec![one.clone()] } else { vec![one.clone(), two.clone()] };
+                let inputs = if kd {
+                    vec![one.clone()]
+                } else {
+                    vec![one.clone(), two.clone()]
+                };
                 parts.push(softmax_like_rule(&inputs, 1.0, present, b.cols));
             }
-            let mut rule = RowRule { ignored: false, nan: false, may_nan: false, finite: true };
+            let mut rule = RowRule {
+                ignored: false,
+                nan: false,
+                may_nan: false,
+                finite: true,
+            };
             for p in parts {
                 rule.nan |= p.nan;
                 rule.finite &= p.finite;
