@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import _native
 from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
 from .scoring import ScoreResult, score
@@ -50,12 +52,17 @@ __all__ = [
 ]
 
 
+_MAX_THREADS = 4096
+
+
 def set_num_threads(n: int) -> None:
     """Sets the number of worker threads the kernels use (0 restores the default: the environment
-    variable LOGITDIV_NUM_THREADS, else the number of CPUs)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+    variable LOGITDIV_NUM_THREADS, else the number of CPUs; at most 4096)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be an int ≥ 0; got {n!r}")
-    _native.set_num_threads(n)
+    if n > _MAX_THREADS:
+        raise ValueError(f"number of threads must be at most {_MAX_THREADS}; got {n}")
+    _native.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:

@@ -74,12 +74,20 @@ def rows_view(arr: np.ndarray) -> np.ndarray:
         return np.lib.stride_tricks.as_strided(two_d, strides=(cols * item, item))
     row_stride = two_d.strides[0]
     # Rows may repeat (stride 0, a broadcast row) but not partly overlap (0 < stride < a row, e.g.
-    # sliding_window_view), which the core rejects: such views are copied.
-    ok = (cols <= 1 or two_d.strides[1] == item) and (
-        two_d.shape[0] <= 1
-        or (row_stride % item == 0 and (row_stride == 0 or row_stride >= cols * item))
+    # sliding_window_view), which the core rejects: such views are copied. So are arrays that are
+    # not aligned to their element size (np.frombuffer at an odd offset): the core never reads
+    # misaligned memory.
+    ok = (
+        two_d.flags.aligned
+        and (cols <= 1 or two_d.strides[1] == item)
+        and (two_d.shape[0] <= 1 or (row_stride % item == 0 and (row_stride == 0 or row_stride >= cols * item)))
     )
-    return two_d if ok else np.ascontiguousarray(two_d)
+    return two_d if ok else aligned_copy(two_d)
+
+
+def aligned_copy(arr: np.ndarray) -> np.ndarray:
+    """A C-contiguous, aligned copy (np.ascontiguousarray keeps a misaligned contiguous array as is)."""
+    return np.require(arr, requirements=("C", "A"))
 
 
 def raw(arr: np.ndarray) -> np.ndarray:
@@ -134,7 +142,16 @@ def value_buffer(out: Any, lead_shape: Tuple[int, ...], dtype: np.dtype) -> np.n
         raise ValueError(f"out must have shape {lead_shape} and dtype {dtype}; got shape {out.shape} and dtype {out.dtype}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError("out must be a writeable C-contiguous array")
+    _check_aligned(out, "out")
     return out
+
+
+def _check_aligned(out: np.ndarray, name: str) -> None:
+    if not out.flags.aligned:
+        raise ValueError(
+            f"{name} must be aligned to its element size ({out.dtype.itemsize} bytes); got an array at address "
+            f"{out.ctypes.data:#x}, e.g. from np.frombuffer at an odd offset"
+        )
 
 
 def grad_buffer(out: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str) -> np.ndarray:
@@ -146,6 +163,7 @@ def grad_buffer(out: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str) ->
         raise ValueError(f"{name} must have shape {shape} and dtype {dtype}; got shape {out.shape} and dtype {out.dtype}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{name} must be a writeable C-contiguous array")
+    _check_aligned(out, name)
     return out
 
 

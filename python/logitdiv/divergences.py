@@ -38,7 +38,7 @@ def _pair(
     beta = A.check_number(beta, "beta")
     shape = s_arr.shape
     if shape[-1] == 0:
-        raise ValueError(f"the logits need at least one class on the last axis; got shape {shape}")
+        raise ValueError(f"s and t must have at least one class on the last axis; got shape {shape}")
     dtype = A.common_dtype(s_arr, t_arr)
     s2 = A.rows_view(s_arr.astype(dtype, copy=False))
     t2 = A.rows_view(t_arr.astype(dtype, copy=False))
@@ -105,8 +105,10 @@ _COMMON = """
     float32 otherwise; gradients have the logits' dtype.
 
     Conventions: a class that is −inf in both rows (or excluded by `where`) contributes exactly 0;
-    a row with no class present gives 0. NaN or +inf in a row gives NaN for that row only; a row
-    whose value is +inf (support mismatch) gets NaN gradients.
+    a row with no class present gives 0. NaN or +inf in a row gives NaN for that row only, and so
+    does a finite logit beyond ±1e300 after dividing by τ (the kernels' domain); a row whose value
+    is +inf (support mismatch) gets NaN gradients. Bad inputs raise TypeError or ValueError (see
+    the README, "Guarantees").
 """
 
 

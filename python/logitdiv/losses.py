@@ -12,7 +12,8 @@ Conventions shared by every loss here (and with the divergences):
   mask, or with no class present does not; ``"batchmean"`` divides the sum by the number of rows;
 - a logit of −inf is an absent class: it contributes exactly 0 to value and gradient, unless the
   label puts mass on it, which makes the row +inf (with NaN gradients), as the formulas do;
-- NaN or +inf among a row's logits makes that row NaN (with NaN gradients) and no other;
+- NaN or +inf among a row's logits makes that row NaN (with NaN gradients) and no other, and so
+  does a finite logit beyond ±1e300 (after dividing by τ: the kernels' domain);
 - labels are checked: a class index out of range, a negative or non-finite probability, a
   duplicated positive are ``ValueError`` naming the row (counted over the flattened leading axes)
   and the value; labels of the wrong kind are ``TypeError``; shapes that do not fit are
@@ -39,13 +40,15 @@ _I64 = np.iinfo(np.int64)
 def _logits(x: Any, name: str) -> np.ndarray:
     arr = A.as_float_array(x, name)
     if arr.shape[-1] == 0:
-        raise ValueError(f"{name} need at least one class on the last axis; got shape {arr.shape}")
+        raise ValueError(f"{name} must have at least one class on the last axis; got shape {arr.shape}")
     return arr
 
 
 def _int_option(value: Any, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int; got {value!r}")
+    if not _I64.min <= int(value) <= _I64.max:
+        raise ValueError(f"{name} must fit in int64 (labels are compared as int64); got {value!r}")
     return int(value)
 
 
@@ -55,7 +58,8 @@ def _as_int64(arr: np.ndarray, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold integer class indices; got dtype {arr.dtype}")
     if arr.dtype == np.uint64 and arr.size and arr.max() > _I64.max:
         raise ValueError(f"{name} holds {arr.max()}, beyond the int64 range")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    # C-contiguous and aligned (np.ascontiguousarray would keep a misaligned int64 array as is)
+    return np.require(arr, dtype=np.int64, requirements=("C", "A"))
 
 
 def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
@@ -494,8 +498,6 @@ def globalpointer_ce(
     if arr.ndim != 4 or arr.shape[2] != arr.shape[3]:
         raise ValueError(f"GlobalPointer logits must have shape (B, heads, L, L); got shape {arr.shape}")
     b, heads, length, _ = arr.shape
-    if b * heads == 0:
-        raise ValueError(f"GlobalPointer logits need at least one batch entry and one head; got shape {arr.shape}")
     dtype = arr.dtype
     A._reject_device_array(spans_or_positives, "spans_or_positives")
     pos = np.asarray(spans_or_positives)
@@ -508,7 +510,8 @@ def globalpointer_ce(
             f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
             f" for logits of shape {arr.shape}; got shape {pos.shape}"
         )
-    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos[0, 0].size)
+    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos.shape[2] * (2 if spans else 1))
+    pad = _int_option(pad, "pad")
     token_mask = None
     if mask is not None:
         m = np.asarray(mask)
@@ -521,8 +524,11 @@ def globalpointer_ce(
         token_mask = np.ascontiguousarray(m != 0).view(np.uint8)
     rows2 = A.rows_view(arr.reshape(b * heads, length * length))
     outs = _Outputs(out, grad_out, arr.shape, (b, heads), dtype, reduction, 1, grad)
+    if b * heads == 0:
+        # an empty batch (or no head): nothing to compute, like an empty batch of any other loss
+        return outs.result(0.0)
     total, _ = _native.globalpointer_ce(
-        A.elem_name(dtype), A.raw(rows2), pos2, _int_option(pad, "pad"), heads, spans, token_mask, reduction,
+        A.elem_name(dtype), A.raw(rows2), pos2, pad, heads, spans, token_mask, reduction,
         outs.value_arg(), outs.grad_arg(0, length * length),
     )
     return outs.result(total)

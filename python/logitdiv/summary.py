@@ -121,6 +121,20 @@ def _select_worst(idx: np.ndarray, vals: np.ndarray, kind: str, k: int) -> Tuple
     return idx[order].astype(np.int64), vals[order].astype(np.float64)
 
 
+def _to_float(x: Fraction) -> float:
+    """`x` rounded to float64, ±inf beyond its range (float() would raise OverflowError)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def _sqrt(x: Fraction) -> float:
+    """sqrt of a non-negative rational, finite whenever the result is (x itself may overflow float64)."""
+    m = max(0, (x.numerator.bit_length() - x.denominator.bit_length() - 1000) // 2)
+    return math.ldexp(math.sqrt(float(x / (1 << (2 * m)))), m)
+
+
 class PartialStats:
     """Mergeable statistics of one metric over some rows (see the module docstring)."""
 
@@ -216,6 +230,8 @@ class PartialStats:
         return out
 
     # -- the moments, rounded once ---------------------------------------------------------------
+    # (the variance of finite float64 values can exceed the float64 range: it is then +inf, while
+    # the standard error, its square root over n, stays finite)
     def mean(self) -> Optional[float]:
         if self.count == 0:
             return None
@@ -226,14 +242,21 @@ class PartialStats:
         n = self.count
         if n < 2:
             return None
-        return float(Fraction(n * self.sumsq - self.sum * self.sum, (n * (n - 1)) << _S2))
+        return _to_float(Fraction(n * self.sumsq - self.sum * self.sum, (n * (n - 1)) << _S2))
+
+    def std(self) -> Optional[float]:
+        """Sample standard deviation (ddof = 1): the square root of the exact variance."""
+        n = self.count
+        if n < 2:
+            return None
+        return _sqrt(Fraction(n * self.sumsq - self.sum * self.sum, (n * (n - 1)) << _S2))
 
     def sem(self) -> Optional[float]:
         """Standard error of the mean, sqrt(var / n)."""
         n = self.count
         if n < 2:
             return None
-        return math.sqrt(float(Fraction(n * self.sumsq - self.sum * self.sum, (n * n * (n - 1)) << _S2)))
+        return _sqrt(Fraction(n * self.sumsq - self.sum * self.sum, (n * n * (n - 1)) << _S2))
 
     def __getstate__(self) -> Dict[str, Any]:
         return {s: getattr(self, s) for s in self.__slots__}
@@ -371,7 +394,6 @@ def metric_summary(name: str, stats: PartialStats, values: np.ndarray) -> Metric
     """The summary of one metric from its merged statistics and its full per-row values."""
     if stats.rows != np.asarray(values).size:
         raise ValueError(f"{name}: the statistics cover {stats.rows} rows but {np.asarray(values).size} values were given")
-    var = stats.var()
     med, p90, p99, p999 = _quantiles(values)
     above = stats.above if stats.threshold is not None else None
     return MetricSummary(
@@ -384,7 +406,7 @@ def metric_summary(name: str, stats: PartialStats, values: np.ndarray) -> Metric
         inf=stats.posinf + stats.neginf,
         mean=stats.mean(),
         sem=stats.sem(),
-        std=None if var is None else math.sqrt(var),
+        std=stats.std(),
         min=stats.min if stats.count else None,
         median=med,
         p90=p90,

@@ -134,6 +134,9 @@ static void test_bad_arguments(void) {
     CHECK(ld_kl_f64(s, SIZE_MAX / 2, t, 4, 3, 4, NULL, NULL, &r, NULL, NULL) == LD_BAD_SHAPE, "size overflow");
     CHECK(ld_kl_f64(s, 4, t, 4, SIZE_MAX, 4, NULL, NULL, &r, NULL, NULL) == LD_BAD_SHAPE, "rows overflow");
     CHECK(ld_kl_f64((const double *)((const char *)s + 1), 4, t, 4, 1, 4, NULL, NULL, &r, NULL, NULL) == LD_MISALIGNED, "misaligned");
+    /* a misaligned result pointer is refused too (it was written through unchecked) */
+    double two[2];
+    CHECK(ld_kl_f64(s, 4, t, 4, 1, 4, NULL, NULL, (double *)((char *)two + 1), NULL, NULL) == LD_MISALIGNED, "misaligned result");
     o.temperature = -1;
     CHECK(ld_kl_f64(s, 4, t, 4, 2, 4, &o, NULL, &r, NULL, NULL) == LD_BAD_ARGUMENT, "temperature < 0");
     o.temperature = NAN;

@@ -8,7 +8,7 @@ use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs};
 
 use crate::options::{self, ld_options, reads, reduction, Name};
 use crate::status::{guard, ld_status, Fail};
-use crate::views::{input, output, output_vec, Repeat};
+use crate::views::{input, output, output_scalar, output_vec, Repeat};
 
 /// # Safety
 /// The pointer contracts of [`input`] and [`output`] for every non-NULL pointer.
@@ -41,6 +41,7 @@ unsafe fn call<T: Elem>(
             PairKind::SigmoidSymKl => ("sigmoid_sym_kl", reads::WEIGHTS),
         };
         let o = options::read(options, Name(base, T::NAME), reads::TEMPERATURE | reads::MASK | extra)?;
+        let result = output_scalar("result", result)?;
         let s = input("s", s, rows, cols, s_stride, Repeat::Refused)?;
         let t = input("t", t, rows, cols, t_stride, Repeat::Refused)?;
         let mask = if o.mask.is_null() {
@@ -60,8 +61,8 @@ unsafe fn call<T: Elem>(
             grad_t: output("grad_t", grad_t, rows, cols)?,
         };
         let reduced = pair_divergence::<T, T>(kind, s, t, &opts, out)?;
-        if !result.is_null() {
-            result.write(reduced.value);
+        if let Some(r) = result {
+            *r = reduced.value;
         }
         Ok(())
     })

@@ -15,7 +15,7 @@ use logitdiv_core::{
 
 use crate::options::{self, flag, gp_reduction, ld_options, positives_layout, rdrop_kind, reads, reduction, Name};
 use crate::status::{guard, ld_status, Fail};
-use crate::views::{input, input_vec, output, output_vec, Repeat};
+use crate::views::{input, input_vec, output, output_scalar, output_vec, Repeat};
 
 fn need_classes(cols: usize) -> Result<(), Fail> {
     if cols == 0 {
@@ -79,15 +79,16 @@ unsafe fn target<'a, T>(
     }
 }
 
-/// Writes the reduced value to a non-NULL `result`.
+/// Writes the reduced value to a non-NULL `result` (a misaligned one is refused, like any pointer).
 ///
 /// # Safety
 /// A non-NULL `result` points to one writable double.
-unsafe fn write_result(result: *mut f64, reduced: Reduced) {
-    if !result.is_null() {
-        // SAFETY: the caller's contract.
-        unsafe { result.write(reduced.value) };
+unsafe fn write_result(result: *mut f64, reduced: Reduced) -> Result<(), Fail> {
+    // SAFETY: the caller's contract.
+    if let Some(r) = unsafe { output_scalar("result", result)? } {
+        *r = reduced.value;
     }
+    Ok(())
 }
 
 /// # Safety
@@ -127,7 +128,7 @@ unsafe fn softmax_ce<T: Elem>(
             grad_second: None,
         };
         let reduced = logitdiv_core::softmax_ce::<T, T, T>(logits, target, &opts, out)?;
-        write_result(result, reduced);
+        write_result(result, reduced)?;
         Ok(())
     })
 }
@@ -182,7 +183,7 @@ unsafe fn dense<T: Elem>(
             };
             logitdiv_core::bce::<T, T, T>(logits, target, &opts, out)?
         };
-        write_result(result, reduced);
+        write_result(result, reduced)?;
         Ok(())
     })
 }
@@ -219,7 +220,7 @@ unsafe fn sparse_multilabel_ce<T: Elem>(
         };
         let positives = Positives { indices, pad: o.pad };
         let reduced = logitdiv_core::sparse_multilabel_ce::<T, T>(logits, positives, &opts, out)?;
-        write_result(result, reduced);
+        write_result(result, reduced)?;
         Ok(())
     })
 }
@@ -280,7 +281,7 @@ unsafe fn globalpointer_ce<T: Elem>(
         };
         let opts = GlobalPointerOptions { heads, token_mask, spans, reduction };
         let reduced = logitdiv_core::globalpointer_ce::<T, T>(logits, Positives { indices, pad: o.pad }, &opts, out)?;
-        write_result(result, reduced);
+        write_result(result, reduced)?;
         Ok(())
     })
 }
@@ -320,7 +321,7 @@ unsafe fn gamma_ce<T: Elem>(
             grad_second: None,
         };
         let reduced = logitdiv_core::gamma_ce::<T, T>(logits, labels, &opts, out)?;
-        write_result(result, reduced);
+        write_result(result, reduced)?;
         Ok(())
     })
 }
@@ -384,7 +385,7 @@ unsafe fn kd_loss<T: Elem>(
             grad_second: output("grad_teacher", grad_teacher, rows, cols)?,
         };
         let reduced = logitdiv_core::kd_loss::<T, T, T>(student, teacher, target, &opts, out)?;
-        write_result(result, reduced);
+        write_result(result, reduced)?;
         Ok(())
     })
 }
@@ -433,7 +434,7 @@ unsafe fn rdrop_loss<T: Elem>(
             grad_second: output("grad_s2", grad_s2, rows, cols)?,
         };
         let reduced = logitdiv_core::rdrop_loss::<T, T, T>(s1, s2, target, &opts, out)?;
-        write_result(result, reduced);
+        write_result(result, reduced)?;
         Ok(())
     })
 }

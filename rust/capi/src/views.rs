@@ -121,3 +121,17 @@ pub(crate) unsafe fn input_vec<'a, T>(what: &str, ptr: *const T, n: usize) -> Re
     // SAFETY: non-NULL and aligned (checked), `n` elements readable (the caller's contract).
     Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
+
+/// A writable scalar output (the reduced value), or None for NULL; a misaligned pointer is refused
+/// like any other.
+///
+/// # Safety
+/// If non-NULL, `ptr` must point to one writable `T`, valid for `'a`, overlapping no other buffer.
+pub(crate) unsafe fn output_scalar<'a, T>(what: &str, ptr: *mut T) -> Result<Option<&'a mut T>, Fail> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    check_pointer(what, ptr.cast_const(), 1)?;
+    // SAFETY: non-NULL and aligned (checked), one writable element (the caller's contract).
+    Ok(Some(unsafe { &mut *ptr }))
+}

@@ -58,7 +58,15 @@ pub fn kl_term(a: f64, c: f64, r: f64) -> f64 {
     } else if r.abs() < SMALL {
         a * phi_series(r)
     } else {
-        a * (r - 1.0) + c
+        // ≥ 0 in exact arithmetic; when the logits are so large (|s/τ| ≳ 1e16 · |w|) that `r`
+        // carries a rounding error larger than itself, the computed form can dip below 0: the
+        // term is then 0 (NaN stays NaN)
+        let v = a * (r - 1.0) + c;
+        if v < 0.0 {
+            0.0
+        } else {
+            v
+        }
     }
 }
 

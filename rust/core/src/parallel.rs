@@ -2,8 +2,15 @@
 //! so results are bit-identical whatever the thread count; blocks run on logitdiv's own rayon pool
 //! (size from `LOGITDIV_NUM_THREADS` or [`set_num_threads`]), and small calls stay on the calling
 //! thread. The pool is rebuilt in a child after `fork`, where the parent's threads do not exist.
+//!
+//! Fork safety: only the forking thread survives in a child, so nothing the child does may wait on
+//! a lock or a thread of the parent. The pool's lock is held only for a few loads and stores (a
+//! pool is built outside it); a child never touches the parent's pool again (it is leaked, not
+//! dropped: dropping it would signal worker threads that do not exist); and in a child whose
+//! lock was caught held at the fork, calls run on the calling thread rather than block.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -24,6 +31,41 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
+/// The process that last held `POOL` (0: none yet); another value than ours means we are a
+/// forked child.
+static OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Locks `POOL`. In a forked child the lock may have been held, at the fork, by a thread that does
+/// not exist here: there it is only tried (None if it stays busy), never waited on.
+fn lock_pool() -> Option<MutexGuard<'static, Option<Pool>>> {
+    let owner = OWNER.load(Ordering::Acquire);
+    if owner == 0 || owner == std::process::id() {
+        return Some(POOL.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    for _ in 0..1000 {
+        match POOL.try_lock() {
+            Ok(g) => return Some(g),
+            Err(TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+        }
+    }
+    None
+}
+
+/// Installs `new` as the pool of this process. A previous pool of the same process is returned
+/// (to be dropped outside the lock); one inherited from the parent of a fork is leaked.
+fn install(guard: &mut Option<Pool>, new: Pool) -> Option<Pool> {
+    let old = guard.replace(new);
+    OWNER.store(std::process::id(), Ordering::Release);
+    match old {
+        Some(p) if p.pid != std::process::id() => {
+            std::mem::forget(p);
+            None
+        }
+        other => other,
+    }
+}
+
 fn default_threads() -> usize {
     std::env::var("LOGITDIV_NUM_THREADS")
         .ok()
@@ -41,15 +83,31 @@ fn build(threads: usize) -> Result<Pool, Error> {
     Ok(Pool { pool: Arc::new(pool), threads, pid: std::process::id() })
 }
 
-/// The pool, built on first use and again in a forked child.
+/// The pool, built on first use and again in a forked child (with the parent's thread count);
+/// None when no pool can be had (the caller then runs on its own thread).
 fn pool() -> Option<(Arc<ThreadPool>, usize)> {
-    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let stale = guard.as_ref().is_none_or(|p| p.pid != std::process::id());
-    if stale {
-        let threads = guard.as_ref().map_or_else(default_threads, |p| p.threads);
-        *guard = build(threads).ok();
+    let pid = std::process::id();
+    let threads = {
+        let guard = lock_pool()?;
+        match guard.as_ref() {
+            Some(p) if p.pid == pid => return Some((Arc::clone(&p.pool), p.threads)),
+            Some(p) => p.threads,
+            None => default_threads(),
+        }
+    };
+    // built outside the lock: spawning threads takes long, and a fork meanwhile must not find the
+    // lock held
+    let new = build(threads).ok()?;
+    let mut guard = lock_pool()?;
+    if let Some(p) = guard.as_ref().filter(|p| p.pid == pid) {
+        // another thread installed one meanwhile: use it (ours is dropped, its threads end)
+        return Some((Arc::clone(&p.pool), p.threads));
     }
-    guard.as_ref().map(|p| (Arc::clone(&p.pool), p.threads))
+    let got = (Arc::clone(&new.pool), new.threads);
+    let old = install(&mut guard, new);
+    drop(guard);
+    drop(old);
+    Some(got)
 }
 
 /// Sets the number of worker threads (0 restores the default: `LOGITDIV_NUM_THREADS` or the
@@ -60,7 +118,10 @@ pub fn set_num_threads(n: usize) -> Result<(), Error> {
         return Err(bad_argument(format!("number of threads must be at most 4096; got {threads}")));
     }
     let new = build(threads)?;
-    *POOL.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
+    let mut guard = lock_pool().ok_or_else(|| bad_argument("the thread pool is busy in this forked child; try again"))?;
+    let old = install(&mut guard, new);
+    drop(guard);
+    drop(old); // outside the lock: ending the old pool's threads may take a moment
     Ok(())
 }
 

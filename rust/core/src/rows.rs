@@ -21,7 +21,8 @@ fn span(rows: usize, cols: usize, stride: usize) -> Option<usize> {
 }
 
 fn check_view(what: &str, len: usize, rows: usize, cols: usize, stride: usize) -> Result<(), Error> {
-    if stride < cols && !(stride == 0 && rows > 0) {
+    // stride 0 repeats one row (a broadcast mask or weight vector), also over zero rows
+    if stride < cols && stride != 0 {
         return Err(bad_shape(format!(
             "{what}: row stride {stride} is shorter than a row of {cols} elements"
         )));

@@ -88,12 +88,20 @@ pub(crate) fn rows<'a, T: Element>(name: &str, a: &'a PyReadonlyArray2<'_, T>) -
     }
     let stride = if r > 1 && c > 0 { (strides[0] / elem) as usize } else { c };
     let len = if r == 0 || c == 0 { 0 } else { (r - 1) * stride + c };
+    // NumPy arrays need not be aligned (np.frombuffer at an odd offset): a slice of them would be
+    // undefined behaviour, so they are refused (the Python layer copies them first).
+    if len > 0 && (!a.is_aligned() || (a.data() as usize) % std::mem::align_of::<T>() != 0) {
+        return Err(PyValueError::new_err(format!(
+            "{name}: the array is not aligned to its element size ({} bytes)",
+            std::mem::align_of::<T>()
+        )));
+    }
     let data: &[T] = if len == 0 {
         &[]
     } else {
         // SAFETY: the readonly borrow keeps the array alive and unaliased by writers for 'a; the
         // shape and strides checked above put every element of the view inside `len` elements
-        // from the data pointer, which NumPy aligns for T.
+        // from the data pointer, which is aligned for T (checked above).
         unsafe { std::slice::from_raw_parts(a.data(), len) }
     };
     Rows::new(data, r, c, stride).map_err(crate::core_error)
@@ -102,7 +110,8 @@ pub(crate) fn rows<'a, T: Element>(name: &str, a: &'a PyReadonlyArray2<'_, T>) -
 /// The contiguous data of a borrowed writable 2-D array as core rows.
 pub(crate) fn rows_mut<'a, T: Element>(name: &str, a: &'a mut PyReadwriteArray2<'_, T>) -> PyResult<RowsMut<'a, T>> {
     let (r, c) = (a.shape()[0], a.shape()[1]);
-    let data = a.as_slice_mut().map_err(|_| PyValueError::new_err(format!("{name}: output must be C-contiguous")))?;
+    let data =
+        a.as_slice_mut().map_err(|_| PyValueError::new_err(format!("{name}: output must be C-contiguous and aligned")))?;
     RowsMut::contiguous(data, r, c).map_err(crate::core_error)
 }
 
@@ -128,5 +137,5 @@ pub(crate) fn readonly_1d<'py, T: Element>(name: &str, a: &Bound<'py, PyAny>) ->
 
 /// The elements of a borrowed contiguous 1-D array.
 pub(crate) fn slice<'a, T: Element>(name: &str, a: &'a PyReadonlyArray1<'_, T>) -> PyResult<&'a [T]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be C-contiguous")))
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name}: must be C-contiguous and aligned")))
 }

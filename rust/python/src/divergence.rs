@@ -2,7 +2,7 @@
 
 use logitdiv_core::{PairKind, PairOptions, PairOutputs, Reduction};
 use numpy::Element;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::arrays::{elem_rows, elem_rows_mut, readonly, readwrite, readwrite_1d, rows, rows_mut, Stored};
@@ -42,7 +42,7 @@ fn run<S: Stored, V: logitdiv_core::Elem + Element>(py: Python<'_>, a: &Args<'_,
         reduction: a.reduction,
     };
     let values = match values_arr.as_mut() {
-        Some(v) => Some(v.as_slice_mut().map_err(|_| PyTypeError::new_err("out must be C-contiguous"))?),
+        Some(v) => Some(v.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?),
         None => None,
     };
     let out = PairOutputs {

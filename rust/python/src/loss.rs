@@ -36,7 +36,7 @@ impl<'py, S: Stored, V: Element + Elem> Outs<'py, S, V> {
 
     fn outputs(&mut self) -> PyResult<LossOutputs<'_, S, V>> {
         let values = match self.values.as_mut() {
-            Some(v) => Some(v.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous"))?),
+            Some(v) => Some(v.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?),
             None => None,
         };
         let [g0, g1] = &mut self.grads;

@@ -6,6 +6,8 @@
 //! - a class that is masked out, or −inf in both rows, contributes exactly 0 to value and gradients;
 //! - −inf in one row only gives +inf where the mathematics does (KL with p_i > 0 = q_i);
 //! - a row whose value is +inf, or that holds NaN or +inf, gets NaN gradients;
+//! - a finite logit whose scaled value |x/τ| exceeds [`MAX_SCALED_LOGIT`] (1e300; overflow to ±inf
+//!   included) is out of the kernels' domain: its row is NaN, as for a NaN logit;
 //! - a row with no class present gives 0 and does not count for `Reduction::Mean`; a softmax row
 //!   where one side has every present class at −inf has no distribution and gives NaN.
 
@@ -108,9 +110,7 @@ fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairO
             t.cols()
         )));
     }
-    if !(opts.temperature.is_finite() && opts.temperature > 0.0) {
-        return Err(bad_argument(format!("temperature must be finite and > 0; got {}", opts.temperature)));
-    }
+    crate::loss::check_temperature(opts.temperature)?;
     if kind == PairKind::Js && !(0.0..=1.0).contains(&opts.beta) {
         return Err(bad_argument(format!("beta must lie in [0, 1]; got {}", opts.beta)));
     }
@@ -166,6 +166,18 @@ pub fn pair_divergence<E: Elem, V: Elem>(
         }
     };
     Ok(reduce_rows(opts.reduction, rows, s.cols(), out.values, [out.grad_s, out.grad_t], row_kernel))
+}
+
+/// The largest |logit/τ| the kernels take: beyond it the accurate forms' differences (of logits,
+/// of log-sum-exps) could overflow float64 and turn into NaN or a wrong sign.
+pub const MAX_SCALED_LOGIT: f64 = 1e300;
+
+/// Whether logit `x`, scaled to `a` = x/τ, makes its row NaN: `x` is NaN or +inf, or a finite
+/// logit whose scaled value lies beyond ±[`MAX_SCALED_LOGIT`] (overflowing to ±inf included). Only
+/// an input of −inf itself marks an absent class.
+#[inline]
+pub(crate) fn out_of_domain(x: f64, a: f64) -> bool {
+    !(a.abs() <= MAX_SCALED_LOGIT) && x != f64::NEG_INFINITY
 }
 
 /// Writes `x` into every element of the gradient rows that were asked for.

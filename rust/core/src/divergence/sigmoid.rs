@@ -1,7 +1,7 @@
 //! The sigmoid family row kernel: every class is an independent Bernoulli pair, so value and
 //! gradients come from one sweep.
 
-use super::{fill, PairKind, RowParams};
+use super::{fill, out_of_domain, PairKind, RowParams};
 use crate::element::Elem;
 use crate::math::{kl_term, log_sigmoid_ratio_d, sigmoid, sigmoid_diff_d};
 use crate::parallel::{GradRows, RowValue};
@@ -34,13 +34,13 @@ pub(crate) fn row<E: Elem, G: Elem>(
         let weight = weights.map_or(1.0, |w| w[i]);
         let (x, y) = (s[i].to_f64(), t[i].to_f64());
         let (a, b) = (x * prm.inv_tau, y * prm.inv_tau);
-        let absent = mask.is_some_and(|m| m[i] == 0)
-            || weight == 0.0
-            || (a == f64::NEG_INFINITY && b == f64::NEG_INFINITY);
-        let (term, ds, dt) = if absent {
+        let excluded = mask.is_some_and(|m| m[i] == 0) || weight == 0.0;
+        let (term, ds, dt) = if excluded {
             (0.0, 0.0, 0.0)
-        } else if a.is_nan() || b.is_nan() || a == f64::INFINITY || b == f64::INFINITY {
+        } else if out_of_domain(x, a) || out_of_domain(y, b) {
             bad = true;
+            (0.0, 0.0, 0.0)
+        } else if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
             (0.0, 0.0, 0.0)
         } else {
             n_present += 1;
@@ -64,13 +64,14 @@ pub(crate) fn row<E: Elem, G: Elem>(
             }
         };
         value += weight * term;
-        let g = prm.grad_scale * weight;
+        // scale · (weight · d), not (scale · weight) · d: a large weight times 1/τ may overflow,
+        // and ∞ · 0 would turn a zero gradient into NaN
         let [gs, gt] = &mut grads;
         if let Some(gs) = gs.as_deref_mut() {
-            gs[i] = G::from_f64(g * ds);
+            gs[i] = G::from_f64(prm.grad_scale * (weight * ds));
         }
         if let Some(gt) = gt.as_deref_mut() {
-            gt[i] = G::from_f64(g * dt);
+            gt[i] = G::from_f64(prm.grad_scale * (weight * dt));
         }
     }
     if bad {

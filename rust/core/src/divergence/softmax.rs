@@ -1,7 +1,7 @@
 //! The softmax family row kernel: online max/sum statistics in one sweep, the accurate
 //! non-negative terms in a second, the gradients (if asked) in a third while the row is in cache.
 
-use super::{fill, PairKind, RowParams};
+use super::{fill, out_of_domain, PairKind, RowParams};
 use crate::element::Elem;
 use crate::math::{kl_term, prob_diff, sym_term};
 use crate::parallel::{GradRows, RowValue};
@@ -38,10 +38,6 @@ impl Online {
         }
     }
 
-    fn lse(&self) -> f64 {
-        self.max + self.sum.ln()
-    }
-
     /// e^{lse(y) − lse(x)} − 1, if D describes it.
     fn ratio(&self) -> Option<f64> {
         let r = self.dsum / self.sum;
@@ -50,13 +46,24 @@ impl Online {
 }
 
 /// lse(a) − lse(b), exact to ~1e-16 of |a − b| (not of |lse|) when the rows nearly agree: it is
-/// log1p of a ratio > −½ from either side's D, else the plain difference. The plain difference's
-/// absolute error of ~ulp(lse) would otherwise dominate w = log p − log q on nearly identical rows.
-fn lse_diff(sa: &Online, sb: &Online) -> f64 {
+/// log1p of a ratio > −½ from either side's D, else the plain difference (max_a − max_b) +
+/// (log Σ_a − log Σ_b). The plain difference's absolute error of ~ulp(lse) would otherwise
+/// dominate w = log p − log q on nearly identical rows. Also returns the scale of its absolute
+/// rounding error (in units of the float64 epsilon).
+fn lse_diff(sa: &Online, sb: &Online) -> (f64, f64) {
     match (sb.ratio(), sa.ratio()) {
-        (Some(rb), _) if rb > -0.5 => rb.ln_1p(),
-        (_, Some(ra)) if ra > -0.5 => -ra.ln_1p(),
-        _ => sa.lse() - sb.lse(),
+        (Some(rb), _) if rb > -0.5 => {
+            let v = rb.ln_1p();
+            (v, v.abs())
+        }
+        (_, Some(ra)) if ra > -0.5 => {
+            let v = -ra.ln_1p();
+            (v, v.abs())
+        }
+        _ => {
+            let (dm, la, lb) = (sa.max - sb.max, sa.sum.ln(), sb.sum.ln());
+            (dm + (la - lb), dm.abs() + la.abs() + lb.abs())
+        }
     }
 }
 
@@ -116,12 +123,12 @@ pub(crate) fn row<E: Elem, G: Elem>(
             continue;
         }
         let (a, b, d) = load(i);
-        if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
-            continue;
-        }
-        if a.is_nan() || b.is_nan() || a == f64::INFINITY || b == f64::INFINITY {
+        if out_of_domain(s[i].to_f64(), a) || out_of_domain(t[i].to_f64(), b) {
             fill(&mut grads, f64::NAN);
             return RowValue { value: f64::NAN, counts: true };
+        }
+        if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
+            continue;
         }
         n_present += 1;
         sa.push(a, (-d).exp_m1());
@@ -136,11 +143,20 @@ pub(crate) fn row<E: Elem, G: Elem>(
         fill(&mut grads, f64::NAN);
         return RowValue { value: f64::NAN, counts: true };
     }
-    let (lse_a, lse_b) = (sa.lse(), sb.lse());
-    let dlse = lse_diff(&sa, &sb);
+    let (max_a, max_b, ln_a, ln_b) = (sa.max, sb.max, sa.sum.ln(), sb.sum.ln());
+    let (dlse, dlse_err) = lse_diff(&sa, &sb);
     let beta = prm.beta;
-    // Per class: p, q, and w = log p − log q. An error in dlse enters the sums at second order only.
-    let class = |a: f64, b: f64, d: f64| ((a - lse_a).exp(), (b - lse_b).exp(), d - dlse);
+    // Per class: p, q, and w = log p − log q. log p = (a − max) − log Σ: lse = max + log Σ itself
+    // would lose log Σ when |max| is large. w has two forms; the one with the smaller rounding error
+    // is taken: d − dlse on nearly identical rows (no cancellation; an error in dlse enters the sums
+    // at second order only), log p − log q where the logits are so large (|s/τ| ≳ 1e16) that d and
+    // dlse carry absolute errors beyond |w| — there d − dlse would be inconsistent with p and q.
+    let class = |a: f64, b: f64, d: f64| {
+        let (ra, rb) = (a - max_a, b - max_b);
+        let (lp, lq) = (ra - ln_a, rb - ln_b);
+        let w = if d.abs() + dlse_err <= ra.abs() + rb.abs() + ln_a.abs() + ln_b.abs() { d - dlse } else { lp - lq };
+        (lp.exp(), lq.exp(), w)
+    };
 
     // Sweep 2: the non-negative terms.
     let mut sums = Sums::default();

@@ -5,6 +5,7 @@
 
 use super::labels::{bad_probability, valid_probability};
 use super::{check_masks, check_non_negative, check_outputs, check_same, FirstError, LossOutputs, Masks};
+use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
 use crate::math::{sigmoid, softplus};
@@ -84,14 +85,14 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
             let pos = pw.map_or(1.0, |p| p[i]) * y;
             let d = if mask.is_some_and(|m| m[i] == 0) || weight == 0.0 {
                 0.0
+            } else if out_of_domain(x, x) {
+                bad = true;
+                0.0
             } else if x == f64::NEG_INFINITY {
                 // an absent class: nothing, unless the target puts positive mass on it
                 if pos > 0.0 {
                     value = f64::INFINITY;
                 }
-                0.0
-            } else if x.is_nan() || x == f64::INFINITY {
-                bad = true;
                 0.0
             } else {
                 n_present += 1;

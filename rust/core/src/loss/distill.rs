@@ -4,7 +4,7 @@
 //! module's `kl` row kernel (teacher first), the CE term the softmax CE row kernel, which adds its
 //! gradient to the KL one in f64 (the sum is rounded to the storage type once).
 
-use super::labels::Target;
+use super::labels::{bad_probability, valid_probability, RowTarget, Target};
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
 use super::{
     check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one, with_f64_grads, FirstError,
@@ -95,7 +95,7 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
                 value += kl_weight * kl.value;
                 counts |= kl.counts;
             } else {
-                fill_one(gt, 0.0);
+                fill_one(gt.as_deref_mut(), 0.0);
             }
             match label {
                 Some(l) if alpha < 1.0 => match ce_row(s, l, mask, &ce_params, gs.as_deref_mut(), r) {
@@ -108,8 +108,18 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
                         value = f64::NAN;
                     }
                 },
-                _ if alpha == 0.0 => fill_one(gs, 0.0),
+                Some(RowTarget::Probs(p)) if p.iter().any(|y| !valid_probability(y.to_f64(), false)) => {
+                    // α = 1 leaves the CE term out; its labels are checked all the same
+                    errors.report(r, bad_probability(r, p, false));
+                    value = f64::NAN;
+                }
+                _ if alpha == 0.0 => fill_one(gs.as_deref_mut(), 0.0),
                 _ => {}
+            }
+            if !value.is_finite() {
+                // a row that is NaN or +inf has NaN gradients for both inputs, whichever term made it so
+                fill_one(gs, f64::NAN);
+                fill_one(gt, f64::NAN);
             }
             RowValue { value, counts }
         })

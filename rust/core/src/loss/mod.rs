@@ -8,7 +8,8 @@
 //!   exactly 0 to value and gradient, unless the label puts mass on it, which makes the row +inf
 //!   (what the formulas give in the limit);
 //! - a row whose value is +inf, or that holds NaN or +inf among its present classes, gets NaN
-//!   gradients; NaN or +inf logits make that row NaN and no other;
+//!   gradients; NaN or +inf logits make that row NaN and no other, and so does a finite logit
+//!   beyond ±1e300 after dividing by τ (`divergence::MAX_SCALED_LOGIT`, the kernels' domain);
 //! - a row excluded by the row mask or labelled `ignore_index` is not read: it gives 0, zero
 //!   gradients, and does not count for `Reduction::Mean`; neither does a row with no class present;
 //! - labels are validated: a class index out of range, a probability that is negative or not finite
@@ -154,9 +155,16 @@ pub(crate) fn check_non_negative(what: &str, w: &Rows<'_, f64>, rows: usize, col
     Ok(())
 }
 
+/// τ must be finite and > 0, and 1/τ finite: the kernels multiply by 1/τ, and a subnormal τ
+/// (below 1/f64::MAX ≈ 5.6e-309) would make it +inf and every logit NaN or ±inf.
 pub(crate) fn check_temperature(t: f64) -> Result<(), Error> {
     if !(t.is_finite() && t > 0.0) {
         return Err(bad_argument(format!("temperature must be finite and > 0; got {t}")));
+    }
+    if !(1.0 / t).is_finite() {
+        return Err(bad_argument(format!(
+            "temperature must be at least 1/f64::MAX ≈ 5.6e-309 (its reciprocal must be finite); got {t:e}"
+        )));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 use super::labels::{bad_probability, valid_probability};
 use super::online::Log1pSumExp;
 use super::{check_masks, check_outputs, check_same, fill_one, store, FirstError, LossOutputs, Masks};
+use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
 use crate::parallel::{reduce_rows, GradRows, RowValue};
@@ -44,12 +45,16 @@ pub(crate) fn multilabel_row<E: Elem, T: Elem, G: Elem>(
             return Err(bad_probability(row, y_row, true));
         }
         let x = s[i].to_f64();
-        if mask.is_some_and(|m| m[i] == 0) || x == f64::NEG_INFINITY {
+        if mask.is_some_and(|m| m[i] == 0) {
             unsupported |= y > 0.0;
             continue;
         }
-        if x.is_nan() || x == f64::INFINITY {
+        if out_of_domain(x, x) {
             bad = true;
+            continue;
+        }
+        if x == f64::NEG_INFINITY {
+            unsupported |= y > 0.0;
             continue;
         }
         n_present += 1;

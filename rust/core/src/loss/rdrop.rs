@@ -7,7 +7,7 @@
 use super::labels::{RowTarget, Target};
 use super::multilabel::multilabel_row;
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
-use super::{check_outputs, check_same, check_unit, with_f64_grads, FirstError, LossOutputs, Masks};
+use super::{check_outputs, check_same, check_unit, fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
 use crate::divergence::{sigmoid, softmax, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
@@ -111,7 +111,7 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
                 value += half * kl.value;
                 counts |= kl.counts;
             }
-            for (s, grad) in [(a, g1), (b, g2)] {
+            for (s, grad) in [(a, g1.as_deref_mut()), (b, g2.as_deref_mut())] {
                 let ce = match (kind, label) {
                     (RdropKind::Softmax, _) => ce_row(s, label, mask, &ce_params, grad, r),
                     (RdropKind::Sigmoid, RowTarget::Probs(y)) => multilabel_row(s, y, mask, scale, add, grad, r),
@@ -127,6 +127,12 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
                         return RowValue { value: f64::NAN, counts: true };
                     }
                 }
+            }
+            if !value.is_finite() {
+                // a row that is NaN or +inf has NaN gradients for both inputs, whichever term made
+                // it so (with α = 0 a NaN in s1 would otherwise leave s2's CE gradient finite)
+                fill_one(g1, f64::NAN);
+                fill_one(g2, f64::NAN);
             }
             RowValue { value, counts }
         })

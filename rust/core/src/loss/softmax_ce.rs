@@ -13,6 +13,7 @@ use super::online::MaxRest;
 use super::{
     check_masks, check_outputs, check_temperature, check_unit, fill_one, store, FirstError, LossOutputs, Masks,
 };
+use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
 use crate::parallel::{reduce_rows, GradRows, RowValue};
@@ -105,13 +106,18 @@ pub(crate) fn stats<E: Elem, T: Elem>(
             }
             None => 0.0,
         };
-        let x = s[i].to_f64() * inv_tau;
-        if mask.is_some_and(|m| m[i] == 0) || x == f64::NEG_INFINITY {
+        let raw = s[i].to_f64();
+        let x = raw * inv_tau;
+        if mask.is_some_and(|m| m[i] == 0) {
             st.unsupported |= y > 0.0;
             continue;
         }
-        if x.is_nan() || x == f64::INFINITY {
+        if out_of_domain(raw, x) {
             st.bad = true;
+            continue;
+        }
+        if x == f64::NEG_INFINITY {
+            st.unsupported |= y > 0.0;
             continue;
         }
         if x > st.lse.max {

@@ -13,6 +13,7 @@ use std::ops::Range;
 use super::labels::{Naming, Positives};
 use super::online::Log1pSumExp;
 use super::{check_masks, check_outputs, fill_one, FirstError, LossOutputs, Masks};
+use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
 use crate::parallel::{reduce_rows, GradRows, RowValue};
@@ -61,11 +62,11 @@ pub(crate) fn sparse_row<E: Elem>(
     let (mut n_present, mut found, mut bad) = (0usize, 0usize, false);
     walk(segments, positives, |c, is_pos| {
         let x = s[c].to_f64();
-        if x == f64::NEG_INFINITY {
+        if out_of_domain(x, x) {
+            bad = true;
             return;
         }
-        if x.is_nan() || x == f64::INFINITY {
-            bad = true;
+        if x == f64::NEG_INFINITY {
             return;
         }
         n_present += 1;
