@@ -428,4 +428,51 @@ mod tests {
             }
         }
     }
+
+    /// Single-thread timing of the fast path on each ISA against the scalar f64 kernel:
+    /// `cargo test --release -p logitdiv-core sigmoid_simd::tests::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing() {
+        use std::time::Instant;
+        let n = 65536;
+        let s: Vec<f32> = noise(n, 1).iter().map(|v| (v * 5.0) as f32).collect();
+        let t: Vec<f32> = s.iter().zip(noise(n, 2)).map(|(&v, e)| v + (e * 0.1) as f32).collect();
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
+        let best = |f: &mut dyn FnMut()| {
+            (0..15)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    f();
+                    t0.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let (mut gs, mut gt) = (vec![0.0f32; n], vec![0.0f32; n]);
+        for kind in KINDS {
+            for grad in [false, true] {
+                let mut sc = || {
+                    let g = if grad { [Some(&mut gs[..]), Some(&mut gt[..])] } else { [None, None] };
+                    std::hint::black_box(sigmoid_scalar_only(kind, &s, &t, &prm, g));
+                };
+                let base = best(&mut sc);
+                let mut line = format!("{kind:?} grad={grad}: scalar f64 kernel {:.1} Melem/s", n as f64 / base / 1e6);
+                for isa in available() {
+                    let mut fa = || {
+                        let mut g = if grad { [Some(&mut gs[..]), Some(&mut gt[..])] } else { [None, None] };
+                        std::hint::black_box(try_row_on(Some(isa), kind, &s, &t, None, None, &prm, &mut g));
+                    };
+                    let tt = best(&mut fa);
+                    line += &format!(", {isa} {:.1} Melem/s ({:.1}x)", n as f64 / tt / 1e6, base / tt);
+                }
+                println!("{line}");
+            }
+        }
+    }
+
+    /// The scalar kernel with the fast path bypassed (a mask of ones makes `try_row` decline).
+    fn sigmoid_scalar_only(kind: PairKind, s: &[f32], t: &[f32], prm: &RowParams, g: GradRows<'_, f32>) -> RowValue {
+        let ones = vec![1u8; s.len()];
+        sigmoid::row(kind, s, t, Some(&ones), None, prm, g)
+    }
 }

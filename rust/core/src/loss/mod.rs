@@ -24,6 +24,7 @@ mod gamma;
 mod globalpointer;
 mod labels;
 mod multilabel;
+mod multilabel_simd;
 mod online;
 mod rdrop;
 mod softmax_ce;
