@@ -19,6 +19,7 @@
 //! so a confident model's tiny losses keep their digits.
 
 mod bce;
+mod bce_simd;
 mod distill;
 mod gamma;
 mod globalpointer;
