@@ -4,8 +4,9 @@
 //!
 //! The scalar f64 kernel (`sigmoid::row`) stays the reference and handles every row this path
 //! declines, so each documented convention is kept exactly:
-//! - f64 input, or a class mask: not taken (f64 keeps the scalar f64 kernel);
-//! - per-class weights: taken (a weight of 0 makes the class absent, as in the scalar kernel);
+//! - f64 input: not taken (f64 keeps the scalar f64 kernel);
+//! - a class mask, per-class weights: taken; a masked class or a weight of 0 makes the class
+//!   absent (never read: its lanes are replaced before any check), as in the scalar kernel;
 //! - −inf in both rows: handled here (the class is absent: 0 to value and gradients);
 //! - anything else non-finite (NaN, +inf, −inf in one row only, a logit/τ or a difference that
 //!   overflows f32): detected in the same sweep (`(a + b + d)·0` is NaN exactly then), and the
@@ -69,17 +70,17 @@ pub(crate) fn try_row_on<E: Elem, G: Elem>(
     prm: &RowParams,
     grads: &mut GradRows<'_, G>,
 ) -> Option<RowValue> {
-    if mask.is_some() || s.is_empty() || !matches!(kind, PairKind::SigmoidKl | PairKind::SigmoidSymKl) {
+    if s.is_empty() || !matches!(kind, PairKind::SigmoidKl | PairKind::SigmoidSymKl) {
         return None;
     }
     if let (Some(s), Some(t)) = (cast::<E, f32>(s), cast::<E, f32>(t)) {
-        return typed(isa, kind, s, t, weights, prm, grads);
+        return typed(isa, kind, s, t, mask, weights, prm, grads);
     }
     if let (Some(s), Some(t)) = (cast::<E, f16>(s), cast::<E, f16>(t)) {
-        return typed(isa, kind, s, t, weights, prm, grads);
+        return typed(isa, kind, s, t, mask, weights, prm, grads);
     }
     if let (Some(s), Some(t)) = (cast::<E, bf16>(s), cast::<E, bf16>(t)) {
-        return typed(isa, kind, s, t, weights, prm, grads);
+        return typed(isa, kind, s, t, mask, weights, prm, grads);
     }
     None
 }
@@ -89,6 +90,7 @@ fn typed<L: Load<Real = f32>, G: Elem>(
     kind: PairKind,
     s: &[L],
     t: &[L],
+    mask: Option<&[u8]>,
     weights: Option<&[f64]>,
     prm: &RowParams,
     grads: &mut GradRows<'_, G>,
@@ -102,6 +104,7 @@ fn typed<L: Load<Real = f32>, G: Elem>(
         sym: kind == PairKind::SigmoidSymKl,
         s,
         t,
+        mask,
         w: weights,
         inv_tau,
         grad_scale: prm.grad_scale,
@@ -123,6 +126,7 @@ struct SigmoidRow<'a, L, G> {
     sym: bool,
     s: &'a [L],
     t: &'a [L],
+    mask: Option<&'a [u8]>,
     w: Option<&'a [f64]>,
     inv_tau: f32,
     grad_scale: f64,
@@ -175,7 +179,7 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Self::Output {
-        let SigmoidRow { sym, s, t, w, inv_tau, grad_scale, mut gs, mut gt } = self;
+        let SigmoidRow { sym, s, t, mask, w, inv_tau, grad_scale, mut gs, mut gt } = self;
         let mut bs = [0.0f32; BLOCK];
         let mut bt = [0.0f32; BLOCK];
         let mut term = [0.0f32; BLOCK];
@@ -186,11 +190,28 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
         let mut acc = [0.0f64; BLOCK];
         let mut cnt = [0.0f64; BLOCK];
         let ones = [1.0f64; BLOCK];
+        let mut keep = [0.0f32; BLOCK];
         let mut off = 0;
         for (cs, ct) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
             let x = L::load(simd, cs, &mut bs);
             let y = L::load(simd, ct, &mut bt);
             let n = x.len();
+            let w = match w {
+                Some(w) => &w[off..off + n],
+                None => &ones[..n],
+            };
+            // Classes kept by the mask and the weights (the others are absent, never read).
+            let keep = &mut keep[..n];
+            for i in 0..n {
+                keep[i] = if w[i] != 0.0 { 1.0 } else { 0.0 };
+            }
+            if let Some(m) = mask {
+                let m = &m[off..off + n];
+                for i in 0..n {
+                    keep[i] = if m[i] != 0 { keep[i] } else { 0.0 };
+                }
+            }
+            let keep = &keep[..n];
             let (y, term, ds, dt, pres, chk) =
                 (&y[..n], &mut term[..n], &mut ds[..n], &mut dt[..n], &mut pres[..n], &mut chk[..n]);
             // One f32 loop per kind, each straight-line.
@@ -198,7 +219,7 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
-                    let absent = a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY;
+                    let absent = keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
                     let a = if absent { 0.0 } else { a0 };
                     let b = if absent { 0.0 } else { b0 };
                     let d = if absent { 0.0 } else { d0 };
@@ -219,7 +240,7 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
-                    let absent = a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY;
+                    let absent = keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
                     let a = if absent { 0.0 } else { a0 };
                     let b = if absent { 0.0 } else { b0 };
                     let d = if absent { 0.0 } else { d0 };
@@ -249,14 +270,10 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
                 }
             }
             // Widening loops (f64 width): value, count, gradients.
-            let w = match w {
-                Some(w) => &w[off..off + n],
-                None => &ones[..n],
-            };
             let (acc, cnt) = (&mut acc[..n], &mut cnt[..n]);
             for i in 0..n {
                 acc[i] += w[i] * f64::from(term[i]);
-                cnt[i] += if w[i] != 0.0 { f64::from(pres[i]) } else { 0.0 };
+                cnt[i] += f64::from(pres[i]);
             }
             if let Some(g) = gs.as_deref_mut() {
                 let g = &mut g[off..off + n];
@@ -384,6 +401,33 @@ mod tests {
     }
 
     #[test]
+    fn masked_and_zero_weight_classes_are_never_read() {
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
+        let s: Vec<f32> = noise(300, 11).iter().map(|v| (v * 4.0) as f32).collect();
+        let t: Vec<f32> = noise(300, 12).iter().map(|v| (v * 4.0) as f32).collect();
+        let mut s_nan = s.clone();
+        s_nan[10] = f32::NAN;
+        s_nan[299] = f32::INFINITY;
+        let mut mask = vec![1u8; 300];
+        mask[10] = 0;
+        mask[299] = 0;
+        let w: Vec<f64> = mask.iter().map(|&m| f64::from(m)).collect();
+        for kind in KINDS {
+            let (mut ws, mut wt) = (vec![0.0f64; 300], vec![0.0f64; 300]);
+            let want = sigmoid::row(kind, &s, &t, Some(&mask), None, &prm, [Some(&mut ws[..]), Some(&mut wt[..])]);
+            for isa in available() {
+                for (m, w) in [(Some(&mask[..]), None), (None, Some(&w[..]))] {
+                    let (mut gs, mut gt) = (vec![1.0f32; 300], vec![1.0f32; 300]);
+                    let got = try_row_on(Some(isa), kind, &s_nan, &t, m, w, &prm, &mut [Some(&mut gs[..]), Some(&mut gt[..])])
+                        .expect("declined");
+                    assert!(close(got.value, want.value, 1e-5, 0.0), "{isa}");
+                    assert_eq!((gs[10], gt[10], gs[299], gt[299]), (0.0, 0.0, 0.0, 0.0));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn special_rows_are_declined() {
         let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         let base = vec![0.5f32; 300];
@@ -438,6 +482,7 @@ mod tests {
         let n = 65536;
         let s: Vec<f32> = noise(n, 1).iter().map(|v| (v * 5.0) as f32).collect();
         let t: Vec<f32> = s.iter().zip(noise(n, 2)).map(|(&v, e)| v + (e * 0.1) as f32).collect();
+        let (s64, t64): (Vec<f64>, Vec<f64>) = (s.iter().map(|&v| v.into()).collect(), t.iter().map(|&v| v.into()).collect());
         let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         let best = |f: &mut dyn FnMut()| {
             (0..15)
@@ -453,7 +498,7 @@ mod tests {
             for grad in [false, true] {
                 let mut sc = || {
                     let g = if grad { [Some(&mut gs[..]), Some(&mut gt[..])] } else { [None, None] };
-                    std::hint::black_box(sigmoid_scalar_only(kind, &s, &t, &prm, g));
+                    std::hint::black_box(sigmoid_scalar_only(kind, &s64, &t64, &prm, g));
                 };
                 let base = best(&mut sc);
                 let mut line = format!("{kind:?} grad={grad}: scalar f64 kernel {:.1} Melem/s", n as f64 / base / 1e6);
@@ -470,9 +515,9 @@ mod tests {
         }
     }
 
-    /// The scalar kernel with the fast path bypassed (a mask of ones makes `try_row` decline).
-    fn sigmoid_scalar_only(kind: PairKind, s: &[f32], t: &[f32], prm: &RowParams, g: GradRows<'_, f32>) -> RowValue {
-        let ones = vec![1u8; s.len()];
-        sigmoid::row(kind, s, t, Some(&ones), None, prm, g)
+    /// The scalar f64 kernel alone, as it ran before the fast path: on f64 copies of the rows,
+    /// which the fast path declines (the kernel converts every element to f64 anyway).
+    fn sigmoid_scalar_only(kind: PairKind, s: &[f64], t: &[f64], prm: &RowParams, g: GradRows<'_, f32>) -> RowValue {
+        sigmoid::row(kind, s, t, None, None, prm, g)
     }
 }
