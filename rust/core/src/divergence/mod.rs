@@ -12,6 +12,7 @@
 //!   where one side has every present class at −inf has no distribution and gives NaN.
 
 pub(crate) mod sigmoid;
+mod sigmoid_simd;
 pub(crate) mod softmax;
 mod softmax_simd;
 

@@ -27,6 +27,10 @@ pub(crate) fn row<E: Elem, G: Elem>(
     prm: &RowParams,
     mut grads: GradRows<'_, G>,
 ) -> RowValue {
+    // f32/f16/bf16 rows without a mask: the SIMD fast path, which declines special rows.
+    if let Some(v) = super::sigmoid_simd::try_row(kind, s, t, mask, weights, prm, &mut grads) {
+        return v;
+    }
     let mut value = 0.0;
     let mut n_present = 0usize;
     let mut bad = false;

@@ -73,6 +73,11 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
         let mut n_present = 0usize;
         let mut bad = false;
         let mut grad = grad;
+        if pw.is_none() && w.is_none() && mask.is_none() {
+            if let Some(v) = super::bce_simd::try_row(s, y_row, scale, grad.as_deref_mut()) {
+                return v;
+            }
+        }
         for i in 0..s.len() {
             let y = y_row[i].to_f64();
             if !valid_probability(y, true) {

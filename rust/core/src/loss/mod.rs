@@ -20,11 +20,13 @@
 //! so a confident model's tiny losses keep their digits.
 
 mod bce;
+mod bce_simd;
 mod distill;
 mod gamma;
 mod globalpointer;
 mod labels;
 mod multilabel;
+mod multilabel_simd;
 mod online;
 mod rdrop;
 mod softmax_ce;

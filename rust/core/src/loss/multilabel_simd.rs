@@ -1,0 +1,314 @@
+//! SIMD fast path of Su's multilabel CE (dense 0/1 or soft labels) for f32, f16 and bf16 logits:
+//! log Z_neg + log Z_pos, Z_neg = 1 + Σ (1−y) e^{x}, Z_pos = 1 + Σ y e^{−x}, and the gradient
+//! (1−y) e^{x}/Z_neg − y e^{−x}/Z_pos, in three sweeps over the row (maxima; sums; gradients),
+//! exponentials in f32 lanes, sums in f64 accumulators.
+//!
+//! `multilabel::multilabel_row` (f64) stays the reference and handles every row declined here:
+//! f64 logits, a class mask, a label outside [0, 1] or NaN (the scalar kernel reports the error),
+//! a NaN or +inf logit, −inf with a positive label (value +inf). A −inf logit with label 0 is an
+//! absent class, handled here as in the scalar kernel. Weights 1 − y and y are formed in f64 from
+//! the label and rounded to f32 once, so soft labels near 0 or 1 keep their digits; log Z is
+//! formed exactly as the scalar kernel does (log1p of the sum below a max of 700, softplus above),
+//! so small losses keep their digits. The gradient uses e^{x − m}·e^{m − log Z} with the f32 max m,
+//! so no f32 rounding of log Z enters the exponent.
+
+use std::any::TypeId;
+
+use half::{bf16, f16};
+
+use crate::element::Elem;
+use crate::math::softplus;
+use crate::parallel::RowValue;
+use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
+
+#[inline(always)]
+fn cast<E: 'static, T: 'static>(x: &[E]) -> Option<&[T]> {
+    if TypeId::of::<E>() == TypeId::of::<T>() {
+        // SAFETY: E and T are the same type.
+        Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<T>(), x.len()) })
+    } else {
+        None
+    }
+}
+
+/// The fast path for one row (`None`: declined, run the scalar kernel).
+pub(crate) fn try_row<E: Elem, T: Elem, G: Elem>(
+    s: &[E],
+    y: &[T],
+    mask: Option<&[u8]>,
+    scale: f64,
+    add: bool,
+    grad: Option<&mut [G]>,
+) -> Option<RowValue> {
+    try_row_on(None, s, y, mask, scale, add, grad)
+}
+
+pub(crate) fn try_row_on<E: Elem, T: Elem, G: Elem>(
+    isa: Option<Isa>,
+    s: &[E],
+    y: &[T],
+    mask: Option<&[u8]>,
+    scale: f64,
+    add: bool,
+    grad: Option<&mut [G]>,
+) -> Option<RowValue> {
+    if mask.is_some() || s.is_empty() || y.len() != s.len() {
+        return None;
+    }
+    if let Some(s) = cast::<E, f32>(s) {
+        return typed(isa, s, y, scale, add, grad);
+    }
+    if let Some(s) = cast::<E, f16>(s) {
+        return typed(isa, s, y, scale, add, grad);
+    }
+    if let Some(s) = cast::<E, bf16>(s) {
+        return typed(isa, s, y, scale, add, grad);
+    }
+    None
+}
+
+fn typed<L: Load<Real = f32>, T: Elem, G: Elem>(
+    isa: Option<Isa>,
+    s: &[L],
+    y: &[T],
+    scale: f64,
+    add: bool,
+    grad: Option<&mut [G]>,
+) -> Option<RowValue> {
+    let k = MultilabelRow { s, y, scale, add, grad };
+    match isa {
+        None => dispatch(k),
+        Some(isa) => dispatch_on(isa, k).ok()?,
+    }
+}
+
+struct MultilabelRow<'a, L, T, G> {
+    s: &'a [L],
+    y: &'a [T],
+    scale: f64,
+    add: bool,
+    grad: Option<&'a mut [G]>,
+}
+
+/// Labels of one block as f32 weights (1 − y, y), formed in f64; `ok` is 0 for a valid label,
+/// NaN otherwise.
+#[inline(always)]
+fn load_labels<T: Elem>(y: &[T], wn: &mut [f32], wp: &mut [f32], ok: &mut [f32]) {
+    let n = y.len();
+    let (wn, wp, ok) = (&mut wn[..n], &mut wp[..n], &mut ok[..n]);
+    for i in 0..n {
+        let v = y[i].to_f64();
+        wn[i] = (1.0 - v) as f32;
+        wp[i] = v as f32;
+        ok[i] = if v >= 0.0 && v <= 1.0 { 0.0 } else { f32::NAN };
+    }
+}
+
+/// log(1 + e^m · S) as `Log1pSumExp::value`.
+#[inline(always)]
+fn log1p_sum(m: f64, sum: f64) -> f64 {
+    if sum == 0.0 {
+        0.0
+    } else if m < 700.0 {
+        (sum * m.exp()).ln_1p()
+    } else {
+        softplus(m + sum.ln())
+    }
+}
+
+impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G> {
+    type Output = Option<RowValue>;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
+        let MultilabelRow { s, y, scale, add, grad } = self;
+        let mut bx = [0.0f32; BLOCK];
+        let mut wn = [0.0f32; BLOCK];
+        let mut wp = [0.0f32; BLOCK];
+        let mut ok = [0.0f32; BLOCK];
+        let used = s.len().min(BLOCK);
+
+        // Sweep 1: the maxima of x over the negative part and of −x over the positive part, the
+        // validity check, the count of present classes.
+        let mut mn = [f32::NEG_INFINITY; BLOCK];
+        let mut mp = [f32::NEG_INFINITY; BLOCK];
+        let mut chk = [0.0f32; BLOCK];
+        let mut cnt = [0.0f32; BLOCK];
+        for (cs, cy) in s.chunks(BLOCK).zip(y.chunks(BLOCK)) {
+            let x = L::load(simd, cs, &mut bx);
+            let n = x.len();
+            load_labels(cy, &mut wn, &mut wp, &mut ok);
+            let (wn, wp, ok) = (&wn[..n], &wp[..n], &ok[..n]);
+            let (mn, mp, chk, cnt) = (&mut mn[..n], &mut mp[..n], &mut chk[..n], &mut cnt[..n]);
+            for i in 0..n {
+                let v = x[i];
+                let absent = v == f32::NEG_INFINITY;
+                // −inf with a positive label, NaN, +inf: NaN in the check
+                let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
+                chk[i] += bad + ok[i];
+                let xn = if !absent && wn[i] > 0.0 { v } else { f32::NEG_INFINITY };
+                let xp = if !absent && wp[i] > 0.0 { -v } else { f32::NEG_INFINITY };
+                mn[i] = mn[i].max(xn);
+                mp[i] = mp[i].max(xp);
+                cnt[i] += if absent { 0.0 } else { 1.0 };
+            }
+        }
+        if hsum(&chk[..used]).is_nan() {
+            return None;
+        }
+        let (m_neg, m_pos) = (hmax(&mn[..used]), hmax(&mp[..used]));
+        // the shifts: the maxima, or 0 for an empty part (whose sum is then 0)
+        let (sh_neg, sh_pos) = (if m_neg.is_finite() { m_neg } else { 0.0 }, if m_pos.is_finite() { m_pos } else { 0.0 });
+
+        // Sweep 2: S_neg = Σ (1−y) e^{x − m_neg}, S_pos = Σ y e^{−x − m_pos}.
+        let mut tn = [0.0f32; BLOCK];
+        let mut tp = [0.0f32; BLOCK];
+        let mut an = [0.0f64; BLOCK];
+        let mut ap = [0.0f64; BLOCK];
+        for (cs, cy) in s.chunks(BLOCK).zip(y.chunks(BLOCK)) {
+            let x = L::load(simd, cs, &mut bx);
+            let n = x.len();
+            load_labels(cy, &mut wn, &mut wp, &mut ok);
+            let (wn, wp) = (&wn[..n], &wp[..n]);
+            let (tn, tp) = (&mut tn[..n], &mut tp[..n]);
+            for i in 0..n {
+                let v = x[i];
+                // −inf (absent, label 0): e^{−inf} = 0 on the negative side, weight 0 on the other
+                let en = vmath::exp(simd, (v - sh_neg).min(0.0));
+                let ep = vmath::exp(simd, (-v - sh_pos).min(0.0));
+                tn[i] = wn[i] * en;
+                tp[i] = if wp[i] > 0.0 { wp[i] * ep } else { 0.0 };
+            }
+            let (an, ap) = (&mut an[..n], &mut ap[..n]);
+            for i in 0..n {
+                an[i] += f64::from(tn[i]);
+                ap[i] += f64::from(tp[i]);
+            }
+        }
+        let s_neg = hsum(&an[..used]);
+        let s_pos = hsum(&ap[..used]);
+        let log_zneg = log1p_sum(f64::from(sh_neg), s_neg);
+        let log_zpos = log1p_sum(f64::from(sh_pos), s_pos);
+        let value = log_zneg + log_zpos;
+        if !value.is_finite() {
+            return None;
+        }
+
+        // Sweep 3: gradients (1−y) e^{x − m}·e^{m − log Z_neg} − y e^{−x − m'}·e^{m' − log Z_pos}.
+        if let Some(g) = grad {
+            let cn = (f64::from(sh_neg) - log_zneg).exp() as f32;
+            let cp = (f64::from(sh_pos) - log_zpos).exp() as f32;
+            let mut d = [0.0f32; BLOCK];
+            let mut off = 0;
+            for (cs, cy) in s.chunks(BLOCK).zip(y.chunks(BLOCK)) {
+                let x = L::load(simd, cs, &mut bx);
+                let n = x.len();
+                load_labels(cy, &mut wn, &mut wp, &mut ok);
+                let (wn, wp, d) = (&wn[..n], &wp[..n], &mut d[..n]);
+                for i in 0..n {
+                    let v = x[i];
+                    let en = vmath::exp(simd, (v - sh_neg).min(0.0)) * cn;
+                    let ep = vmath::exp(simd, (-v - sh_pos).min(0.0)) * cp;
+                    let pos = if wp[i] > 0.0 { wp[i] * ep } else { 0.0 };
+                    d[i] = wn[i] * en - pos;
+                }
+                let g = &mut g[off..off + n];
+                if add {
+                    for i in 0..n {
+                        g[i] = G::from_f64(g[i].to_f64() + scale * f64::from(d[i]));
+                    }
+                } else {
+                    for i in 0..n {
+                        g[i] = G::from_f64(scale * f64::from(d[i]));
+                    }
+                }
+                off += n;
+            }
+        }
+        Some(RowValue { value, counts: hsum(&cnt[..used]) > 0.0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::multilabel::multilabel_row;
+    use super::*;
+    use crate::simd::available;
+
+    fn noise(n: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn check(s: &[f32], y: &[f64], add: bool) {
+        let ones = vec![1u8; s.len()];
+        let mut want_g = vec![0.25f64; s.len()];
+        let want = multilabel_row(s, y, Some(&ones), 0.5, add, Some(&mut want_g[..]), 0).unwrap();
+        let gmax = want_g.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        for isa in available() {
+            let mut g = vec![0.25f64; s.len()];
+            let got = try_row_on(Some(isa), s, y, None, 0.5, add, Some(&mut g[..])).expect("declined a clean row");
+            assert_eq!(got.counts, want.counts);
+            assert!((got.value - want.value).abs() <= 1e-6 * want.value.abs(), "{isa}: {} vs {}", got.value, want.value);
+            for i in 0..s.len() {
+                assert!((g[i] - want_g[i]).abs() <= 1e-5 * want_g[i].abs() + 1e-7 * gmax, "{isa} i={i}: {} vs {}", g[i], want_g[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_matches_the_scalar_kernel() {
+        for (n, sc) in [(1usize, 3.0), (9, 5.0), (300, 8.0), (5000, 3.0), (4096, 40.0)] {
+            let s: Vec<f32> = noise(n, n as u64).iter().map(|v| (v * sc) as f32).collect();
+            let hard: Vec<f64> = noise(n, 77).iter().map(|v| if *v > 0.9 { 1.0 } else { 0.0 }).collect();
+            let soft: Vec<f64> = noise(n, 78).iter().map(|v| (v + 1.0) / 2.0).collect();
+            for add in [false, true] {
+                check(&s, &hard, add);
+                check(&s, &soft, add);
+            }
+        }
+    }
+
+    #[test]
+    fn confident_rows_keep_tiny_losses() {
+        // Positives far above 0, negatives far below: a loss near 1e-15.
+        let n = 1000;
+        let y: Vec<f64> = (0..n).map(|i| if i % 10 == 0 { 1.0 } else { 0.0 }).collect();
+        let s: Vec<f32> = y.iter().map(|&v| if v > 0.0 { 40.0 } else { -45.0 }).collect();
+        check(&s, &y, false);
+        let mut s2 = s.clone();
+        s2[3] = f32::NEG_INFINITY; // absent negative
+        check(&s2, &y, false);
+    }
+
+    #[test]
+    fn special_rows_are_declined() {
+        let s = vec![0.5f32; 300];
+        let y = vec![0.0f64; 300];
+        for isa in available() {
+            for (i, bad) in [(3, f32::NAN), (280, f32::INFINITY)] {
+                let mut s = s.clone();
+                s[i] = bad;
+                assert!(try_row_on::<f32, f64, f32>(Some(isa), &s, &y, None, 1.0, false, None).is_none());
+            }
+            let mut s2 = s.clone();
+            let mut y2 = y.clone();
+            s2[7] = f32::NEG_INFINITY;
+            y2[7] = 1.0;
+            assert!(try_row_on::<f32, f64, f32>(Some(isa), &s2, &y2, None, 1.0, false, None).is_none());
+            let mut y3 = y.clone();
+            y3[299] = 1.5;
+            assert!(try_row_on::<f32, f64, f32>(Some(isa), &s, &y3, None, 1.0, false, None).is_none());
+            y3[299] = f64::NAN;
+            assert!(try_row_on::<f32, f64, f32>(Some(isa), &s, &y3, None, 1.0, false, None).is_none());
+        }
+    }
+}
