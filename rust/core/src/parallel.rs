@@ -36,10 +36,11 @@ static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 static OWNER: AtomicU32 = AtomicU32::new(0);
 
 /// Locks `POOL`. In a forked child the lock may have been held, at the fork, by a thread that does
-/// not exist here: there it is only tried (None if it stays busy), never waited on.
+/// not exist here: there (and before this process installed a pool, which a child of a fork at
+/// that moment cannot tell apart) it is only tried, and None if it stays busy — never waited on.
+/// The lock is only ever held for a few loads and stores, so a live holder lets go at once.
 fn lock_pool() -> Option<MutexGuard<'static, Option<Pool>>> {
-    let owner = OWNER.load(Ordering::Acquire);
-    if owner == 0 || owner == std::process::id() {
+    if OWNER.load(Ordering::Acquire) == std::process::id() {
         return Some(POOL.lock().unwrap_or_else(|e| e.into_inner()));
     }
     for _ in 0..1000 {

@@ -14,6 +14,9 @@
 //!
 //! Budget: `PROPTEST_CASES` (default 600 cases per property; the CI runs the default).
 
+// NaN-aware comparisons (`!(x <= y)`) are the point of the oracle
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use half::f16;
 use logitdiv_core::divergence::MAX_SCALED_LOGIT;
 use logitdiv_core::{pair_divergence, Elem, Error, PairKind, PairOptions, PairOutputs, Reduction, Rows, RowsMut};
@@ -70,7 +73,8 @@ struct Case {
     want_values: bool,
     want_gs: bool,
     want_gt: bool,
-    /// t is a copy of s (equal rows)
+    /// t is a copy of s (equal rows; shown in a failing case)
+    #[allow(dead_code)]
     equal: bool,
 }
 
@@ -400,5 +404,118 @@ proptest! {
     #[test]
     fn divergences_f16(c in case()) {
         check::<f16>(&c)?;
+    }
+}
+
+/// The failing cases the fuzzing found, kept as fixed tests.
+mod regressions {
+    use super::*;
+
+    fn one_row(kind: PairKind, s: &[f64], t: &[f64], opts: &PairOptions<'_>, grads: bool) -> (f64, Vec<f64>, Vec<f64>) {
+        let c = s.len();
+        let (mut v, mut gs, mut gt) = (vec![0.0; 1], vec![0.0; c], vec![0.0; c]);
+        let out = PairOutputs::<f64, f64> {
+            values: Some(&mut v[..]),
+            grad_s: grads.then(|| RowsMut::contiguous(&mut gs, 1, c).unwrap()),
+            grad_t: grads.then(|| RowsMut::contiguous(&mut gt, 1, c).unwrap()),
+        };
+        pair_divergence(
+            kind,
+            Rows::contiguous(s, 1, c).unwrap(),
+            Rows::contiguous(t, 1, c).unwrap(),
+            opts,
+            out,
+        )
+        .unwrap();
+        (v[0], gs, gt)
+    }
+
+    #[test]
+    fn kl_of_one_class_at_a_huge_scaled_logit_is_zero_not_negative() {
+        // w = d − dlse carried a rounding error of 3e285 ≫ |w| = 0: the KL term was −3e285
+        let opts = PairOptions {
+            temperature: 1e-298,
+            ..PairOptions::default()
+        };
+        assert_eq!(
+            one_row(PairKind::Kl, &[28.98056288903222], &[21.71819179595983], &opts, false).0,
+            0.0
+        );
+    }
+
+    #[test]
+    fn js_on_logits_of_1e33_stays_within_its_bound() {
+        // log p − log q lost its digits to lse = max + log Σ at |max| = 1e33: JS was 0.75 > 0.5623
+        let opts = PairOptions {
+            temperature: 1e-3,
+            beta: 0.25,
+            ..PairOptions::default()
+        };
+        let (v, _, _) = one_row(
+            PairKind::Js,
+            &[0.0, 0.0, 1e30, 1e30],
+            &[0.0, 0.0, -5.856940575768658, f64::NEG_INFINITY],
+            &opts,
+            false,
+        );
+        let bound = -(0.25f64 * 0.25f64.ln() + 0.75 * 0.75f64.ln());
+        assert!((v - bound).abs() <= 1e-12 * bound, "{v} vs {bound}");
+    }
+
+    #[test]
+    fn a_large_weight_times_one_over_tau_gives_no_nan_gradient() {
+        // (1/τ · w) overflowed to inf, and inf · 0 made the gradient of equal rows NaN
+        let w = [1000.0];
+        let opts = PairOptions {
+            temperature: 2.3e-308,
+            weights: Some(Rows::new(&w, 1, 1, 0).unwrap()),
+            ..PairOptions::default()
+        };
+        let (v, gs, gt) = one_row(PairKind::SigmoidSymKl, &[0.0], &[0.0], &opts, true);
+        assert_eq!((v, gs[0], gt[0]), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn a_subnormal_temperature_is_refused() {
+        // 1/τ = inf turned every logit into NaN or ±inf
+        let opts = PairOptions {
+            temperature: 5e-324,
+            ..PairOptions::default()
+        };
+        let s = [0.0, 1.0];
+        let out = PairOutputs::<f64, f64>::default();
+        let r = pair_divergence(
+            PairKind::Kl,
+            Rows::contiguous(&s, 1, 2).unwrap(),
+            Rows::contiguous(&s, 1, 2).unwrap(),
+            &opts,
+            out,
+        );
+        assert!(matches!(r, Err(Error::BadArgument(m)) if m.contains("reciprocal")));
+    }
+
+    #[test]
+    fn finite_logits_scaled_beyond_the_domain_make_the_row_nan() {
+        // 2.9e301 and −7.6 / 2.3e-308 = −inf (overflow): NaN, never a finite logit taken as absent
+        let opts = PairOptions {
+            temperature: 2.3e-308,
+            ..PairOptions::default()
+        };
+        assert!(
+            one_row(PairKind::Kl, &[-7.5585256317875125, 0.0], &[0.0, 0.0], &opts, false)
+                .0
+                .is_nan()
+        );
+        let opts = PairOptions {
+            temperature: 1e-300,
+            ..PairOptions::default()
+        };
+        assert!(one_row(PairKind::SigmoidKl, &[28.98], &[0.0], &opts, false).0.is_nan());
+    }
+
+    #[test]
+    fn a_zero_stride_view_of_zero_rows_is_a_view() {
+        let m = [1u8; 3];
+        assert!(Rows::new(&m, 0, 3, 0).is_ok());
     }
 }

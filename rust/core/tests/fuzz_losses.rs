@@ -14,6 +14,9 @@
 //!
 //! Budget: `PROPTEST_CASES` (default 400 cases per property).
 
+// NaN-aware comparisons (`!(x <= y)`) are the point of several oracles here
+#![allow(clippy::neg_cmp_op_on_partial_ord, clippy::needless_range_loop, clippy::cloned_ref_to_slice_refs, clippy::useless_vec)]
+
 use logitdiv_core::divergence::MAX_SCALED_LOGIT;
 use logitdiv_core::{
     bce, gamma_ce, globalpointer_ce, kd_loss, multilabel_ce, rdrop_loss, softmax_ce, sparse_multilabel_ce, BceOptions,
@@ -905,4 +908,77 @@ proptest! {
 
     #[test]
     fn rdrop_loss_f64(c in pair_case()) { check_pair::<f64>(&c, false)?; }
+}
+
+/// The failing cases the fuzzing found, kept as fixed tests.
+mod regressions {
+    use super::*;
+
+    #[test]
+    fn kd_loss_with_alpha_one_checks_its_probability_labels() {
+        let (s, t, y) = ([0.0, 0.0], [0.0, 1.0], [-1.0, 2.0]);
+        let opts = KdOptions {
+            alpha: 1.0,
+            ..KdOptions::default()
+        };
+        let r = kd_loss(
+            Rows::contiguous(&s, 1, 2).unwrap(),
+            Rows::contiguous(&t, 1, 2).unwrap(),
+            Some(Target::Probs(Rows::contiguous(&y, 1, 2).unwrap())),
+            &opts,
+            LossOutputs::<f64, f64>::default(),
+        );
+        assert!(matches!(r, Err(Error::BadArgument(m)) if m.contains("got -1 at row 0, class 0")));
+    }
+
+    #[test]
+    fn a_nan_row_of_rdrop_has_nan_gradients_for_both_inputs() {
+        // with α = 0 the NaN of s1's CE left s2's CE gradient finite
+        let (s1, s2, labels) = ([f64::NAN, 0.0], [0.0, 0.0], [1i64]);
+        let (mut g1, mut g2, mut v) = (vec![0.0f64; 2], vec![0.0f64; 2], vec![0.0f64; 1]);
+        let out = LossOutputs {
+            values: Some(&mut v[..]),
+            grad: Some(RowsMut::contiguous(&mut g1, 1, 2).unwrap()),
+            grad_second: Some(RowsMut::contiguous(&mut g2, 1, 2).unwrap()),
+        };
+        let opts = RdropOptions {
+            alpha: 0.0,
+            ..RdropOptions::default()
+        };
+        let target: Target<'_, f64> = Target::Classes {
+            labels: &labels,
+            ignore_index: -100,
+        };
+        rdrop_loss(
+            Rows::contiguous(&s1, 1, 2).unwrap(),
+            Rows::contiguous(&s2, 1, 2).unwrap(),
+            target,
+            &opts,
+            out,
+        )
+        .unwrap();
+        assert!(v[0].is_nan() && g1.iter().chain(&g2).all(|x| x.is_nan()));
+    }
+
+    #[test]
+    fn a_logit_beyond_the_domain_makes_a_loss_row_nan() {
+        let (s, labels) = ([1e301, 0.0, 0.0, 0.0], [1i64, 0]);
+        let mut v = vec![0.0f64; 2];
+        let out = LossOutputs::<f64, f64> {
+            values: Some(&mut v[..]),
+            ..Default::default()
+        };
+        let target: Target<'_, f64> = Target::Classes {
+            labels: &labels,
+            ignore_index: -100,
+        };
+        softmax_ce(
+            Rows::contiguous(&s, 2, 2).unwrap(),
+            target,
+            &SoftmaxCeOptions::default(),
+            out,
+        )
+        .unwrap();
+        assert!(v[0].is_nan() && v[1] == std::f64::consts::LN_2);
+    }
 }

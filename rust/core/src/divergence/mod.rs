@@ -178,7 +178,7 @@ pub const MAX_SCALED_LOGIT: f64 = 1e300;
 /// an input of −inf itself marks an absent class.
 #[inline]
 pub(crate) fn out_of_domain(x: f64, a: f64) -> bool {
-    !(a.abs() <= MAX_SCALED_LOGIT) && x != f64::NEG_INFINITY
+    (a.is_nan() || a.abs() > MAX_SCALED_LOGIT) && x != f64::NEG_INFINITY
 }
 
 /// Writes `x` into every element of the gradient rows that were asked for.
