@@ -21,7 +21,6 @@
 //! formed as (s − t)/τ in f32, exact for near-identical rows (Sterbenz). Per-element relative
 //! errors are a few 1e-7, and they add without cancellation (every term is ≥ 0).
 
-use std::any::TypeId;
 
 use half::{bf16, f16};
 
@@ -29,21 +28,11 @@ use super::{PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{hsum, BLOCK};
+use crate::simd::convert::same_type_slice;
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// Row values below this are recomputed by the scalar f64 kernel.
 const TINY: f64 = 1e-30;
-
-/// `x` as a slice of `T` when `E` is `T`.
-#[inline(always)]
-fn cast<E: 'static, T: 'static>(x: &[E]) -> Option<&[T]> {
-    if TypeId::of::<E>() == TypeId::of::<T>() {
-        // SAFETY: E and T are the same type.
-        Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<T>(), x.len()) })
-    } else {
-        None
-    }
-}
 
 /// The fast path for one row; `None` when it declines the row (the caller then runs the scalar
 /// kernel). `isa`: the path to run on (`None`: the active one).
@@ -73,13 +62,13 @@ pub(crate) fn try_row_on<E: Elem, G: Elem>(
     if s.is_empty() || !matches!(kind, PairKind::SigmoidKl | PairKind::SigmoidSymKl) {
         return None;
     }
-    if let (Some(s), Some(t)) = (cast::<E, f32>(s), cast::<E, f32>(t)) {
+    if let (Some(s), Some(t)) = (same_type_slice::<E, f32>(s), same_type_slice::<E, f32>(t)) {
         return typed(isa, kind, s, t, mask, weights, prm, grads);
     }
-    if let (Some(s), Some(t)) = (cast::<E, f16>(s), cast::<E, f16>(t)) {
+    if let (Some(s), Some(t)) = (same_type_slice::<E, f16>(s), same_type_slice::<E, f16>(t)) {
         return typed(isa, kind, s, t, mask, weights, prm, grads);
     }
-    if let (Some(s), Some(t)) = (cast::<E, bf16>(s), cast::<E, bf16>(t)) {
+    if let (Some(s), Some(t)) = (same_type_slice::<E, bf16>(s), same_type_slice::<E, bf16>(t)) {
         return typed(isa, kind, s, t, mask, weights, prm, grads);
     }
     None

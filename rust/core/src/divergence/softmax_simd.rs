@@ -25,6 +25,7 @@ use half::{bf16, f16};
 use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
+use crate::simd::convert::same_type_slice;
 use crate::simd::block::{hmax, hsum, BLOCK};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
@@ -81,11 +82,9 @@ fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>
     }
 }
 
-/// `x` as a slice of `F`, which is the same type as `E` (checked).
+/// `x` as a slice of `F`, which is the same type as `E` (checked by the caller's dispatch).
 fn cast<E: 'static, F: 'static>(x: &[E]) -> &[F] {
-    assert_eq!(TypeId::of::<E>(), TypeId::of::<F>());
-    // SAFETY: E and F are the same type (asserted above), so the layout and the lifetime carry over.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<F>(), x.len()) }
+    same_type_slice(x).expect("the element type was matched before the cast")
 }
 
 struct Pair<'r, 'a, 'g, E, G> {

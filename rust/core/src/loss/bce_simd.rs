@@ -5,24 +5,14 @@
 //! outside [0, 1] or NaN (it reports the error), a NaN or +inf logit, −inf with a positive label.
 //! A −inf logit with label 0 is an absent class (0, not counted), as in the scalar kernel.
 
-use std::any::TypeId;
 
 use half::{bf16, f16};
 
 use crate::element::Elem;
 use crate::parallel::RowValue;
 use crate::simd::block::{hsum, BLOCK};
+use crate::simd::convert::same_type_slice;
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
-
-#[inline(always)]
-fn cast<E: 'static, T: 'static>(x: &[E]) -> Option<&[T]> {
-    if TypeId::of::<E>() == TypeId::of::<T>() {
-        // SAFETY: E and T are the same type.
-        Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<T>(), x.len()) })
-    } else {
-        None
-    }
-}
 
 /// The fast path for one row (`None`: declined, run the scalar kernel). Writes `scale · d` into
 /// `grad` when given.
@@ -40,13 +30,13 @@ pub(crate) fn try_row_on<E: Elem, T: Elem>(
     if s.is_empty() || y.len() != s.len() {
         return None;
     }
-    if let Some(s) = cast::<E, f32>(s) {
+    if let Some(s) = same_type_slice::<E, f32>(s) {
         return typed(isa, s, y, scale, grad);
     }
-    if let Some(s) = cast::<E, f16>(s) {
+    if let Some(s) = same_type_slice::<E, f16>(s) {
         return typed(isa, s, y, scale, grad);
     }
-    if let Some(s) = cast::<E, bf16>(s) {
+    if let Some(s) = same_type_slice::<E, bf16>(s) {
         return typed(isa, s, y, scale, grad);
     }
     None

@@ -12,7 +12,6 @@
 //! so small losses keep their digits. The gradient uses e^{x − m}·e^{m − log Z} with the f32 max m,
 //! so no f32 rounding of log Z enters the exponent.
 
-use std::any::TypeId;
 
 use half::{bf16, f16};
 
@@ -20,17 +19,8 @@ use crate::element::Elem;
 use crate::math::softplus;
 use crate::parallel::RowValue;
 use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::convert::same_type_slice;
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
-
-#[inline(always)]
-fn cast<E: 'static, T: 'static>(x: &[E]) -> Option<&[T]> {
-    if TypeId::of::<E>() == TypeId::of::<T>() {
-        // SAFETY: E and T are the same type.
-        Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<T>(), x.len()) })
-    } else {
-        None
-    }
-}
 
 /// The fast path for one row (`None`: declined, run the scalar kernel).
 pub(crate) fn try_row<E: Elem, T: Elem, G: Elem>(
@@ -56,13 +46,13 @@ pub(crate) fn try_row_on<E: Elem, T: Elem, G: Elem>(
     if mask.is_some() || s.is_empty() || y.len() != s.len() {
         return None;
     }
-    if let Some(s) = cast::<E, f32>(s) {
+    if let Some(s) = same_type_slice::<E, f32>(s) {
         return typed(isa, s, y, scale, add, grad);
     }
-    if let Some(s) = cast::<E, f16>(s) {
+    if let Some(s) = same_type_slice::<E, f16>(s) {
         return typed(isa, s, y, scale, add, grad);
     }
-    if let Some(s) = cast::<E, bf16>(s) {
+    if let Some(s) = same_type_slice::<E, bf16>(s) {
         return typed(isa, s, y, scale, add, grad);
     }
     None

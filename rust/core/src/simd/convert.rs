@@ -176,3 +176,15 @@ mod tests {
         }
     }
 }
+
+/// `x` as a slice of `T` when `E` is `T` (the kernels' generic element types meet the fast paths'
+/// concrete ones here), else None.
+#[inline(always)]
+pub(crate) fn same_type_slice<E: 'static, T: 'static>(x: &[E]) -> Option<&[T]> {
+    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
+        // SAFETY: E and T are the same type, so the layout and the lifetime carry over.
+        Some(unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<T>(), x.len()) })
+    } else {
+        None
+    }
+}
