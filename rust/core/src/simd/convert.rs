@@ -35,6 +35,62 @@ pub(crate) fn f16_to_f32_portable(src: &[f16], dst: &mut [f32]) {
     }
 }
 
+/// f32 → f16 over a slice without F16C (the default of [`Simd::f32_to_f16`]).
+#[inline(always)]
+pub(crate) fn f32_to_f16_portable(src: &[f32], dst: &mut [f16]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = f16::from_f32(x);
+    }
+}
+
+/// f32 → bf16, rounded to nearest even like `bf16::from_f32`, by bit arithmetic (vectorises);
+/// NaN stays NaN (quiet).
+#[inline(always)]
+pub fn f32_to_bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+    let nan = (b >> 16) | 0x40;
+    (if x.is_nan() { nan } else { rounded }) as u16
+}
+
+/// Writes `scale · src[i]` into `dst` (as long as `src`) in `G`'s format, a block at a time:
+/// f32 directly, f64 widened, f16 through F16C where the path has it, bf16 by bit arithmetic.
+/// Rounding is to nearest even, as `G::from_f64(f64::from(x))` would give (f32 → f64 is exact).
+#[inline(always)]
+pub(crate) fn store_scaled<S: Simd, G: 'static + Copy>(
+    simd: S,
+    dst: &mut [G],
+    src: &[f32],
+    scale: f32,
+) {
+    let n = src.len();
+    assert_eq!(dst.len(), n);
+    if let Some(d) = same_type_slice_mut::<G, f32>(dst) {
+        for (o, &v) in d.iter_mut().zip(src) {
+            *o = v * scale;
+        }
+    } else if let Some(d) = same_type_slice_mut::<G, f64>(dst) {
+        for (o, &v) in d.iter_mut().zip(src) {
+            *o = f64::from(v * scale);
+        }
+    } else if let Some(d) = same_type_slice_mut::<G, f16>(dst) {
+        let mut buf = [0.0f32; BLOCK];
+        for (dc, sc) in d.chunks_mut(BLOCK).zip(src.chunks(BLOCK)) {
+            let b = &mut buf[..sc.len()];
+            for (o, &v) in b.iter_mut().zip(sc) {
+                *o = v * scale;
+            }
+            simd.f32_to_f16(b, dc);
+        }
+    } else if let Some(d) = same_type_slice_mut::<G, bf16>(dst) {
+        for (o, &v) in d.iter_mut().zip(src) {
+            *o = bf16::from_bits(f32_to_bf16_bits(v * scale));
+        }
+    } else {
+        unreachable!("gradients are f32, f64, f16 or bf16");
+    }
+}
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -47,7 +103,11 @@ pub trait Load: Copy + Send + Sync + 'static + sealed::Sealed {
     /// One block (at most [`BLOCK`] elements) as `Real` values: `src` itself for f32 and f64,
     /// otherwise converted into `buf` (F16C on x86 for f16). A half-precision array is thus never
     /// upcast as a whole, only a block at a time on the stack.
-    fn load<'a, S: Simd>(simd: S, src: &'a [Self], buf: &'a mut [Self::Real; BLOCK]) -> &'a [Self::Real];
+    fn load<'a, S: Simd>(
+        simd: S,
+        src: &'a [Self],
+        buf: &'a mut [Self::Real; BLOCK],
+    ) -> &'a [Self::Real];
 
     /// One element.
     fn to_real(self) -> Self::Real;
@@ -128,7 +188,10 @@ mod tests {
         for bits in 0..=u16::MAX {
             let want = f16::from_bits(bits).to_f32();
             let got = f16_bits_to_f32(bits);
-            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{bits:#06x}");
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{bits:#06x}"
+            );
         }
     }
 
@@ -137,7 +200,10 @@ mod tests {
         for bits in 0..=u16::MAX {
             let want = bf16::from_bits(bits).to_f32();
             let got = bf16_bits_to_f32(bits);
-            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{bits:#06x}");
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{bits:#06x}"
+            );
         }
     }
 
@@ -155,6 +221,77 @@ mod tests {
         }
     }
 
+    /// Rounds every f16/bf16 neighbourhood: midpoints (ties to even), values just beside them,
+    /// overflow, subnormals, ±0, ±inf, NaN.
+    fn rounding_cases() -> Vec<f32> {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            65504.0,
+            65520.0,
+            65519.99,
+            1e-8,
+            -3e-6,
+            1e30,
+        ];
+        for bits in (0..=u16::MAX).step_by(7) {
+            let h = f16::from_bits(bits).to_f32();
+            let b = bf16::from_bits(bits).to_f32();
+            for base in [h, b] {
+                let u = base.to_bits();
+                for k in [0u32, 1, 0x0fff, 0x1000, 0x1001, 0x7fff, 0x8000, 0x8001] {
+                    xs.push(f32::from_bits(u.wrapping_add(k)));
+                }
+            }
+        }
+        xs
+    }
+
+    /// Stores a slice on one path.
+    struct Store<'a, G>(&'a [f32], &'a mut [G], f32);
+    impl<G: 'static + Copy> Kernel for Store<'_, G> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, simd: S) {
+            for (d, s) in self.1.chunks_mut(BLOCK - 5).zip(self.0.chunks(BLOCK - 5)) {
+                store_scaled(simd, d, s, self.2);
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_stores_like_half() {
+        let xs = rounding_cases();
+        for isa in available() {
+            for scale in [1.0f32, 0.5] {
+                let mut h = vec![f16::ZERO; xs.len()];
+                dispatch_on(isa, Store(&xs, &mut h, scale)).unwrap();
+                let mut b = vec![bf16::ZERO; xs.len()];
+                dispatch_on(isa, Store(&xs, &mut b, scale)).unwrap();
+                let mut w = vec![0.0f64; xs.len()];
+                dispatch_on(isa, Store(&xs, &mut w, scale)).unwrap();
+                for (i, &x) in xs.iter().enumerate() {
+                    let v = x * scale;
+                    let (wh, wb) = (f16::from_f64(f64::from(v)), bf16::from_f64(f64::from(v)));
+                    assert!(
+                        h[i].to_bits() == wh.to_bits() || (h[i].is_nan() && wh.is_nan()),
+                        "{isa} f16 {v:e}"
+                    );
+                    assert!(
+                        b[i].to_bits() == wb.to_bits() || (b[i].is_nan() && wb.is_nan()),
+                        "{isa} bf16 {v:e}"
+                    );
+                    assert!(
+                        w[i].to_bits() == f64::from(v).to_bits() || (w[i].is_nan() && v.is_nan())
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_path_loads_f16_like_half() {
         let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
@@ -164,16 +301,33 @@ mod tests {
             assert_eq!(out.len(), all.len());
             for (h, y) in all.iter().zip(&out) {
                 let want = h.to_f32();
-                assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{isa}: {h:?}");
+                assert!(
+                    y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
+                    "{isa}: {h:?}"
+                );
             }
             let b: Vec<bf16> = (0..=u16::MAX).map(bf16::from_bits).collect();
             let mut out = Vec::new();
             dispatch_on(isa, ToF32(&b, &mut out)).unwrap();
             for (h, y) in b.iter().zip(&out) {
                 let want = h.to_f32();
-                assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{isa}: {h:?}");
+                assert!(
+                    y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
+                    "{isa}: {h:?}"
+                );
             }
         }
+    }
+}
+
+/// `x` as a mutable slice of `T` when `E` is `T`, else None.
+#[inline(always)]
+pub(crate) fn same_type_slice_mut<E: 'static, T: 'static>(x: &mut [E]) -> Option<&mut [T]> {
+    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
+        // SAFETY: E and T are the same type, so the layout and the lifetime carry over.
+        Some(unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast::<T>(), x.len()) })
+    } else {
+        None
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 
 use half::f16;
 
-use super::convert::f16_to_f32_portable;
+use super::convert::{f16_to_f32_portable, f32_to_f16_portable};
 use super::isa::{active, check, Isa};
 use crate::error::Error;
 
@@ -35,6 +35,13 @@ pub trait Simd: Copy + Debug + Send + Sync + 'static + sealed::Sealed {
     #[inline(always)]
     fn f16_to_f32(self, src: &[f16], dst: &mut [f32]) {
         f16_to_f32_portable(src, dst);
+    }
+
+    /// Rounds f32 values to half precision, to nearest even like `f16::from_f32` (`dst` as
+    /// long as `src`). The x86 paths use F16C.
+    #[inline(always)]
+    fn f32_to_f16(self, src: &[f32], dst: &mut [f16]) {
+        f32_to_f16_portable(src, dst);
     }
 }
 
@@ -86,6 +93,26 @@ impl Simd for Avx2 {
         }
         f16_to_f32_portable(&src[whole..], &mut dst[whole..]);
     }
+
+    #[inline(always)]
+    fn f32_to_f16(self, src: &[f32], dst: &mut [f16]) {
+        use std::arch::x86_64::{
+            __m128i, _mm256_cvtps_ph, _mm256_loadu_ps, _mm_storeu_si128, _MM_FROUND_TO_NEAREST_INT,
+        };
+        assert_eq!(src.len(), dst.len());
+        let whole = src.len() / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            // SAFETY: as in `f16_to_f32`: F16C was detected, and `i + 8 <= whole <= len` keeps
+            // the 32-byte load and the 16-byte store inside `src` and `dst` (unaligned is fine).
+            unsafe {
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(
+                    src.as_ptr().add(i),
+                ));
+                _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), h);
+            }
+        }
+        f32_to_f16_portable(&src[whole..], &mut dst[whole..]);
+    }
 }
 
 /// AVX-512 F/BW/DQ/VL (with AVX2, FMA, F16C). Exists only inside the AVX-512 entry point.
@@ -118,6 +145,26 @@ impl Simd for Avx512 {
             }
         }
         f16_to_f32_portable(&src[whole..], &mut dst[whole..]);
+    }
+
+    #[inline(always)]
+    fn f32_to_f16(self, src: &[f32], dst: &mut [f16]) {
+        use std::arch::x86_64::{
+            __m128i, _mm256_cvtps_ph, _mm256_loadu_ps, _mm_storeu_si128, _MM_FROUND_TO_NEAREST_INT,
+        };
+        assert_eq!(src.len(), dst.len());
+        let whole = src.len() / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            // SAFETY: the AVX-512 path includes F16C; `i + 8 <= whole <= len` keeps the accesses
+            // inside `src` and `dst` (unaligned is fine).
+            unsafe {
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(
+                    src.as_ptr().add(i),
+                ));
+                _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), h);
+            }
+        }
+        f32_to_f16_portable(&src[whole..], &mut dst[whole..]);
     }
 }
 

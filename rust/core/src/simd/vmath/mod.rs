@@ -163,8 +163,24 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, exp_f32, exp_m1_f32, ln_f32, ln_1p_f32, phi_f32, x_minus_log1p_f32);
-impl_real!(f64, exp_f64, exp_m1_f64, ln_f64, ln_1p_f64, phi_f64, x_minus_log1p_f64);
+impl_real!(
+    f32,
+    exp_f32,
+    exp_m1_f32,
+    ln_f32,
+    ln_1p_f32,
+    phi_f32,
+    x_minus_log1p_f32
+);
+impl_real!(
+    f64,
+    exp_f64,
+    exp_m1_f64,
+    ln_f64,
+    ln_1p_f64,
+    phi_f64,
+    x_minus_log1p_f64
+);
 
 /// `a·b + c`, fused (one rounding) on paths with FMA, separate multiply and add on the scalar path.
 #[inline(always)]
@@ -184,6 +200,20 @@ pub fn exp<S: Simd, T: Real>(_: S, x: T) -> T {
 #[inline(always)]
 pub fn exp_m1<S: Simd, T: Real>(_: S, x: T) -> T {
     x.lane_exp_m1::<S>()
+}
+
+/// (e^x − 1, e^x − 1 − x) for f32 from one range reduction: e^x − 1 as [`exp_m1`] (inf above
+/// 88), and φ(−x) (see [`phi`]) within 8 ulp. Cheaper than the two apart.
+#[inline(always)]
+pub fn exp_m1_phi<S: Simd>(_: S, x: f32) -> (f32, f32) {
+    exp::exp_m1_phi_f32::<S>(x)
+}
+
+/// e^x for f32 x ≤ 0, flushed to 0 below −87 (no subnormal results): the softmax numerator
+/// e^{x − max}, cheaper than [`exp`].
+#[inline(always)]
+pub fn exp_nonpos<S: Simd>(_: S, x: f32) -> f32 {
+    exp::exp_nonpos_f32::<S>(x)
 }
 
 /// Natural logarithm. Measured error: f32 ≤ 0.84 ulp; f64 ≤ 1 ulp from glibc.

@@ -1,0 +1,120 @@
+//! Throughput of the divergence kernels on the benchmark's LM shape, straight from Rust (no
+//! Python in the way): G element pairs per second, value only and value + both gradients, for
+//! 1 thread and all threads, float32 and float16.
+//!
+//! cargo run --release -p logitdiv-core --example kernel_bench [-- ROWS COLS [KIND ...]]
+//! (KERNEL_BENCH_VALUE_ONLY=1 skips the gradients, KERNEL_BENCH_F32_ONLY=1 the float16 input)
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use half::f16;
+use logitdiv_core::{
+    pair_divergence, set_num_threads, Elem, PairKind, PairOptions, PairOutputs, Reduction, Rows,
+    RowsMut,
+};
+
+/// Deterministic noise in [−1, 1).
+fn noise(n: usize, seed: u64) -> impl Iterator<Item = f64> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n).map(move |_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    })
+}
+
+/// Best of 7 runs, in seconds.
+fn best(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..7)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn run<E: Elem>(label: &str, kind: PairKind, rows: usize, cols: usize, threads: &[usize]) {
+    let s: Vec<E> = noise(rows * cols, 1)
+        .map(|v| E::from_f64(v * 4.0))
+        .collect();
+    let t: Vec<E> = s
+        .iter()
+        .zip(noise(rows * cols, 2))
+        .map(|(&v, e)| E::from_f64(v.to_f64() + e * 0.3))
+        .collect();
+    let (mut gs, mut gt) = (
+        vec![E::from_f64(0.0); rows * cols],
+        vec![E::from_f64(0.0); rows * cols],
+    );
+    let pairs = (rows * cols) as f64;
+    for &n in threads {
+        set_num_threads(n).unwrap();
+        let opts = PairOptions {
+            reduction: Reduction::Sum,
+            ..PairOptions::default()
+        };
+        let (sr, tr) = (
+            Rows::contiguous(&s, rows, cols).unwrap(),
+            Rows::contiguous(&t, rows, cols).unwrap(),
+        );
+        let value = best(|| {
+            let out: PairOutputs<'_, E, f64> = PairOutputs {
+                values: None,
+                grad_s: None,
+                grad_t: None,
+            };
+            black_box(pair_divergence(kind, sr, tr, &opts, out).unwrap());
+        });
+        let grads = if std::env::var_os("KERNEL_BENCH_VALUE_ONLY").is_some() {
+            f64::NAN
+        } else {
+            best(|| {
+                let out: PairOutputs<'_, E, f64> = PairOutputs {
+                    values: None,
+                    grad_s: Some(RowsMut::contiguous(&mut gs, rows, cols).unwrap()),
+                    grad_t: Some(RowsMut::contiguous(&mut gt, rows, cols).unwrap()),
+                };
+                black_box(pair_divergence(kind, sr, tr, &opts, out).unwrap());
+            })
+        };
+        println!(
+            "{kind:?} {label} ({rows}, {cols}) threads={n}: value {:.3} G pairs/s, value+grads {:.3} G pairs/s",
+            pairs / value / 1e9,
+            pairs / grads / 1e9
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rows = args.first().and_then(|a| a.parse().ok()).unwrap_or(2048);
+    let cols = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32000);
+    let kinds: Vec<PairKind> = if args.len() > 2 {
+        args[2..]
+            .iter()
+            .map(|k| PairKind::parse(k).unwrap())
+            .collect()
+    } else {
+        vec![
+            PairKind::Kl,
+            PairKind::SymKl,
+            PairKind::Js,
+            PairKind::SigmoidKl,
+            PairKind::SigmoidSymKl,
+        ]
+    };
+    let threads = [
+        1,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    ];
+    for kind in kinds {
+        run::<f32>("f32", kind, rows, cols, &threads);
+        if std::env::var_os("KERNEL_BENCH_F32_ONLY").is_none() {
+            run::<f16>("f16", kind, rows, cols, &threads);
+        }
+    }
+}

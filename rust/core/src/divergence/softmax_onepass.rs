@@ -1,0 +1,465 @@
+//! One-pass `kl` and `sym_kl` for float32, float16 and bfloat16 rows: the value from a single
+//! read of both rows with online softmax statistics of s alone, and two transcendentals per
+//! class; gradients from one more sweep. Called by the SIMD fast path (`softmax_simd.rs`) before
+//! its two-pass kernel, which takes over whenever this one declines a row.
+//!
+//! With p = softmax(s'), q = softmax(t') (s' = s/τ, t' = t/τ), d = s' − t', a constant c (an
+//! estimate of lse(s') − lse(t'): the difference of the maxima over the first block) and δ = d − c:
+//!
+//!   q = p e^{−δ} / (1 + u),   u = Σ p (e^{−δ} − 1),   w = log p − log q = δ + log1p(u),
+//!   KL(p‖q)   = Σ p φ(δ) − ψ(u)                  φ(δ) = e^{−δ} − 1 + δ ≥ 0, ψ(u) = u − log1p(u) ≥ 0
+//!   sym-KL    = Σ p δ (1 − e^{−δ}) + u/(1+u) · Σ p δ e^{−δ}     (the first sum's terms are ≥ 0)
+//!
+//! Every sum is over p alone (e^{s' − max} relative to a running max, rescaled when it moves), so
+//! lse(t') is never needed, and e^{−δ} − 1 and φ(δ) come from one range reduction
+//! (`vmath::exp_m1_phi`). The sums of non-negative terms keep f32's relative accuracy; the
+//! correction (ψ(u) for KL, the u/(1+u) term for sym-KL) is second order in the error of c, and
+//! the row is handed to the two-pass kernel when it exceeds [`COND`] times the value, so the
+//! result stays within ~(1 + 2·COND) f32 roundings of the exact one (the bound is 1e-4). Rows
+//! where t' − s' exceeds [`MAX_NEG_DELTA`] after the shift (e^{−δ} would be huge, or p would
+//! underflow where q does not) are handed over too.
+
+use super::RowParams;
+use crate::math::x_minus_log1p;
+use crate::parallel::{GradRows, RowValue};
+use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::{vmath, Load, Simd};
+
+use super::softmax_simd::store_grad;
+
+/// Classes per span: the running max is updated per span (its rows stay in L1 between the max
+/// and the sums).
+const SPAN: usize = 8 * BLOCK;
+
+/// The correction may be at most this many times the value (see the module notes).
+const COND: f64 = 64.0;
+
+/// Largest −δ taken: e^{16} keeps the terms' range modest and any underflowed p·e^{−δ} below
+/// e^{−87 + 16} of the row's mass.
+const MAX_NEG_DELTA: f32 = 16.0;
+
+/// What the one-pass kernel made of a row.
+pub(super) enum Outcome {
+    /// The row's value (gradients written when asked).
+    Done(RowValue),
+    /// Not for this form (ill-conditioned, or a logit is ±inf or NaN): nothing was written, and
+    /// the two-pass kernel (which hands special rows on to the scalar one) should compute it.
+    Declined,
+}
+
+/// Normalised sums of one row (each divided by Σ e^{s' − m}); NaN or infinite ones mean declined.
+struct Sums {
+    /// max of s (raw), and the shift c
+    m: f32,
+    c: f32,
+    zs: f64,
+    /// Σ p φ(δ), Σ p (e^{−δ} − 1), Σ p δ (1 − e^{−δ}), Σ p δ e^{−δ}
+    a: f64,
+    u: f64,
+    s1: f64,
+    s2: f64,
+}
+
+/// −δ = c − (x − y)/τ with one rounding (x − y is exact for nearby logits): with τ ≠ 1 a separate
+/// product would leave an error of ulp(d) in a δ that may be far smaller than d. Paths without
+/// FMA compute it in f64.
+#[inline(always)]
+fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
+    if S::FMA {
+        vmath::mul_add(simd, y - x, inv, c)
+    } else {
+        (f64::from(c) - f64::from(x - y) * f64::from(inv)) as f32
+    }
+}
+
+/// The sweep. Per span: the max of s (rescaling the f64 sums when it moves), then the terms,
+/// summed in f32 per position over the span's blocks (at most 8 terms: ≤ 8 roundings) and
+/// folded into f64 sums once per span.
+///
+/// No finiteness check: ±inf or NaN in either row makes a sum NaN or infinite (e^{s − m} is NaN
+/// at s = m = +inf; −δ is ±inf or NaN for any other non-finite logit, and e^{−δ} − 1, φ or the
+/// max of −δ follow), which the caller treats as declined.
+#[inline(always)]
+fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    inv: f32,
+    inv64: f64,
+) -> Sums {
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    // c from the maxima of the first block: exact for a row led by one class, and any error
+    // only moves weight into the (checked) correction
+    let c = {
+        let head = s.len().min(BLOCK);
+        let (x, y) = (
+            E::load(simd, &s[..head], &mut bx),
+            E::load(simd, &t[..head], &mut by),
+        );
+        let (mut mx, mut my) = ([f32::NEG_INFINITY; BLOCK], [f32::NEG_INFINITY; BLOCK]);
+        for i in 0..head {
+            mx[i] = mx[i].max(x[i]);
+            my[i] = my[i].max(y[i]);
+        }
+        (hmax(&mx[..head]) - hmax(&my[..head])) * inv
+    };
+    let (mut fe, mut fa, mut fu, mut f1, mut f2) = (
+        [0.0f32; BLOCK],
+        [0.0f32; BLOCK],
+        [0.0f32; BLOCK],
+        [0.0f32; BLOCK],
+        [0.0f32; BLOCK],
+    );
+    let (mut ze, mut za, mut zu, mut z1, mut z2) = (
+        [0.0f64; BLOCK],
+        [0.0f64; BLOCK],
+        [0.0f64; BLOCK],
+        [0.0f64; BLOCK],
+        [0.0f64; BLOCK],
+    );
+    let mut neg = [f32::NEG_INFINITY; BLOCK];
+    let mut m = f32::NEG_INFINITY;
+    let used = s.len().min(BLOCK);
+    for (xs, ys) in s.chunks(SPAN).zip(t.chunks(SPAN)) {
+        let mut mx = [f32::NEG_INFINITY; BLOCK];
+        for cx in xs.chunks(BLOCK) {
+            let x = E::load(simd, cx, &mut bx);
+            let m1 = &mut mx[..x.len()];
+            for i in 0..x.len() {
+                m1[i] = m1[i].max(x[i]);
+            }
+        }
+        let span_max = hmax(&mx[..xs.len().min(BLOCK)]);
+        if span_max > m {
+            let r = ((f64::from(m) - f64::from(span_max)) * inv64).exp();
+            for acc in [&mut ze, &mut za, &mut zu, &mut z1, &mut z2] {
+                for v in acc[..used].iter_mut() {
+                    *v *= r;
+                }
+            }
+            m = span_max;
+        }
+        for (cx, cy) in xs.chunks(BLOCK).zip(ys.chunks(BLOCK)) {
+            let (x, y) = (E::load(simd, cx, &mut bx), E::load(simd, cy, &mut by));
+            let n = x.len();
+            let (y, fe, fa, fu, f1, f2, ng) = (
+                &y[..n],
+                &mut fe[..n],
+                &mut fa[..n],
+                &mut fu[..n],
+                &mut f1[..n],
+                &mut f2[..n],
+                &mut neg[..n],
+            );
+            for i in 0..n {
+                let e = vmath::exp_nonpos(simd, (x[i] - m) * inv);
+                let nd = neg_delta(simd, x[i], y[i], inv, c);
+                let (em1, ph) = vmath::exp_m1_phi(simd, nd);
+                ng[i] = ng[i].max(nd);
+                fe[i] += e;
+                fu[i] += e * em1;
+                fa[i] += e * ph;
+                if SYM {
+                    f1[i] += e * (nd * em1); // p δ (1 − e^{−δ}) ≥ 0
+                    f2[i] -= (e * nd) * (em1 + 1.0); // p δ e^{−δ}
+                }
+            }
+        }
+        let (fold, clear) = (xs.len().min(BLOCK), used);
+        for (z, f) in [(&mut ze, &mut fe), (&mut za, &mut fa), (&mut zu, &mut fu)] {
+            for i in 0..fold {
+                z[i] += f64::from(f[i]);
+            }
+            f[..clear].fill(0.0);
+        }
+        if SYM {
+            for (z, f) in [(&mut z1, &mut f1), (&mut z2, &mut f2)] {
+                for i in 0..fold {
+                    z[i] += f64::from(f[i]);
+                }
+                f[..clear].fill(0.0);
+            }
+        }
+    }
+    let zs = hsum(&ze[..used]);
+    let far = hmax(&neg[..used]) > MAX_NEG_DELTA;
+    Sums {
+        m,
+        c,
+        zs,
+        a: if far {
+            f64::NAN
+        } else {
+            hsum(&za[..used]) / zs
+        },
+        u: hsum(&zu[..used]) / zs,
+        s1: hsum(&z1[..used]) / zs,
+        s2: hsum(&z2[..used]) / zs,
+    }
+}
+
+/// KL (`SYM` false) or sym-KL (`SYM` true) of one row, with gradients when asked.
+#[inline(always)]
+pub(super) fn row<S: Simd, E: Load<Real = f32>, G: crate::element::Elem, const SYM: bool>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    prm: &RowParams,
+    grads: &mut GradRows<'_, G>,
+) -> Outcome {
+    let inv64 = prm.inv_tau;
+    let inv = inv64 as f32;
+    let z = sums::<S, E, SYM>(simd, s, t, inv, inv64);
+    if !(z.a.is_finite()
+        && z.u.is_finite()
+        && z.s1.is_finite()
+        && z.s2.is_finite()
+        && z.u > -1.0
+        && z.zs > 0.0)
+    {
+        return Outcome::Declined;
+    }
+    let psi = x_minus_log1p(z.u);
+    let kl = z.a - psi;
+    let sym_corr = z.u / (1.0 + z.u) * z.s2;
+    let sym = z.s1 + sym_corr;
+    let (value, correction) = if SYM {
+        (sym, sym_corr.abs())
+    } else {
+        (kl, psi)
+    };
+    if !(correction <= COND * value) {
+        return Outcome::Declined;
+    }
+    let value = value.max(0.0);
+    if grads.iter().all(Option::is_none) {
+        return Outcome::Done(RowValue {
+            value,
+            counts: true,
+        });
+    }
+
+    // Gradients with respect to s' and t', scaled by grad_scale (which holds 1/τ).
+    let g = prm.grad_scale as f32;
+    let (m, c) = (z.m, z.c);
+    let inv_zs = (1.0 / z.zs) as f32;
+    let u = z.u as f32;
+    let inv_1u = (1.0 / (1.0 + z.u)) as f32;
+    let lu = z.u.ln_1p() as f32;
+    let kl_pq = kl.max(0.0) as f32;
+    let kl_qp = (sym - kl).max(0.0) as f32;
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let (mut o1, mut o2) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let [gs, gt] = grads;
+    let mut start = 0;
+    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
+        let (x, y) = (E::load(simd, cx, &mut bx), E::load(simd, cy, &mut by));
+        let n = x.len();
+        let (y, o1, o2) = (&y[..n], &mut o1[..n], &mut o2[..n]);
+        for i in 0..n {
+            let p = vmath::exp_nonpos(simd, (x[i] - m) * inv) * inv_zs;
+            let delta = -neg_delta(simd, x[i], y[i], inv, c);
+            let em1 = vmath::exp_m1(simd, -delta);
+            let w = delta + lu;
+            let pq = p * (u - em1) * inv_1u; // p − q, no cancellation near δ = 0
+            if SYM {
+                let q = p * (em1 + 1.0) * inv_1u;
+                o1[i] = p * (w - kl_pq) + pq;
+                o2[i] = -q * (w + kl_qp) - pq;
+            } else {
+                o1[i] = p * (w - kl_pq);
+                o2[i] = -pq;
+            }
+        }
+        if let Some(gs) = gs.as_deref_mut() {
+            store_grad(simd, &mut gs[start..start + n], o1, g);
+        }
+        if let Some(gt) = gt.as_deref_mut() {
+            store_grad(simd, &mut gt[start..start + n], o2, g);
+        }
+        start += n;
+    }
+    Outcome::Done(RowValue {
+        value,
+        counts: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::softmax;
+    use super::super::PairKind;
+    use super::*;
+    use crate::simd::{available, dispatch_on, Isa, Kernel};
+
+    /// Deterministic noise in [−1, 1).
+    fn noise(n: usize, seed: u64) -> Vec<f64> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    struct One<'a> {
+        sym: bool,
+        s: &'a [f32],
+        t: &'a [f32],
+        prm: RowParams,
+        grads: [Option<&'a mut [f64]>; 2],
+    }
+
+    impl Kernel for One<'_> {
+        type Output = Option<f64>;
+        #[inline(always)]
+        fn run<S: Simd>(mut self, simd: S) -> Option<f64> {
+            let out = if self.sym {
+                row::<S, f32, f64, true>(simd, self.s, self.t, &self.prm, &mut self.grads)
+            } else {
+                row::<S, f32, f64, false>(simd, self.s, self.t, &self.prm, &mut self.grads)
+            };
+            match out {
+                Outcome::Done(v) => Some(v.value),
+                Outcome::Declined => None,
+            }
+        }
+    }
+
+    fn one_pass(
+        isa: Isa,
+        sym: bool,
+        s: &[f32],
+        t: &[f32],
+        tau: f64,
+    ) -> Option<(f64, Vec<f64>, Vec<f64>)> {
+        let (mut gs, mut gt) = (vec![0.0; s.len()], vec![0.0; s.len()]);
+        let prm = RowParams {
+            inv_tau: 1.0 / tau,
+            beta: 0.5,
+            grad_scale: 1.0 / tau,
+        };
+        let v = dispatch_on(
+            isa,
+            One {
+                sym,
+                s,
+                t,
+                prm,
+                grads: [Some(&mut gs), Some(&mut gt)],
+            },
+        )
+        .unwrap()?;
+        Some((v, gs, gt))
+    }
+
+    fn scalar(sym: bool, s: &[f32], t: &[f32], tau: f64) -> (f64, Vec<f64>, Vec<f64>) {
+        let (mut gs, mut gt) = (vec![0.0; s.len()], vec![0.0; s.len()]);
+        let prm = RowParams {
+            inv_tau: 1.0 / tau,
+            beta: 0.5,
+            grad_scale: 1.0 / tau,
+        };
+        let kind = if sym { PairKind::SymKl } else { PairKind::Kl };
+        let v = softmax::row(
+            kind,
+            s,
+            t,
+            Some(&vec![1u8; s.len()]),
+            &prm,
+            [Some(&mut gs), Some(&mut gt)],
+        );
+        (v.value, gs, gt)
+    }
+
+    /// Rows like two models' logits: s of spread `scale`, t = s + a shift + noise of size `eps`.
+    fn pair(c: usize, scale: f64, eps: f64, shift: f64, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let s: Vec<f64> = noise(c, seed).iter().map(|v| v * scale).collect();
+        let t: Vec<f32> = s
+            .iter()
+            .zip(noise(c, seed + 1))
+            .map(|(v, n)| (v + shift + eps * n) as f32)
+            .collect();
+        (s.iter().map(|&v| v as f32).collect(), t)
+    }
+
+    /// The one-pass form takes the rows it is for (nothing declined), on every path, and
+    /// matches the scalar f64 kernel's value and gradients.
+    #[test]
+    fn takes_similar_rows_and_matches_the_scalar_kernel() {
+        for (c, scale, eps, shift, tau) in [
+            (16, 3.0, 0.5, 0.0, 1.0),
+            (100, 10.0, 0.1, 2.5, 1.0),
+            (1000, 30.0, 1e-4, -7.0, 1.0),
+            (5000, 30.0, 1e-6, 0.0, 2.0),
+            (32_000, 4.0, 0.3, 0.0, 1.0),
+            (32_000, 20.0, 1e-3, 1.0, 0.7),
+            (70_001, 8.0, 0.3, 0.0, 1.0),
+        ] {
+            let (s, t) = pair(c, scale, eps, shift, c as u64);
+            for sym in [false, true] {
+                let want = scalar(sym, &s, &t, tau);
+                for isa in available() {
+                    let what = format!(
+                        "{isa} sym={sym} c={c} scale={scale} eps={eps} shift={shift} tau={tau}"
+                    );
+                    let got = one_pass(isa, sym, &s, &t, tau)
+                        .unwrap_or_else(|| panic!("{what}: declined"));
+                    assert!(
+                        (got.0 - want.0).abs() <= 2e-5 * want.0,
+                        "{what}: {} vs {}",
+                        got.0,
+                        want.0
+                    );
+                    for (g, w) in [(&got.1, &want.1), (&got.2, &want.2)] {
+                        let top = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                        for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                            assert!(
+                                (a - b).abs() <= 2e-5 * top + 1e-6 * b.abs(),
+                                "{what}: grad[{i}] {a} vs {b}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows it must hand over: t far above s where p is tiny (q's mass where p underflows),
+    /// special values, and a large correction.
+    #[test]
+    fn declines_what_it_cannot_do_accurately() {
+        let (s, mut t) = pair(3000, 5.0, 0.1, 0.0, 9);
+        t[1234] = s[1234] + 40.0;
+        let (mut a, b) = pair(3000, 5.0, 0.1, 0.0, 11);
+        for isa in available() {
+            for sym in [false, true] {
+                assert!(
+                    one_pass(isa, sym, &s, &t, 1.0).is_none(),
+                    "{isa}: a far class"
+                );
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    a[77] = bad;
+                    assert!(one_pass(isa, sym, &a, &b, 1.0).is_none(), "{isa} {bad}");
+                    assert!(one_pass(isa, sym, &b, &a, 1.0).is_none(), "{isa} {bad}");
+                }
+                a[77] = 0.5;
+            }
+        }
+    }
+
+    #[test]
+    fn identical_rows_give_exactly_zero() {
+        let (s, _) = pair(5000, 25.0, 0.0, 0.0, 3);
+        for isa in available() {
+            for sym in [false, true] {
+                let (v, gs, gt) = one_pass(isa, sym, &s, &s, 1.0).unwrap();
+                assert_eq!(v, 0.0);
+                assert!(gs.iter().chain(&gt).all(|&g| g == 0.0), "{isa} sym={sym}");
+            }
+        }
+    }
+}
