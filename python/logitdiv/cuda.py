@@ -350,8 +350,9 @@ def _pair(kind: str, s: Any, t: Any, *, temperature: float, where: Any, weights:
         t2, t_stride = _rows(dev, t_arr.astype(dtype, copy=False), shape[-1])
         mask, m_stride = (None, 0) if where is None else _broadcast(dev, where, shape, "where", True)
         run = _Run(dev, shape, shape[:-1], dtype, reduction, out, grad_out, 2, grad)
-        head = [_ptr(dev, s2), np.int64(s_stride), _ptr(dev, t2), np.int64(t_stride), _ptr(dev, mask), np.int64(m_stride)]
-        params = [np.int64(run.rows), np.int64(run.cols), np.int32(_PAIR_KINDS[kind]), np.float64(inv_tau)]
+        head: List[Any] = [_ptr(dev, s2), np.int64(s_stride), _ptr(dev, t2), np.int64(t_stride), _ptr(dev, mask),
+                           np.int64(m_stride)]
+        params: List[Any] = [np.int64(run.rows), np.int64(run.cols), np.int32(_PAIR_KINDS[kind]), np.float64(inv_tau)]
         scale = np.float64(run.grad_scale() * inv_tau)
         if kind.startswith("sigmoid"):
             w, w_stride = (None, 0) if weights is None else _broadcast(dev, weights, shape, "weights", False)
