@@ -231,7 +231,7 @@ class _Run:
             raise ValueError(f"out= holds per-row values and needs reduction='none'; got reduction={reduction!r}")
         self.values = self._buffer(out, lead, self.vdtype, "out") if reduction == "none" else None
         self.row_values = None if reduction == "none" else xp.empty(max(self.rows, 1), np.float64)
-        self.status = xp.zeros(max(self.rows, 1), np.uint8)
+        self.status = xp.empty(max(self.rows, 1), np.uint8)  # every row kernel path writes its row
         self.grads: Tuple[Any, ...] = ()
         if want_grad:
             bufs = A.grad_outs(grad_out, n_grads) if not (n_grads == 1 and dev.is_output(grad_out)) else (grad_out,)

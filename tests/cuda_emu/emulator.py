@@ -58,10 +58,28 @@ def build(cache_dir: Optional[pathlib.Path] = None) -> pathlib.Path:
     return lib
 
 
+class _PoisonedNumpy:
+    """NumPy whose `empty` buffers hold garbage-like bits (0xFF bytes: NaN for floats, every status
+    bit set), so that an element a kernel forgets to write shows up in the comparisons."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape: Any, dtype: Any = float) -> np.ndarray:
+        a = np.empty(shape, dtype)
+        a.reshape(-1).view(np.uint8)[...] = 0xFF
+        return a
+
+    @classmethod
+    def empty_like(cls, a: np.ndarray) -> np.ndarray:
+        return cls.empty(a.shape, a.dtype)
+
+
 class EmulatedDevice:
     """The device interface of logitdiv._cuda.device.CupyDevice, over NumPy arrays on the CPU."""
 
-    xp = np
+    xp = _PoisonedNumpy()
 
     def __init__(self, lib_path: pathlib.Path) -> None:
         self.lib = ctypes.CDLL(str(lib_path))

@@ -227,12 +227,18 @@ __device__ __forceinline__ Tile make_tile(i64 rows, i64 cols, int warp_rows, int
     return t;
 }
 
-// Butterfly reduction over a warp with `merge` (each state type defines merge and shfl_xor);
-// every lane ends with the same result since each merge is symmetric in its arguments.
+// Butterfly reduction over a warp with `merge` (each state type defines merge and shfl_xor). Both
+// lanes of a pair merge (lower lane's state, upper lane's state) in that order, so every lane ends
+// with bitwise the same result even where the compiler contracts a merge's arithmetic into FMAs:
+// the group's later branches (and the shuffles after them) stay uniform.
 template <class S>
 __device__ __forceinline__ S warp_reduce(S v) {
 #ifndef LD_HOST_EMULATION
-    for (int off = 16; off > 0; off >>= 1) v = merge(v, shfl_xor(v, off));
+    const int lane = threadIdx.x % 32;
+    for (int off = 16; off > 0; off >>= 1) {
+        S other = shfl_xor(v, off);
+        v = (lane & off) ? merge(other, v) : merge(v, other);
+    }
 #endif
     return v;
 }
