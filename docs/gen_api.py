@@ -20,6 +20,7 @@ SECTIONS = [
     ("Threads", "logitdiv", ["set_num_threads", "get_num_threads"]),
     ("Scoring over Dask", "logitdiv.dask", ["score"]),
     ("PyTorch", "logitdiv.torch", sorted(importlib.import_module("logitdiv.torch").__all__)),
+    ("GPU (CuPy)", "logitdiv.cuda", importlib.import_module("logitdiv.cuda").__all__),
 ]
 
 

@@ -62,3 +62,14 @@ def test_wheel_installs_and_runs_without_cargo(wheel, tmp_path):
     demo = subprocess.run([str(env_dir / "bin" / "logitdiv"), "demo"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert "top-1 agreement" in demo.stdout
+
+
+def test_wheel_ships_the_cuda_kernels(wheel):
+    """logitdiv.cuda compiles its kernels from the .cu/.cuh files beside it: the wheel carries them."""
+    import zipfile
+
+    from logitdiv._cuda import source
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for f in source.FILES:
+        assert f"logitdiv/_cuda/kernels/{f}" in names, f

@@ -9,6 +9,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _arrays as A
+from . import _dispatch
 from . import _native
 
 Result = Union[np.ndarray, np.floating, Tuple[Any, ...]]
@@ -147,6 +148,9 @@ def kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
+    if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        return _dispatch.gpu().kl(s, t, temperature=temperature, where=where, reduction=reduction,
+                                  grad=grad, out=out, grad_out=grad_out)
     return _pair("kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
@@ -174,6 +178,9 @@ def sym_kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
+    if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        return _dispatch.gpu().sym_kl(s, t, temperature=temperature, where=where, reduction=reduction,
+                                  grad=grad, out=out, grad_out=grad_out)
     return _pair("sym_kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
@@ -203,6 +210,9 @@ def js(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
+    if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        return _dispatch.gpu().js(s, t, beta=beta, temperature=temperature, where=where, reduction=reduction,
+                                  grad=grad, out=out, grad_out=grad_out)
     return _pair("js", s, t, temperature=temperature, where=where, weights=None, beta=beta,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
@@ -234,6 +244,9 @@ def sigmoid_kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
+    if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        return _dispatch.gpu().sigmoid_kl(s, t, weights=weights, temperature=temperature, where=where,
+                                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
     return _pair("sigmoid_kl", s, t, temperature=temperature, where=where, weights=weights, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 
@@ -263,6 +276,9 @@ def sigmoid_sym_kl(
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
 ) -> Result:
+    if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        return _dispatch.gpu().sigmoid_sym_kl(s, t, weights=weights, temperature=temperature, where=where,
+                                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
     return _pair("sigmoid_sym_kl", s, t, temperature=temperature, where=where, weights=weights, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out)
 

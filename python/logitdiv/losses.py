@@ -27,6 +27,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _arrays as A
+from . import _dispatch
 from . import _native
 from .divergences import Result
 
@@ -254,6 +255,10 @@ def softmax_ce(
     >>> float(ld.softmax_ce(s, np.array([0, -100]), reduction="mean"))  # the ignored row does not count
     0.41703001627783354
     """
+    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
+        return _dispatch.gpu().softmax_ce(logits, target, label_smoothing=label_smoothing,
+            ignore_index=ignore_index, temperature=temperature, where=where, reduction=reduction, grad=grad,
+            out=out, grad_out=grad_out)
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     labels, probs, telem = _softmax_target(target, shape, dtype)
@@ -314,6 +319,9 @@ def bce(
     >>> bool(np.isclose(v[0], sp(-1.0) + sp(-2.0) + sp(-0.5)))
     True
     """
+    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
+        return _dispatch.gpu().bce(logits, target, pos_weight=pos_weight, weights=weights, where=where,
+            reduction=reduction, grad=grad, out=out, grad_out=grad_out)
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     tgt, telem = _dense_target(target, shape, dtype)
@@ -363,6 +371,9 @@ def multilabel_ce(
     >>> bool(np.isclose(v[0], np.log(1 + np.exp(-1.0) + np.exp(0.5)) + np.log(1 + np.exp(-2.0))))
     True
     """
+    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
+        return _dispatch.gpu().multilabel_ce(logits, target, where=where, reduction=reduction, grad=grad,
+            out=out, grad_out=grad_out)
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     tgt, telem = _dense_target(target, shape, dtype)
@@ -413,6 +424,9 @@ def sparse_multilabel_ce(
     >>> bool(np.isclose(v[0], ld.multilabel_ce(s, np.array([[1, 0, 0, 1]]))[0]))
     True
     """
+    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
+        return _dispatch.gpu().sparse_multilabel_ce(logits, positives, pad=pad, where=where,
+            reduction=reduction, grad=grad, out=out, grad_out=grad_out)
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     A._reject_device_array(positives, "positives")
@@ -491,6 +505,9 @@ def globalpointer_ce(
     >>> bool(np.allclose(v, ld.multilabel_ce(dense, y)))
     True
     """
+    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
+        return _dispatch.gpu().globalpointer_ce(logits, spans_or_positives, mask=mask, pad=pad,
+            reduction=reduction, grad=grad, out=out, grad_out=grad_out)
     arr = _logits(logits, "logits")
     if reduction not in _GP_REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, _GP_REDUCTIONS))}; got {reduction!r}")
@@ -584,6 +601,9 @@ def gamma_ce(
     >>> bool(np.isclose(ld.gamma_ce(s, y, gamma=0.5)[0], -np.log(0.5 + 0.5 * p0) / 0.5))
     True
     """
+    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
+        return _dispatch.gpu().gamma_ce(logits, target, gamma=gamma, threshold=threshold,
+            ignore_index=ignore_index, where=where, reduction=reduction, grad=grad, out=out, grad_out=grad_out)
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     A._reject_device_array(target, "target")
@@ -669,6 +689,10 @@ def kd_loss(
     >>> bool(np.allclose(v, ref))
     True
     """
+    if type(student) is not np.ndarray and _dispatch.on_gpu(student):
+        return _dispatch.gpu().kd_loss(student, teacher, target, temperature=temperature, alpha=alpha, t2=t2,
+            label_smoothing=label_smoothing, ignore_index=ignore_index, where=where, reduction=reduction,
+            grad=grad, grad_teacher=grad_teacher, out=out, grad_out=grad_out)
     s_arr, t_arr = _two_logits(student, teacher, ("student", "teacher"))
     reduction = A.check_reduction(reduction)
     grad = A.check_flag(grad, "grad")
@@ -741,6 +765,10 @@ def rdrop_loss(
     >>> bool(np.allclose(v, ref))
     True
     """
+    if type(s1) is not np.ndarray and _dispatch.on_gpu(s1):
+        return _dispatch.gpu().rdrop_loss(s1, s2, target, alpha=alpha, kind=kind,
+            label_smoothing=label_smoothing, ignore_index=ignore_index, where=where, reduction=reduction,
+            grad=grad, out=out, grad_out=grad_out)
     a, b = _two_logits(s1, s2, ("s1", "s2"))
     reduction = A.check_reduction(reduction)
     grad = A.check_flag(grad, "grad")

@@ -14,8 +14,10 @@ requires grad gets no gradient (PyTorch's ``F.cross_entropy`` would give it one)
 Reductions: the functions here default to ``reduction="none"`` (one value per row), like the
 rest of logitdiv; the ``nn.Module`` losses default to ``"mean"``, like PyTorch's loss modules.
 
-CUDA tensors go to a GPU backend through DLPack when the module ``logitdiv.cuda`` exists (it
-does not yet: they are a clear TypeError until then); see `_backend_for`.
+CUDA tensors go to the CuPy backend, ``logitdiv.cuda``, through DLPack (zero-copy) when CuPy is
+installed (``pip install 'logitdiv[cuda]'``; without it they are a clear TypeError); see
+`_backend_for`. The GPU backend has kernels for the divergences, `softmax_ce`, `bce` and
+`multilabel_ce`; the other losses raise NotImplementedError for CUDA tensors.
 
 >>> import torch, logitdiv.torch as ldt
 >>> s = torch.randn(4, 10, dtype=torch.float64, requires_grad=True)
@@ -135,8 +137,8 @@ _GPU_BACKEND = "logitdiv.cuda"
 
 
 def _cuda_backend() -> Any:
-    """`_DLPack` over ``logitdiv.cuda`` where that module exists, else None."""
-    if importlib.util.find_spec(_GPU_BACKEND) is None:
+    """`_DLPack` over ``logitdiv.cuda`` where that module and CuPy exist, else None."""
+    if importlib.util.find_spec(_GPU_BACKEND) is None or importlib.util.find_spec("cupy") is None:
         return None
     return _DLPack(importlib.import_module(_GPU_BACKEND))
 
