@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use crate::arrays::{
     elem_rows, elem_rows_mut, readonly, readwrite, readwrite_1d, rows, rows_mut, Stored,
 };
-use crate::core_error;
+use crate::{core_error, without_gil};
 
 /// Borrowed arguments of one call, before the element type is fixed.
 struct Args<'py, 'a> {
@@ -77,9 +77,11 @@ fn run<S: Stored, V: logitdiv_core::Elem + Element>(
             .transpose()?,
     };
     let kind = a.kind;
-    let r = py
-        .detach(move || logitdiv_core::pair_divergence(kind, s, t, &opts, out))
-        .map_err(core_error)?;
+    let elements = s.rows().saturating_mul(s.cols());
+    let r = without_gil(py, elements, move || {
+        logitdiv_core::pair_divergence(kind, s, t, &opts, out)
+    })
+    .map_err(core_error)?;
     Ok((r.value, r.counted))
 }
 

@@ -8,6 +8,23 @@ mod loss;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+/// Inputs up to this many elements are computed with the GIL held: a few microseconds of work,
+/// where releasing and re-taking the GIL would cost a good part of the call.
+const KEEP_GIL_ELEMENTS: usize = 4096;
+
+/// Runs `work` with the GIL released, unless the input is tiny (see [`KEEP_GIL_ELEMENTS`]).
+pub(crate) fn without_gil<R: Send>(
+    py: Python<'_>,
+    elements: usize,
+    work: impl FnOnce() -> R + Send,
+) -> R {
+    if elements <= KEEP_GIL_ELEMENTS {
+        work()
+    } else {
+        py.detach(work)
+    }
+}
+
 pub(crate) fn core_error(e: logitdiv_core::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
 }

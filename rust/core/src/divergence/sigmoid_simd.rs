@@ -27,7 +27,7 @@ use super::{PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{hsum, BLOCK};
-use crate::simd::convert::same_type_slice;
+use crate::simd::convert::{same_type_slice, same_type_slice_mut, store_scaled};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// Row values below this are recomputed by the scalar f64 kernel.
@@ -174,6 +174,18 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Self::Output {
+        // value only: the gradient terms are not computed at all
+        if self.gs.is_none() && self.gt.is_none() {
+            self.body::<S, false>(simd)
+        } else {
+            self.body::<S, true>(simd)
+        }
+    }
+}
+
+impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
+    #[inline(always)]
+    fn body<S: Simd, const GRAD: bool>(self, simd: S) -> Option<(f64, f64)> {
         let SigmoidRow {
             sym,
             s,
@@ -196,6 +208,7 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
         let mut cnt = [0.0f64; BLOCK];
         let ones = [1.0f64; BLOCK];
         let mut keep = [0.0f32; BLOCK];
+        let mut scaled = [0.0f32; BLOCK];
         let mut off = 0;
         for (cs, ct) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
             let x = L::load(simd, cs, &mut bs);
@@ -244,8 +257,10 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
                     let g_s = sa.0 * sa.1 * d + diff;
                     let g_t = -(sb.0 * sb.1 * d) - diff;
                     term[i] = if absent { 0.0 } else { v };
-                    ds[i] = if absent { 0.0 } else { g_s };
-                    dt[i] = if absent { 0.0 } else { g_t };
+                    if GRAD {
+                        ds[i] = if absent { 0.0 } else { g_s };
+                        dt[i] = if absent { 0.0 } else { g_t };
+                    }
                     pres[i] = if absent { 0.0 } else { 1.0 };
                 }
             } else {
@@ -277,8 +292,10 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
                     let diff = sig_diff(a, b, d, sa, sb, em);
                     let g_s = sa.0 * sa.1 * d;
                     term[i] = if absent { 0.0 } else { v };
-                    ds[i] = if absent { 0.0 } else { g_s };
-                    dt[i] = if absent { 0.0 } else { -diff };
+                    if GRAD {
+                        ds[i] = if absent { 0.0 } else { g_s };
+                        dt[i] = if absent { 0.0 } else { -diff };
+                    }
                     pres[i] = if absent { 0.0 } else { 1.0 };
                 }
             }
@@ -288,16 +305,21 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
                 acc[i] += w[i] * f64::from(term[i]);
                 cnt[i] += f64::from(pres[i]);
             }
-            if let Some(g) = gs.as_deref_mut() {
+            // scale·w·d in f64, rounded once to f32 (then to a half type by a vector conversion),
+            // the same bits with or without weights of 1
+            for (out, d) in [(gs.as_deref_mut(), &ds[..n]), (gt.as_deref_mut(), &dt[..n])] {
+                let Some(g) = out else { continue };
                 let g = &mut g[off..off + n];
-                for i in 0..n {
-                    g[i] = G::from_f64(grad_scale * w[i] * f64::from(ds[i]));
-                }
-            }
-            if let Some(g) = gt.as_deref_mut() {
-                let g = &mut g[off..off + n];
-                for i in 0..n {
-                    g[i] = G::from_f64(grad_scale * w[i] * f64::from(dt[i]));
+                if let Some(g) = same_type_slice_mut::<G, f64>(g) {
+                    for i in 0..n {
+                        g[i] = grad_scale * w[i] * f64::from(d[i]);
+                    }
+                } else {
+                    let scaled = &mut scaled[..n];
+                    for i in 0..n {
+                        scaled[i] = (grad_scale * w[i] * f64::from(d[i])) as f32;
+                    }
+                    store_scaled(simd, g, scaled, 1.0);
                 }
             }
             off += n;

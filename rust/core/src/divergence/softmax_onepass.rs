@@ -80,7 +80,7 @@ fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
 /// at s = m = +inf; −δ is ±inf or NaN for any other non-finite logit, and e^{−δ} − 1, φ or the
 /// max of −δ follow), which the caller treats as declined.
 #[inline(always)]
-fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool>(
+fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>(
     simd: S,
     s: &[E],
     t: &[E],
@@ -117,7 +117,6 @@ fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool>(
         [0.0f64; BLOCK],
         [0.0f64; BLOCK],
     );
-    let mut neg = [f32::NEG_INFINITY; BLOCK];
     let mut m = f32::NEG_INFINITY;
     let used = s.len().min(BLOCK);
     for (xs, ys) in s.chunks(SPAN).zip(t.chunks(SPAN)) {
@@ -142,23 +141,24 @@ fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool>(
         for (cx, cy) in xs.chunks(BLOCK).zip(ys.chunks(BLOCK)) {
             let (x, y) = (E::load(simd, cx, &mut bx), E::load(simd, cy, &mut by));
             let n = x.len();
-            let (y, fe, fa, fu, f1, f2, ng) = (
+            let (y, fe, fa, fu, f1, f2) = (
                 &y[..n],
                 &mut fe[..n],
                 &mut fa[..n],
                 &mut fu[..n],
                 &mut f1[..n],
                 &mut f2[..n],
-                &mut neg[..n],
             );
             for i in 0..n {
                 let e = vmath::exp_nonpos(simd, (x[i] - m) * inv);
                 let nd = neg_delta(simd, x[i], y[i], inv, c);
-                let (em1, ph) = vmath::exp_m1_phi(simd, nd);
-                ng[i] = ng[i].max(nd);
+                // beyond MAX_NEG_DELTA, e^{−δ} − 1 is inf: the sums turn inf or NaN (declined)
+                let (em1, ph) = vmath::exp_m1_phi(simd, nd, MAX_NEG_DELTA);
                 fe[i] += e;
                 fu[i] += e * em1;
-                fa[i] += e * ph;
+                if PHI {
+                    fa[i] += e * ph;
+                }
                 if SYM {
                     f1[i] += e * (nd * em1); // p δ (1 − e^{−δ}) ≥ 0
                     f2[i] -= (e * nd) * (em1 + 1.0); // p δ e^{−δ}
@@ -182,16 +182,11 @@ fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool>(
         }
     }
     let zs = hsum(&ze[..used]);
-    let far = hmax(&neg[..used]) > MAX_NEG_DELTA;
     Sums {
         m,
         c,
         zs,
-        a: if far {
-            f64::NAN
-        } else {
-            hsum(&za[..used]) / zs
-        },
+        a: hsum(&za[..used]) / zs,
         u: hsum(&zu[..used]) / zs,
         s1: hsum(&z1[..used]) / zs,
         s2: hsum(&z2[..used]) / zs,
@@ -209,7 +204,13 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: crate::element::Elem, const S
 ) -> Outcome {
     let inv64 = prm.inv_tau;
     let inv = inv64 as f32;
-    let z = sums::<S, E, SYM>(simd, s, t, inv, inv64);
+    let want_grad = grads.iter().any(Option::is_some);
+    // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
+    let z = if SYM && !want_grad {
+        sums::<S, E, SYM, false>(simd, s, t, inv, inv64)
+    } else {
+        sums::<S, E, SYM, true>(simd, s, t, inv, inv64)
+    };
     if !(z.a.is_finite()
         && z.u.is_finite()
         && z.s1.is_finite()
@@ -232,7 +233,7 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: crate::element::Elem, const S
         return Outcome::Declined;
     }
     let value = value.max(0.0);
-    if grads.iter().all(Option::is_none) {
+    if !want_grad {
         return Outcome::Done(RowValue {
             value,
             counts: true,

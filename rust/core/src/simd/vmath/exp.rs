@@ -90,10 +90,11 @@ const EXP_NONPOS_LO_F32: f32 = -87.0;
 /// (e^x − 1, e^x − 1 − x) from one reduction: the second is φ(−x) = e^x − 1 − x ≥ 0 (the KL
 /// summand per unit of probability, `math::phi(−x)`). For |x| ≤ ln2/2 (n = 0) it is r²·P(r)
 /// itself, free of cancellation; beyond, e^x − 1 − x cancels at most ~3 bits (at |x| ≈ 0.35).
-/// One scale factor (n ∈ [−29, 127]): x above 88 gives inf. Measured: φ within 5.3 ulp on the
+/// One scale factor (n ∈ [−29, 127]): x above `hi` (at most 88) gives e^x − 1 = inf, a free
+/// range check for callers that must not use large x. Measured: φ within 5.3 ulp on the
 /// scalar path (`phi_from_exp_m1_is_accurate` holds it to 8); e^x − 1 as `exp_m1_f32` below 88.
 #[inline(always)]
-pub(super) fn exp_m1_phi_f32<S: Simd>(x: f32) -> (f32, f32) {
+pub(super) fn exp_m1_phi_f32<S: Simd>(x: f32, hi: f32) -> (f32, f32) {
     let xc = clamp_keep_nan(x, EXP_M1_LO_F32, EXP_M1_PHI_HI_F32);
     let t = xc.lane_mul_add::<S>(std::f32::consts::LOG2_E, SHIFT_F32);
     let n = t - SHIFT_F32;
@@ -106,7 +107,7 @@ pub(super) fn exp_m1_phi_f32<S: Simd>(x: f32) -> (f32, f32) {
     // e^x − 1 = (e^r − 1 + (1 − 2^−n))·2^n, with 1 − 2^−n exact for n ≤ 24 (capped at 30)
     let c = 1.0 - f32::from_bits((254 - biased.min(127 + 30)) << 23);
     let em1 = ((q + r) + c) * scale;
-    let em1 = if x > EXP_M1_PHI_HI_F32 {
+    let em1 = if x > hi.min(EXP_M1_PHI_HI_F32) {
         f32::INFINITY
     } else {
         em1
@@ -224,7 +225,7 @@ mod tests {
         let mut worst = 0.0f64;
         let mut x = -30.0f32;
         while x < 80.0 {
-            let (em1, phi) = exp_m1_phi_f32::<Scalar>(x);
+            let (em1, phi) = exp_m1_phi_f32::<Scalar>(x, 88.0);
             assert_eq!(em1.to_bits(), exp_m1_f32::<Scalar>(x).to_bits(), "{x}");
             let xd = f64::from(x);
             let want = if xd.abs() < 1e-3 {
@@ -241,11 +242,16 @@ mod tests {
             };
         }
         assert!(worst <= 8.0, "worst error {worst} ulp");
-        assert_eq!(exp_m1_phi_f32::<Scalar>(0.0), (0.0, 0.0));
-        assert_eq!(exp_m1_phi_f32::<Scalar>(-1e30).0, -1.0);
-        assert_eq!(exp_m1_phi_f32::<Scalar>(88.5).0, f32::INFINITY);
-        assert_eq!(exp_m1_phi_f32::<Scalar>(f32::INFINITY).0, f32::INFINITY);
-        let (a, b) = exp_m1_phi_f32::<Scalar>(f32::NAN);
+        assert_eq!(exp_m1_phi_f32::<Scalar>(0.0, 88.0), (0.0, 0.0));
+        assert_eq!(exp_m1_phi_f32::<Scalar>(-1e30, 88.0).0, -1.0);
+        assert_eq!(exp_m1_phi_f32::<Scalar>(88.5, 100.0).0, f32::INFINITY);
+        assert_eq!(exp_m1_phi_f32::<Scalar>(16.5, 16.0).0, f32::INFINITY);
+        assert!(exp_m1_phi_f32::<Scalar>(15.5, 16.0).0.is_finite());
+        assert_eq!(
+            exp_m1_phi_f32::<Scalar>(f32::INFINITY, 88.0).0,
+            f32::INFINITY
+        );
+        let (a, b) = exp_m1_phi_f32::<Scalar>(f32::NAN, 88.0);
         assert!(a.is_nan() && b.is_nan());
     }
 

@@ -202,11 +202,12 @@ pub fn exp_m1<S: Simd, T: Real>(_: S, x: T) -> T {
     x.lane_exp_m1::<S>()
 }
 
-/// (e^x − 1, e^x − 1 − x) for f32 from one range reduction: e^x − 1 as [`exp_m1`] (inf above
-/// 88), and φ(−x) (see [`phi`]) within 8 ulp. Cheaper than the two apart.
+/// (e^x − 1, e^x − 1 − x) for f32 from one range reduction: e^x − 1 as [`exp_m1`], and φ(−x)
+/// (see [`phi`]) within 8 ulp. Cheaper than the two apart. e^x − 1 is inf for x above `hi`
+/// (and above 88 in any case): a range check at no cost for a caller that treats inf as "decline".
 #[inline(always)]
-pub fn exp_m1_phi<S: Simd>(_: S, x: f32) -> (f32, f32) {
-    exp::exp_m1_phi_f32::<S>(x)
+pub fn exp_m1_phi<S: Simd>(_: S, x: f32, hi: f32) -> (f32, f32) {
+    exp::exp_m1_phi_f32::<S>(x, hi)
 }
 
 /// e^x for f32 x ≤ 0, flushed to 0 below −87 (no subnormal results): the softmax numerator
