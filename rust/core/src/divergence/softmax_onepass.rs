@@ -27,9 +27,10 @@ use crate::simd::{vmath, Load, Simd};
 
 use super::softmax_simd::store_grad;
 
-/// Classes per span: the running max is updated per span (its rows stay in L1 between the max
-/// and the sums).
-const SPAN: usize = 8 * BLOCK;
+/// Accumulator lanes for rows shorter than [`LONG_ROW`]: a short row's work is small, and zeroing
+/// and folding [`BLOCK`]-sized accumulators (~20 KiB) would cost more than the row itself.
+const SHORT_BLOCK: usize = 32;
+const LONG_ROW: usize = 4 * BLOCK;
 
 /// The correction may be at most this many times the value (see the module notes).
 const COND: f64 = 64.0;
@@ -72,7 +73,8 @@ fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
     }
 }
 
-/// The sweep. Per span: the max of s (rescaling the f64 sums when it moves), then the terms,
+/// The sweep, with accumulators of `B` lanes. Per span of 8·B classes (both rows of a span stay in
+/// L1 between its two loops): the max of s (rescaling the f64 sums when it moves), then the terms,
 /// summed in f32 per position over the span's blocks (at most 8 terms: ≤ 8 roundings) and
 /// folded into f64 sums once per span.
 ///
@@ -80,23 +82,23 @@ fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
 /// at s = m = +inf; −δ is ±inf or NaN for any other non-finite logit, and e^{−δ} − 1, φ or the
 /// max of −δ follow), which the caller treats as declined.
 #[inline(always)]
-fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>(
+fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const B: usize>(
     simd: S,
     s: &[E],
     t: &[E],
     inv: f32,
     inv64: f64,
 ) -> Sums {
-    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    // c from the maxima of the first block: exact for a row led by one class, and any error
-    // only moves weight into the (checked) correction
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]); // conversion buffers (f16, bf16)
+                                                               // c from the maxima of the first block: exact for a row led by one class, and any error
+                                                               // only moves weight into the (checked) correction
     let c = {
-        let head = s.len().min(BLOCK);
+        let head = s.len().min(B);
         let (x, y) = (
             E::load(simd, &s[..head], &mut bx),
             E::load(simd, &t[..head], &mut by),
         );
-        let (mut mx, mut my) = ([f32::NEG_INFINITY; BLOCK], [f32::NEG_INFINITY; BLOCK]);
+        let (mut mx, mut my) = ([f32::NEG_INFINITY; B], [f32::NEG_INFINITY; B]);
         for i in 0..head {
             mx[i] = mx[i].max(x[i]);
             my[i] = my[i].max(y[i]);
@@ -104,41 +106,44 @@ fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>(
         (hmax(&mx[..head]) - hmax(&my[..head])) * inv
     };
     let (mut fe, mut fa, mut fu, mut f1, mut f2) = (
-        [0.0f32; BLOCK],
-        [0.0f32; BLOCK],
-        [0.0f32; BLOCK],
-        [0.0f32; BLOCK],
-        [0.0f32; BLOCK],
+        [0.0f32; B],
+        [0.0f32; B],
+        [0.0f32; B],
+        [0.0f32; B],
+        [0.0f32; B],
     );
     let (mut ze, mut za, mut zu, mut z1, mut z2) = (
-        [0.0f64; BLOCK],
-        [0.0f64; BLOCK],
-        [0.0f64; BLOCK],
-        [0.0f64; BLOCK],
-        [0.0f64; BLOCK],
+        [0.0f64; B],
+        [0.0f64; B],
+        [0.0f64; B],
+        [0.0f64; B],
+        [0.0f64; B],
     );
     let mut m = f32::NEG_INFINITY;
-    let used = s.len().min(BLOCK);
-    for (xs, ys) in s.chunks(SPAN).zip(t.chunks(SPAN)) {
-        let mut mx = [f32::NEG_INFINITY; BLOCK];
-        for cx in xs.chunks(BLOCK) {
+    let used = s.len().min(B);
+    for (xs, ys) in s.chunks(8 * B).zip(t.chunks(8 * B)) {
+        let mut mx = [f32::NEG_INFINITY; B];
+        for cx in xs.chunks(B) {
             let x = E::load(simd, cx, &mut bx);
             let m1 = &mut mx[..x.len()];
             for i in 0..x.len() {
                 m1[i] = m1[i].max(x[i]);
             }
         }
-        let span_max = hmax(&mx[..xs.len().min(BLOCK)]);
-        if span_max > m {
+        let span_max = hmax(&mx[..xs.len().min(B)]);
+        if span_max > m && m > f32::NEG_INFINITY {
+            // the sums so far were relative to the old max (none before the first span)
             let r = ((f64::from(m) - f64::from(span_max)) * inv64).exp();
             for acc in [&mut ze, &mut za, &mut zu, &mut z1, &mut z2] {
                 for v in acc[..used].iter_mut() {
                     *v *= r;
                 }
             }
+        }
+        if span_max > m {
             m = span_max;
         }
-        for (cx, cy) in xs.chunks(BLOCK).zip(ys.chunks(BLOCK)) {
+        for (cx, cy) in xs.chunks(B).zip(ys.chunks(B)) {
             let (x, y) = (E::load(simd, cx, &mut bx), E::load(simd, cy, &mut by));
             let n = x.len();
             let (y, fe, fa, fu, f1, f2) = (
@@ -165,7 +170,7 @@ fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>(
                 }
             }
         }
-        let (fold, clear) = (xs.len().min(BLOCK), used);
+        let (fold, clear) = (xs.len().min(B), used);
         for (z, f) in [(&mut ze, &mut fe), (&mut za, &mut fa), (&mut zu, &mut fu)] {
             for i in 0..fold {
                 z[i] += f64::from(f[i]);
@@ -206,10 +211,12 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: crate::element::Elem, const S
     let inv = inv64 as f32;
     let want_grad = grads.iter().any(Option::is_some);
     // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
-    let z = if SYM && !want_grad {
-        sums::<S, E, SYM, false>(simd, s, t, inv, inv64)
-    } else {
-        sums::<S, E, SYM, true>(simd, s, t, inv, inv64)
+    let phi = !SYM || want_grad;
+    let z = match (phi, s.len() < LONG_ROW) {
+        (false, true) => sums::<S, E, SYM, false, SHORT_BLOCK>(simd, s, t, inv, inv64),
+        (false, false) => sums::<S, E, SYM, false, BLOCK>(simd, s, t, inv, inv64),
+        (true, true) => sums::<S, E, SYM, true, SHORT_BLOCK>(simd, s, t, inv, inv64),
+        (true, false) => sums::<S, E, SYM, true, BLOCK>(simd, s, t, inv, inv64),
     };
     if !(z.a.is_finite()
         && z.u.is_finite()

@@ -15,13 +15,33 @@ pub const BLOCK: usize = 256;
 /// Σ v, pairwise in a fixed order (so the result does not depend on timing), with the rounding
 /// error of a balanced tree. Fold only the positions a kernel used: for a short row that is far
 /// fewer than `BLOCK`.
+///
+/// Inlined, so that it runs on the caller's SIMD path (kernels call it once per row).
+#[inline(always)]
 pub fn hsum<T: Real>(v: &[T]) -> T {
     if v.len() > BLOCK {
-        let (lo, hi) = v.split_at(v.len() / 2);
-        return hsum(lo) + hsum(hi);
+        return hsum_split(v);
     }
-    // Halve in place on a copy: each step is one vectorisable loop of run-time length.
-    let mut buf = [T::ZERO; BLOCK];
+    // A short slice is halved in a short buffer (zeroing BLOCK lanes would cost more than the sum).
+    if v.len() <= 32 {
+        halve::<T, 32>(v)
+    } else {
+        halve::<T, BLOCK>(v)
+    }
+}
+
+/// Σ v for v.len() > BLOCK: the two halves apart.
+#[inline(never)]
+fn hsum_split<T: Real>(v: &[T]) -> T {
+    let (lo, hi) = v.split_at(v.len() / 2);
+    hsum(lo) + hsum(hi)
+}
+
+/// Σ v for v.len() ≤ N, by halving in place on a copy: each step is one vectorisable loop of
+/// run-time length, and the order depends only on v.len().
+#[inline(always)]
+fn halve<T: Real, const N: usize>(v: &[T]) -> T {
+    let mut buf = [T::ZERO; N];
     buf[..v.len()].copy_from_slice(v);
     let mut n = v.len();
     while n > 1 {
