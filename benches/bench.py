@@ -178,11 +178,34 @@ def bench_case(name: str, shape, grad: bool, peers: Dict[str, Optional[dict]]):
     return n, row, ceiling
 
 
+def scaling_table(threads: int) -> str:
+    """float16 input against float32 on the same values, and 1 thread against `threads` (logitdiv
+    alone; the targets: float16 ≥ 1.5× float32, all threads ≥ 1.8× one on 2 cores)."""
+    s, t = make_inputs(SHAPES["lm"])
+    h, g = s.astype(np.float16), t.astype(np.float16)
+    rows = [f"| function | mode | float32, {threads} threads | float16 vs float32 | {threads} threads vs 1 |",
+            "|---|---|---|---|---|"]
+    for name in ("kl", "sym_kl", "sigmoid_sym_kl"):
+        for grad in (False, True):
+            call = (lambda a, b: LD[name](a, b, reduction="sum", grad=True)) if grad else (lambda a, b: LD[name](a, b))
+            ld.set_num_threads(threads)
+            t32 = timeit(lambda: call(s, t))
+            t16 = timeit(lambda: call(h, g))
+            ld.set_num_threads(1)
+            t1 = timeit(lambda: call(s, t))
+            ld.set_num_threads(threads)
+            mode = "value+grads" if grad else "value"
+            rows.append(f"| {name} | {mode} | {s.size / t32 / 1e9:.2f} G/s | {t32 / t16:.2f}× | {t1 / t32:.2f}× |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases, for a smoke run")
     parser.add_argument("--out", default=None, help="write the markdown table here")
     parser.add_argument("--only", default=None, help="comma-separated function:shape cases, e.g. kl:lm,sym_kl:lm")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also time float16 against float32 input and 1 thread against all threads (LM shape)")
     parser.add_argument("--paths", action="store_true",
                         help="also time logitdiv on every available SIMD path (the fast path against the scalar one)")
     args = parser.parse_args(argv)
@@ -244,6 +267,9 @@ def main(argv=None) -> int:
             line = f"| {name} | {shape_name} {shape} | {mode} | {rate} | " + " | ".join(ratios) + f" | {frac} |"
             lines.append(line)
             print(line, flush=True)
+    if args.scaling:
+        lines += ["", scaling_table(threads)]
+        print(lines[-1], flush=True)
     table = "\n".join(lines)
     if args.out:
         with open(args.out, "w") as f:

@@ -205,9 +205,11 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
         let mut pres = [0.0f32; BLOCK];
         let mut chk = [0.0f32; BLOCK];
         let mut acc = [0.0f64; BLOCK];
-        let mut cnt = [0.0f64; BLOCK];
         let ones = [1.0f64; BLOCK];
-        let mut keep = [0.0f32; BLOCK];
+        // without mask and weights every class is kept (absent only when −inf in both rows)
+        let weighted = w.is_some();
+        let plain = !weighted && mask.is_none();
+        let mut keep = [1.0f32; BLOCK];
         let mut scaled = [0.0f32; BLOCK];
         let mut off = 0;
         for (cs, ct) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
@@ -220,8 +222,10 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
             };
             // Classes kept by the mask and the weights (the others are absent, never read).
             let keep = &mut keep[..n];
-            for i in 0..n {
-                keep[i] = if w[i] != 0.0 { 1.0 } else { 0.0 };
+            if !plain {
+                for i in 0..n {
+                    keep[i] = if w[i] != 0.0 { 1.0 } else { 0.0 };
+                }
             }
             if let Some(m) = mask {
                 let m = &m[off..off + n];
@@ -239,7 +243,31 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                 &mut chk[..n],
             );
             // One f32 loop per kind, each straight-line.
-            if sym {
+            if sym && !GRAD {
+                // value only: (σ(a) − σ(b))(a − b) = |d|(1 − e^{−|d|}) σ(hi) σ(−lo) with (hi, lo) =
+                // (a, b) for d ≥ 0 and (b, a) otherwise: a product of positive factors, each to a
+                // few ulp, one division (σ(hi) or σ(−lo) underflows to 0 where e^{−hi} or e^{lo}
+                // overflows: the term is then below e^{−88})
+                for i in 0..n {
+                    let (xv, yv) = (x[i], y[i]);
+                    let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
+                    let absent =
+                        keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
+                    let a = if absent { 0.0 } else { a0 };
+                    let b = if absent { 0.0 } else { b0 };
+                    let d = if absent { 0.0 } else { d0 };
+                    chk[i] += (a + b + d) * 0.0;
+                    let pos = d >= 0.0;
+                    let hi = if pos { a } else { b };
+                    let lo = if pos { b } else { a };
+                    let ad = d.abs();
+                    let num = ad * -vmath::exp_m1(simd, -ad);
+                    let den = (1.0 + vmath::exp(simd, -hi)) * (1.0 + vmath::exp(simd, lo));
+                    let v = num / den;
+                    term[i] = if absent { 0.0 } else { v };
+                    pres[i] += if absent { 0.0 } else { 1.0 };
+                }
+            } else if sym {
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
@@ -261,7 +289,7 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                         ds[i] = if absent { 0.0 } else { g_s };
                         dt[i] = if absent { 0.0 } else { g_t };
                     }
-                    pres[i] = if absent { 0.0 } else { 1.0 };
+                    pres[i] += if absent { 0.0 } else { 1.0 };
                 }
             } else {
                 for i in 0..n {
@@ -296,14 +324,19 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                         ds[i] = if absent { 0.0 } else { g_s };
                         dt[i] = if absent { 0.0 } else { -diff };
                     }
-                    pres[i] = if absent { 0.0 } else { 1.0 };
+                    pres[i] += if absent { 0.0 } else { 1.0 };
                 }
             }
             // Widening loops (f64 width): value, count, gradients.
-            let (acc, cnt) = (&mut acc[..n], &mut cnt[..n]);
-            for i in 0..n {
-                acc[i] += w[i] * f64::from(term[i]);
-                cnt[i] += f64::from(pres[i]);
+            let acc = &mut acc[..n];
+            if weighted {
+                for i in 0..n {
+                    acc[i] += w[i] * f64::from(term[i]);
+                }
+            } else {
+                for i in 0..n {
+                    acc[i] += f64::from(term[i]);
+                }
             }
             // scale·w·d in f64, rounded once to f32 (then to a half type by a vector conversion),
             // the same bits with or without weights of 1
@@ -328,7 +361,8 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
         if hsum(&chk[..used]).is_nan() {
             return None;
         }
-        Some((hsum(&acc[..used]), hsum(&cnt[..used])))
+        // classes present, counted per lane in f32: exact below 2^24 per lane (rows < 2^32 classes)
+        Some((hsum(&acc[..used]), f64::from(hsum(&pres[..used]))))
     }
 }
 
@@ -430,6 +464,55 @@ mod tests {
     }
 
     const KINDS: [PairKind; 2] = [PairKind::SigmoidSymKl, PairKind::SigmoidKl];
+
+    /// The value-only loops (no gradient asked) against the scalar kernel, far and near rows,
+    /// every path.
+    #[test]
+    fn value_only_matches_the_scalar_kernel() {
+        for (n, scale, eps, tau) in [
+            (9usize, 3.0, 0.5, 1.0),
+            (300, 8.0, 1e-3, 1.0),
+            (5000, 30.0, 2.0, 0.7),
+            (4099, 60.0, 1e-5, 1.0),
+        ] {
+            let s: Vec<f32> = noise(n, n as u64)
+                .iter()
+                .map(|v| (v * scale) as f32)
+                .collect();
+            let t: Vec<f32> = s
+                .iter()
+                .zip(noise(n, 3))
+                .map(|(&v, e)| v + (e * eps) as f32)
+                .collect();
+            let prm = RowParams {
+                inv_tau: 1.0 / tau,
+                beta: 0.5,
+                grad_scale: 1.0,
+            };
+            for kind in KINDS {
+                let (want, _, _) = scalar(kind, &s, &t, None, &prm);
+                for isa in available() {
+                    let got = try_row_on::<f32, f32>(
+                        isa.into(),
+                        kind,
+                        &s,
+                        &t,
+                        None,
+                        None,
+                        &prm,
+                        &mut [None, None],
+                    )
+                    .unwrap_or_else(|| panic!("{isa} {kind:?}: declined"));
+                    assert!(
+                        close(got.value, want.value, 2e-6, 0.0),
+                        "{isa} {kind:?} n={n}: {} vs {}",
+                        got.value,
+                        want.value
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_path_matches_the_scalar_kernel() {
