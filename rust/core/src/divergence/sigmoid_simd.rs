@@ -243,31 +243,7 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                 &mut chk[..n],
             );
             // One f32 loop per kind, each straight-line.
-            if sym && !GRAD {
-                // value only: (σ(a) − σ(b))(a − b) = |d|(1 − e^{−|d|}) σ(hi) σ(−lo) with (hi, lo) =
-                // (a, b) for d ≥ 0 and (b, a) otherwise: a product of positive factors, each to a
-                // few ulp, one division (σ(hi) or σ(−lo) underflows to 0 where e^{−hi} or e^{lo}
-                // overflows: the term is then below e^{−88})
-                for i in 0..n {
-                    let (xv, yv) = (x[i], y[i]);
-                    let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
-                    let absent =
-                        keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
-                    let a = if absent { 0.0 } else { a0 };
-                    let b = if absent { 0.0 } else { b0 };
-                    let d = if absent { 0.0 } else { d0 };
-                    chk[i] += (a + b + d) * 0.0;
-                    let pos = d >= 0.0;
-                    let hi = if pos { a } else { b };
-                    let lo = if pos { b } else { a };
-                    let ad = d.abs();
-                    let num = ad * -vmath::exp_m1(simd, -ad);
-                    let den = (1.0 + vmath::exp(simd, -hi)) * (1.0 + vmath::exp(simd, lo));
-                    let v = num / den;
-                    term[i] = if absent { 0.0 } else { v };
-                    pres[i] += if absent { 0.0 } else { 1.0 };
-                }
-            } else if sym {
+            if sym {
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);

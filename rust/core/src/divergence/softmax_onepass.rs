@@ -459,6 +459,37 @@ mod tests {
         }
     }
 
+    /// The value does not depend on whether gradients were asked for (bit for bit).
+    #[test]
+    fn the_value_is_the_same_with_and_without_gradients() {
+        for c in [100, 5000] {
+            let (s, t) = pair(c, 6.0, 0.2, 0.5, 21);
+            for isa in available() {
+                for sym in [false, true] {
+                    let prm = RowParams {
+                        inv_tau: 1.0 / 0.8,
+                        beta: 0.5,
+                        grad_scale: 1.0,
+                    };
+                    let bare = dispatch_on(
+                        isa,
+                        One {
+                            sym,
+                            s: &s,
+                            t: &t,
+                            prm,
+                            grads: [None, None],
+                        },
+                    )
+                    .unwrap()
+                    .unwrap();
+                    let with = one_pass(isa, sym, &s, &t, 0.8).unwrap().0;
+                    assert_eq!(bare.to_bits(), with.to_bits(), "{isa} sym={sym} c={c}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn identical_rows_give_exactly_zero() {
         let (s, _) = pair(5000, 25.0, 0.0, 0.0, 3);
