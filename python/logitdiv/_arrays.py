@@ -95,8 +95,12 @@ def raw(arr: np.ndarray) -> np.ndarray:
     return arr.view(np.uint16) if arr.dtype.itemsize == 2 else arr
 
 
+_ELEM_BY_DTYPE = {np.dtype(np.float16): "f16", _F32: "f32", _F64: "f64"}
+
+
 def elem_name(dtype: np.dtype) -> str:
-    return _ELEM[dtype.name]
+    # a dtype lookup first: `dtype.name` is slow for a per-call path
+    return _ELEM_BY_DTYPE.get(dtype) or _ELEM[dtype.name]
 
 
 def broadcast_rows(x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> np.ndarray:

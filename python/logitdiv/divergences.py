@@ -29,25 +29,29 @@ def _pair(
     out: Optional[np.ndarray],
     grad_out: Any,
 ) -> Result:
-    fast = _small_call(kind, s, t, temperature, where, weights, beta, reduction, grad, out, grad_out)
-    if fast is not None:
-        return fast
-    s_arr = A.as_float_array(s, "s")
-    t_arr = A.as_float_array(t, "t")
-    if s_arr.shape != t_arr.shape:
-        raise ValueError(f"s and t must have the same shape; got {s_arr.shape} and {t_arr.shape}")
-    reduction = A.check_reduction(reduction)
-    grad = A.check_flag(grad, "grad")
-    temperature = A.check_number(temperature, "temperature")
-    beta = A.check_number(beta, "beta")
-    shape = s_arr.shape
-    if shape[-1] == 0:
-        raise ValueError(f"s and t must have at least one class on the last axis; got shape {shape}")
-    dtype = A.common_dtype(s_arr, t_arr)
-    s2 = A.rows_view(s_arr.astype(dtype, copy=False))
-    t2 = A.rows_view(t_arr.astype(dtype, copy=False))
-    mask2 = None if where is None else A.broadcast_rows(where, shape, "where", bool).view(np.uint8)
-    weights2 = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
+    if _is_plain_call(s, t, where, weights, temperature, beta, reduction, grad, out, grad_out):
+        # the common call: the checks of `_is_plain_call` are all it needs
+        shape, dtype = s.shape, s.dtype
+        s2, t2 = s.reshape(-1, shape[-1]), t.reshape(-1, shape[-1])
+        mask2 = weights2 = None
+        temperature, beta = float(temperature), float(beta)
+    else:
+        s_arr = A.as_float_array(s, "s")
+        t_arr = A.as_float_array(t, "t")
+        if s_arr.shape != t_arr.shape:
+            raise ValueError(f"s and t must have the same shape; got {s_arr.shape} and {t_arr.shape}")
+        reduction = A.check_reduction(reduction)
+        grad = A.check_flag(grad, "grad")
+        temperature = A.check_number(temperature, "temperature")
+        beta = A.check_number(beta, "beta")
+        shape = s_arr.shape
+        if shape[-1] == 0:
+            raise ValueError(f"s and t must have at least one class on the last axis; got shape {shape}")
+        dtype = A.common_dtype(s_arr, t_arr)
+        s2 = A.rows_view(s_arr.astype(dtype, copy=False))
+        t2 = A.rows_view(t_arr.astype(dtype, copy=False))
+        mask2 = None if where is None else A.broadcast_rows(where, shape, "where", bool).view(np.uint8)
+        weights2 = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
 
     vdtype = A.value_dtype(dtype)
     lead = shape[:-1]
@@ -80,52 +84,25 @@ def _pair(
     return (value, gs, gt) if grad else value
 
 
-# The common call, checked in a few attribute reads: two C-contiguous, aligned arrays of one
-# native float dtype, no mask, weights or buffers. Anything else takes the general path in `_pair`
-# (which gives the same results and every error message).
-_FAST_ELEM = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.float16): "f16"}
-_FAST_NUMBER = (int, float)
+# The common call, recognised in a few attribute reads: two C-contiguous, aligned arrays of one
+# shape and one native float dtype, plain numbers, no mask, weights or buffers. Anything else takes
+# the general checks in `_pair` (same results, and every error message).
+_PLAIN_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
+_PLAIN_NUMBER = (int, float)
 
 
-def _small_call(kind, s, t, temperature, where, weights, beta, reduction, grad, out, grad_out) -> Optional[Result]:
-    if not (type(s) is np.ndarray and type(t) is np.ndarray) or where is not None or weights is not None:
-        return None
+def _is_plain_call(s, t, where, weights, temperature, beta, reduction, grad, out, grad_out) -> bool:
+    if type(s) is not np.ndarray or type(t) is not np.ndarray or where is not None or weights is not None:
+        return False
     if out is not None or grad_out is not None or (grad is not True and grad is not False):
-        return None
-    elem = _FAST_ELEM.get(s.dtype)
+        return False
     shape = s.shape
-    if elem is None or t.dtype != s.dtype or t.shape != shape or not shape or shape[-1] == 0:
-        return None
-    if type(temperature) not in _FAST_NUMBER or type(beta) not in _FAST_NUMBER or reduction not in A.REDUCTIONS:
-        return None
+    if s.dtype not in _PLAIN_DTYPES or t.dtype != s.dtype or t.shape != shape or not shape or s.size == 0:
+        return False
+    if type(temperature) not in _PLAIN_NUMBER or type(beta) not in _PLAIN_NUMBER or reduction not in A.REDUCTIONS:
+        return False
     sf, tf = s.flags, t.flags
-    if not (sf.c_contiguous and tf.c_contiguous and sf.aligned and tf.aligned):
-        return None
-    cols = shape[-1]
-    s2, t2 = s.reshape(-1, cols), t.reshape(-1, cols)
-    if elem == "f16":
-        s2, t2 = s2.view(np.uint16), t2.view(np.uint16)
-    vdtype = A.value_dtype(s.dtype)
-    values = np.empty(shape[:-1], dtype=vdtype) if reduction == "none" else None
-    gs = gt = None
-    if grad:
-        gs, gt = np.empty(shape, dtype=s.dtype), np.empty(shape, dtype=s.dtype)
-    total, _counted = _native.pair_divergence(
-        kind,
-        elem,
-        s2,
-        t2,
-        None,
-        None,
-        float(temperature),
-        float(beta),
-        reduction,
-        None if values is None else values.reshape(-1),
-        None if gs is None else A.raw(gs.reshape(-1, cols)),
-        None if gt is None else A.raw(gt.reshape(-1, cols)),
-    )
-    value = values if values is not None else vdtype.type(total)
-    return (value, gs, gt) if grad else value
+    return sf.c_contiguous and tf.c_contiguous and sf.aligned and tf.aligned
 
 
 _COMMON = """

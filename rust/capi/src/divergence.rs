@@ -31,10 +31,7 @@ unsafe fn call<T: Elem>(
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
         if cols == 0 {
-            return Err(Fail::new(
-                ld_status::LD_BAD_SHAPE,
-                "cols must be at least 1 (the classes); got 0",
-            ));
+            return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
         }
         let (base, extra) = match kind {
             PairKind::Kl => ("kl", 0),
@@ -43,45 +40,21 @@ unsafe fn call<T: Elem>(
             PairKind::SigmoidKl => ("sigmoid_kl", reads::WEIGHTS),
             PairKind::SigmoidSymKl => ("sigmoid_sym_kl", reads::WEIGHTS),
         };
-        let o = options::read(
-            options,
-            Name(base, T::NAME),
-            reads::TEMPERATURE | reads::MASK | extra,
-        )?;
+        let o = options::read(options, Name(base, T::NAME), reads::TEMPERATURE | reads::MASK | extra)?;
         let result = output_scalar("result", result)?;
         let s = input("s", s, rows, cols, s_stride, Repeat::Refused)?;
         let t = input("t", t, rows, cols, t_stride, Repeat::Refused)?;
         let mask = if o.mask.is_null() {
             None
         } else {
-            Some(input(
-                "options.mask",
-                o.mask,
-                rows,
-                cols,
-                o.mask_stride,
-                Repeat::Allowed,
-            )?)
+            Some(input("options.mask", o.mask, rows, cols, o.mask_stride, Repeat::Allowed)?)
         };
         let weights = if o.weights.is_null() {
             None
         } else {
-            Some(input(
-                "options.weights",
-                o.weights,
-                rows,
-                cols,
-                o.weights_stride,
-                Repeat::Allowed,
-            )?)
+            Some(input("options.weights", o.weights, rows, cols, o.weights_stride, Repeat::Allowed)?)
         };
-        let opts = PairOptions {
-            temperature: o.temperature,
-            beta: o.beta,
-            mask,
-            weights,
-            reduction: reduction(o.reduction)?,
-        };
+        let opts = PairOptions { temperature: o.temperature, beta: o.beta, mask, weights, reduction: reduction(o.reduction)? };
         let out = PairOutputs {
             values: output_vec("values", values, rows)?,
             grad_s: output("grad_s", grad_s, rows, cols)?,
@@ -103,36 +76,9 @@ unsafe fn call<T: Elem>(
 /// # Safety
 /// Every non-NULL pointer must cover the elements its sizes and strides describe.
 #[no_mangle]
-pub unsafe extern "C" fn ld_kl_f32(
-    s: *const f32,
-    s_stride: usize,
-    t: *const f32,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad_s: *mut f32,
-    grad_t: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::Kl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::Kl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// KL(p‖q) per row, float64.
@@ -140,36 +86,9 @@ pub unsafe extern "C" fn ld_kl_f32(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_kl_f64(
-    s: *const f64,
-    s_stride: usize,
-    t: *const f64,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad_s: *mut f64,
-    grad_t: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::Kl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::Kl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// KL(p‖q) + KL(q‖p) per row.
@@ -177,36 +96,9 @@ pub unsafe extern "C" fn ld_kl_f64(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sym_kl_f32(
-    s: *const f32,
-    s_stride: usize,
-    t: *const f32,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad_s: *mut f32,
-    grad_t: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sym_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::SymKl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::SymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// KL(p‖q) + KL(q‖p) per row, float64.
@@ -214,36 +106,9 @@ pub unsafe extern "C" fn ld_sym_kl_f32(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sym_kl_f64(
-    s: *const f64,
-    s_stride: usize,
-    t: *const f64,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad_s: *mut f64,
-    grad_t: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sym_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::SymKl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::SymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
@@ -252,36 +117,9 @@ pub unsafe extern "C" fn ld_sym_kl_f64(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_js_f32(
-    s: *const f32,
-    s_stride: usize,
-    t: *const f32,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad_s: *mut f32,
-    grad_t: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_js_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::Js,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::Js, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// Jensen–Shannon divergence, float64.
@@ -289,36 +127,9 @@ pub unsafe extern "C" fn ld_js_f32(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_js_f64(
-    s: *const f64,
-    s_stride: usize,
-    t: *const f64,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad_s: *mut f64,
-    grad_t: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_js_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::Js,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::Js, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row (weights in options.weights).
@@ -327,36 +138,9 @@ pub unsafe extern "C" fn ld_js_f64(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sigmoid_kl_f32(
-    s: *const f32,
-    s_stride: usize,
-    t: *const f32,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad_s: *mut f32,
-    grad_t: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sigmoid_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::SigmoidKl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::SigmoidKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// Sigmoid KL, float64.
@@ -364,36 +148,9 @@ pub unsafe extern "C" fn ld_sigmoid_kl_f32(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sigmoid_kl_f64(
-    s: *const f64,
-    s_stride: usize,
-    t: *const f64,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad_s: *mut f64,
-    grad_t: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sigmoid_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::SigmoidKl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::SigmoidKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// Σ_i w_i (σ(s_i/τ) − σ(t_i/τ))(s_i − t_i)/τ per row: the GlobalPointer KL.
@@ -402,36 +159,9 @@ pub unsafe extern "C" fn ld_sigmoid_kl_f64(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sigmoid_sym_kl_f32(
-    s: *const f32,
-    s_stride: usize,
-    t: *const f32,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad_s: *mut f32,
-    grad_t: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sigmoid_sym_kl_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::SigmoidSymKl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::SigmoidSymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// The GlobalPointer KL, float64.
@@ -439,34 +169,7 @@ pub unsafe extern "C" fn ld_sigmoid_sym_kl_f32(
 /// # Safety
 /// As `ld_kl_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sigmoid_sym_kl_f64(
-    s: *const f64,
-    s_stride: usize,
-    t: *const f64,
-    t_stride: usize,
-    rows: usize,
-    cols: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad_s: *mut f64,
-    grad_t: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sigmoid_sym_kl_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        call(
-            PairKind::SigmoidSymKl,
-            s,
-            s_stride,
-            t,
-            t_stride,
-            rows,
-            cols,
-            options,
-            values,
-            result,
-            grad_s,
-            grad_t,
-        )
-    }
+    unsafe { call(PairKind::SigmoidSymKl, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }

@@ -22,11 +22,10 @@ use std::ffi::{c_char, CStr};
 /// The library version, e.g. "0.1.0" (a static string).
 #[no_mangle]
 pub extern "C" fn ld_version() -> *const c_char {
-    static VERSION: &CStr =
-        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-            Ok(v) => v,
-            Err(_) => panic!("version string"),
-        };
+    static VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("version string"),
+    };
     VERSION.as_ptr()
 }
 

@@ -9,23 +9,17 @@
 //! here computes: the core validates labels and options and does the mathematics.
 
 use logitdiv_core::{
-    BceOptions, Elem, GammaOptions, GlobalPointerOptions, KdOptions, LossOutputs, Masks,
-    MultilabelOptions, Positives, RdropOptions, Reduced, SoftmaxCeOptions, SparseMultilabelOptions,
-    Target,
+    BceOptions, Elem, GammaOptions, GlobalPointerOptions, KdOptions, LossOutputs, Masks, MultilabelOptions, Positives,
+    RdropOptions, Reduced, SoftmaxCeOptions, SparseMultilabelOptions, Target,
 };
 
-use crate::options::{
-    self, flag, gp_reduction, ld_options, positives_layout, rdrop_kind, reads, reduction, Name,
-};
+use crate::options::{self, flag, gp_reduction, ld_options, positives_layout, rdrop_kind, reads, reduction, Name};
 use crate::status::{guard, ld_status, Fail};
 use crate::views::{input, input_vec, output, output_scalar, output_vec, Repeat};
 
 fn need_classes(cols: usize) -> Result<(), Fail> {
     if cols == 0 {
-        return Err(Fail::new(
-            ld_status::LD_BAD_SHAPE,
-            "cols must be at least 1 (the classes); got 0",
-        ));
+        return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
     }
     Ok(())
 }
@@ -39,16 +33,7 @@ unsafe fn masks<'a>(o: &ld_options, rows: usize, cols: usize) -> Result<Masks<'a
         None
     } else {
         // SAFETY: the caller's contract.
-        Some(unsafe {
-            input(
-                "options.mask",
-                o.mask,
-                rows,
-                cols,
-                o.mask_stride,
-                Repeat::Allowed,
-            )?
-        })
+        Some(unsafe { input("options.mask", o.mask, rows, cols, o.mask_stride, Repeat::Allowed)? })
     };
     let rows_kept = if o.row_mask.is_null() {
         None
@@ -56,10 +41,7 @@ unsafe fn masks<'a>(o: &ld_options, rows: usize, cols: usize) -> Result<Masks<'a
         // SAFETY: the caller's contract.
         Some(unsafe { input_vec("options.row_mask", o.row_mask, rows)? })
     };
-    Ok(Masks {
-        classes,
-        rows: rows_kept,
-    })
+    Ok(Masks { classes, rows: rows_kept })
 }
 
 /// Class indices or probabilities: exactly one of `labels`, `probs` non-NULL, or (when not
@@ -83,29 +65,16 @@ unsafe fn target<'a, T>(
             "labels and target_probs are both given: pass class indices or probabilities, not both",
         )),
         // SAFETY: the caller's contract.
-        (false, true) => Ok(Some(Target::Classes {
-            labels: unsafe { input_vec("labels", labels, rows)? },
-            ignore_index,
-        })),
+        (false, true) => Ok(Some(Target::Classes { labels: unsafe { input_vec("labels", labels, rows)? }, ignore_index })),
         // SAFETY: the caller's contract.
         (true, false) => Ok(Some(Target::Probs(unsafe {
-            input(
-                "target_probs",
-                probs,
-                rows,
-                cols,
-                probs_stride,
-                Repeat::Refused,
-            )?
+            input("target_probs", probs, rows, cols, probs_stride, Repeat::Refused)?
         }))),
         (true, true) if required && rows > 0 => Err(Fail::new(
             ld_status::LD_NULL_POINTER,
             "labels and target_probs are both NULL: pass class indices or probabilities",
         )),
-        (true, true) if required => Ok(Some(Target::Classes {
-            labels: &[],
-            ignore_index,
-        })),
+        (true, true) if required => Ok(Some(Target::Classes { labels: &[], ignore_index })),
         (true, true) => Ok(None),
     }
 }
@@ -142,11 +111,7 @@ unsafe fn softmax_ce<T: Elem>(
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
         need_classes(cols)?;
-        let read = reads::TEMPERATURE
-            | reads::MASK
-            | reads::ROW_MASK
-            | reads::LABEL_SMOOTHING
-            | reads::IGNORE_INDEX;
+        let read = reads::TEMPERATURE | reads::MASK | reads::ROW_MASK | reads::LABEL_SMOOTHING | reads::IGNORE_INDEX;
         let o = options::read(options, Name("softmax_ce", T::NAME), read)?;
         let opts = SoftmaxCeOptions {
             label_smoothing: o.label_smoothing,
@@ -155,15 +120,7 @@ unsafe fn softmax_ce<T: Elem>(
             reduction: reduction(o.reduction)?,
         };
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
-        let target = target(
-            labels,
-            target_probs,
-            target_stride,
-            rows,
-            cols,
-            o.ignore_index,
-            true,
-        )?;
+        let target = target(labels, target_probs, target_stride, rows, cols, o.ignore_index, true)?;
         let target = target.expect("a required target");
         let out = LossOutputs {
             values: output_vec("values", values, rows)?,
@@ -196,16 +153,9 @@ unsafe fn dense<T: Elem>(
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
         need_classes(cols)?;
-        let (base, extra) = if multilabel {
-            ("multilabel_ce", 0)
-        } else {
-            ("bce", reads::WEIGHTS | reads::POS_WEIGHT)
-        };
-        let o = options::read(
-            options,
-            Name(base, T::NAME),
-            reads::MASK | reads::ROW_MASK | extra,
-        )?;
+        let (base, extra) =
+            if multilabel { ("multilabel_ce", 0) } else { ("bce", reads::WEIGHTS | reads::POS_WEIGHT) };
+        let o = options::read(options, Name(base, T::NAME), reads::MASK | reads::ROW_MASK | extra)?;
         let reduction = reduction(o.reduction)?;
         let masks = masks(&o, rows, cols)?;
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
@@ -216,12 +166,7 @@ unsafe fn dense<T: Elem>(
             grad_second: None,
         };
         let reduced = if multilabel {
-            logitdiv_core::multilabel_ce::<T, T, T>(
-                logits,
-                target,
-                &MultilabelOptions { masks, reduction },
-                out,
-            )?
+            logitdiv_core::multilabel_ce::<T, T, T>(logits, target, &MultilabelOptions { masks, reduction }, out)?
         } else {
             let per_class = |what: &str, ptr: *const f64, stride: usize| {
                 if ptr.is_null() {
@@ -265,28 +210,15 @@ unsafe fn sparse_multilabel_ce<T: Elem>(
         need_classes(cols)?;
         let read = reads::MASK | reads::ROW_MASK | reads::PAD;
         let o = options::read(options, Name("sparse_multilabel_ce", T::NAME), read)?;
-        let opts = SparseMultilabelOptions {
-            masks: masks(&o, rows, cols)?,
-            reduction: reduction(o.reduction)?,
-        };
+        let opts = SparseMultilabelOptions { masks: masks(&o, rows, cols)?, reduction: reduction(o.reduction)? };
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
-        let indices = input(
-            "positives",
-            positives,
-            rows,
-            npos,
-            positives_stride,
-            Repeat::Refused,
-        )?;
+        let indices = input("positives", positives, rows, npos, positives_stride, Repeat::Refused)?;
         let out = LossOutputs {
             values: output_vec("values", values, rows)?,
             grad: output("grad", grad, rows, cols)?,
             grad_second: None,
         };
-        let positives = Positives {
-            indices,
-            pad: o.pad,
-        };
+        let positives = Positives { indices, pad: o.pad };
         let reduced = logitdiv_core::sparse_multilabel_ce::<T, T>(logits, positives, &opts, out)?;
         write_result(result, reduced)?;
         Ok(())
@@ -321,69 +253,34 @@ unsafe fn globalpointer_ce<T: Elem>(
             return Err(shape("heads must be at least 1; got 0".into()));
         }
         if len == 0 {
-            return Err(shape(
-                "len (the sequence length L) must be at least 1; got 0".into(),
-            ));
+            return Err(shape("len (the sequence length L) must be at least 1; got 0".into()));
         }
-        let rows = batch.checked_mul(heads).ok_or_else(|| {
-            shape(format!(
-                "batch {batch} × heads {heads} overflows the address space"
-            ))
-        })?;
-        let cols = len
-            .checked_mul(len)
-            .ok_or_else(|| shape(format!("len {len} × len overflows the address space")))?;
+        let rows = batch
+            .checked_mul(heads)
+            .ok_or_else(|| shape(format!("batch {batch} × heads {heads} overflows the address space")))?;
+        let cols = len.checked_mul(len).ok_or_else(|| shape(format!("len {len} × len overflows the address space")))?;
         let spans = positives_layout(layout)?;
         let width = if spans {
-            npos.checked_mul(2).ok_or_else(|| {
-                shape(format!("npos {npos} spans × 2 overflows the address space"))
-            })?
+            npos.checked_mul(2).ok_or_else(|| shape(format!("npos {npos} spans × 2 overflows the address space")))?
         } else {
             npos
         };
         let o = options::read(options, Name("globalpointer_ce", T::NAME), reads::PAD)?;
         let reduction = gp_reduction(o.reduction)?;
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
-        let indices = input(
-            "positives",
-            positives,
-            rows,
-            width,
-            positives_stride,
-            Repeat::Refused,
-        )?;
+        let indices = input("positives", positives, rows, width, positives_stride, Repeat::Refused)?;
         let token_mask = if token_mask.is_null() {
             None
         } else {
-            Some(input(
-                "token_mask",
-                token_mask,
-                batch,
-                len,
-                token_mask_stride,
-                Repeat::Allowed,
-            )?)
+            Some(input("token_mask", token_mask, batch, len, token_mask_stride, Repeat::Allowed)?)
         };
         let out = LossOutputs {
             values: output_vec("values", values, rows)?,
             grad: output("grad", grad, rows, cols)?,
             grad_second: None,
         };
-        let opts = GlobalPointerOptions {
-            heads,
-            token_mask,
-            spans,
-            reduction,
-        };
-        let reduced = logitdiv_core::globalpointer_ce::<T, T>(
-            logits,
-            Positives {
-                indices,
-                pad: o.pad,
-            },
-            &opts,
-            out,
-        )?;
+        let opts = GlobalPointerOptions { heads, token_mask, spans, reduction };
+        let reduced = logitdiv_core::globalpointer_ce::<T, T>(logits, Positives { indices, pad: o.pad }, &opts, out)?;
         write_result(result, reduced)?;
         Ok(())
     })
@@ -407,8 +304,7 @@ unsafe fn gamma_ce<T: Elem>(
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
         need_classes(cols)?;
-        let read =
-            reads::MASK | reads::ROW_MASK | reads::IGNORE_INDEX | reads::GAMMA | reads::THRESHOLD;
+        let read = reads::MASK | reads::ROW_MASK | reads::IGNORE_INDEX | reads::GAMMA | reads::THRESHOLD;
         let o = options::read(options, Name("gamma_ce", T::NAME), read)?;
         let opts = GammaOptions {
             gamma: o.gamma,
@@ -480,31 +376,9 @@ unsafe fn kd_loss<T: Elem>(
             masks: masks(&o, rows, cols)?,
             reduction: reduction(o.reduction)?,
         };
-        let student = input(
-            "student",
-            student,
-            rows,
-            cols,
-            student_stride,
-            Repeat::Refused,
-        )?;
-        let teacher = input(
-            "teacher",
-            teacher,
-            rows,
-            cols,
-            teacher_stride,
-            Repeat::Refused,
-        )?;
-        let target = target(
-            labels,
-            target_probs,
-            target_stride,
-            rows,
-            cols,
-            o.ignore_index,
-            false,
-        )?;
+        let student = input("student", student, rows, cols, student_stride, Repeat::Refused)?;
+        let teacher = input("teacher", teacher, rows, cols, teacher_stride, Repeat::Refused)?;
+        let target = target(labels, target_probs, target_stride, rows, cols, o.ignore_index, false)?;
         let out = LossOutputs {
             values: output_vec("values", values, rows)?,
             grad: output("grad_student", grad_student, rows, cols)?,
@@ -540,12 +414,8 @@ unsafe fn rdrop_loss<T: Elem>(
     guard(|| unsafe {
         need_classes(cols)?;
         let name = Name("rdrop_loss", T::NAME);
-        let read = reads::ALPHA
-            | reads::KIND
-            | reads::LABEL_SMOOTHING
-            | reads::IGNORE_INDEX
-            | reads::MASK
-            | reads::ROW_MASK;
+        let read =
+            reads::ALPHA | reads::KIND | reads::LABEL_SMOOTHING | reads::IGNORE_INDEX | reads::MASK | reads::ROW_MASK;
         let o = options::read(options, name, read)?;
         let opts = RdropOptions {
             alpha: alpha_set(&o, name, "α ≥ 0")?,
@@ -556,15 +426,7 @@ unsafe fn rdrop_loss<T: Elem>(
         };
         let s1 = input("s1", s1, rows, cols, s1_stride, Repeat::Refused)?;
         let s2 = input("s2", s2, rows, cols, s2_stride, Repeat::Refused)?;
-        let target = target(
-            labels,
-            target_probs,
-            target_stride,
-            rows,
-            cols,
-            o.ignore_index,
-            true,
-        )?;
+        let target = target(labels, target_probs, target_stride, rows, cols, o.ignore_index, true)?;
         let target = target.expect("a required target");
         let out = LossOutputs {
             values: output_vec("values", values, rows)?,
@@ -591,35 +453,9 @@ unsafe fn rdrop_loss<T: Elem>(
 /// Every non-NULL pointer must cover the elements its sizes and strides describe; outputs must not
 /// overlap inputs or each other.
 #[no_mangle]
-pub unsafe extern "C" fn ld_softmax_ce_f32(
-    logits: *const f32,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    target_probs: *const f32,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_softmax_ce_f32(logits: *const f32, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f32, target_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        softmax_ce(
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            labels,
-            target_probs,
-            target_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad) }
 }
 
 /// Softmax cross-entropy, float64.
@@ -627,35 +463,9 @@ pub unsafe extern "C" fn ld_softmax_ce_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_softmax_ce_f64(
-    logits: *const f64,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    target_probs: *const f64,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_softmax_ce_f64(logits: *const f64, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f64, target_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        softmax_ce(
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            labels,
-            target_probs,
-            target_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad) }
 }
 
 /// Binary cross-entropy with logits summed over the classes of a row, against `target` (rows × cols
@@ -667,34 +477,9 @@ pub unsafe extern "C" fn ld_softmax_ce_f64(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_bce_f32(
-    logits: *const f32,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    target: *const f32,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_bce_f32(logits: *const f32, logits_stride: usize, rows: usize, cols: usize, target: *const f32, target_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        dense(
-            false,
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            target,
-            target_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { dense(false, logits, logits_stride, rows, cols, target, target_stride, options, values, result, grad) }
 }
 
 /// Binary cross-entropy, float64.
@@ -702,34 +487,9 @@ pub unsafe extern "C" fn ld_bce_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_bce_f64(
-    logits: *const f64,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    target: *const f64,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_bce_f64(logits: *const f64, logits_stride: usize, rows: usize, cols: usize, target: *const f64, target_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        dense(
-            false,
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            target,
-            target_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { dense(false, logits, logits_stride, rows, cols, target, target_stride, options, values, result, grad) }
 }
 
 /// Su's multilabel softmax cross-entropy per row against dense labels `target` (rows × cols of the
@@ -739,34 +499,9 @@ pub unsafe extern "C" fn ld_bce_f64(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_multilabel_ce_f32(
-    logits: *const f32,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    target: *const f32,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_multilabel_ce_f32(logits: *const f32, logits_stride: usize, rows: usize, cols: usize, target: *const f32, target_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        dense(
-            true,
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            target,
-            target_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { dense(true, logits, logits_stride, rows, cols, target, target_stride, options, values, result, grad) }
 }
 
 /// Multilabel softmax cross-entropy, float64.
@@ -774,34 +509,9 @@ pub unsafe extern "C" fn ld_multilabel_ce_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_multilabel_ce_f64(
-    logits: *const f64,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    target: *const f64,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_multilabel_ce_f64(logits: *const f64, logits_stride: usize, rows: usize, cols: usize, target: *const f64, target_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        dense(
-            true,
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            target,
-            target_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { dense(true, logits, logits_stride, rows, cols, target, target_stride, options, values, result, grad) }
 }
 
 /// The multilabel softmax cross-entropy with positives given as class indices: `positives` holds
@@ -812,35 +522,9 @@ pub unsafe extern "C" fn ld_multilabel_ce_f64(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sparse_multilabel_ce_f32(
-    logits: *const f32,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    positives: *const i64,
-    positives_stride: usize,
-    npos: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sparse_multilabel_ce_f32(logits: *const f32, logits_stride: usize, rows: usize, cols: usize, positives: *const i64, positives_stride: usize, npos: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        sparse_multilabel_ce(
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            positives,
-            positives_stride,
-            npos,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { sparse_multilabel_ce(logits, logits_stride, rows, cols, positives, positives_stride, npos, options, values, result, grad) }
 }
 
 /// Sparse multilabel softmax cross-entropy, float64.
@@ -848,35 +532,9 @@ pub unsafe extern "C" fn ld_sparse_multilabel_ce_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_sparse_multilabel_ce_f64(
-    logits: *const f64,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    positives: *const i64,
-    positives_stride: usize,
-    npos: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_sparse_multilabel_ce_f64(logits: *const f64, logits_stride: usize, rows: usize, cols: usize, positives: *const i64, positives_stride: usize, npos: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        sparse_multilabel_ce(
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            positives,
-            positives_stride,
-            npos,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { sparse_multilabel_ce(logits, logits_stride, rows, cols, positives, positives_stride, npos, options, values, result, grad) }
 }
 
 /// The GlobalPointer loss: logits shaped (batch, heads, len, len), given as batch·heads rows of
@@ -892,43 +550,9 @@ pub unsafe extern "C" fn ld_sparse_multilabel_ce_f64(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_globalpointer_ce_f32(
-    logits: *const f32,
-    logits_stride: usize,
-    batch: usize,
-    heads: usize,
-    len: usize,
-    positives: *const i64,
-    positives_stride: usize,
-    npos: usize,
-    positives_layout: u32,
-    token_mask: *const u8,
-    token_mask_stride: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_globalpointer_ce_f32(logits: *const f32, logits_stride: usize, batch: usize, heads: usize, len: usize, positives: *const i64, positives_stride: usize, npos: usize, positives_layout: u32, token_mask: *const u8, token_mask_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        globalpointer_ce(
-            logits,
-            logits_stride,
-            batch,
-            heads,
-            len,
-            positives,
-            positives_stride,
-            npos,
-            positives_layout,
-            token_mask,
-            token_mask_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { globalpointer_ce(logits, logits_stride, batch, heads, len, positives, positives_stride, npos, positives_layout, token_mask, token_mask_stride, options, values, result, grad) }
 }
 
 /// The GlobalPointer loss, float64.
@@ -936,43 +560,9 @@ pub unsafe extern "C" fn ld_globalpointer_ce_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_globalpointer_ce_f64(
-    logits: *const f64,
-    logits_stride: usize,
-    batch: usize,
-    heads: usize,
-    len: usize,
-    positives: *const i64,
-    positives_stride: usize,
-    npos: usize,
-    positives_layout: u32,
-    token_mask: *const u8,
-    token_mask_stride: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_globalpointer_ce_f64(logits: *const f64, logits_stride: usize, batch: usize, heads: usize, len: usize, positives: *const i64, positives_stride: usize, npos: usize, positives_layout: u32, token_mask: *const u8, token_mask_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        globalpointer_ce(
-            logits,
-            logits_stride,
-            batch,
-            heads,
-            len,
-            positives,
-            positives_stride,
-            npos,
-            positives_layout,
-            token_mask,
-            token_mask_stride,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { globalpointer_ce(logits, logits_stride, batch, heads, len, positives, positives_stride, npos, positives_layout, token_mask, token_mask_stride, options, values, result, grad) }
 }
 
 /// The γ-cross-entropy per row against class indices `labels` (one int64 per row):
@@ -984,31 +574,9 @@ pub unsafe extern "C" fn ld_globalpointer_ce_f64(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_gamma_ce_f32(
-    logits: *const f32,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_gamma_ce_f32(logits: *const f32, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        gamma_ce(
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            labels,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { gamma_ce(logits, logits_stride, rows, cols, labels, options, values, result, grad) }
 }
 
 /// The γ-cross-entropy, float64.
@@ -1016,31 +584,9 @@ pub unsafe extern "C" fn ld_gamma_ce_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_gamma_ce_f64(
-    logits: *const f64,
-    logits_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_gamma_ce_f64(logits: *const f64, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        gamma_ce(
-            logits,
-            logits_stride,
-            rows,
-            cols,
-            labels,
-            options,
-            values,
-            result,
-            grad,
-        )
-    }
+    unsafe { gamma_ce(logits, logits_stride, rows, cols, labels, options, values, result, grad) }
 }
 
 /// Knowledge distillation per row: (1−α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖
@@ -1054,41 +600,9 @@ pub unsafe extern "C" fn ld_gamma_ce_f64(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_kd_loss_f32(
-    student: *const f32,
-    student_stride: usize,
-    teacher: *const f32,
-    teacher_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    target_probs: *const f32,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad_student: *mut f32,
-    grad_teacher: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_kd_loss_f32(student: *const f32, student_stride: usize, teacher: *const f32, teacher_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f32, target_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_student: *mut f32, grad_teacher: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        kd_loss(
-            student,
-            student_stride,
-            teacher,
-            teacher_stride,
-            rows,
-            cols,
-            labels,
-            target_probs,
-            target_stride,
-            options,
-            values,
-            result,
-            grad_student,
-            grad_teacher,
-        )
-    }
+    unsafe { kd_loss(student, student_stride, teacher, teacher_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad_student, grad_teacher) }
 }
 
 /// Knowledge distillation, float64.
@@ -1096,41 +610,9 @@ pub unsafe extern "C" fn ld_kd_loss_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_kd_loss_f64(
-    student: *const f64,
-    student_stride: usize,
-    teacher: *const f64,
-    teacher_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    target_probs: *const f64,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad_student: *mut f64,
-    grad_teacher: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_kd_loss_f64(student: *const f64, student_stride: usize, teacher: *const f64, teacher_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f64, target_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_student: *mut f64, grad_teacher: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        kd_loss(
-            student,
-            student_stride,
-            teacher,
-            teacher_stride,
-            rows,
-            cols,
-            labels,
-            target_probs,
-            target_stride,
-            options,
-            values,
-            result,
-            grad_student,
-            grad_teacher,
-        )
-    }
+    unsafe { kd_loss(student, student_stride, teacher, teacher_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad_student, grad_teacher) }
 }
 
 /// R-Drop per row: CE(s1, y) + CE(s2, y) + α/2 · (KL(p1‖p2) + KL(p2‖p1)), α = options.alpha ≥ 0
@@ -1143,41 +625,9 @@ pub unsafe extern "C" fn ld_kd_loss_f64(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_rdrop_loss_f32(
-    s1: *const f32,
-    s1_stride: usize,
-    s2: *const f32,
-    s2_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    target_probs: *const f32,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f32,
-    result: *mut f64,
-    grad_s1: *mut f32,
-    grad_s2: *mut f32,
-) -> ld_status {
+pub unsafe extern "C" fn ld_rdrop_loss_f32(s1: *const f32, s1_stride: usize, s2: *const f32, s2_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f32, target_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s1: *mut f32, grad_s2: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        rdrop_loss(
-            s1,
-            s1_stride,
-            s2,
-            s2_stride,
-            rows,
-            cols,
-            labels,
-            target_probs,
-            target_stride,
-            options,
-            values,
-            result,
-            grad_s1,
-            grad_s2,
-        )
-    }
+    unsafe { rdrop_loss(s1, s1_stride, s2, s2_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad_s1, grad_s2) }
 }
 
 /// R-Drop, float64.
@@ -1185,39 +635,7 @@ pub unsafe extern "C" fn ld_rdrop_loss_f32(
 /// # Safety
 /// As `ld_softmax_ce_f32`.
 #[no_mangle]
-pub unsafe extern "C" fn ld_rdrop_loss_f64(
-    s1: *const f64,
-    s1_stride: usize,
-    s2: *const f64,
-    s2_stride: usize,
-    rows: usize,
-    cols: usize,
-    labels: *const i64,
-    target_probs: *const f64,
-    target_stride: usize,
-    options: *const ld_options,
-    values: *mut f64,
-    result: *mut f64,
-    grad_s1: *mut f64,
-    grad_s2: *mut f64,
-) -> ld_status {
+pub unsafe extern "C" fn ld_rdrop_loss_f64(s1: *const f64, s1_stride: usize, s2: *const f64, s2_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f64, target_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s1: *mut f64, grad_s2: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe {
-        rdrop_loss(
-            s1,
-            s1_stride,
-            s2,
-            s2_stride,
-            rows,
-            cols,
-            labels,
-            target_probs,
-            target_stride,
-            options,
-            values,
-            result,
-            grad_s1,
-            grad_s2,
-        )
-    }
+    unsafe { rdrop_loss(s1, s1_stride, s2, s2_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad_s1, grad_s2) }
 }

@@ -53,12 +53,7 @@ pub(crate) fn reduction(value: u32) -> Result<Reduction, Fail> {
         1 => Reduction::Sum,
         2 => Reduction::Mean,
         3 => Reduction::BatchMean,
-        4 => {
-            return Err(Fail::new(
-                ld_status::LD_BAD_ARGUMENT,
-                format!("options.reduction: {GP_ONLY}; got 4"),
-            ))
-        }
+        4 => return Err(Fail::new(ld_status::LD_BAD_ARGUMENT, format!("options.reduction: {GP_ONLY}; got 4"))),
         other => {
             return Err(Fail::new(
                 ld_status::LD_BAD_ARGUMENT,
@@ -85,10 +80,7 @@ pub(crate) fn flag(what: &str, value: u32) -> Result<bool, Fail> {
     match value {
         0 => Ok(false),
         1 => Ok(true),
-        other => Err(Fail::new(
-            ld_status::LD_BAD_ARGUMENT,
-            format!("{what} must be 0 or 1; got {other}"),
-        )),
+        other => Err(Fail::new(ld_status::LD_BAD_ARGUMENT, format!("{what} must be 0 or 1; got {other}"))),
     }
 }
 
@@ -225,20 +217,13 @@ impl std::fmt::Display for Name {
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to a readable `ld_options`.
-pub(crate) unsafe fn read(
-    ptr: *const ld_options,
-    function: Name,
-    reads: u32,
-) -> Result<ld_options, Fail> {
+pub(crate) unsafe fn read(ptr: *const ld_options, function: Name, reads: u32) -> Result<ld_options, Fail> {
     let o = if ptr.is_null() {
         ld_options_default()
     } else if !ptr.is_aligned() {
         return Err(Fail::new(
             ld_status::LD_MISALIGNED,
-            format!(
-                "options is not aligned to {} bytes",
-                std::mem::align_of::<ld_options>()
-            ),
+            format!("options is not aligned to {} bytes", std::mem::align_of::<ld_options>()),
         ));
     } else {
         // SAFETY: non-NULL and aligned (checked), readable (the caller's contract); every field is
@@ -249,45 +234,15 @@ pub(crate) unsafe fn read(
     use reads::*;
     // (bit, name, holds its default, value, default)
     let scalars: [(u32, &str, bool, &dyn std::fmt::Display, &str); 10] = [
-        (
-            TEMPERATURE,
-            "temperature",
-            o.temperature == d.temperature,
-            &o.temperature,
-            "1",
-        ),
+        (TEMPERATURE, "temperature", o.temperature == d.temperature, &o.temperature, "1"),
         (BETA, "beta", o.beta == d.beta, &o.beta, "0.5"),
-        (
-            LABEL_SMOOTHING,
-            "label_smoothing",
-            o.label_smoothing == 0.0,
-            &o.label_smoothing,
-            "0",
-        ),
-        (
-            IGNORE_INDEX,
-            "ignore_index",
-            o.ignore_index == d.ignore_index,
-            &o.ignore_index,
-            "-100",
-        ),
+        (LABEL_SMOOTHING, "label_smoothing", o.label_smoothing == 0.0, &o.label_smoothing, "0"),
+        (IGNORE_INDEX, "ignore_index", o.ignore_index == d.ignore_index, &o.ignore_index, "-100"),
         (GAMMA, "gamma", o.gamma == 0.0, &o.gamma, "0"),
-        (
-            THRESHOLD,
-            "threshold",
-            o.threshold.is_nan(),
-            &o.threshold,
-            "NaN: no threshold",
-        ),
+        (THRESHOLD, "threshold", o.threshold.is_nan(), &o.threshold, "NaN: no threshold"),
         (ALPHA, "alpha", o.alpha.is_nan(), &o.alpha, "NaN: unset"),
         (T2, "t2", o.t2 == d.t2, &o.t2, "1"),
-        (
-            KIND,
-            "kind",
-            o.kind == d.kind,
-            &o.kind,
-            "0, LD_RDROP_SOFTMAX",
-        ),
+        (KIND, "kind", o.kind == d.kind, &o.kind, "0, LD_RDROP_SOFTMAX"),
         (PAD, "pad", o.pad == d.pad, &o.pad, "-1"),
     ];
     for (bit, name, is_default, value, default) in scalars {

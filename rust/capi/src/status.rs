@@ -30,10 +30,7 @@ pub(crate) struct Fail {
 
 impl Fail {
     pub fn new(status: ld_status, message: impl Into<String>) -> Self {
-        Fail {
-            status,
-            message: message.into(),
-        }
+        Fail { status, message: message.into() }
     }
 }
 

@@ -13,13 +13,7 @@ pub(crate) enum Repeat {
 }
 
 /// The number of elements `rows` rows of `cols` elements `stride` apart span, if it fits in memory.
-fn span<T>(
-    what: &str,
-    rows: usize,
-    cols: usize,
-    stride: usize,
-    repeat: Repeat,
-) -> Result<usize, Fail> {
+fn span<T>(what: &str, rows: usize, cols: usize, stride: usize, repeat: Repeat) -> Result<usize, Fail> {
     let repeated = stride == 0 && (repeat == Repeat::Allowed || rows <= 1);
     if stride < cols && !repeated {
         return Err(Fail::new(
@@ -27,13 +21,7 @@ fn span<T>(
             format!("{what}: row stride {stride} is shorter than a row of {cols} elements"),
         ));
     }
-    let len = if rows == 0 || cols == 0 {
-        Some(0)
-    } else {
-        (rows - 1)
-            .checked_mul(stride)
-            .and_then(|n| n.checked_add(cols))
-    };
+    let len = if rows == 0 || cols == 0 { Some(0) } else { (rows - 1).checked_mul(stride).and_then(|n| n.checked_add(cols)) };
     match len.and_then(|n| n.checked_mul(std::mem::size_of::<T>()).map(|b| (n, b))) {
         Some((n, bytes)) if bytes <= isize::MAX as usize => Ok(n),
         _ => Err(Fail::new(
@@ -45,18 +33,12 @@ fn span<T>(
 
 fn check_pointer<T>(what: &str, ptr: *const T, len: usize) -> Result<(), Fail> {
     if len > 0 && ptr.is_null() {
-        return Err(Fail::new(
-            ld_status::LD_NULL_POINTER,
-            format!("{what} is NULL"),
-        ));
+        return Err(Fail::new(ld_status::LD_NULL_POINTER, format!("{what} is NULL")));
     }
     if len > 0 && !ptr.is_aligned() {
         return Err(Fail::new(
             ld_status::LD_MISALIGNED,
-            format!(
-                "{what} is not aligned to {} bytes",
-                std::mem::align_of::<T>()
-            ),
+            format!("{what} is not aligned to {} bytes", std::mem::align_of::<T>()),
         ));
     }
     Ok(())
@@ -94,12 +76,7 @@ pub(crate) unsafe fn input<'a, T>(
 /// # Safety
 /// If non-NULL, `ptr` must point to `rows · cols` writable elements, valid for `'a` and not
 /// overlapping any other buffer of the call.
-pub(crate) unsafe fn output<'a, T>(
-    what: &str,
-    ptr: *mut T,
-    rows: usize,
-    cols: usize,
-) -> Result<Option<RowsMut<'a, T>>, Fail> {
+pub(crate) unsafe fn output<'a, T>(what: &str, ptr: *mut T, rows: usize, cols: usize) -> Result<Option<RowsMut<'a, T>>, Fail> {
     if ptr.is_null() {
         return Ok(None);
     }
@@ -111,20 +88,14 @@ pub(crate) unsafe fn output<'a, T>(
         // SAFETY: non-NULL and aligned (checked), `len` elements writable (the caller's contract).
         unsafe { std::slice::from_raw_parts_mut(ptr, len) }
     };
-    RowsMut::contiguous(data, rows, if len == 0 { 0 } else { cols })
-        .map(Some)
-        .map_err(Fail::from)
+    RowsMut::contiguous(data, rows, if len == 0 { 0 } else { cols }).map(Some).map_err(Fail::from)
 }
 
 /// A writable vector of `n` elements, or None for NULL.
 ///
 /// # Safety
 /// If non-NULL, `ptr` must point to `n` writable elements valid for `'a`, overlapping no other buffer.
-pub(crate) unsafe fn output_vec<'a, T>(
-    what: &str,
-    ptr: *mut T,
-    n: usize,
-) -> Result<Option<&'a mut [T]>, Fail> {
+pub(crate) unsafe fn output_vec<'a, T>(what: &str, ptr: *mut T, n: usize) -> Result<Option<&'a mut [T]>, Fail> {
     if ptr.is_null() {
         return Ok(None);
     }
@@ -141,11 +112,7 @@ pub(crate) unsafe fn output_vec<'a, T>(
 ///
 /// # Safety
 /// If non-NULL, `ptr` must point to `n` readable elements that stay valid and unmodified for `'a`.
-pub(crate) unsafe fn input_vec<'a, T>(
-    what: &str,
-    ptr: *const T,
-    n: usize,
-) -> Result<&'a [T], Fail> {
+pub(crate) unsafe fn input_vec<'a, T>(what: &str, ptr: *const T, n: usize) -> Result<&'a [T], Fail> {
     let len = span::<T>(what, n.min(1), n, n, Repeat::Refused)?;
     check_pointer(what, ptr, len)?;
     if len == 0 {
@@ -160,10 +127,7 @@ pub(crate) unsafe fn input_vec<'a, T>(
 ///
 /// # Safety
 /// If non-NULL, `ptr` must point to one writable `T`, valid for `'a`, overlapping no other buffer.
-pub(crate) unsafe fn output_scalar<'a, T>(
-    what: &str,
-    ptr: *mut T,
-) -> Result<Option<&'a mut T>, Fail> {
+pub(crate) unsafe fn output_scalar<'a, T>(what: &str, ptr: *mut T) -> Result<Option<&'a mut T>, Fail> {
     if ptr.is_null() {
         return Ok(None);
     }

@@ -18,13 +18,11 @@
 //! Budget: `PROPTEST_CASES` (default 1000 cases per property).
 
 use logitdiv::{
-    ld_js_f32, ld_js_f64, ld_kl_f32, ld_kl_f64, ld_last_error_message, ld_options,
-    ld_options_default, ld_sigmoid_kl_f32, ld_sigmoid_kl_f64, ld_sigmoid_sym_kl_f32,
-    ld_sigmoid_sym_kl_f64, ld_status, ld_status_message, ld_sym_kl_f32, ld_sym_kl_f64,
+    ld_js_f32, ld_js_f64, ld_kl_f32, ld_kl_f64, ld_last_error_message, ld_options, ld_options_default,
+    ld_sigmoid_kl_f32, ld_sigmoid_kl_f64, ld_sigmoid_sym_kl_f32, ld_sigmoid_sym_kl_f64, ld_status, ld_status_message,
+    ld_sym_kl_f32, ld_sym_kl_f64,
 };
-use logitdiv_core::{
-    pair_divergence, Elem, PairKind, PairOptions, PairOutputs, Reduction, Rows, RowsMut,
-};
+use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs, Reduction, Rows, RowsMut};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use std::ffi::CStr;
@@ -101,9 +99,7 @@ fn span_elems(rows: usize, cols: usize, stride: usize, elem: usize) -> Option<us
     } else {
         (rows - 1).checked_mul(stride)?.checked_add(cols)?
     };
-    n.checked_mul(elem)
-        .filter(|&b| b <= isize::MAX as usize)
-        .map(|_| n)
+    n.checked_mul(elem).filter(|&b| b <= isize::MAX as usize).map(|_| n)
 }
 
 fn dims() -> impl Strategy<Value = Dims> {
@@ -175,15 +171,7 @@ impl Faults {
     /// row where `repeat`): a stride shorter than a row or a size that overflows is LD_BAD_SHAPE;
     /// a non-empty view at a NULL or misaligned pointer LD_NULL_POINTER / LD_MISALIGNED. Returns
     /// the elements the view spans (to size its buffer), None when it overflows.
-    fn input(
-        &mut self,
-        rows: usize,
-        cols: usize,
-        stride: usize,
-        elem: usize,
-        repeat: bool,
-        p: Ptr,
-    ) -> Option<usize> {
+    fn input(&mut self, rows: usize, cols: usize, stride: usize, elem: usize, repeat: bool, p: Ptr) -> Option<usize> {
         let repeated = stride == 0 && (repeat || rows <= 1);
         if stride < cols && !repeated {
             self.add(ld_status::LD_BAD_SHAPE);
@@ -238,18 +226,9 @@ fn last_message() -> String {
 /// A status is one of the faults (LD_OK when there are none); never LD_PANIC; a message after
 /// every failure.
 fn check_status(status: ld_status, faults: &Faults) -> Result<(), TestCaseError> {
-    prop_assert!(
-        status != ld_status::LD_PANIC,
-        "LD_PANIC: {}",
-        last_message()
-    );
+    prop_assert!(status != ld_status::LD_PANIC, "LD_PANIC: {}", last_message());
     if faults.0.is_empty() {
-        prop_assert_eq!(
-            status,
-            ld_status::LD_OK,
-            "unexpected failure: {}",
-            last_message()
-        );
+        prop_assert_eq!(status, ld_status::LD_OK, "unexpected failure: {}", last_message());
     } else {
         prop_assert!(
             faults.0.contains(&status),
@@ -363,20 +342,18 @@ fn pair_case() -> impl Strategy<Value = PairCase> {
         (ptr_choice(), ptr_choice(), ptr_choice(), ptr_choice()),
     )
         .prop_map(
-            |(entry, d, s, t, (s_ptr, t_ptr), options, (values, result, grad_s, grad_t))| {
-                PairCase {
-                    entry,
-                    d,
-                    s,
-                    t,
-                    s_ptr,
-                    t_ptr,
-                    options,
-                    values,
-                    result,
-                    grad_s,
-                    grad_t,
-                }
+            |(entry, d, s, t, (s_ptr, t_ptr), options, (values, result, grad_s, grad_t))| PairCase {
+                entry,
+                d,
+                s,
+                t,
+                s_ptr,
+                t_ptr,
+                options,
+                values,
+                result,
+                grad_s,
+                grad_t,
             },
         )
 }
@@ -391,10 +368,7 @@ fn stride_of(choice: usize, cols: usize) -> usize {
     }
 }
 
-fn run_pair<T: Elem + Default>(
-    c: &PairCase,
-    table: &[(PairKind, PairFn<T>); 5],
-) -> Result<(), TestCaseError> {
+fn run_pair<T: Elem + Default>(c: &PairCase, table: &[(PairKind, PairFn<T>); 5]) -> Result<(), TestCaseError> {
     let (kind, f) = table[c.entry];
     let d = c.d;
     let elem = std::mem::size_of::<T>();
@@ -421,9 +395,7 @@ fn run_pair<T: Elem + Default>(
             o.beta = op.beta;
         }
         o.reduction = op.reduction;
-        let t_ok = op.temperature.is_finite()
-            && op.temperature > 0.0
-            && (1.0 / op.temperature).is_finite();
+        let t_ok = op.temperature.is_finite() && op.temperature > 0.0 && (1.0 / op.temperature).is_finite();
         let beta_ok = kind != PairKind::Js || (0.0..=1.0).contains(&op.beta);
         if !t_ok || !beta_ok || op.reduction > 3 {
             faults.add(ld_status::LD_BAD_ARGUMENT);
@@ -442,11 +414,7 @@ fn run_pair<T: Elem + Default>(
             if !matches!(kind, PairKind::SigmoidKl | PairKind::SigmoidSymKl) {
                 faults.add(ld_status::LD_BAD_ARGUMENT);
             }
-            let read_rows = if o.weights_stride == 0 {
-                d.rows.min(1)
-            } else {
-                d.rows
-            };
+            let read_rows = if o.weights_stride == 0 { d.rows.min(1) } else { d.rows };
             if n > 0
                 && !d.overflow
                 && (0..read_rows).any(|r| {
@@ -471,16 +439,9 @@ fn run_pair<T: Elem + Default>(
     let mut gt_buf = Buf::new(&[sentinel], h_len, sentinel);
     let mut r_buf = Buf::new(&[-7.0f64], 1, -7.0);
     if d.overflow {
-        prop_assert!(
-            !faults.0.is_empty(),
-            "an overflowing case without a fault: {d:?}"
-        );
+        prop_assert!(!faults.0.is_empty(), "an overflowing case without a fault: {d:?}");
     }
-    let opt_ptr: *const ld_options = if c.options.is_some() {
-        &o
-    } else {
-        std::ptr::null()
-    };
+    let opt_ptr: *const ld_options = if c.options.is_some() { &o } else { std::ptr::null() };
     // SAFETY: every non-NULL pointer points into a buffer at least as large as the view its sizes
     // describe (Buf::new above), or the sizes overflow and the call must refuse them unread.
     let status = unsafe {
@@ -520,16 +481,11 @@ fn run_pair<T: Elem + Default>(
         view(&s_buf, rows, cols, d.s_stride),
         view(&t_buf, rows, cols, d.t_stride),
     );
-    let mask = (!o.mask.is_null() && rows > 0)
-        .then(|| Rows::new(&mask_buf.data[..], rows, cols, o.mask_stride).unwrap());
+    let mask =
+        (!o.mask.is_null() && rows > 0).then(|| Rows::new(&mask_buf.data[..], rows, cols, o.mask_stride).unwrap());
     let weights = (!o.weights.is_null() && rows > 0)
         .then(|| Rows::new(&weights_buf.data[..], rows, cols, o.weights_stride).unwrap());
-    let reduction = [
-        Reduction::None,
-        Reduction::Sum,
-        Reduction::Mean,
-        Reduction::BatchMean,
-    ][o.reduction as usize];
+    let reduction = [Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean][o.reduction as usize];
     let opts = PairOptions {
         temperature: o.temperature,
         beta: o.beta,

@@ -58,9 +58,7 @@ fn inputs<T: Real>(func: Func) -> Vec<T> {
         Func::Ln1p | Func::XMinusLog1p => (-0.9, 10.0),
         Func::Phi => (-5.0, 5.0),
     };
-    (0..N)
-        .map(|i| T::from_f64(lo + (hi - lo) * ((i * 7919) % N) as f64 / N as f64))
-        .collect()
+    (0..N).map(|i| T::from_f64(lo + (hi - lo) * ((i * 7919) % N) as f64 / N as f64)).collect()
 }
 
 fn std_f32(func: Func) -> Option<fn(f32) -> f32> {
@@ -85,10 +83,7 @@ fn std_f64(func: Func) -> Option<fn(f64) -> f64> {
 }
 
 fn print_row(name: &str, base: Option<f64>, rates: &[f64]) {
-    print!(
-        "| {name:<17} | {:>9} |",
-        base.map_or("—".into(), |b| format!("{b:.3}"))
-    );
+    print!("| {name:<17} | {:>9} |", base.map_or("—".into(), |b| format!("{b:.3}")));
     for &r in rates {
         match base {
             Some(b) => print!(" {r:>7.3} ({:>5.1}×) |", r / b),
@@ -113,8 +108,7 @@ fn row<T: Real>(name: &str, func: Func, std_fn: Option<fn(T) -> T>, isas: &[Isa]
         .iter()
         .map(|&isa| {
             let (x, out) = (&x, &out);
-            Box::new(move || map_on(isa, func, black_box(x), &mut out.borrow_mut()).unwrap())
-                as Box<dyn FnMut()>
+            Box::new(move || map_on(isa, func, black_box(x), &mut out.borrow_mut()).unwrap()) as Box<dyn FnMut()>
         })
         .collect();
     let mut fs: Vec<&mut dyn FnMut()> = Vec::new();
@@ -123,18 +117,12 @@ fn row<T: Real>(name: &str, func: Func, std_fn: Option<fn(T) -> T>, isas: &[Isa]
     }
     fs.extend(paths.iter_mut().map(|f| &mut **f as &mut dyn FnMut()));
     let t = best_times(&mut fs);
-    let (base, t) = if std_fn.is_some() {
-        (Some(rate(t[0])), &t[1..])
-    } else {
-        (None, &t[..])
-    };
+    let (base, t) = if std_fn.is_some() { (Some(rate(t[0])), &t[1..]) } else { (None, &t[..]) };
     print_row(name, base, &t.iter().map(|&d| rate(d)).collect::<Vec<_>>());
 }
 
 fn lse_row<T: Load>(name: &str, isas: &[Isa], from_f64: fn(f64) -> T, to_f64: fn(T) -> f64) {
-    let x: Vec<T> = (0..N)
-        .map(|i| from_f64(((i * 7919) % N) as f64 / N as f64 * 20.0 - 10.0))
-        .collect();
+    let x: Vec<T> = (0..N).map(|i| from_f64(((i * 7919) % N) as f64 / N as f64 * 20.0 - 10.0)).collect();
     // std baseline: max, then Σ e^{x − max} with std's f64 exp, two passes.
     let mut base = || {
         let x = black_box(&x);
@@ -154,11 +142,7 @@ fn lse_row<T: Load>(name: &str, isas: &[Isa], from_f64: fn(f64) -> T, to_f64: fn
     let mut fs: Vec<&mut dyn FnMut()> = vec![&mut base];
     fs.extend(paths.iter_mut().map(|f| &mut **f as &mut dyn FnMut()));
     let t = best_times(&mut fs);
-    print_row(
-        name,
-        Some(rate(t[0])),
-        &t[1..].iter().map(|&d| rate(d)).collect::<Vec<_>>(),
-    );
+    print_row(name, Some(rate(t[0])), &t[1..].iter().map(|&d| rate(d)).collect::<Vec<_>>());
 }
 
 fn main() {

@@ -15,15 +15,16 @@ pub mod parallel;
 pub mod reduce;
 pub mod rows;
 pub mod simd;
+#[cfg(test)]
+mod testing;
 
 pub use divergence::{pair_divergence, PairKind, PairOptions, PairOutputs};
 pub use element::Elem;
 pub use error::Error;
 pub use loss::{
-    bce, gamma_ce, globalpointer_ce, kd_loss, multilabel_ce, rdrop_loss, softmax_ce,
-    sparse_multilabel_ce, BceOptions, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions,
-    LossOutputs, Masks, MultilabelOptions, Positives, RdropKind, RdropOptions, SoftmaxCeOptions,
-    SparseMultilabelOptions, Target,
+    bce, gamma_ce, globalpointer_ce, kd_loss, multilabel_ce, rdrop_loss, softmax_ce, sparse_multilabel_ce, BceOptions,
+    GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks, MultilabelOptions, Positives,
+    RdropKind, RdropOptions, SoftmaxCeOptions, SparseMultilabelOptions, Target,
 };
 pub use parallel::{num_threads, set_num_threads};
 pub use reduce::{Reduced, Reduction};

@@ -176,10 +176,7 @@ mod tests {
     fn phi_matches_direct_form_where_that_is_accurate() {
         for &w in &[0.49, -0.49, 0.3, -0.2, 0.51, 2.0, -3.0] {
             let direct = w - 1.0 + f64::exp(-w);
-            assert!(
-                (phi(w) - direct).abs() <= 1e-14 * direct.abs().max(1e-300),
-                "w={w}"
-            );
+            assert!((phi(w) - direct).abs() <= 1e-14 * direct.abs().max(1e-300), "w={w}");
         }
     }
 

@@ -81,11 +81,7 @@ fn build(threads: usize) -> Result<Pool, Error> {
         .thread_name(|i| format!("logitdiv-{i}"))
         .build()
         .map_err(|e| bad_argument(format!("could not start {threads} threads: {e}")))?;
-    Ok(Pool {
-        pool: Arc::new(pool),
-        threads,
-        pid: std::process::id(),
-    })
+    Ok(Pool { pool: Arc::new(pool), threads, pid: std::process::id() })
 }
 
 /// The pool, built on first use and again in a forked child (with the parent's thread count);
@@ -120,13 +116,10 @@ fn pool() -> Option<(Arc<ThreadPool>, usize)> {
 pub fn set_num_threads(n: usize) -> Result<(), Error> {
     let threads = if n == 0 { default_threads() } else { n };
     if threads > 4096 {
-        return Err(bad_argument(format!(
-            "number of threads must be at most 4096; got {threads}"
-        )));
+        return Err(bad_argument(format!("number of threads must be at most 4096; got {threads}")));
     }
     let new = build(threads)?;
-    let mut guard = lock_pool()
-        .ok_or_else(|| bad_argument("the thread pool is busy in this forked child; try again"))?;
+    let mut guard = lock_pool().ok_or_else(|| bad_argument("the thread pool is busy in this forked child; try again"))?;
     let old = install(&mut guard, new);
     drop(guard);
     drop(old); // outside the lock: ending the old pool's threads may take a moment
@@ -190,12 +183,7 @@ where
             grads[0].as_mut().map(|g| g.split_off_front(n)),
             grads[1].as_mut().map(|g| g.split_off_front(n)),
         ];
-        blocks.push(Block {
-            first,
-            rows: n,
-            values: v,
-            grads: g,
-        });
+        blocks.push(Block { first, rows: n, values: v, grads: g });
         first += n;
     }
 
@@ -204,13 +192,7 @@ where
         let mut counted = 0;
         for r in 0..b.rows {
             let [g0, g1] = &mut b.grads;
-            let out = kernel(
-                b.first + r,
-                [
-                    g0.as_mut().map(|g| g.row_mut(r)),
-                    g1.as_mut().map(|g| g.row_mut(r)),
-                ],
-            );
+            let out = kernel(b.first + r, [g0.as_mut().map(|g| g.row_mut(r)), g1.as_mut().map(|g| g.row_mut(r))]);
             if let Some(v) = b.values.as_deref_mut() {
                 v[r] = V::from_f64(out.value);
             }
@@ -232,10 +214,7 @@ where
         total.merge(s);
         counted += c;
     }
-    RowTotals {
-        sum: total.value(),
-        counted,
-    }
+    RowTotals { sum: total.value(), counted }
 }
 
 /// Runs `kernel` over every row (see [`for_each_row`]) and applies `reduction`: the kernel scales
@@ -254,24 +233,11 @@ where
     K: Fn(usize, GradRows<'_, E>) -> RowValue + Sync,
 {
     let [g0, g1] = &mut grads;
-    let totals = for_each_row(
-        rows,
-        cols,
-        values,
-        [
-            g0.as_mut().map(|g| g.reborrow()),
-            g1.as_mut().map(|g| g.reborrow()),
-        ],
-        kernel,
-    );
+    let totals = for_each_row(rows, cols, values, [g0.as_mut().map(|g| g.reborrow()), g1.as_mut().map(|g| g.reborrow())], kernel);
     if reduction == Reduction::Mean && totals.counted > 0 && totals.counted != rows {
         rescale(&mut grads, rows as f64 / totals.counted as f64);
     }
-    Reduced {
-        value: finish(reduction, totals.sum, totals.counted, rows),
-        counted: totals.counted,
-        rows,
-    }
+    Reduced { value: finish(reduction, totals.sum, totals.counted, rows), counted: totals.counted, rows }
 }
 
 /// Multiplies every gradient element by `factor` (the `Mean` correction when some rows did not count).

@@ -20,13 +20,7 @@ fn span(rows: usize, cols: usize, stride: usize) -> Option<usize> {
     (rows - 1).checked_mul(stride)?.checked_add(cols)
 }
 
-fn check_view(
-    what: &str,
-    len: usize,
-    rows: usize,
-    cols: usize,
-    stride: usize,
-) -> Result<(), Error> {
+fn check_view(what: &str, len: usize, rows: usize, cols: usize, stride: usize) -> Result<(), Error> {
     // stride 0 repeats one row (a broadcast mask or weight vector), also over zero rows
     if stride < cols && stride != 0 {
         return Err(bad_shape(format!(
@@ -34,9 +28,7 @@ fn check_view(
         )));
     }
     let need = span(rows, cols, stride).ok_or_else(|| {
-        bad_shape(format!(
-            "{what}: {rows} rows × stride {stride} overflows the address space"
-        ))
+        bad_shape(format!("{what}: {rows} rows × stride {stride} overflows the address space"))
     })?;
     if len < need {
         return Err(bad_shape(format!(
@@ -51,12 +43,7 @@ impl<'a, T> Rows<'a, T> {
     /// (≥ `cols`, or 0 to repeat one row).
     pub fn new(data: &'a [T], rows: usize, cols: usize, stride: usize) -> Result<Self, Error> {
         check_view("input", data.len(), rows, cols, stride)?;
-        Ok(Rows {
-            data,
-            rows,
-            cols,
-            stride,
-        })
+        Ok(Rows { data, rows, cols, stride })
     }
 
     /// A C-contiguous view.
@@ -105,12 +92,7 @@ impl<'a, T> RowsMut<'a, T> {
             )));
         }
         check_view("output", data.len(), rows, cols, stride)?;
-        Ok(RowsMut {
-            data,
-            rows,
-            cols,
-            stride,
-        })
+        Ok(RowsMut { data, rows, cols, stride })
     }
 
     pub fn contiguous(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self, Error> {
@@ -142,31 +124,17 @@ impl<'a, T> RowsMut<'a, T> {
 
     /// A shorter-lived view of the same rows, leaving `self` usable afterwards.
     pub fn reborrow(&mut self) -> RowsMut<'_, T> {
-        RowsMut {
-            data: &mut *self.data,
-            rows: self.rows,
-            cols: self.cols,
-            stride: self.stride,
-        }
+        RowsMut { data: &mut *self.data, rows: self.rows, cols: self.cols, stride: self.stride }
     }
 
     /// Splits off the first `n` rows; `self` keeps the rest.
     pub fn split_off_front(&mut self, n: usize) -> RowsMut<'a, T> {
         assert!(n <= self.rows);
         let data = std::mem::take(&mut self.data);
-        let cut = if n == self.rows {
-            data.len()
-        } else {
-            n * self.stride
-        };
+        let cut = if n == self.rows { data.len() } else { n * self.stride };
         let (front, back) = data.split_at_mut(cut);
         self.data = back;
         self.rows -= n;
-        RowsMut {
-            data: front,
-            rows: n,
-            cols: self.cols,
-            stride: self.stride,
-        }
+        RowsMut { data: front, rows: n, cols: self.cols, stride: self.stride }
     }
 }

@@ -19,9 +19,7 @@
 
 use half::f16;
 use logitdiv_core::divergence::MAX_SCALED_LOGIT;
-use logitdiv_core::{
-    pair_divergence, Elem, Error, PairKind, PairOptions, PairOutputs, Reduction, Rows, RowsMut,
-};
+use logitdiv_core::{pair_divergence, Elem, Error, PairKind, PairOptions, PairOutputs, Reduction, Rows, RowsMut};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -55,12 +53,7 @@ const KINDS: [PairKind; 5] = [
     PairKind::SigmoidKl,
     PairKind::SigmoidSymKl,
 ];
-const REDUCTIONS: [Reduction; 4] = [
-    Reduction::None,
-    Reduction::Sum,
-    Reduction::Mean,
-    Reduction::BatchMean,
-];
+const REDUCTIONS: [Reduction; 4] = [Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean];
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -207,19 +200,14 @@ fn run<E: Elem>(c: &Case, reduction: Reduction, values: bool, gs: bool, gt: bool
 
 /// Whether the options are valid (the call must succeed exactly then).
 fn options_valid(c: &Case) -> bool {
-    let tau_ok =
-        c.temperature.is_finite() && c.temperature > 0.0 && (1.0 / c.temperature).is_finite();
+    let tau_ok = c.temperature.is_finite() && c.temperature > 0.0 && (1.0 / c.temperature).is_finite();
     let beta_ok = c.kind != PairKind::Js || (0.0..=1.0).contains(&c.beta);
     let weights_ok = match &c.weights {
         None => true,
         Some((st, w)) => {
             let read_rows = if *st == 0 { c.rows.min(1) } else { c.rows };
             is_sigmoid(c.kind)
-                && (0..read_rows).all(|r| {
-                    w[r * st..r * st + c.cols]
-                        .iter()
-                        .all(|x| x.is_finite() && *x >= 0.0)
-                })
+                && (0..read_rows).all(|r| w[r * st..r * st + c.cols].iter().all(|x| x.is_finite() && *x >= 0.0))
         }
     };
     tau_ok && beta_ok && weights_ok
@@ -241,16 +229,12 @@ enum Expect {
 fn expect_row(c: &Case, r: usize, round: impl Fn(f64) -> f64) -> (Expect, Vec<bool>, bool) {
     let inv_tau = 1.0 / c.temperature;
     let mut present = vec![false; c.cols];
-    let (mut any, mut bad, mut s_any, mut t_any, mut mismatch, mut huge) =
-        (false, false, false, false, false, false);
+    let (mut any, mut bad, mut s_any, mut t_any, mut mismatch, mut huge) = (false, false, false, false, false, false);
     let mut all_equal = true;
     for (i, p) in present.iter_mut().enumerate() {
         let m = c.mask.as_ref().is_none_or(|(st, m)| m[r * st + i] != 0);
         let w = c.weights.as_ref().map_or(1.0, |(st, w)| w[r * st + i]);
-        let (x, y) = (
-            round(c.s[r * c.s_stride + i]),
-            round(c.t[r * c.t_stride + i]),
-        );
+        let (x, y) = (round(c.s[r * c.s_stride + i]), round(c.t[r * c.t_stride + i]));
         let (a, b) = (x * inv_tau, y * inv_tau);
         if !m || (is_sigmoid(c.kind) && w == 0.0) {
             continue;
@@ -351,21 +335,12 @@ fn check<E: Elem>(c: &Case) -> Result<(), TestCaseError> {
                 for (i, &x) in row.iter().enumerate() {
                     // a finite value has gradients that are not NaN, and finite ones in f64 on
                     // bounded rows (a narrower storage type may round a large gradient to ±inf)
-                    prop_assert!(
-                        !x.is_nan(),
-                        "row {r}, class {i}: gradient {x} for a finite value {v}"
-                    );
+                    prop_assert!(!x.is_nan(), "row {r}, class {i}: gradient {x} for a finite value {v}");
                     if E::NAME == "f64" && matches!(e, Expect::Finite { bounded: true }) {
-                        prop_assert!(
-                            x.is_finite(),
-                            "row {r}, class {i}: gradient {x} for a finite value {v}"
-                        );
+                        prop_assert!(x.is_finite(), "row {r}, class {i}: gradient {x} for a finite value {v}");
                     }
                     if !present[i] {
-                        prop_assert!(
-                            x == 0.0,
-                            "row {r}, class {i}: gradient {x} on an absent class"
-                        );
+                        prop_assert!(x == 0.0, "row {r}, class {i}: gradient {x} on an absent class");
                     }
                     if e == Expect::Zero && !no_class {
                         prop_assert!(x == 0.0, "row {r}, class {i}: gradient {x} on equal rows");
@@ -380,10 +355,7 @@ fn check<E: Elem>(c: &Case) -> Result<(), TestCaseError> {
         }
     }
     // the reductions agree with the per-row values (the sum is computed the same way: bit-identical)
-    let sum = none
-        .as_ref()
-        .map_or(Ok(total), |o| o.result.clone())
-        .unwrap();
+    let sum = none.as_ref().map_or(Ok(total), |o| o.result.clone()).unwrap();
     let want = match c.reduction {
         Reduction::None | Reduction::Sum => sum,
         Reduction::Mean => {
@@ -439,13 +411,7 @@ proptest! {
 mod regressions {
     use super::*;
 
-    fn one_row(
-        kind: PairKind,
-        s: &[f64],
-        t: &[f64],
-        opts: &PairOptions<'_>,
-        grads: bool,
-    ) -> (f64, Vec<f64>, Vec<f64>) {
+    fn one_row(kind: PairKind, s: &[f64], t: &[f64], opts: &PairOptions<'_>, grads: bool) -> (f64, Vec<f64>, Vec<f64>) {
         let c = s.len();
         let (mut v, mut gs, mut gt) = (vec![0.0; 1], vec![0.0; c], vec![0.0; c]);
         let out = PairOutputs::<f64, f64> {
@@ -472,14 +438,7 @@ mod regressions {
             ..PairOptions::default()
         };
         assert_eq!(
-            one_row(
-                PairKind::Kl,
-                &[28.98056288903222],
-                &[21.71819179595983],
-                &opts,
-                false
-            )
-            .0,
+            one_row(PairKind::Kl, &[28.98056288903222], &[21.71819179595983], &opts, false).0,
             0.0
         );
     }
@@ -542,22 +501,16 @@ mod regressions {
             temperature: 2.3e-308,
             ..PairOptions::default()
         };
-        assert!(one_row(
-            PairKind::Kl,
-            &[-7.5585256317875125, 0.0],
-            &[0.0, 0.0],
-            &opts,
-            false
-        )
-        .0
-        .is_nan());
+        assert!(
+            one_row(PairKind::Kl, &[-7.5585256317875125, 0.0], &[0.0, 0.0], &opts, false)
+                .0
+                .is_nan()
+        );
         let opts = PairOptions {
             temperature: 1e-300,
             ..PairOptions::default()
         };
-        assert!(one_row(PairKind::SigmoidKl, &[28.98], &[0.0], &opts, false)
-            .0
-            .is_nan());
+        assert!(one_row(PairKind::SigmoidKl, &[28.98], &[0.0], &opts, false).0.is_nan());
     }
 
     #[test]

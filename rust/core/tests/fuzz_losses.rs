@@ -15,19 +15,13 @@
 //! Budget: `PROPTEST_CASES` (default 400 cases per property).
 
 // NaN-aware comparisons (`!(x <= y)`) are the point of several oracles here
-#![allow(
-    clippy::neg_cmp_op_on_partial_ord,
-    clippy::needless_range_loop,
-    clippy::cloned_ref_to_slice_refs,
-    clippy::useless_vec
-)]
+#![allow(clippy::neg_cmp_op_on_partial_ord, clippy::needless_range_loop, clippy::cloned_ref_to_slice_refs, clippy::useless_vec)]
 
 use logitdiv_core::divergence::MAX_SCALED_LOGIT;
 use logitdiv_core::{
-    bce, gamma_ce, globalpointer_ce, kd_loss, multilabel_ce, rdrop_loss, softmax_ce,
-    sparse_multilabel_ce, BceOptions, Elem, Error, GammaOptions, GlobalPointerOptions, GpReduction,
-    KdOptions, LossOutputs, Masks, MultilabelOptions, Positives, RdropKind, RdropOptions,
-    Reduction, Rows, RowsMut, SoftmaxCeOptions, SparseMultilabelOptions, Target,
+    bce, gamma_ce, globalpointer_ce, kd_loss, multilabel_ce, rdrop_loss, softmax_ce, sparse_multilabel_ce, BceOptions,
+    Elem, Error, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks, MultilabelOptions,
+    Positives, RdropKind, RdropOptions, Reduction, Rows, RowsMut, SoftmaxCeOptions, SparseMultilabelOptions, Target,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -63,12 +57,7 @@ fn prob() -> impl Strategy<Value = f64> {
     ]
 }
 
-const REDUCTIONS: [Reduction; 4] = [
-    Reduction::None,
-    Reduction::Sum,
-    Reduction::Mean,
-    Reduction::BatchMean,
-];
+const REDUCTIONS: [Reduction; 4] = [Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean];
 
 fn span(rows: usize, cols: usize, stride: usize) -> usize {
     if rows == 0 {
@@ -106,33 +95,25 @@ fn base() -> impl Strategy<Value = Base> {
                     0.3,
                     (
                         prop_oneof![Just(0usize), Just(cols)],
-                        prop::collection::vec(
-                            prop::sample::select(vec![0u8, 1, 1]),
-                            rows.max(1) * cols,
-                        ),
+                        prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), rows.max(1) * cols),
                     ),
                 ),
-                prop::option::weighted(
-                    0.3,
-                    prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), rows),
-                ),
+                prop::option::weighted(0.3, prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), rows)),
                 (0usize..4, any::<bool>(), any::<bool>()),
             )
         })
-        .prop_map(
-            |((rows, cols, stride), s, s2, class_mask, row_mask, (r, g, g2))| Base {
-                rows,
-                cols,
-                stride,
-                s,
-                s2,
-                class_mask,
-                row_mask,
-                reduction: REDUCTIONS[r],
-                want_grad: g,
-                want_grad2: g2,
-            },
-        )
+        .prop_map(|((rows, cols, stride), s, s2, class_mask, row_mask, (r, g, g2))| Base {
+            rows,
+            cols,
+            stride,
+            s,
+            s2,
+            class_mask,
+            row_mask,
+            reduction: REDUCTIONS[r],
+            want_grad: g,
+            want_grad2: g2,
+        })
 }
 
 impl Base {
@@ -140,9 +121,7 @@ impl Base {
         self.row_mask.as_ref().is_none_or(|m| m[r] != 0)
     }
     fn class_kept(&self, r: usize, i: usize) -> bool {
-        self.class_mask
-            .as_ref()
-            .is_none_or(|(st, m)| m[r * st + i] != 0)
+        self.class_mask.as_ref().is_none_or(|(st, m)| m[r * st + i] != 0)
     }
     fn x(&self, r: usize, i: usize) -> f64 {
         self.s[r * self.stride + i]
@@ -178,12 +157,7 @@ fn out_of_domain(x: f64, a: f64) -> bool {
 
 /// The rule of row `r` for the logits in `rows_of` (each (row → its logits)), present classes by
 /// `present(i)`.
-fn softmax_like_rule(
-    xs: &[Vec<f64>],
-    inv_tau: f64,
-    present: impl Fn(usize) -> bool,
-    cols: usize,
-) -> RowRule {
+fn softmax_like_rule(xs: &[Vec<f64>], inv_tau: f64, present: impl Fn(usize) -> bool, cols: usize) -> RowRule {
     let (mut nan, mut finite) = (false, true);
     for row in xs {
         for i in 0..cols {
@@ -249,10 +223,7 @@ fn check_rows(
             }
             let row = &g[r * cols..(r + 1) * cols];
             if rule.ignored {
-                prop_assert!(
-                    row.iter().all(|&x| x == 0.0),
-                    "row {r}: ignored, gradient {k} {row:?}"
-                );
+                prop_assert!(row.iter().all(|&x| x == 0.0), "row {r}: ignored, gradient {k} {row:?}");
             } else if v.is_finite() {
                 for (i, &x) in row.iter().enumerate() {
                     prop_assert!(
@@ -266,10 +237,7 @@ fn check_rows(
                         );
                     }
                     if absent(r, i) && k == 0 {
-                        prop_assert!(
-                            x == 0.0,
-                            "row {r}, class {i}: gradient {x} on an absent class"
-                        );
+                        prop_assert!(x == 0.0, "row {r}, class {i}: gradient {x} on an absent class");
                     }
                 }
             } else {
@@ -437,8 +405,7 @@ fn check_ce<E: Elem>(c: &CeCase, gamma_loss: bool) -> Result<(), TestCaseError> 
             masks: b.masks(),
             reduction: b.reduction,
         };
-        result =
-            gamma_ce(logits, &labels, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
+        result = gamma_ce(logits, &labels, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         let labels_ok = (0..b.rows)
             .filter(|&r| b.kept(r))
             .all(|r| labels[r] == c.ignore_index || (0..b.cols as i64).contains(&labels[r]));
@@ -458,8 +425,7 @@ fn check_ce<E: Elem>(c: &CeCase, gamma_loss: bool) -> Result<(), TestCaseError> 
             masks: b.masks(),
             reduction: b.reduction,
         };
-        result =
-            softmax_ce(logits, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
+        result = softmax_ce(logits, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         valid = ce_labels_ok(c) && unit(c.eps) && tau_ok(c.temperature);
         tau = c.temperature;
     }
@@ -496,17 +462,8 @@ fn dense_case() -> impl Strategy<Value = DenseCase> {
             (
                 Just(b),
                 prop::collection::vec(prob(), rows * cols),
-                prop::option::weighted(
-                    0.3,
-                    (
-                        per.clone(),
-                        prop::collection::vec(weight(), rows.max(1) * cols),
-                    ),
-                ),
-                prop::option::weighted(
-                    0.3,
-                    (per, prop::collection::vec(weight(), rows.max(1) * cols)),
-                ),
+                prop::option::weighted(0.3, (per.clone(), prop::collection::vec(weight(), rows.max(1) * cols))),
+                prop::option::weighted(0.3, (per, prop::collection::vec(weight(), rows.max(1) * cols))),
             )
         })
         .prop_map(|(b, y, pos_weight, weights)| DenseCase {
@@ -522,11 +479,7 @@ fn per_class_ok(w: &Option<(usize, Vec<f64>)>, rows: usize, cols: usize) -> bool
         None => true,
         Some((st, w)) => {
             let n = if *st == 0 { rows.min(1) } else { rows };
-            (0..n).all(|r| {
-                w[r * st..r * st + cols]
-                    .iter()
-                    .all(|x| x.is_finite() && *x >= 0.0)
-            })
+            (0..n).all(|r| w[r * st..r * st + cols].iter().all(|x| x.is_finite() && *x >= 0.0))
         }
     }
 }
@@ -539,8 +492,7 @@ fn check_dense<E: Elem>(c: &DenseCase, is_bce: bool) -> Result<(), TestCaseError
     let mut bufs = Bufs::<E>::new(b.rows, b.cols);
     let want = [b.want_grad, false];
     fn per_class<'a>(w: &'a Option<(usize, Vec<f64>)>, b: &Base) -> Option<Rows<'a, f64>> {
-        w.as_ref()
-            .map(|(st, w)| Rows::new(w, b.rows, b.cols, *st).unwrap())
+        w.as_ref().map(|(st, w)| Rows::new(w, b.rows, b.cols, *st).unwrap())
     }
     let result = if is_bce {
         let opts = BceOptions {
@@ -562,9 +514,8 @@ fn check_dense<E: Elem>(c: &DenseCase, is_bce: bool) -> Result<(), TestCaseError
     let labels_ok = (0..b.rows)
         .filter(|&r| b.kept(r))
         .all(|r| c.y[r * b.cols..(r + 1) * b.cols].iter().all(|&y| unit(y)));
-    let options_ok = !is_bce
-        || (per_class_ok(&c.pos_weight, b.rows, b.cols)
-            && per_class_ok(&c.weights, b.rows, b.cols));
+    let options_ok =
+        !is_bce || (per_class_ok(&c.pos_weight, b.rows, b.cols) && per_class_ok(&c.weights, b.rows, b.cols));
     if !(labels_ok && options_ok) {
         return expect_err(&got);
     }
@@ -578,8 +529,7 @@ fn check_dense<E: Elem>(c: &DenseCase, is_bce: bool) -> Result<(), TestCaseError
     let rules: Vec<RowRule> = (0..b.rows)
         .map(|r| {
             let row: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.x(r, i))).collect();
-            let present =
-                |i: usize| b.class_kept(r, i) && w_of(r, i) != 0.0 && row[i] != f64::NEG_INFINITY;
+            let present = |i: usize| b.class_kept(r, i) && w_of(r, i) != 0.0 && row[i] != f64::NEG_INFINITY;
             let mut rule = softmax_like_rule(&[row.clone()], 1.0, present, b.cols);
             rule.ignored = !b.kept(r);
             rule
@@ -608,18 +558,10 @@ fn sparse_case() -> impl Strategy<Value = SparseCase> {
             let cols = b.cols as i64;
             (
                 Just((b, k, pad)),
-                prop::collection::vec(
-                    prop_oneof![6 => 0..cols, 2 => Just(pad), 1 => -3i64..cols + 3],
-                    n,
-                ),
+                prop::collection::vec(prop_oneof![6 => 0..cols, 2 => Just(pad), 1 => -3i64..cols + 3], n),
             )
         })
-        .prop_map(|((b, k, pad), positives)| SparseCase {
-            b,
-            k,
-            positives,
-            pad,
-        })
+        .prop_map(|((b, k, pad), positives)| SparseCase { b, k, positives, pad })
 }
 
 /// The sorted positive classes of a row, or None when one is out of range or listed twice.
@@ -654,14 +596,10 @@ fn check_sparse<E: Elem>(c: &SparseCase) -> Result<(), TestCaseError> {
         masks: b.masks(),
         reduction: b.reduction,
     };
-    let result = sparse_multilabel_ce(logits, positives, &opts, bufs.outputs(b.rows, b.cols, want))
-        .map(|r| r.value);
+    let result = sparse_multilabel_ce(logits, positives, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
     let got = bufs.got(result);
     let row_pos = |r: usize| positives_of(&c.positives[r * c.k..(r + 1) * c.k], c.pad, b.cols);
-    if (0..b.rows)
-        .filter(|&r| b.kept(r))
-        .any(|r| row_pos(r).is_none())
-    {
+    if (0..b.rows).filter(|&r| b.kept(r)).any(|r| row_pos(r).is_none()) {
         return expect_err(&got);
     }
     let rules: Vec<RowRule> = (0..b.rows)
@@ -704,18 +642,11 @@ fn gp_case() -> impl Strategy<Value = GpCase> {
     )
         .prop_flat_map(|(batch, heads, len, k, spans, pad)| {
             let n = batch * heads * k * if spans { 2 } else { 1 };
-            let hi = if spans {
-                len as i64
-            } else {
-                (len * len) as i64
-            };
+            let hi = if spans { len as i64 } else { (len * len) as i64 };
             (
                 Just((batch, heads, len, k, spans, pad)),
                 prop::collection::vec(logit(), batch * heads * len * len),
-                prop::collection::vec(
-                    prop_oneof![6 => 0..hi, 2 => Just(pad), 1 => -2i64..hi + 2],
-                    n,
-                ),
+                prop::collection::vec(prop_oneof![6 => 0..hi, 2 => Just(pad), 1 => -2i64..hi + 2], n),
                 prop::option::weighted(
                     0.4,
                     prop::collection::vec(prop::sample::select(vec![0u8, 1, 1]), batch * len),
@@ -724,13 +655,7 @@ fn gp_case() -> impl Strategy<Value = GpCase> {
             )
         })
         .prop_map(
-            |(
-                (batch, heads, len, k, spans, pad),
-                s,
-                positives,
-                token_mask,
-                (reduction, want_grad),
-            )| GpCase {
+            |((batch, heads, len, k, spans, pad), s, positives, token_mask, (reduction, want_grad))| GpCase {
                 batch,
                 heads,
                 len,
@@ -770,8 +695,7 @@ fn check_gp<E: Elem>(c: &GpCase) -> Result<(), TestCaseError> {
     };
     let mut bufs = Bufs::<E>::new(rows, cols);
     let want = [c.want_grad, false];
-    let result =
-        globalpointer_ce(logits, positives, &opts, bufs.outputs(rows, cols, want)).map(|r| r.value);
+    let result = globalpointer_ce(logits, positives, &opts, bufs.outputs(rows, cols, want)).map(|r| r.value);
     let got = bufs.got(result);
     // the positives of each row as flat classes (spans: both entries pad = padding)
     let row_pos = |r: usize| -> Option<Vec<usize>> {
@@ -796,11 +720,7 @@ fn check_gp<E: Elem>(c: &GpCase) -> Result<(), TestCaseError> {
     }
     let present = |r: usize, i: usize| {
         let (a, bb) = (i / c.len, i % c.len);
-        let tok = |j: usize| {
-            c.token_mask
-                .as_ref()
-                .is_none_or(|m| m[(r / c.heads) * c.len + j] != 0)
-        };
+        let tok = |j: usize| c.token_mask.as_ref().is_none_or(|m| m[(r / c.heads) * c.len + j] != 0);
         a <= bb && tok(a) && tok(bb) && round::<E>(c.s[r * cols + i]) != f64::NEG_INFINITY
     };
     let rules: Vec<RowRule> = (0..rows)
@@ -809,9 +729,7 @@ fn check_gp<E: Elem>(c: &GpCase) -> Result<(), TestCaseError> {
             softmax_like_rule(&[row], 1.0, |i| present(r, i), cols)
         })
         .collect();
-    check_rows(&got, &rules, cols, want, E::NAME == "f64", |r, i| {
-        !present(r, i)
-    })
+    check_rows(&got, &rules, cols, want, E::NAME == "f64", |r, i| !present(r, i))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -864,14 +782,7 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
             reduction: b.reduction,
         };
         let target = c.with_target.then_some(target);
-        let r = kd_loss(
-            first,
-            second,
-            target,
-            &opts,
-            bufs.outputs(b.rows, b.cols, want),
-        )
-        .map(|r| r.value);
+        let r = kd_loss(first, second, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         let labels_ok = !c.with_target || ce_labels_ok(cc);
         (
             r,
@@ -892,30 +803,17 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
             masks: b.masks(),
             reduction: b.reduction,
         };
-        let r = rdrop_loss(
-            first,
-            second,
-            target,
-            &opts,
-            bufs.outputs(b.rows, b.cols, want),
-        )
-        .map(|r| r.value);
+        let r = rdrop_loss(first, second, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         let labels_ok = if sigmoid {
             cc.labels.is_none()
                 && eps == 0.0
-                && (0..b.rows).filter(|&r| b.kept(r)).all(|r| {
-                    cc.probs[r * b.cols..(r + 1) * b.cols]
-                        .iter()
-                        .all(|&y| unit(y))
-                })
+                && (0..b.rows)
+                    .filter(|&r| b.kept(r))
+                    .all(|r| cc.probs[r * b.cols..(r + 1) * b.cols].iter().all(|&y| unit(y)))
         } else {
             ce_labels_ok(cc)
         };
-        (
-            r,
-            labels_ok && c.alpha.is_finite() && c.alpha >= 0.0 && unit(eps),
-            1.0,
-        )
+        (r, labels_ok && c.alpha.is_finite() && c.alpha >= 0.0 && unit(eps), 1.0)
     };
     let got = bufs.got(result);
     if !valid {
@@ -923,16 +821,11 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
     }
     let rules: Vec<RowRule> = (0..b.rows)
         .map(|r| {
-            let ignored = !b.kept(r)
-                || (c.with_target || !kd)
-                    && cc.labels.as_ref().is_some_and(|l| l[r] == cc.ignore_index);
+            let ignored =
+                !b.kept(r) || (c.with_target || !kd) && cc.labels.as_ref().is_some_and(|l| l[r] == cc.ignore_index);
             let one: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.x(r, i))).collect();
-            let two: Vec<f64> = (0..b.cols)
-                .map(|i| round::<E>(b.s2[r * b.cols + i]))
-                .collect();
-            let present = |i: usize| {
-                b.class_kept(r, i) && (one[i] != f64::NEG_INFINITY || two[i] != f64::NEG_INFINITY)
-            };
+            let two: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.s2[r * b.cols + i])).collect();
+            let present = |i: usize| b.class_kept(r, i) && (one[i] != f64::NEG_INFINITY || two[i] != f64::NEG_INFINITY);
             // the terms that read the inputs: kd reads both in its KL term (α > 0, at 1/T) and the
             // student in its CE term (a target and α < 1); rdrop reads both in every term
             let kl_read = !kd || c.alpha > 0.0;
@@ -974,9 +867,7 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
             rule
         })
         .collect();
-    check_rows(&got, &rules, b.cols, want, E::NAME == "f64", |r, i| {
-        !b.class_kept(r, i)
-    })
+    check_rows(&got, &rules, b.cols, want, E::NAME == "f64", |r, i| !b.class_kept(r, i))
 }
 
 proptest! {

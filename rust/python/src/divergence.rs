@@ -5,9 +5,7 @@ use numpy::Element;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::arrays::{
-    elem_rows, elem_rows_mut, readonly, readwrite, readwrite_1d, rows, rows_mut, Stored,
-};
+use crate::arrays::{elem_rows, elem_rows_mut, readonly, readwrite, readwrite_1d, rows, rows_mut, Stored};
 use crate::{core_error, without_gil};
 
 /// Borrowed arguments of one call, before the element type is fixed.
@@ -25,26 +23,14 @@ struct Args<'py, 'a> {
     grad_t: Option<&'a Bound<'py, PyAny>>,
 }
 
-fn run<S: Stored, V: logitdiv_core::Elem + Element>(
-    py: Python<'_>,
-    a: &Args<'_, '_>,
-) -> PyResult<(f64, usize)> {
+fn run<S: Stored, V: logitdiv_core::Elem + Element>(py: Python<'_>, a: &Args<'_, '_>) -> PyResult<(f64, usize)> {
     let s_arr = readonly::<S::Raw>("s", a.s)?;
     let t_arr = readonly::<S::Raw>("t", a.t)?;
     let mask_arr = a.mask.map(|m| readonly::<u8>("where", m)).transpose()?;
-    let weights_arr = a
-        .weights
-        .map(|w| readonly::<f64>("weights", w))
-        .transpose()?;
+    let weights_arr = a.weights.map(|w| readonly::<f64>("weights", w)).transpose()?;
     let mut values_arr = a.values.map(|v| readwrite_1d::<V>("out", v)).transpose()?;
-    let mut gs_arr = a
-        .grad_s
-        .map(|g| readwrite::<S::Raw>("grad_out", g))
-        .transpose()?;
-    let mut gt_arr = a
-        .grad_t
-        .map(|g| readwrite::<S::Raw>("grad_out", g))
-        .transpose()?;
+    let mut gs_arr = a.grad_s.map(|g| readwrite::<S::Raw>("grad_out", g)).transpose()?;
+    let mut gt_arr = a.grad_t.map(|g| readwrite::<S::Raw>("grad_out", g)).transpose()?;
 
     let s = elem_rows::<S>(rows("s", &s_arr)?);
     let t = elem_rows::<S>(rows("t", &t_arr)?);
@@ -52,36 +38,21 @@ fn run<S: Stored, V: logitdiv_core::Elem + Element>(
         temperature: a.temperature,
         beta: a.beta,
         mask: mask_arr.as_ref().map(|m| rows("where", m)).transpose()?,
-        weights: weights_arr
-            .as_ref()
-            .map(|w| rows("weights", w))
-            .transpose()?,
+        weights: weights_arr.as_ref().map(|w| rows("weights", w)).transpose()?,
         reduction: a.reduction,
     };
     let values = match values_arr.as_mut() {
-        Some(v) => Some(
-            v.as_slice_mut()
-                .map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?,
-        ),
+        Some(v) => Some(v.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?),
         None => None,
     };
     let out = PairOutputs {
         values,
-        grad_s: gs_arr
-            .as_mut()
-            .map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>))
-            .transpose()?,
-        grad_t: gt_arr
-            .as_mut()
-            .map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>))
-            .transpose()?,
+        grad_s: gs_arr.as_mut().map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>)).transpose()?,
+        grad_t: gt_arr.as_mut().map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>)).transpose()?,
     };
     let kind = a.kind;
     let elements = s.rows().saturating_mul(s.cols());
-    let r = without_gil(py, elements, move || {
-        logitdiv_core::pair_divergence(kind, s, t, &opts, out)
-    })
-    .map_err(core_error)?;
+    let r = without_gil(py, elements, move || logitdiv_core::pair_divergence(kind, s, t, &opts, out)).map_err(core_error)?;
     Ok((r.value, r.counted))
 }
 
@@ -125,8 +96,6 @@ pub(crate) fn pair_divergence<'py>(
         "f64" => run::<f64, f64>(py, &args),
         "f16" => run::<half::f16, f32>(py, &args),
         "bf16" => run::<half::bf16, f32>(py, &args),
-        other => Err(PyTypeError::new_err(format!(
-            "unsupported element type {other:?}"
-        ))),
+        other => Err(PyTypeError::new_err(format!("unsupported element type {other:?}"))),
     }
 }

@@ -50,10 +50,7 @@ fn simd_path() -> &'static str {
 /// The SIMD paths this CPU and build can run, slowest first (always starting with "scalar").
 #[pyfunction]
 fn available_simd_paths() -> Vec<&'static str> {
-    logitdiv_core::simd::available()
-        .into_iter()
-        .map(|i| i.name())
-        .collect()
+    logitdiv_core::simd::available().into_iter().map(|i| i.name()).collect()
 }
 
 /// Forces the SIMD path for every later call (None or "auto": the best available path); for tests
@@ -74,12 +71,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // LOGITDIV_SIMD is applied once, here; an invalid value warns and leaves the best path.
     if let Err(e) = logitdiv_core::simd::init_from_env() {
         let py = m.py();
-        PyErr::warn(
-            py,
-            &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(),
-            &std::ffi::CString::new(e.to_string()).unwrap_or_default(),
-            1,
-        )?;
+        PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(), &std::ffi::CString::new(e.to_string()).unwrap_or_default(), 1)?;
     }
     m.add_function(wrap_pyfunction!(simd_path, m)?)?;
     m.add_function(wrap_pyfunction!(available_simd_paths, m)?)?;

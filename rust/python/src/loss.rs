@@ -2,17 +2,16 @@
 //! (f32, f64, f16, bf16 as uint16 bits) and the probability labels' type (f32, f64).
 
 use logitdiv_core::{
-    BceOptions, Elem, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs,
-    Masks, MultilabelOptions, Positives, RdropKind, RdropOptions, Reduction, SoftmaxCeOptions,
-    SparseMultilabelOptions, Target,
+    BceOptions, Elem, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks,
+    MultilabelOptions, Positives, RdropKind, RdropOptions, Reduction, SoftmaxCeOptions, SparseMultilabelOptions,
+    Target,
 };
 use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::arrays::{
-    elem_rows, elem_rows_mut, readonly, readonly_1d, readwrite, readwrite_1d, rows, rows_mut,
-    slice, Stored,
+    elem_rows, elem_rows_mut, readonly, readonly_1d, readwrite, readwrite_1d, rows, rows_mut, slice, Stored,
 };
 use crate::core_error;
 
@@ -37,23 +36,14 @@ impl<'py, S: Stored, V: Element + Elem> Outs<'py, S, V> {
 
     fn outputs(&mut self) -> PyResult<LossOutputs<'_, S, V>> {
         let values = match self.values.as_mut() {
-            Some(v) => Some(
-                v.as_slice_mut()
-                    .map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?,
-            ),
+            Some(v) => Some(v.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?),
             None => None,
         };
         let [g0, g1] = &mut self.grads;
         Ok(LossOutputs {
             values,
-            grad: g0
-                .as_mut()
-                .map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>))
-                .transpose()?,
-            grad_second: g1
-                .as_mut()
-                .map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>))
-                .transpose()?,
+            grad: g0.as_mut().map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>)).transpose()?,
+            grad_second: g1.as_mut().map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>)).transpose()?,
         })
     }
 }
@@ -74,11 +64,7 @@ impl<'py> MaskArrays<'py> {
 
     fn masks(&self) -> PyResult<Masks<'_>> {
         Ok(Masks {
-            classes: self
-                .classes
-                .as_ref()
-                .map(|m| rows("where", m))
-                .transpose()?,
+            classes: self.classes.as_ref().map(|m| rows("where", m)).transpose()?,
             rows: self.rows.as_ref().map(|m| slice("where", m)).transpose()?,
         })
     }
@@ -94,9 +80,7 @@ struct TargetArrays<'py, T: Element> {
 impl<'py, T: Element + Elem> TargetArrays<'py, T> {
     fn borrow(labels: Any<'_, 'py>, probs: Any<'_, 'py>, ignore_index: i64) -> PyResult<Self> {
         Ok(TargetArrays {
-            labels: labels
-                .map(|l| readonly_1d::<i64>("target", l))
-                .transpose()?,
+            labels: labels.map(|l| readonly_1d::<i64>("target", l)).transpose()?,
             probs: probs.map(|p| readonly::<T>("target", p)).transpose()?,
             ignore_index,
         })
@@ -104,17 +88,10 @@ impl<'py, T: Element + Elem> TargetArrays<'py, T> {
 
     fn target(&self) -> PyResult<Option<Target<'_, T>>> {
         Ok(match (&self.labels, &self.probs) {
-            (Some(l), None) => Some(Target::Classes {
-                labels: slice("target", l)?,
-                ignore_index: self.ignore_index,
-            }),
+            (Some(l), None) => Some(Target::Classes { labels: slice("target", l)?, ignore_index: self.ignore_index }),
             (None, Some(p)) => Some(Target::Probs(rows("target", p)?)),
             (None, None) => None,
-            (Some(_), Some(_)) => {
-                return Err(PyValueError::new_err(
-                    "pass class indices or probabilities, not both",
-                ))
-            }
+            (Some(_), Some(_)) => return Err(PyValueError::new_err("pass class indices or probabilities, not both")),
         })
     }
 }
@@ -132,9 +109,7 @@ macro_rules! dispatch {
             "f64" => $run::<f64, f64>($py, $args),
             "f16" => $run::<half::f16, f32>($py, $args),
             "bf16" => $run::<half::bf16, f32>($py, $args),
-            other => Err(PyTypeError::new_err(format!(
-                "unsupported element type {other:?}"
-            ))),
+            other => Err(PyTypeError::new_err(format!("unsupported element type {other:?}"))),
         }
     };
     ($run:ident, $py:expr, $args:expr, $elem:expr, $telem:expr) => {
@@ -147,9 +122,7 @@ macro_rules! dispatch {
             ("f16", "f64") => $run::<half::f16, f64, f32>($py, $args),
             ("bf16", "f32") => $run::<half::bf16, f32, f32>($py, $args),
             ("bf16", "f64") => $run::<half::bf16, f64, f32>($py, $args),
-            (e, t) => Err(PyTypeError::new_err(format!(
-                "unsupported element types {e:?}, {t:?}"
-            ))),
+            (e, t) => Err(PyTypeError::new_err(format!("unsupported element types {e:?}, {t:?}"))),
         }
     };
 }
@@ -180,9 +153,7 @@ fn run_ce<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
     let mask_arr = MaskArrays::borrow(a.class_mask, a.row_mask)?;
     let mut outs = Outs::<S, V>::borrow(a.values, a.grad, None)?;
     let logits = elem_rows::<S>(rows("logits", &logits_arr)?);
-    let target = target_arr
-        .target()?
-        .ok_or_else(|| PyValueError::new_err("a target is required"))?;
+    let target = target_arr.target()?.ok_or_else(|| PyValueError::new_err("a target is required"))?;
     let opts = SoftmaxCeOptions {
         label_smoothing: a.label_smoothing,
         temperature: a.temperature,
@@ -190,9 +161,7 @@ fn run_ce<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
         reduction: a.reduction,
     };
     let out = outs.outputs()?;
-    let r = py
-        .detach(move || logitdiv_core::softmax_ce(logits, target, &opts, out))
-        .map_err(core_error)?;
+    let r = py.detach(move || logitdiv_core::softmax_ce(logits, target, &opts, out)).map_err(core_error)?;
     Ok((r.value, r.counted))
 }
 
@@ -256,14 +225,8 @@ fn run_dense<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
 ) -> PyResult<(f64, usize)> {
     let logits_arr = readonly::<S::Raw>("logits", a.logits)?;
     let target_arr = readonly::<T>("target", a.target)?;
-    let pw_arr = a
-        .pos_weight
-        .map(|w| readonly::<f64>("pos_weight", w))
-        .transpose()?;
-    let w_arr = a
-        .weights
-        .map(|w| readonly::<f64>("weights", w))
-        .transpose()?;
+    let pw_arr = a.pos_weight.map(|w| readonly::<f64>("pos_weight", w)).transpose()?;
+    let w_arr = a.weights.map(|w| readonly::<f64>("weights", w)).transpose()?;
     let mask_arr = MaskArrays::borrow(a.class_mask, a.row_mask)?;
     let mut outs = Outs::<S, V>::borrow(a.values, a.grad, None)?;
     let logits = elem_rows::<S>(rows("logits", &logits_arr)?);
@@ -271,10 +234,7 @@ fn run_dense<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
     let masks = mask_arr.masks()?;
     let out = outs.outputs()?;
     let r = if a.multilabel {
-        let opts = MultilabelOptions {
-            masks,
-            reduction: a.reduction,
-        };
+        let opts = MultilabelOptions { masks, reduction: a.reduction };
         py.detach(move || logitdiv_core::multilabel_ce(logits, target, &opts, out))
     } else {
         let opts = BceOptions {
@@ -370,31 +330,19 @@ struct SparseArgs<'a, 'py> {
     grad: Any<'a, 'py>,
 }
 
-fn run_sparse<S: Stored, V: Elem + Element>(
-    py: Python<'_>,
-    a: &SparseArgs<'_, '_>,
-) -> PyResult<(f64, usize)> {
+fn run_sparse<S: Stored, V: Elem + Element>(py: Python<'_>, a: &SparseArgs<'_, '_>) -> PyResult<(f64, usize)> {
     let logits_arr = readonly::<S::Raw>("logits", a.logits)?;
     let pos_arr = readonly::<i64>("positives", a.positives)?;
     let mask_arr = MaskArrays::borrow(a.class_mask, a.row_mask)?;
-    let token_arr =
-        a.gp.and_then(|g| g.2)
-            .map(|m| readonly::<u8>("mask", m))
-            .transpose()?;
+    let token_arr = a.gp.and_then(|g| g.2).map(|m| readonly::<u8>("mask", m)).transpose()?;
     let mut outs = Outs::<S, V>::borrow(a.values, a.grad, None)?;
     let logits = elem_rows::<S>(rows("logits", &logits_arr)?);
-    let positives = Positives {
-        indices: rows("positives", &pos_arr)?,
-        pad: a.pad,
-    };
+    let positives = Positives { indices: rows("positives", &pos_arr)?, pad: a.pad };
     let masks = mask_arr.masks()?;
     let out = outs.outputs()?;
     let r = match a.gp {
         None => {
-            let opts = SparseMultilabelOptions {
-                masks,
-                reduction: a.reduction,
-            };
+            let opts = SparseMultilabelOptions { masks, reduction: a.reduction };
             py.detach(move || logitdiv_core::sparse_multilabel_ce(logits, positives, &opts, out))
         }
         Some((heads, spans, _, reduction)) => {
@@ -465,12 +413,7 @@ pub(crate) fn globalpointer_ce<'py>(
         pad,
         class_mask: None,
         row_mask: None,
-        gp: Some((
-            heads,
-            spans,
-            mask,
-            GpReduction::parse(reduction).map_err(core_error)?,
-        )),
+        gp: Some((heads, spans, mask, GpReduction::parse(reduction).map_err(core_error)?)),
         reduction: Reduction::None,
         values,
         grad,
@@ -492,10 +435,7 @@ struct GammaArgs<'a, 'py> {
     grad: Any<'a, 'py>,
 }
 
-fn run_gamma<S: Stored, V: Elem + Element>(
-    py: Python<'_>,
-    a: &GammaArgs<'_, '_>,
-) -> PyResult<(f64, usize)> {
+fn run_gamma<S: Stored, V: Elem + Element>(py: Python<'_>, a: &GammaArgs<'_, '_>) -> PyResult<(f64, usize)> {
     let logits_arr = readonly::<S::Raw>("logits", a.logits)?;
     let labels_arr = readonly_1d::<i64>("target", a.labels)?;
     let mask_arr = MaskArrays::borrow(a.class_mask, a.row_mask)?;
@@ -503,17 +443,9 @@ fn run_gamma<S: Stored, V: Elem + Element>(
     let logits = elem_rows::<S>(rows("logits", &logits_arr)?);
     let labels = slice("target", &labels_arr)?;
     let (ignore_index, gamma, threshold) = a.opts;
-    let opts = GammaOptions {
-        gamma,
-        threshold,
-        ignore_index,
-        masks: mask_arr.masks()?,
-        reduction: a.reduction,
-    };
+    let opts = GammaOptions { gamma, threshold, ignore_index, masks: mask_arr.masks()?, reduction: a.reduction };
     let out = outs.outputs()?;
-    let r = py
-        .detach(move || logitdiv_core::gamma_ce(logits, labels, &opts, out))
-        .map_err(core_error)?;
+    let r = py.detach(move || logitdiv_core::gamma_ce(logits, labels, &opts, out)).map_err(core_error)?;
     Ok((r.value, r.counted))
 }
 
@@ -585,26 +517,13 @@ fn run_pair<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
     let out = outs.outputs()?;
     let r = match (a.kd, a.rdrop) {
         (Some((temperature, alpha, t2)), _) => {
-            let opts = KdOptions {
-                temperature,
-                alpha,
-                t2,
-                label_smoothing: a.label_smoothing,
-                masks,
-                reduction: a.reduction,
-            };
+            let opts =
+                KdOptions { temperature, alpha, t2, label_smoothing: a.label_smoothing, masks, reduction: a.reduction };
             py.detach(move || logitdiv_core::kd_loss(first, second, target, &opts, out))
         }
         (None, Some((alpha, kind))) => {
-            let target =
-                target.ok_or_else(|| PyValueError::new_err("rdrop_loss needs a target"))?;
-            let opts = RdropOptions {
-                alpha,
-                kind,
-                label_smoothing: a.label_smoothing,
-                masks,
-                reduction: a.reduction,
-            };
+            let target = target.ok_or_else(|| PyValueError::new_err("rdrop_loss needs a target"))?;
+            let opts = RdropOptions { alpha, kind, label_smoothing: a.label_smoothing, masks, reduction: a.reduction };
             py.detach(move || logitdiv_core::rdrop_loss(first, second, target, &opts, out))
         }
         (None, None) => unreachable!("every caller names its loss"),

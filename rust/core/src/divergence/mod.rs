@@ -75,13 +75,7 @@ pub struct PairOptions<'a> {
 
 impl Default for PairOptions<'_> {
     fn default() -> Self {
-        PairOptions {
-            temperature: 1.0,
-            beta: 0.5,
-            mask: None,
-            weights: None,
-            reduction: Reduction::None,
-        }
+        PairOptions { temperature: 1.0, beta: 0.5, mask: None, weights: None, reduction: Reduction::None }
     }
 }
 
@@ -104,20 +98,12 @@ pub(crate) struct RowParams {
 
 fn check_same(what: &str, rows: usize, cols: usize, r: usize, c: usize) -> Result<(), Error> {
     if (r, c) != (rows, cols) {
-        return Err(bad_shape(format!(
-            "{what} has shape ({r}, {c}); expected ({rows}, {cols}) like the logits"
-        )));
+        return Err(bad_shape(format!("{what} has shape ({r}, {c}); expected ({rows}, {cols}) like the logits")));
     }
     Ok(())
 }
 
-fn validate<E, V>(
-    kind: PairKind,
-    s: &Rows<'_, E>,
-    t: &Rows<'_, E>,
-    opts: &PairOptions<'_>,
-    out: &PairOutputs<'_, E, V>,
-) -> Result<(), Error> {
+fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairOptions<'_>, out: &PairOutputs<'_, E, V>) -> Result<(), Error> {
     let (rows, cols) = (s.rows(), s.cols());
     if (t.rows(), t.cols()) != (rows, cols) {
         return Err(bad_shape(format!(
@@ -128,41 +114,26 @@ fn validate<E, V>(
     }
     crate::loss::check_temperature(opts.temperature)?;
     if kind == PairKind::Js && !(0.0..=1.0).contains(&opts.beta) {
-        return Err(bad_argument(format!(
-            "beta must lie in [0, 1]; got {}",
-            opts.beta
-        )));
+        return Err(bad_argument(format!("beta must lie in [0, 1]; got {}", opts.beta)));
     }
     if let Some(m) = &opts.mask {
         check_same("the mask", rows, cols, m.rows(), m.cols())?;
     }
     if let Some(w) = &opts.weights {
         if !kind.is_sigmoid() {
-            return Err(bad_argument(
-                "per-class weights apply to the sigmoid divergences only",
-            ));
+            return Err(bad_argument("per-class weights apply to the sigmoid divergences only"));
         }
         check_same("the weights", rows, cols, w.rows(), w.cols())?;
         let distinct_rows = if w.stride() == 0 { rows.min(1) } else { rows };
         for r in 0..distinct_rows {
-            if let Some((i, x)) = w
-                .row(r)
-                .iter()
-                .enumerate()
-                .find(|(_, x)| !(x.is_finite() && **x >= 0.0))
-            {
-                return Err(bad_argument(format!(
-                    "weights must be finite and ≥ 0; got {x} at row {r}, class {i}"
-                )));
+            if let Some((i, x)) = w.row(r).iter().enumerate().find(|(_, x)| !(x.is_finite() && **x >= 0.0)) {
+                return Err(bad_argument(format!("weights must be finite and ≥ 0; got {x} at row {r}, class {i}")));
             }
         }
     }
     if let Some(v) = &out.values {
         if v.len() != rows {
-            return Err(bad_shape(format!(
-                "the value output holds {} values; expected {rows}, one per row",
-                v.len()
-            )));
+            return Err(bad_shape(format!("the value output holds {} values; expected {rows}, one per row", v.len())));
         }
     }
     for (name, g) in [("grad_s", &out.grad_s), ("grad_t", &out.grad_t)] {
@@ -185,11 +156,7 @@ pub fn pair_divergence<E: Elem, V: Elem>(
     validate(kind, &s, &t, opts, &out)?;
     let rows = s.rows();
     let inv_tau = 1.0 / opts.temperature;
-    let params = RowParams {
-        inv_tau,
-        beta: opts.beta,
-        grad_scale: opts.reduction.grad_scale(rows) * inv_tau,
-    };
+    let params = RowParams { inv_tau, beta: opts.beta, grad_scale: opts.reduction.grad_scale(rows) * inv_tau };
     let (mask, weights) = (opts.mask, opts.weights);
     let row_kernel = |r: usize, g: GradRows<'_, E>| {
         let m = mask.as_ref().map(|m| m.row(r));
@@ -200,14 +167,7 @@ pub fn pair_divergence<E: Elem, V: Elem>(
             softmax::row(kind, s.row(r), t.row(r), m, &params, g)
         }
     };
-    Ok(reduce_rows(
-        opts.reduction,
-        rows,
-        s.cols(),
-        out.values,
-        [out.grad_s, out.grad_t],
-        row_kernel,
-    ))
+    Ok(reduce_rows(opts.reduction, rows, s.cols(), out.values, [out.grad_s, out.grad_t], row_kernel))
 }
 
 /// The largest |logit/τ| the kernels take: beyond it the accurate forms' differences (of logits,

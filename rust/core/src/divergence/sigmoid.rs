@@ -61,16 +61,8 @@ pub(crate) fn row<E: Elem, G: Elem>(
                 PairKind::SigmoidSymKl => {
                     let diff = sigmoid_diff_d(a, b, d);
                     // −inf in one row only is +inf, even where the other σ underflowed (∞ · 0)
-                    let term = if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
-                        f64::INFINITY
-                    } else {
-                        d * diff
-                    };
-                    (
-                        term,
-                        dsigmoid_times(a, d) + diff,
-                        dsigmoid_times(b, -d) - diff,
-                    )
+                    let term = if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY { f64::INFINITY } else { d * diff };
+                    (term, dsigmoid_times(a, d) + diff, dsigmoid_times(b, -d) - diff)
                 }
                 _ => unreachable!("softmax kinds use their own kernel"),
             }
@@ -88,16 +80,10 @@ pub(crate) fn row<E: Elem, G: Elem>(
     }
     if bad {
         fill(&mut grads, f64::NAN);
-        return RowValue {
-            value: f64::NAN,
-            counts: true,
-        };
+        return RowValue { value: f64::NAN, counts: true };
     }
     if !value.is_finite() {
         fill(&mut grads, f64::NAN);
     }
-    RowValue {
-        value,
-        counts: n_present > 0,
-    }
+    RowValue { value, counts: n_present > 0 }
 }

@@ -21,6 +21,7 @@
 //! formed as (s − t)/τ in f32, exact for near-identical rows (Sterbenz). Per-element relative
 //! errors are a few 1e-7, and they add without cancellation (every term is ≥ 0).
 
+
 use half::{bf16, f16};
 
 use super::{PairKind, RowParams};
@@ -107,10 +108,7 @@ fn typed<L: Load<Real = f32>, G: Elem>(
     if !value.is_finite() || value < TINY {
         return None;
     }
-    Some(RowValue {
-        value,
-        counts: present > 0.0,
-    })
+    Some(RowValue { value, counts: present > 0.0 })
 }
 
 struct SigmoidRow<'a, L, G> {
@@ -143,11 +141,7 @@ fn sig_diff(a: f32, b: f32, d: f32, sa: (f32, f32), sb: (f32, f32), em: f32) -> 
     let near = sb.0 * sa.1 * em;
     let both_pos = sb.1 - sa.1;
     let other = sa.0 - sb.0;
-    let far = if a >= 0.0 && b >= 0.0 {
-        both_pos
-    } else {
-        other
-    };
+    let far = if a >= 0.0 && b >= 0.0 { both_pos } else { other };
     if d.abs() <= 1.0 {
         near
     } else {
@@ -186,17 +180,7 @@ impl<L: Load<Real = f32>, G: Elem> Kernel for SigmoidRow<'_, L, G> {
 impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
     #[inline(always)]
     fn body<S: Simd, const GRAD: bool>(self, simd: S) -> Option<(f64, f64)> {
-        let SigmoidRow {
-            sym,
-            s,
-            t,
-            mask,
-            w,
-            inv_tau,
-            grad_scale,
-            mut gs,
-            mut gt,
-        } = self;
+        let SigmoidRow { sym, s, t, mask, w, inv_tau, grad_scale, mut gs, mut gt } = self;
         let mut bs = [0.0f32; BLOCK];
         let mut bt = [0.0f32; BLOCK];
         let mut term = [0.0f32; BLOCK];
@@ -234,21 +218,14 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                 }
             }
             let keep = &keep[..n];
-            let (y, term, ds, dt, pres, chk) = (
-                &y[..n],
-                &mut term[..n],
-                &mut ds[..n],
-                &mut dt[..n],
-                &mut pres[..n],
-                &mut chk[..n],
-            );
+            let (y, term, ds, dt, pres, chk) =
+                (&y[..n], &mut term[..n], &mut ds[..n], &mut dt[..n], &mut pres[..n], &mut chk[..n]);
             // One f32 loop per kind, each straight-line.
             if sym {
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
-                    let absent =
-                        keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
+                    let absent = keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
                     let a = if absent { 0.0 } else { a0 };
                     let b = if absent { 0.0 } else { b0 };
                     let d = if absent { 0.0 } else { d0 };
@@ -271,8 +248,7 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
-                    let absent =
-                        keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
+                    let absent = keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
                     let a = if absent { 0.0 } else { a0 };
                     let b = if absent { 0.0 } else { b0 };
                     let d = if absent { 0.0 } else { d0 };
@@ -303,7 +279,7 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                     pres[i] += if absent { 0.0 } else { 1.0 };
                 }
             }
-            // Widening loops (f64 width): value, count, gradients.
+            // Widening loops (f64 width): value, gradients.
             let acc = &mut acc[..n];
             if weighted {
                 for i in 0..n {
@@ -346,61 +322,20 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
 mod tests {
     use super::super::sigmoid;
     use super::*;
+    use crate::testing::noise;
     use crate::simd::available;
-
-    fn noise(n: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     type Run = (Option<RowValue>, Vec<f32>, Vec<f32>);
 
-    fn fast(
-        isa: Isa,
-        kind: PairKind,
-        s: &[f32],
-        t: &[f32],
-        w: Option<&[f64]>,
-        prm: &RowParams,
-    ) -> Run {
+    fn fast(isa: Isa, kind: PairKind, s: &[f32], t: &[f32], w: Option<&[f64]>, prm: &RowParams) -> Run {
         let (mut gs, mut gt) = (vec![0.0f32; s.len()], vec![0.0f32; s.len()]);
-        let v = try_row_on(
-            isa.into(),
-            kind,
-            s,
-            t,
-            None,
-            w,
-            prm,
-            &mut [Some(&mut gs[..]), Some(&mut gt[..])],
-        );
+        let v = try_row_on(isa.into(), kind, s, t, None, w, prm, &mut [Some(&mut gs[..]), Some(&mut gt[..])]);
         (v, gs, gt)
     }
 
-    fn scalar(
-        kind: PairKind,
-        s: &[f32],
-        t: &[f32],
-        w: Option<&[f64]>,
-        prm: &RowParams,
-    ) -> (RowValue, Vec<f64>, Vec<f64>) {
+    fn scalar(kind: PairKind, s: &[f32], t: &[f32], w: Option<&[f64]>, prm: &RowParams) -> (RowValue, Vec<f64>, Vec<f64>) {
         let (mut gs, mut gt) = (vec![0.0f64; s.len()], vec![0.0f64; s.len()]);
-        let v = sigmoid::row(
-            kind,
-            s,
-            t,
-            None,
-            w,
-            prm,
-            [Some(&mut gs[..]), Some(&mut gt[..])],
-        );
+        let v = sigmoid::row(kind, s, t, None, w, prm, [Some(&mut gs[..]), Some(&mut gt[..])]);
         (v, gs, gt)
     }
 
@@ -409,23 +344,14 @@ mod tests {
     }
 
     fn check(kind: PairKind, s: &[f32], t: &[f32], w: Option<&[f64]>, tau: f64, rtol: f64) {
-        let prm = RowParams {
-            inv_tau: 1.0 / tau,
-            beta: 0.5,
-            grad_scale: 0.5 / tau,
-        };
+        let prm = RowParams { inv_tau: 1.0 / tau, beta: 0.5, grad_scale: 0.5 / tau };
         let (want, ws, wt) = scalar(kind, s, t, w, &prm);
         let gmax = ws.iter().chain(&wt).fold(0.0f64, |m, g| m.max(g.abs()));
         for isa in available() {
             let (got, gs, gt) = fast(isa, kind, s, t, w, &prm);
             let got = got.unwrap_or_else(|| panic!("{isa} {kind:?}: declined a clean row"));
             assert_eq!(got.counts, want.counts);
-            assert!(
-                close(got.value, want.value, rtol, 0.0),
-                "{isa} {kind:?} tau={tau}: {} vs {}",
-                got.value,
-                want.value
-            );
+            assert!(close(got.value, want.value, rtol, 0.0), "{isa} {kind:?} tau={tau}: {} vs {}", got.value, want.value);
             for i in 0..s.len() {
                 for (g, h) in [(gs[i], ws[i]), (gt[i], wt[i])] {
                     assert!(
@@ -492,25 +418,10 @@ mod tests {
 
     #[test]
     fn every_path_matches_the_scalar_kernel() {
-        for (n, scale) in [
-            (1usize, 3.0),
-            (7, 3.0),
-            (300, 8.0),
-            (1000, 30.0),
-            (5000, 2.0),
-        ] {
-            let s: Vec<f32> = noise(n, n as u64)
-                .iter()
-                .map(|v| (v * scale) as f32)
-                .collect();
-            let t: Vec<f32> = noise(n, n as u64 + 1)
-                .iter()
-                .map(|v| (v * scale) as f32)
-                .collect();
-            let w: Vec<f64> = noise(n, 9)
-                .iter()
-                .map(|v| (v + 1.0) * (if v.abs() < 0.1 { 0.0 } else { 1.0 }))
-                .collect();
+        for (n, scale) in [(1usize, 3.0), (7, 3.0), (300, 8.0), (1000, 30.0), (5000, 2.0)] {
+            let s: Vec<f32> = noise(n, n as u64).iter().map(|v| (v * scale) as f32).collect();
+            let t: Vec<f32> = noise(n, n as u64 + 1).iter().map(|v| (v * scale) as f32).collect();
+            let w: Vec<f64> = noise(n, 9).iter().map(|v| (v + 1.0) * (if v.abs() < 0.1 { 0.0 } else { 1.0 })).collect();
             for kind in KINDS {
                 for tau in [1.0, 2.5] {
                     check(kind, &s, &t, None, tau, 1e-5);
@@ -523,15 +434,8 @@ mod tests {
     #[test]
     fn near_identical_rows_keep_their_digits() {
         for offset in [0.0, 12.0, -20.0] {
-            let s: Vec<f32> = noise(3000, 5)
-                .iter()
-                .map(|v| (v * 4.0 + offset) as f32)
-                .collect();
-            let t: Vec<f32> = s
-                .iter()
-                .zip(noise(3000, 6))
-                .map(|(&v, e)| v + (e * 1e-4) as f32)
-                .collect();
+            let s: Vec<f32> = noise(3000, 5).iter().map(|v| (v * 4.0 + offset) as f32).collect();
+            let t: Vec<f32> = s.iter().zip(noise(3000, 6)).map(|(&v, e)| v + (e * 1e-4) as f32).collect();
             for kind in KINDS {
                 check(kind, &s, &t, None, 1.0, 1e-5);
             }
@@ -557,11 +461,7 @@ mod tests {
 
     #[test]
     fn masked_and_zero_weight_classes_are_never_read() {
-        let prm = RowParams {
-            inv_tau: 1.0,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         let s: Vec<f32> = noise(300, 11).iter().map(|v| (v * 4.0) as f32).collect();
         let t: Vec<f32> = noise(300, 12).iter().map(|v| (v * 4.0) as f32).collect();
         let mut s_nan = s.clone();
@@ -573,29 +473,12 @@ mod tests {
         let w: Vec<f64> = mask.iter().map(|&m| f64::from(m)).collect();
         for kind in KINDS {
             let (mut ws, mut wt) = (vec![0.0f64; 300], vec![0.0f64; 300]);
-            let want = sigmoid::row(
-                kind,
-                &s,
-                &t,
-                Some(&mask),
-                None,
-                &prm,
-                [Some(&mut ws[..]), Some(&mut wt[..])],
-            );
+            let want = sigmoid::row(kind, &s, &t, Some(&mask), None, &prm, [Some(&mut ws[..]), Some(&mut wt[..])]);
             for isa in available() {
                 for (m, w) in [(Some(&mask[..]), None), (None, Some(&w[..]))] {
                     let (mut gs, mut gt) = (vec![1.0f32; 300], vec![1.0f32; 300]);
-                    let got = try_row_on(
-                        Some(isa),
-                        kind,
-                        &s_nan,
-                        &t,
-                        m,
-                        w,
-                        &prm,
-                        &mut [Some(&mut gs[..]), Some(&mut gt[..])],
-                    )
-                    .expect("declined");
+                    let got = try_row_on(Some(isa), kind, &s_nan, &t, m, w, &prm, &mut [Some(&mut gs[..]), Some(&mut gt[..])])
+                        .expect("declined");
                     assert!(close(got.value, want.value, 1e-5, 0.0), "{isa}");
                     assert_eq!((gs[10], gt[10], gs[299], gt[299]), (0.0, 0.0, 0.0, 0.0));
                 }
@@ -605,71 +488,32 @@ mod tests {
 
     #[test]
     fn special_rows_are_declined() {
-        let prm = RowParams {
-            inv_tau: 1.0,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         let base = vec![0.5f32; 300];
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut s = base.clone();
             s[257] = bad;
             for kind in KINDS {
                 for isa in available() {
-                    assert!(
-                        fast(isa, kind, &s, &base, None, &prm).0.is_none(),
-                        "{isa} {bad}"
-                    );
+                    assert!(fast(isa, kind, &s, &base, None, &prm).0.is_none(), "{isa} {bad}");
                 }
             }
         }
         // identical rows: value 0, left to the scalar kernel
-        assert!(fast(
-            Isa::Scalar,
-            PairKind::SigmoidSymKl,
-            &base,
-            &base,
-            None,
-            &prm
-        )
-        .0
-        .is_none());
+        assert!(fast(Isa::Scalar, PairKind::SigmoidSymKl, &base, &base, None, &prm).0.is_none());
         // overflow of s/τ
-        let prm = RowParams {
-            inv_tau: 1e10,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let prm = RowParams { inv_tau: 1e10, beta: 0.5, grad_scale: 1.0 };
         let s = vec![1e30f32; 10];
-        assert!(fast(
-            Isa::Scalar,
-            PairKind::SigmoidSymKl,
-            &s,
-            &base[..10],
-            None,
-            &prm
-        )
-        .0
-        .is_none());
+        assert!(fast(Isa::Scalar, PairKind::SigmoidSymKl, &s, &base[..10], None, &prm).0.is_none());
     }
 
     #[test]
     fn half_inputs() {
-        let s: Vec<f16> = noise(600, 3)
-            .iter()
-            .map(|v| f16::from_f64(v * 6.0))
-            .collect();
-        let t: Vec<f16> = noise(600, 4)
-            .iter()
-            .map(|v| f16::from_f64(v * 6.0))
-            .collect();
+        let s: Vec<f16> = noise(600, 3).iter().map(|v| f16::from_f64(v * 6.0)).collect();
+        let t: Vec<f16> = noise(600, 4).iter().map(|v| f16::from_f64(v * 6.0)).collect();
         let sb: Vec<bf16> = s.iter().map(|v| bf16::from_f32(v.to_f32())).collect();
         let tb: Vec<bf16> = t.iter().map(|v| bf16::from_f32(v.to_f32())).collect();
-        let prm = RowParams {
-            inv_tau: 1.0,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         for kind in KINDS {
             let (want, _, _) = scalar(
                 kind,
@@ -680,29 +524,9 @@ mod tests {
             );
             for isa in available() {
                 let mut g = vec![f16::ZERO; 600];
-                let got = try_row_on(
-                    Some(isa),
-                    kind,
-                    &s,
-                    &t,
-                    None,
-                    None,
-                    &prm,
-                    &mut [Some(&mut g[..]), None],
-                )
-                .unwrap();
+                let got = try_row_on(Some(isa), kind, &s, &t, None, None, &prm, &mut [Some(&mut g[..]), None]).unwrap();
                 assert!(close(got.value, want.value, 1e-5, 0.0), "{isa}");
-                let got = try_row_on::<bf16, f64>(
-                    Some(isa),
-                    kind,
-                    &sb,
-                    &tb,
-                    None,
-                    None,
-                    &prm,
-                    &mut [None, None],
-                )
-                .unwrap();
+                let got = try_row_on::<bf16, f64>(Some(isa), kind, &sb, &tb, None, None, &prm, &mut [None, None]).unwrap();
                 assert!(got.value > 0.0);
             }
         }
@@ -716,20 +540,9 @@ mod tests {
         use std::time::Instant;
         let n = 65536;
         let s: Vec<f32> = noise(n, 1).iter().map(|v| (v * 5.0) as f32).collect();
-        let t: Vec<f32> = s
-            .iter()
-            .zip(noise(n, 2))
-            .map(|(&v, e)| v + (e * 0.1) as f32)
-            .collect();
-        let (s64, t64): (Vec<f64>, Vec<f64>) = (
-            s.iter().map(|&v| v.into()).collect(),
-            t.iter().map(|&v| v.into()).collect(),
-        );
-        let prm = RowParams {
-            inv_tau: 1.0,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let t: Vec<f32> = s.iter().zip(noise(n, 2)).map(|(&v, e)| v + (e * 0.1) as f32).collect();
+        let (s64, t64): (Vec<f64>, Vec<f64>) = (s.iter().map(|&v| v.into()).collect(), t.iter().map(|&v| v.into()).collect());
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         let best = |f: &mut dyn FnMut()| {
             (0..15)
                 .map(|_| {
@@ -743,42 +556,18 @@ mod tests {
         for kind in KINDS {
             for grad in [false, true] {
                 let mut sc = || {
-                    let g = if grad {
-                        [Some(&mut gs[..]), Some(&mut gt[..])]
-                    } else {
-                        [None, None]
-                    };
+                    let g = if grad { [Some(&mut gs[..]), Some(&mut gt[..])] } else { [None, None] };
                     std::hint::black_box(sigmoid_scalar_only(kind, &s64, &t64, &prm, g));
                 };
                 let base = best(&mut sc);
-                let mut line = format!(
-                    "{kind:?} grad={grad}: scalar f64 kernel {:.1} Melem/s",
-                    n as f64 / base / 1e6
-                );
+                let mut line = format!("{kind:?} grad={grad}: scalar f64 kernel {:.1} Melem/s", n as f64 / base / 1e6);
                 for isa in available() {
                     let mut fa = || {
-                        let mut g = if grad {
-                            [Some(&mut gs[..]), Some(&mut gt[..])]
-                        } else {
-                            [None, None]
-                        };
-                        std::hint::black_box(try_row_on(
-                            Some(isa),
-                            kind,
-                            &s,
-                            &t,
-                            None,
-                            None,
-                            &prm,
-                            &mut g,
-                        ));
+                        let mut g = if grad { [Some(&mut gs[..]), Some(&mut gt[..])] } else { [None, None] };
+                        std::hint::black_box(try_row_on(Some(isa), kind, &s, &t, None, None, &prm, &mut g));
                     };
                     let tt = best(&mut fa);
-                    line += &format!(
-                        ", {isa} {:.1} Melem/s ({:.1}x)",
-                        n as f64 / tt / 1e6,
-                        base / tt
-                    );
+                    line += &format!(", {isa} {:.1} Melem/s ({:.1}x)", n as f64 / tt / 1e6, base / tt);
                 }
                 println!("{line}");
             }
@@ -787,13 +576,7 @@ mod tests {
 
     /// The scalar f64 kernel alone, as it ran before the fast path: on f64 copies of the rows,
     /// which the fast path declines (the kernel converts every element to f64 anyway).
-    fn sigmoid_scalar_only(
-        kind: PairKind,
-        s: &[f64],
-        t: &[f64],
-        prm: &RowParams,
-        g: GradRows<'_, f32>,
-    ) -> RowValue {
+    fn sigmoid_scalar_only(kind: PairKind, s: &[f64], t: &[f64], prm: &RowParams, g: GradRows<'_, f32>) -> RowValue {
         sigmoid::row(kind, s, t, None, None, prm, g)
     }
 }

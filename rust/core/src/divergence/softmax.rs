@@ -19,12 +19,7 @@ struct Online {
 }
 
 impl Online {
-    const EMPTY: Online = Online {
-        max: f64::NEG_INFINITY,
-        sum: 0.0,
-        dsum: 0.0,
-        dsum_ok: true,
-    };
+    const EMPTY: Online = Online { max: f64::NEG_INFINITY, sum: 0.0, dsum: 0.0, dsum_ok: true };
 
     /// Adds x, with `em` = expm1(y − x) for the other row's logit y.
     #[inline]
@@ -130,10 +125,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
         let (a, b, d) = load(i);
         if out_of_domain(s[i].to_f64(), a) || out_of_domain(t[i].to_f64(), b) {
             fill(&mut grads, f64::NAN);
-            return RowValue {
-                value: f64::NAN,
-                counts: true,
-            };
+            return RowValue { value: f64::NAN, counts: true };
         }
         if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
             continue;
@@ -144,18 +136,12 @@ pub(crate) fn row<E: Elem, G: Elem>(
     }
     if n_present == 0 {
         fill(&mut grads, 0.0);
-        return RowValue {
-            value: 0.0,
-            counts: false,
-        };
+        return RowValue { value: 0.0, counts: false };
     }
     if sa.max == f64::NEG_INFINITY || sb.max == f64::NEG_INFINITY {
         // one side puts −inf on every present class: no distribution
         fill(&mut grads, f64::NAN);
-        return RowValue {
-            value: f64::NAN,
-            counts: true,
-        };
+        return RowValue { value: f64::NAN, counts: true };
     }
     let (max_a, max_b, ln_a, ln_b) = (sa.max, sb.max, sa.sum.ln(), sb.sum.ln());
     let (dlse, dlse_err) = lse_diff(&sa, &sb);
@@ -168,11 +154,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
     let class = |a: f64, b: f64, d: f64| {
         let (ra, rb) = (a - max_a, b - max_b);
         let (lp, lq) = (ra - ln_a, rb - ln_b);
-        let w = if d.abs() + dlse_err <= ra.abs() + rb.abs() + ln_a.abs() + ln_b.abs() {
-            d - dlse
-        } else {
-            lp - lq
-        };
+        let w = if d.abs() + dlse_err <= ra.abs() + rb.abs() + ln_a.abs() + ln_b.abs() { d - dlse } else { lp - lq };
         (lp.exp(), lq.exp(), w)
     };
 
@@ -202,9 +184,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
                 sums.first += kl_term(p, m, ra);
                 sums.second += kl_term(q, m, rb);
             }
-            PairKind::SigmoidKl | PairKind::SigmoidSymKl => {
-                unreachable!("sigmoid kinds use their own kernel")
-            }
+            PairKind::SigmoidKl | PairKind::SigmoidSymKl => unreachable!("sigmoid kinds use their own kernel"),
         }
     }
     let value = match kind {
@@ -219,17 +199,11 @@ pub(crate) fn row<E: Elem, G: Elem>(
         _ => sums.first,
     };
     if !want_grad {
-        return RowValue {
-            value,
-            counts: true,
-        };
+        return RowValue { value, counts: true };
     }
     if !value.is_finite() {
         fill(&mut grads, f64::NAN);
-        return RowValue {
-            value,
-            counts: true,
-        };
+        return RowValue { value, counts: true };
     }
 
     // Sweep 3: gradients with respect to s/τ and t/τ, scaled by grad_scale (which holds 1/τ).
@@ -252,10 +226,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
                 PairKind::Js if js_trivial => (0.0, 0.0),
                 PairKind::Js => {
                     let (ra, rb) = js_log_ratios(w, beta);
-                    (
-                        beta * p_times(ra - sums.first),
-                        (1.0 - beta) * q_times(rb - sums.second),
-                    )
+                    (beta * p_times(ra - sums.first), (1.0 - beta) * q_times(rb - sums.second))
                 }
                 PairKind::SigmoidKl | PairKind::SigmoidSymKl => unreachable!(),
             }
@@ -267,8 +238,5 @@ pub(crate) fn row<E: Elem, G: Elem>(
             gt[i] = G::from_f64(g * dt);
         }
     }
-    RowValue {
-        value,
-        counts: true,
-    }
+    RowValue { value, counts: true }
 }

@@ -23,9 +23,9 @@ use super::RowParams;
 use crate::math::x_minus_log1p;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::convert::store_scaled;
 use crate::simd::{vmath, Load, Simd};
 
-use super::softmax_simd::store_grad;
 
 /// Accumulator lanes for rows shorter than [`LONG_ROW`]: a short row's work is small, and zeroing
 /// and folding [`BLOCK`]-sized accumulators (~20 KiB) would cost more than the row itself.
@@ -280,10 +280,10 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: crate::element::Elem, const S
             }
         }
         if let Some(gs) = gs.as_deref_mut() {
-            store_grad(simd, &mut gs[start..start + n], o1, g);
+            store_scaled(simd, &mut gs[start..start + n], o1, g);
         }
         if let Some(gt) = gt.as_deref_mut() {
-            store_grad(simd, &mut gt[start..start + n], o2, g);
+            store_scaled(simd, &mut gt[start..start + n], o2, g);
         }
         start += n;
     }
@@ -298,20 +298,8 @@ mod tests {
     use super::super::softmax;
     use super::super::PairKind;
     use super::*;
+    use crate::testing::noise;
     use crate::simd::{available, dispatch_on, Isa, Kernel};
-
-    /// Deterministic noise in [−1, 1).
-    fn noise(n: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     struct One<'a> {
         sym: bool,

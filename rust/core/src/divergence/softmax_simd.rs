@@ -26,8 +26,8 @@ use super::softmax_onepass::{self, Outcome};
 use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
-use crate::simd::block::{hmax, hsum, BLOCK};
 use crate::simd::convert::{same_type_slice, store_scaled};
+use crate::simd::block::{hmax, hsum, BLOCK};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// Rows with fewer classes keep the scalar kernel.
@@ -61,55 +61,22 @@ pub(crate) fn row_on<E: Elem, G: Elem>(
     prm: &RowParams,
     grads: &mut GradRows<'_, G>,
 ) -> Option<RowValue> {
-    if s.len() < MIN_COLS
-        || s.len() != t.len()
-        || !matches!(kind, PairKind::Kl | PairKind::SymKl | PairKind::Js)
-    {
+    if s.len() < MIN_COLS || s.len() != t.len() || !matches!(kind, PairKind::Kl | PairKind::SymKl | PairKind::Js) {
         return None;
     }
     let id = TypeId::of::<E>();
     if id == TypeId::of::<f32>() {
-        run(
-            isa,
-            Pair {
-                kind,
-                s: cast::<E, f32>(s),
-                t: cast::<E, f32>(t),
-                prm,
-                grads,
-            },
-        )
+        run(isa, Pair { kind, s: cast::<E, f32>(s), t: cast::<E, f32>(t), prm, grads })
     } else if id == TypeId::of::<f16>() {
-        run(
-            isa,
-            Pair {
-                kind,
-                s: cast::<E, f16>(s),
-                t: cast::<E, f16>(t),
-                prm,
-                grads,
-            },
-        )
+        run(isa, Pair { kind, s: cast::<E, f16>(s), t: cast::<E, f16>(t), prm, grads })
     } else if id == TypeId::of::<bf16>() {
-        run(
-            isa,
-            Pair {
-                kind,
-                s: cast::<E, bf16>(s),
-                t: cast::<E, bf16>(t),
-                prm,
-                grads,
-            },
-        )
+        run(isa, Pair { kind, s: cast::<E, bf16>(s), t: cast::<E, bf16>(t), prm, grads })
     } else {
         None
     }
 }
 
-fn run<E: Load<Real = f32>, G: Elem>(
-    isa: Option<Isa>,
-    k: Pair<'_, '_, '_, E, G>,
-) -> Option<RowValue> {
+fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
     match isa {
         None => dispatch(k),
         Some(isa) => dispatch_on(isa, k).ok().flatten(),
@@ -160,13 +127,7 @@ struct Stats {
 
 /// Sweep 1; `None` when a logit is not finite.
 #[inline(always)]
-fn stats<S: Simd, E: Load<Real = f32>>(
-    simd: S,
-    s: &[E],
-    t: &[E],
-    inv: f32,
-    inv64: f64,
-) -> Option<Stats> {
+fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64) -> Option<Stats> {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut ea, mut eb, mut em) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut sa, mut sb, mut da) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
@@ -226,13 +187,7 @@ fn stats<S: Simd, E: Load<Real = f32>>(
     if !hsum(&bad[..used]).is_finite() {
         return None;
     }
-    Some(Stats {
-        ma,
-        mb,
-        sa: hsum(&sa[..used]),
-        sb: hsum(&sb[..used]),
-        da: hsum(&da[..used]),
-    })
+    Some(Stats { ma, mb, sa: hsum(&sa[..used]), sb: hsum(&sb[..used]), da: hsum(&da[..used]) })
 }
 
 /// p·φ(r) with r = log p − log c: the non-negative KL summand (`math::kl_term` for finite logits).
@@ -279,29 +234,17 @@ fn js_log_ratios<S: Simd>(simd: S, w: f32, beta: f32) -> (f32, f32) {
     }
 }
 
-/// Writes `scale · g` into a gradient row of any element type.
 #[inline(always)]
-pub(super) fn store_grad<S: Simd, G: Elem>(simd: S, out: &mut [G], g: &[f32], scale: f32) {
-    store_scaled(simd, out, g, scale);
-}
-
-#[inline(always)]
-fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
-    simd: S,
-    k: Pair<'_, '_, '_, E, G>,
-) -> Option<RowValue> {
-    let Pair {
-        s, t, prm, grads, ..
-    } = k;
+fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
+    let Pair { s, t, prm, grads, .. } = k;
     if K == KL || K == SYM {
         let one_pass = if K == SYM {
             softmax_onepass::row::<S, E, G, true>(simd, s, t, prm, grads)
         } else {
             softmax_onepass::row::<S, E, G, false>(simd, s, t, prm, grads)
         };
-        match one_pass {
-            Outcome::Done(v) => return Some(v),
-            Outcome::Declined => {}
+        if let Outcome::Done(v) = one_pass {
+            return Some(v);
         }
     }
     let want_grad = grads.iter().any(Option::is_some);
@@ -381,17 +324,11 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
         _ => first,
     };
     if !want_grad {
-        return Some(RowValue {
-            value,
-            counts: true,
-        });
+        return Some(RowValue { value, counts: true });
     }
     if !value.is_finite() {
         fill(grads, f64::NAN);
-        return Some(RowValue {
-            value,
-            counts: true,
-        });
+        return Some(RowValue { value, counts: true });
     }
 
     // Sweep 3: gradients with respect to s/τ and t/τ, scaled by grad_scale (which holds 1/τ).
@@ -428,63 +365,34 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
             }
         }
         if let Some(gs) = gs.as_deref_mut() {
-            store_grad(simd, &mut gs[start..start + n], o1, g);
+            store_scaled(simd, &mut gs[start..start + n], o1, g);
         }
         if let Some(gt) = gt.as_deref_mut() {
-            store_grad(simd, &mut gt[start..start + n], o2, g);
+            store_scaled(simd, &mut gt[start..start + n], o2, g);
         }
         start += n;
     }
-    Some(RowValue {
-        value,
-        counts: true,
-    })
+    Some(RowValue { value, counts: true })
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::softmax;
     use super::*;
+    use crate::testing::noise;
     use crate::simd::available;
-
-    /// Deterministic pseudo-random values in [−1, 1).
-    fn noise(n: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     type Out = (f64, Vec<f64>, Vec<f64>);
 
     fn scalar<E: Elem>(kind: PairKind, s: &[E], t: &[E], prm: &RowParams) -> Out {
         let (mut gs, mut gt) = (vec![0.0f64; s.len()], vec![0.0f64; s.len()]);
-        let v = softmax::row(
-            kind,
-            s,
-            t,
-            Some(&vec![1u8; s.len()]),
-            prm,
-            [Some(&mut gs), Some(&mut gt)],
-        );
+        let v = softmax::row(kind, s, t, Some(&vec![1u8; s.len()]), prm, [Some(&mut gs), Some(&mut gt)]);
         (v.value, gs, gt)
     }
 
     fn fast<E: Elem>(isa: Isa, kind: PairKind, s: &[E], t: &[E], prm: &RowParams) -> Option<Out> {
         let (mut gs, mut gt) = (vec![0.0f64; s.len()], vec![0.0f64; s.len()]);
-        let v = row_on(
-            Some(isa),
-            kind,
-            s,
-            t,
-            prm,
-            &mut [Some(&mut gs), Some(&mut gt)],
-        )?;
+        let v = row_on(Some(isa), kind, s, t, prm, &mut [Some(&mut gs), Some(&mut gt)])?;
         Some((v.value, gs, gt))
     }
 
@@ -499,10 +407,7 @@ mod tests {
         for (name, g, w) in [("grad_s", &got.1, &want.1), ("grad_t", &got.2, &want.2)] {
             let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for (i, (a, b)) in g.iter().zip(w).enumerate() {
-                assert!(
-                    (a - b).abs() <= 2e-5 * scale + 1e-6 * b.abs(),
-                    "{what}: {name}[{i}] {a} vs {b} (max |g| {scale})"
-                );
+                assert!((a - b).abs() <= 2e-5 * scale + 1e-6 * b.abs(), "{what}: {name}[{i}] {a} vs {b} (max |g| {scale})");
             }
         }
     }
@@ -524,11 +429,7 @@ mod tests {
     fn fast_path_matches_the_scalar_kernel_on_every_path() {
         for (c, scale, eps, tau) in cases() {
             let s64: Vec<f64> = noise(c, c as u64).iter().map(|v| v * scale).collect();
-            let t64: Vec<f64> = s64
-                .iter()
-                .zip(noise(c, 7 + c as u64))
-                .map(|(v, n)| v + eps * scale * n)
-                .collect();
+            let t64: Vec<f64> = s64.iter().zip(noise(c, 7 + c as u64)).map(|(v, n)| v + eps * scale * n).collect();
             let s: Vec<f32> = s64.iter().map(|&v| v as f32).collect();
             let t: Vec<f32> = t64.iter().map(|&v| v as f32).collect();
             for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
@@ -536,21 +437,11 @@ mod tests {
                     if beta != 0.5 && kind != PairKind::Js {
                         continue;
                     }
-                    let prm = RowParams {
-                        inv_tau: 1.0 / tau,
-                        beta,
-                        grad_scale: 0.5 / tau,
-                    };
+                    let prm = RowParams { inv_tau: 1.0 / tau, beta, grad_scale: 0.5 / tau };
                     let want = scalar(kind, &s, &t, &prm);
                     for isa in available() {
-                        let got =
-                            fast(isa, kind, &s, &t, &prm).expect("a clean row takes the fast path");
-                        check(
-                            &format!("{isa} {kind:?} c={c} eps={eps} tau={tau} beta={beta}"),
-                            &got,
-                            &want,
-                            2e-5,
-                        );
+                        let got = fast(isa, kind, &s, &t, &prm).expect("a clean row takes the fast path");
+                        check(&format!("{isa} {kind:?} c={c} eps={eps} tau={tau} beta={beta}"), &got, &want, 2e-5);
                     }
                 }
             }
@@ -561,50 +452,24 @@ mod tests {
     fn half_inputs_match_the_scalar_kernel() {
         let c = 4099;
         let s64: Vec<f64> = noise(c, 1).iter().map(|v| v * 6.0).collect();
-        let t64: Vec<f64> = s64
-            .iter()
-            .zip(noise(c, 2))
-            .map(|(v, n)| v + 0.05 * n)
-            .collect();
-        let prm = RowParams {
-            inv_tau: 1.0,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let t64: Vec<f64> = s64.iter().zip(noise(c, 2)).map(|(v, n)| v + 0.05 * n).collect();
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
-            let (h1, h2): (Vec<f16>, Vec<f16>) = (
-                s64.iter().map(|&v| f16::from_f64(v)).collect(),
-                t64.iter().map(|&v| f16::from_f64(v)).collect(),
-            );
-            let (b1, b2): (Vec<bf16>, Vec<bf16>) = (
-                s64.iter().map(|&v| bf16::from_f64(v)).collect(),
-                t64.iter().map(|&v| bf16::from_f64(v)).collect(),
-            );
+            let (h1, h2): (Vec<f16>, Vec<f16>) =
+                (s64.iter().map(|&v| f16::from_f64(v)).collect(), t64.iter().map(|&v| f16::from_f64(v)).collect());
+            let (b1, b2): (Vec<bf16>, Vec<bf16>) =
+                (s64.iter().map(|&v| bf16::from_f64(v)).collect(), t64.iter().map(|&v| bf16::from_f64(v)).collect());
             let (wh, wb) = (scalar(kind, &h1, &h2, &prm), scalar(kind, &b1, &b2, &prm));
             for isa in available() {
-                check(
-                    &format!("{isa} f16 {kind:?}"),
-                    &fast(isa, kind, &h1, &h2, &prm).unwrap(),
-                    &wh,
-                    2e-5,
-                );
-                check(
-                    &format!("{isa} bf16 {kind:?}"),
-                    &fast(isa, kind, &b1, &b2, &prm).unwrap(),
-                    &wb,
-                    2e-5,
-                );
+                check(&format!("{isa} f16 {kind:?}"), &fast(isa, kind, &h1, &h2, &prm).unwrap(), &wh, 2e-5);
+                check(&format!("{isa} bf16 {kind:?}"), &fast(isa, kind, &b1, &b2, &prm).unwrap(), &wb, 2e-5);
             }
         }
     }
 
     #[test]
     fn special_rows_and_f64_are_left_to_the_scalar_kernel() {
-        let prm = RowParams {
-            inv_tau: 1.0,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         let base = vec![0.5f32; 64];
         for bad in [f32::NEG_INFINITY, f32::INFINITY, f32::NAN] {
             for pos in [0, 31, 63] {
@@ -618,32 +483,18 @@ mod tests {
         }
         let x = vec![0.5f64; 64];
         assert!(fast(Isa::Scalar, PairKind::Kl, &x, &x, &prm).is_none());
-        assert!(fast(
-            Isa::Scalar,
-            PairKind::Kl,
-            &base[..MIN_COLS - 1],
-            &base[..MIN_COLS - 1],
-            &prm
-        )
-        .is_none());
+        assert!(fast(Isa::Scalar, PairKind::Kl, &base[..MIN_COLS - 1], &base[..MIN_COLS - 1], &prm).is_none());
     }
 
     #[test]
     fn identical_rows_give_exactly_zero() {
         let s: Vec<f32> = noise(3000, 5).iter().map(|v| (v * 25.0) as f32).collect();
-        let prm = RowParams {
-            inv_tau: 1.0,
-            beta: 0.5,
-            grad_scale: 1.0,
-        };
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 1.0 };
         for isa in available() {
             for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
                 let (v, gs, gt) = fast(isa, kind, &s, &s, &prm).unwrap();
                 assert_eq!(v, 0.0, "{isa} {kind:?}");
-                assert!(
-                    gs.iter().chain(&gt).all(|g| g.abs() < 1e-12),
-                    "{isa} {kind:?}"
-                );
+                assert!(gs.iter().chain(&gt).all(|g| g.abs() < 1e-12), "{isa} {kind:?}");
             }
         }
     }

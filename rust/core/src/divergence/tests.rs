@@ -47,18 +47,8 @@ fn sym_kl_is_sum_of_both_directions() {
 
 #[test]
 fn gradients_match_central_differences() {
-    for kind in [
-        PairKind::Kl,
-        PairKind::SymKl,
-        PairKind::Js,
-        PairKind::SigmoidKl,
-        PairKind::SigmoidSymKl,
-    ] {
-        let opts = PairOptions {
-            temperature: 1.7,
-            beta: 0.3,
-            ..PairOptions::default()
-        };
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js, PairKind::SigmoidKl, PairKind::SigmoidSymKl] {
+        let opts = PairOptions { temperature: 1.7, beta: 0.3, ..PairOptions::default() };
         let (_, gs, gt) = run(kind, &S, &T, &opts);
         let h = 1e-6;
         for i in 0..S.len() {
@@ -73,11 +63,7 @@ fn gradients_match_central_differences() {
                     tm[i] -= h;
                 }
                 let fd = (run(kind, &sp, &tp, &opts).0 - run(kind, &sm, &tm, &opts).0) / (2.0 * h);
-                assert!(
-                    (fd - g[i]).abs() < 1e-7,
-                    "{kind:?} input {which} class {i}: fd {fd} vs {}",
-                    g[i]
-                );
+                assert!((fd - g[i]).abs() < 1e-7, "{kind:?} input {which} class {i}: fd {fd} vs {}", g[i]);
             }
         }
     }
@@ -85,13 +71,7 @@ fn gradients_match_central_differences() {
 
 #[test]
 fn equal_rows_give_exact_zero() {
-    for kind in [
-        PairKind::Kl,
-        PairKind::SymKl,
-        PairKind::Js,
-        PairKind::SigmoidKl,
-        PairKind::SigmoidSymKl,
-    ] {
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js, PairKind::SigmoidKl, PairKind::SigmoidSymKl] {
         let (v, gs, gt) = run(kind, &S, &S, &PairOptions::default());
         assert_eq!(v, 0.0, "{kind:?}");
         assert!(gs.iter().chain(&gt).all(|g| *g == 0.0), "{kind:?}");
@@ -101,20 +81,10 @@ fn equal_rows_give_exact_zero() {
 #[test]
 fn absent_in_both_is_ignored_and_absent_in_q_is_infinite() {
     let inf = f64::NEG_INFINITY;
-    let (v, gs, _) = run(
-        PairKind::Kl,
-        &[0.5, inf, 1.0],
-        &[0.2, inf, 0.8],
-        &PairOptions::default(),
-    );
+    let (v, gs, _) = run(PairKind::Kl, &[0.5, inf, 1.0], &[0.2, inf, 0.8], &PairOptions::default());
     assert!((v - naive_kl(&[0.5, 1.0], &[0.2, 0.8])).abs() < 1e-15);
     assert_eq!(gs[1], 0.0);
-    let (v, gs, _) = run(
-        PairKind::Kl,
-        &[0.5, 0.1, 1.0],
-        &[0.2, inf, 0.8],
-        &PairOptions::default(),
-    );
+    let (v, gs, _) = run(PairKind::Kl, &[0.5, 0.1, 1.0], &[0.2, inf, 0.8], &PairOptions::default());
     assert_eq!(v, f64::INFINITY);
     assert!(gs.iter().all(|g| g.is_nan()));
 }
@@ -122,22 +92,12 @@ fn absent_in_both_is_ignored_and_absent_in_q_is_infinite() {
 #[test]
 fn results_do_not_depend_on_thread_count() {
     let (rows, cols) = (64, 3000);
-    let s: Vec<f32> = (0..rows * cols)
-        .map(|i| ((i * 7919) % 1000) as f32 / 97.0)
-        .collect();
-    let t: Vec<f32> = (0..rows * cols)
-        .map(|i| ((i * 104729) % 1000) as f32 / 101.0)
-        .collect();
+    let s: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 1000) as f32 / 97.0).collect();
+    let t: Vec<f32> = (0..rows * cols).map(|i| ((i * 104729) % 1000) as f32 / 101.0).collect();
     let compute = || {
         let mut v = vec![0.0f32; rows];
-        let out = PairOutputs::<f32, f32> {
-            values: Some(&mut v[..]),
-            ..Default::default()
-        };
-        let opts = PairOptions {
-            reduction: Reduction::Sum,
-            ..Default::default()
-        };
+        let out = PairOutputs::<f32, f32> { values: Some(&mut v[..]), ..Default::default() };
+        let opts = PairOptions { reduction: Reduction::Sum, ..Default::default() };
         let r = pair_divergence(
             PairKind::SymKl,
             Rows::contiguous(&s, rows, cols).unwrap(),
@@ -160,29 +120,13 @@ fn results_do_not_depend_on_thread_count() {
 #[test]
 fn bad_options_are_rejected() {
     let s = Rows::contiguous(&S[..], 1, 5).unwrap();
-    let bad_tau = PairOptions {
-        temperature: -1.0,
-        ..Default::default()
-    };
-    let e = pair_divergence::<f64, f64>(PairKind::Kl, s, s, &bad_tau, PairOutputs::default())
-        .unwrap_err();
+    let bad_tau = PairOptions { temperature: -1.0, ..Default::default() };
+    let e = pair_divergence::<f64, f64>(PairKind::Kl, s, s, &bad_tau, PairOutputs::default()).unwrap_err();
     assert!(e.to_string().contains("temperature"));
-    let bad_beta = PairOptions {
-        beta: 1.5,
-        ..Default::default()
-    };
-    assert!(
-        pair_divergence::<f64, f64>(PairKind::Js, s, s, &bad_beta, PairOutputs::default()).is_err()
-    );
+    let bad_beta = PairOptions { beta: 1.5, ..Default::default() };
+    assert!(pair_divergence::<f64, f64>(PairKind::Js, s, s, &bad_beta, PairOutputs::default()).is_err());
     let t = Rows::contiguous(&S[..4], 1, 4).unwrap();
-    assert!(pair_divergence::<f64, f64>(
-        PairKind::Kl,
-        s,
-        t,
-        &Default::default(),
-        PairOutputs::default()
-    )
-    .is_err());
+    assert!(pair_divergence::<f64, f64>(PairKind::Kl, s, t, &Default::default(), PairOutputs::default()).is_err());
 }
 
 /// KL(Bern(σ(a)) ‖ Bern(σ(a+d))) by its Taylor series in d: σ'(a) d²/2 + σ''(a) d³/6 + ….
@@ -202,21 +146,11 @@ fn nearly_identical_rows_keep_their_digits_with_a_temperature() {
         let (s, t) = ([x, 0.0], [x + e, 0.0]);
         let d = (t[0] - s[0]) / tau;
         let expect = bernoulli_kl_series(s[0] / tau, d);
-        let opts = PairOptions {
-            temperature: tau,
-            ..PairOptions::default()
-        };
+        let opts = PairOptions { temperature: tau, ..PairOptions::default() };
         for kind in [PairKind::Kl, PairKind::SigmoidKl] {
-            let (s1, t1) = if kind == PairKind::Kl {
-                (&s[..], &t[..])
-            } else {
-                (&s[..1], &t[..1])
-            };
+            let (s1, t1) = if kind == PairKind::Kl { (&s[..], &t[..]) } else { (&s[..1], &t[..1]) };
             let (v, _, _) = run(kind, s1, t1, &opts);
-            assert!(
-                (v - expect).abs() <= 1e-10 * expect,
-                "{kind:?} x={x} e={e}: {v} vs {expect}"
-            );
+            assert!((v - expect).abs() <= 1e-10 * expect, "{kind:?} x={x} e={e}: {v} vs {expect}");
         }
     }
 }
@@ -225,21 +159,11 @@ fn nearly_identical_rows_keep_their_digits_with_a_temperature() {
 fn minus_inf_against_an_underflowing_probability_is_infinite() {
     let ninf = f64::NEG_INFINITY;
     // softmax([0, −800])[1] = e^−800 underflows to 0 but is positive: KL against −inf is +inf
-    for kind in [
-        PairKind::Kl,
-        PairKind::SymKl,
-        PairKind::SigmoidKl,
-        PairKind::SigmoidSymKl,
-    ] {
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::SigmoidKl, PairKind::SigmoidSymKl] {
         let (v, gs, _) = run(kind, &[0.5, -800.0], &[0.0, ninf], &PairOptions::default());
         assert_eq!(v, f64::INFINITY, "{kind:?}");
         assert!(gs.iter().all(|g| g.is_nan()), "{kind:?}");
     }
-    let (v, _, _) = run(
-        PairKind::SigmoidSymKl,
-        &[ninf],
-        &[-800.0],
-        &PairOptions::default(),
-    );
+    let (v, _, _) = run(PairKind::SigmoidSymKl, &[ninf], &[-800.0], &PairOptions::default());
     assert_eq!(v, f64::INFINITY);
 }

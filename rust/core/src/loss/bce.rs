@@ -4,9 +4,7 @@
 //! σ(x) − y). Targets are probabilities in [0, 1].
 
 use super::labels::{bad_probability, valid_probability};
-use super::{
-    check_masks, check_non_negative, check_outputs, check_same, FirstError, LossOutputs, Masks,
-};
+use super::{check_masks, check_non_negative, check_outputs, check_same, FirstError, LossOutputs, Masks};
 use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
@@ -28,12 +26,7 @@ pub struct BceOptions<'a> {
 
 impl Default for BceOptions<'_> {
     fn default() -> Self {
-        BceOptions {
-            pos_weight: None,
-            weights: None,
-            masks: Masks::default(),
-            reduction: Reduction::None,
-        }
+        BceOptions { pos_weight: None, weights: None, masks: Masks::default(), reduction: Reduction::None }
     }
 }
 
@@ -72,16 +65,10 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
         let grad = g[0].as_deref_mut();
         if !masks.row_kept(r) {
             super::fill_one(grad, 0.0);
-            return RowValue {
-                value: 0.0,
-                counts: false,
-            };
+            return RowValue { value: 0.0, counts: false };
         }
         let (s, y_row, mask) = (logits.row(r), target.row(r), masks.class_row(r));
-        let (pw, w) = (
-            pos_weight.as_ref().map(|p| p.row(r)),
-            weights.as_ref().map(|w| w.row(r)),
-        );
+        let (pw, w) = (pos_weight.as_ref().map(|p| p.row(r)), weights.as_ref().map(|w| w.row(r)));
         let mut value = 0.0;
         let mut n_present = 0usize;
         let mut bad = false;
@@ -96,10 +83,7 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
             if !valid_probability(y, true) {
                 errors.report(r, bad_probability(r, y_row, true));
                 super::fill_one(grad, f64::NAN);
-                return RowValue {
-                    value: f64::NAN,
-                    counts: true,
-                };
+                return RowValue { value: f64::NAN, counts: true };
             }
             let weight = w.map_or(1.0, |w| w[i]);
             let x = s[i].to_f64();
@@ -127,23 +111,10 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
         if bad || !value.is_finite() {
             super::fill_one(grad, f64::NAN);
             let value = if bad { f64::NAN } else { value };
-            return RowValue {
-                value,
-                counts: true,
-            };
+            return RowValue { value, counts: true };
         }
-        RowValue {
-            value,
-            counts: n_present > 0,
-        }
+        RowValue { value, counts: n_present > 0 }
     };
-    let reduced = reduce_rows(
-        opts.reduction,
-        rows,
-        cols,
-        out.values,
-        [out.grad, None],
-        kernel,
-    );
+    let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, None], kernel);
     errors.into_result(reduced)
 }

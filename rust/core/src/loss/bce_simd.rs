@@ -5,6 +5,7 @@
 //! outside [0, 1] or NaN (it reports the error), a NaN or +inf logit, −inf with a positive label.
 //! A −inf logit with label 0 is an absent class (0, not counted), as in the scalar kernel.
 
+
 use half::{bf16, f16};
 
 use crate::element::Elem;
@@ -15,12 +16,7 @@ use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// The fast path for one row (`None`: declined, run the scalar kernel). Writes `scale · d` into
 /// `grad` when given.
-pub(crate) fn try_row<E: Elem, T: Elem>(
-    s: &[E],
-    y: &[T],
-    scale: f64,
-    grad: Option<&mut [E]>,
-) -> Option<RowValue> {
+pub(crate) fn try_row<E: Elem, T: Elem>(s: &[E], y: &[T], scale: f64, grad: Option<&mut [E]>) -> Option<RowValue> {
     try_row_on(None, s, y, scale, grad)
 }
 
@@ -72,12 +68,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for BceRow<'_, L, T, G> {
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
-        let BceRow {
-            s,
-            y,
-            scale,
-            mut grad,
-        } = self;
+        let BceRow { s, y, scale, mut grad } = self;
         let mut bx = [0.0f32; BLOCK];
         let (mut wn, mut wp, mut ok) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
         let (mut term, mut d, mut pres) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
@@ -101,15 +92,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for BceRow<'_, L, T, G> {
             for i in 0..n {
                 let v = x[i];
                 let absent = v == f32::NEG_INFINITY;
-                let bad = if absent {
-                    if wp[i] > 0.0 {
-                        f32::NAN
-                    } else {
-                        0.0
-                    }
-                } else {
-                    (v - v) * 0.0
-                };
+                let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
                 chk[i] += bad + ok[i];
                 let xv = if absent { 0.0 } else { v };
                 let e = vmath::exp(simd, -xv.abs());
@@ -117,11 +100,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for BceRow<'_, L, T, G> {
                 let (sp_pos, sp_neg) = (xv.max(0.0) + sp, (-xv).max(0.0) + sp); // softplus(x), softplus(−x)
                 let big = 1.0 / (1.0 + e);
                 let small = e * big;
-                let (sig, sig_neg) = if xv >= 0.0 {
-                    (big, small)
-                } else {
-                    (small, big)
-                };
+                let (sig, sig_neg) = if xv >= 0.0 { (big, small) } else { (small, big) };
                 let t = wp[i] * sp_neg + wn[i] * sp_pos;
                 let g = wn[i] * sig - wp[i] * sig_neg;
                 term[i] = if absent { 0.0 } else { t };
@@ -149,10 +128,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for BceRow<'_, L, T, G> {
         if !value.is_finite() {
             return None;
         }
-        Some(RowValue {
-            value,
-            counts: hsum(&cnt[..used]) > 0.0,
-        })
+        Some(RowValue { value, counts: hsum(&cnt[..used]) > 0.0 })
     }
 }
 
@@ -165,9 +141,7 @@ mod tests {
     #[test]
     fn every_path_matches_the_f64_formula() {
         let n = 1500;
-        let s: Vec<f32> = (0..n)
-            .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 60.0)
-            .collect();
+        let s: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 60.0).collect();
         let hard: Vec<f64> = (0..n).map(|i| if i % 7 == 0 { 1.0 } else { 0.0 }).collect();
         let soft: Vec<f64> = (0..n).map(|i| (i * 31 % 101) as f64 / 100.0).collect();
         for y in [hard, soft] {
@@ -182,28 +156,19 @@ mod tests {
             for isa in available() {
                 let mut g = vec![0.0f32; n];
                 let got = try_row_on(Some(isa), &s, &y, 0.5, Some(&mut g[..])).unwrap();
-                assert!(
-                    (got.value - want).abs() <= 1e-6 * want,
-                    "{isa}: {} vs {want}",
-                    got.value
-                );
+                assert!((got.value - want).abs() <= 1e-6 * want, "{isa}: {} vs {want}", got.value);
                 for i in 0..n {
                     let x = f64::from(s[i]);
                     let w = 0.5 * ((1.0 - y[i]) * sigmoid(x) - y[i] * sigmoid(-x));
                     let mag = 0.5 * ((1.0 - y[i]) * sigmoid(x) + y[i] * sigmoid(-x));
-                    assert!(
-                        (f64::from(g[i]) - w).abs() <= 1e-6 * mag + 1e-12,
-                        "{isa} {i}"
-                    );
+                    assert!((f64::from(g[i]) - w).abs() <= 1e-6 * mag + 1e-12, "{isa} {i}");
                 }
             }
         }
         // declined rows
         let mut bad = s.clone();
         bad[3] = f32::NAN;
-        assert!(
-            try_row_on::<f32, f64>(Some(Isa::Scalar), &bad, &vec![0.0; n], 1.0, None).is_none()
-        );
+        assert!(try_row_on::<f32, f64>(Some(Isa::Scalar), &bad, &vec![0.0; n], 1.0, None).is_none());
         bad[3] = f32::NEG_INFINITY;
         let mut y1 = vec![0.0; n];
         assert!(try_row_on::<f32, f64>(Some(Isa::Scalar), &bad, &y1, 1.0, None).is_some());

@@ -7,8 +7,8 @@
 use super::labels::{bad_probability, valid_probability, RowTarget, Target};
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
 use super::{
-    check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one,
-    with_f64_grads, FirstError, LossOutputs, Masks,
+    check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one, with_f64_grads, FirstError,
+    LossOutputs, Masks,
 };
 use crate::divergence::{softmax, PairKind, RowParams};
 use crate::element::Elem;
@@ -58,13 +58,7 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
     out: LossOutputs<'_, E, V>,
 ) -> Result<Reduced, Error> {
     let (rows, cols) = (student.rows(), student.cols());
-    check_same(
-        "the teacher logits",
-        rows,
-        cols,
-        teacher.rows(),
-        teacher.cols(),
-    )?;
+    check_same("the teacher logits", rows, cols, teacher.rows(), teacher.cols())?;
     match &target {
         Some(t) => validate_target(t, &opts.masks, rows, cols)?,
         None => check_masks(&opts.masks, rows, cols)?,
@@ -75,24 +69,11 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
     check_unit("label_smoothing", opts.label_smoothing)?;
     let (alpha, masks) = (opts.alpha, opts.masks);
     let inv_tau = 1.0 / opts.temperature;
-    let kl_weight = alpha
-        * if opts.t2 {
-            opts.temperature * opts.temperature
-        } else {
-            1.0
-        };
+    let kl_weight = alpha * if opts.t2 { opts.temperature * opts.temperature } else { 1.0 };
     let scale = opts.reduction.grad_scale(rows);
-    let kl_params = RowParams {
-        inv_tau,
-        beta: 0.5,
-        grad_scale: scale * inv_tau * kl_weight,
-    };
-    let ce_params = CeParams {
-        inv_tau: 1.0,
-        eps: opts.label_smoothing,
-        grad_scale: scale * (1.0 - alpha),
-        add: alpha > 0.0,
-    };
+    let kl_params = RowParams { inv_tau, beta: 0.5, grad_scale: scale * inv_tau * kl_weight };
+    let ce_params =
+        CeParams { inv_tau: 1.0, eps: opts.label_smoothing, grad_scale: scale * (1.0 - alpha), add: alpha > 0.0 };
     let errors = FirstError::default();
     let kernel = |r: usize, mut g: GradRows<'_, E>| {
         let label = match &target {
@@ -110,35 +91,24 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
         with_f64_grads(&mut g, cols, |[mut gs, mut gt]| {
             let (mut value, mut counts) = (0.0, false);
             if alpha > 0.0 {
-                let kl = softmax::row(
-                    PairKind::Kl,
-                    t,
-                    s,
-                    mask,
-                    &kl_params,
-                    [gt.as_deref_mut(), gs.as_deref_mut()],
-                );
+                let kl = softmax::row(PairKind::Kl, t, s, mask, &kl_params, [gt.as_deref_mut(), gs.as_deref_mut()]);
                 value += kl_weight * kl.value;
                 counts |= kl.counts;
             } else {
                 fill_one(gt.as_deref_mut(), 0.0);
             }
             match label {
-                Some(l) if alpha < 1.0 => {
-                    match ce_row(s, l, mask, &ce_params, gs.as_deref_mut(), r) {
-                        Ok(ce) => {
-                            value += (1.0 - alpha) * ce.value;
-                            counts |= ce.counts;
-                        }
-                        Err(e) => {
-                            errors.report(r, e);
-                            value = f64::NAN;
-                        }
+                Some(l) if alpha < 1.0 => match ce_row(s, l, mask, &ce_params, gs.as_deref_mut(), r) {
+                    Ok(ce) => {
+                        value += (1.0 - alpha) * ce.value;
+                        counts |= ce.counts;
                     }
-                }
-                Some(RowTarget::Probs(p))
-                    if p.iter().any(|y| !valid_probability(y.to_f64(), false)) =>
-                {
+                    Err(e) => {
+                        errors.report(r, e);
+                        value = f64::NAN;
+                    }
+                },
+                Some(RowTarget::Probs(p)) if p.iter().any(|y| !valid_probability(y.to_f64(), false)) => {
                     // α = 1 leaves the CE term out; its labels are checked all the same
                     errors.report(r, bad_probability(r, p, false));
                     value = f64::NAN;
@@ -154,13 +124,6 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
             RowValue { value, counts }
         })
     };
-    let reduced = reduce_rows(
-        opts.reduction,
-        rows,
-        cols,
-        out.values,
-        [out.grad, out.grad_second],
-        kernel,
-    );
+    let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, out.grad_second], kernel);
     errors.into_result(reduced)
 }

@@ -55,11 +55,7 @@ fn gamma_value(gamma: f64, nll: f64, q: f64, p_large: bool) -> (f64, f64) {
         return (nll, 1.0);
     }
     let keep = 1.0 - gamma;
-    let value = if p_large {
-        -(-keep * q).ln_1p() / keep
-    } else {
-        -logaddexp(gamma.ln(), keep.ln() - nll) / keep
-    };
+    let value = if p_large { -(-keep * q).ln_1p() / keep } else { -logaddexp(gamma.ln(), keep.ln() - nll) / keep };
     // log(γ + (1−γ) p_y) = −(1−γ)·value, so r = exp(log p_y + (1−γ)·value)
     let r = (keep * value - nll).exp().min(1.0);
     (value, r)
@@ -74,23 +70,15 @@ pub fn gamma_ce<E: Elem, V: Elem>(
     out: LossOutputs<'_, E, V>,
 ) -> Result<Reduced, Error> {
     let (rows, cols) = (logits.rows(), logits.cols());
-    let target: Target<'_, f64> = Target::Classes {
-        labels,
-        ignore_index: opts.ignore_index,
-    };
+    let target: Target<'_, f64> = Target::Classes { labels, ignore_index: opts.ignore_index };
     validate_target(&target, &opts.masks, rows, cols)?;
     check_outputs(&out, rows, cols, false)?;
     if !(0.0..1.0).contains(&opts.gamma) {
-        return Err(bad_argument(format!(
-            "gamma must lie in [0, 1); got {}",
-            opts.gamma
-        )));
+        return Err(bad_argument(format!("gamma must lie in [0, 1); got {}", opts.gamma)));
     }
     if let Some(b) = opts.threshold {
         if !(0.0..=1.0).contains(&b) {
-            return Err(bad_argument(format!(
-                "threshold must lie in [0, 1]; got {b}"
-            )));
+            return Err(bad_argument(format!("threshold must lie in [0, 1]; got {b}")));
         }
     }
     let (gamma, threshold, masks) = (opts.gamma, opts.threshold, opts.masks);
@@ -101,28 +89,18 @@ pub fn gamma_ce<E: Elem, V: Elem>(
         };
         let (s, mask) = (logits.row(r), masks.class_row(r));
         let grad = g[0].as_deref_mut();
-        let st =
-            stats(s, t, mask, 1.0, r).expect("class labels are validated before the kernels run");
+        let st = stats(s, t, mask, 1.0, r).expect("class labels are validated before the kernels run");
         if st.bad {
             fill_one(grad, f64::NAN);
-            return RowValue {
-                value: f64::NAN,
-                counts: true,
-            };
+            return RowValue { value: f64::NAN, counts: true };
         }
         if st.n == 0 {
             fill_one(grad, 0.0);
-            return RowValue {
-                value: 0.0,
-                counts: false,
-            };
+            return RowValue { value: 0.0, counts: false };
         }
         if st.unsupported {
             fill_one(grad, f64::NAN);
-            return RowValue {
-                value: f64::INFINITY,
-                counts: true,
-            };
+            return RowValue { value: f64::INFINITY, counts: true };
         }
         let nll = st.lse.nll(st.x_label);
         let p_large = st.x_label == st.lse.max && st.lse.rest < 1.0;
@@ -137,19 +115,9 @@ pub fn gamma_ce<E: Elem, V: Elem>(
         if let Some(g) = grad {
             grad_sweep(s, t, mask, 1.0, &st, 0.0, scale * factor, false, g);
         }
-        RowValue {
-            value,
-            counts: true,
-        }
+        RowValue { value, counts: true }
     };
-    Ok(reduce_rows(
-        opts.reduction,
-        rows,
-        cols,
-        out.values,
-        [out.grad, None],
-        kernel,
-    ))
+    Ok(reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, None], kernel))
 }
 
 #[cfg(test)]
@@ -162,10 +130,7 @@ mod tests {
             for &p in &[0.55f64, 0.7, 0.95] {
                 let (a, ra) = gamma_value(gamma, -p.ln(), 1.0 - p, true);
                 let (b, rb) = gamma_value(gamma, -p.ln(), 1.0 - p, false);
-                assert!(
-                    (a - b).abs() < 1e-14 * a.abs().max(1e-300),
-                    "γ={gamma} p={p}: {a} vs {b}"
-                );
+                assert!((a - b).abs() < 1e-14 * a.abs().max(1e-300), "γ={gamma} p={p}: {a} vs {b}");
                 assert!((ra - rb).abs() < 1e-14);
                 let expect = -(gamma + (1.0 - gamma) * p).ln() / (1.0 - gamma);
                 assert!((a - expect).abs() < 1e-14);

@@ -54,12 +54,7 @@ pub struct GlobalPointerOptions<'a> {
 
 impl Default for GlobalPointerOptions<'_> {
     fn default() -> Self {
-        GlobalPointerOptions {
-            heads: 1,
-            token_mask: None,
-            spans: true,
-            reduction: GpReduction::Rows(Reduction::None),
-        }
+        GlobalPointerOptions { heads: 1, token_mask: None, spans: true, reduction: GpReduction::Rows(Reduction::None) }
     }
 }
 
@@ -94,16 +89,12 @@ pub fn globalpointer_ce<E: Elem, V: Elem>(
     let (rows, cols) = (logits.rows(), logits.cols());
     let heads = opts.heads;
     if heads == 0 || rows % heads != 0 {
-        return Err(bad_shape(format!(
-            "{rows} logit rows do not split into batches of {heads} heads"
-        )));
+        return Err(bad_shape(format!("{rows} logit rows do not split into batches of {heads} heads")));
     }
     let batch = rows / heads;
     let len = (cols as f64).sqrt().round() as usize;
     if len * len != cols {
-        return Err(bad_shape(format!(
-            "a GlobalPointer row holds L·L span logits; got {cols}, not a square"
-        )));
+        return Err(bad_shape(format!("a GlobalPointer row holds L·L span logits; got {cols}, not a square")));
     }
     if let Some(m) = &opts.token_mask {
         if (m.rows(), m.cols()) != (batch, len) {
@@ -114,11 +105,7 @@ pub fn globalpointer_ce<E: Elem, V: Elem>(
             )));
         }
     }
-    let naming = if opts.spans {
-        Naming::Spans { len, heads }
-    } else {
-        Naming::Flat
-    };
+    let naming = if opts.spans { Naming::Spans { len, heads } } else { Naming::Flat };
     positives.check_shape(rows, naming)?;
     check_outputs(&out, rows, cols, false)?;
     let (reduction, scale) = match opts.reduction {
@@ -134,10 +121,7 @@ pub fn globalpointer_ce<E: Elem, V: Elem>(
             Err(e) => {
                 errors.report(r, e);
                 fill_one(grad, f64::NAN);
-                return RowValue {
-                    value: f64::NAN,
-                    counts: true,
-                };
+                return RowValue { value: f64::NAN, counts: true };
             }
         };
         let segments = span_segments(len, token_mask.as_ref().map(|m| m.row(r / heads)));

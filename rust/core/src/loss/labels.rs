@@ -10,10 +10,7 @@ use crate::rows::Rows;
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a, T> {
     /// One class index per row, in [0, C); rows labelled `ignore_index` are ignored.
-    Classes {
-        labels: &'a [i64],
-        ignore_index: i64,
-    },
+    Classes { labels: &'a [i64], ignore_index: i64 },
     /// A weight per class and row, finite and ≥ 0 (a distribution; rows need not sum to 1: the
     /// loss is −Σ y_i log p_i as in PyTorch).
     Probs(Rows<'a, T>),
@@ -31,19 +28,13 @@ impl<T> Target<'_, T> {
                 }
                 Ok(())
             }
-            Target::Probs(p) => {
-                check_same("the target probabilities", rows, cols, p.rows(), p.cols())
-            }
+            Target::Probs(p) => check_same("the target probabilities", rows, cols, p.rows(), p.cols()),
         }
     }
 
     /// Checks every class index of a row that is read (not ignored, not masked out).
     pub(crate) fn check_classes(&self, cols: usize, masks: &Masks<'_>) -> Result<(), Error> {
-        if let Target::Classes {
-            labels,
-            ignore_index,
-        } = *self
-        {
+        if let Target::Classes { labels, ignore_index } = *self {
             for (r, &y) in labels.iter().enumerate() {
                 if y != ignore_index && masks.row_kept(r) && !(0..cols as i64).contains(&y) {
                     return Err(bad_argument(format!(
@@ -59,10 +50,7 @@ impl<T> Target<'_, T> {
     #[inline]
     pub(crate) fn row(&self, r: usize) -> Option<RowTarget<'_, T>> {
         match self {
-            Target::Classes {
-                labels,
-                ignore_index,
-            } => {
+            Target::Classes { labels, ignore_index } => {
                 let y = labels[r];
                 (y != *ignore_index).then_some(RowTarget::Class(y as usize))
             }
@@ -80,20 +68,10 @@ pub(crate) enum RowTarget<'r, T> {
 
 /// The error for a probability that is negative, not finite, or (when `at_most_one`) above 1.
 pub(crate) fn bad_probability<T: Elem>(row: usize, probs: &[T], at_most_one: bool) -> Error {
-    let bad = probs
-        .iter()
-        .enumerate()
-        .map(|(i, y)| (i, y.to_f64()))
-        .find(|&(_, y)| !valid_probability(y, at_most_one));
+    let bad = probs.iter().enumerate().map(|(i, y)| (i, y.to_f64())).find(|&(_, y)| !valid_probability(y, at_most_one));
     let (i, y) = bad.unwrap_or((0, f64::NAN));
-    let range = if at_most_one {
-        "lie in [0, 1]"
-    } else {
-        "be finite and ≥ 0"
-    };
-    bad_argument(format!(
-        "target probabilities must {range}; got {y} at row {row}, class {i}"
-    ))
+    let range = if at_most_one { "lie in [0, 1]" } else { "be finite and ≥ 0" };
+    bad_argument(format!("target probabilities must {range}; got {y} at row {row}, class {i}"))
 }
 
 #[inline]
@@ -138,12 +116,7 @@ impl Positives<'_> {
 
     /// The positive classes of row `r`, sorted, padding left out; an entry out of range or a class
     /// listed twice is an error naming the row and the value.
-    pub(crate) fn sorted(
-        &self,
-        r: usize,
-        cols: usize,
-        naming: Naming,
-    ) -> Result<Vec<usize>, Error> {
+    pub(crate) fn sorted(&self, r: usize, cols: usize, naming: Naming) -> Result<Vec<usize>, Error> {
         let raw = self.indices.row(r);
         let mut out = Vec::with_capacity(raw.len());
         match naming {
@@ -182,10 +155,7 @@ impl Positives<'_> {
         out.sort_unstable();
         if let Some(w) = out.windows(2).find(|w| w[0] == w[1]) {
             return Err(match naming {
-                Naming::Flat => bad_argument(format!(
-                    "class {} is listed twice among the positives of row {r}",
-                    w[0]
-                )),
+                Naming::Flat => bad_argument(format!("class {} is listed twice among the positives of row {r}", w[0])),
                 Naming::Spans { len, heads } => bad_argument(format!(
                     "span ({}, {}) is listed twice among the positives of batch {}, head {}",
                     w[0] / len,

@@ -103,17 +103,9 @@ impl FirstError {
     }
 }
 
-pub(crate) fn check_same(
-    what: &str,
-    rows: usize,
-    cols: usize,
-    r: usize,
-    c: usize,
-) -> Result<(), Error> {
+pub(crate) fn check_same(what: &str, rows: usize, cols: usize, r: usize, c: usize) -> Result<(), Error> {
     if (r, c) != (rows, cols) {
-        return Err(bad_shape(format!(
-            "{what} has shape ({r}, {c}); expected ({rows}, {cols}) like the logits"
-        )));
+        return Err(bad_shape(format!("{what} has shape ({r}, {c}); expected ({rows}, {cols}) like the logits")));
     }
     Ok(())
 }
@@ -124,10 +116,7 @@ pub(crate) fn check_masks(masks: &Masks<'_>, rows: usize, cols: usize) -> Result
     }
     if let Some(m) = masks.rows {
         if m.len() != rows {
-            return Err(bad_shape(format!(
-                "the row mask holds {} values; expected {rows}, one per row",
-                m.len()
-            )));
+            return Err(bad_shape(format!("the row mask holds {} values; expected {rows}, one per row", m.len())));
         }
     }
     Ok(())
@@ -141,10 +130,7 @@ pub(crate) fn check_outputs<E, V>(
 ) -> Result<(), Error> {
     if let Some(v) = &out.values {
         if v.len() != rows {
-            return Err(bad_shape(format!(
-                "the value output holds {} values; expected {rows}, one per row",
-                v.len()
-            )));
+            return Err(bad_shape(format!("the value output holds {} values; expected {rows}, one per row", v.len())));
         }
     }
     if let Some(g) = &out.grad {
@@ -152,9 +138,7 @@ pub(crate) fn check_outputs<E, V>(
     }
     if let Some(g) = &out.grad_second {
         if !second {
-            return Err(bad_argument(
-                "this loss has one logit input: there is no second gradient",
-            ));
+            return Err(bad_argument("this loss has one logit input: there is no second gradient"));
         }
         check_same("the second gradient output", rows, cols, g.rows(), g.cols())?;
     }
@@ -162,24 +146,12 @@ pub(crate) fn check_outputs<E, V>(
 }
 
 /// Checks that a per-class option (weights, pos_weight) is finite and ≥ 0 everywhere it is read.
-pub(crate) fn check_non_negative(
-    what: &str,
-    w: &Rows<'_, f64>,
-    rows: usize,
-    cols: usize,
-) -> Result<(), Error> {
+pub(crate) fn check_non_negative(what: &str, w: &Rows<'_, f64>, rows: usize, cols: usize) -> Result<(), Error> {
     check_same(what, rows, cols, w.rows(), w.cols())?;
     let distinct_rows = if w.stride() == 0 { rows.min(1) } else { rows };
     for r in 0..distinct_rows {
-        if let Some((i, x)) = w
-            .row(r)
-            .iter()
-            .enumerate()
-            .find(|(_, x)| !(x.is_finite() && **x >= 0.0))
-        {
-            return Err(bad_argument(format!(
-                "{what} must be finite and ≥ 0; got {x} at row {r}, class {i}"
-            )));
+        if let Some((i, x)) = w.row(r).iter().enumerate().find(|(_, x)| !(x.is_finite() && **x >= 0.0)) {
+            return Err(bad_argument(format!("{what} must be finite and ≥ 0; got {x} at row {r}, class {i}")));
         }
     }
     Ok(())
@@ -189,9 +161,7 @@ pub(crate) fn check_non_negative(
 /// (below 1/f64::MAX ≈ 5.6e-309) would make it +inf and every logit NaN or ±inf.
 pub(crate) fn check_temperature(t: f64) -> Result<(), Error> {
     if !(t.is_finite() && t > 0.0) {
-        return Err(bad_argument(format!(
-            "temperature must be finite and > 0; got {t}"
-        )));
+        return Err(bad_argument(format!("temperature must be finite and > 0; got {t}")));
     }
     if !(1.0 / t).is_finite() {
         return Err(bad_argument(format!(
@@ -244,10 +214,7 @@ pub(crate) fn with_f64_grads<E: Elem, R>(
         buf.resize(2 * cols, 0.0);
         let (b0, b1) = buf.split_at_mut(cols);
         let [g0, g1] = grads;
-        let r = f([
-            g0.is_some().then_some(&mut b0[..]),
-            g1.is_some().then_some(&mut b1[..]),
-        ]);
+        let r = f([g0.is_some().then_some(&mut b0[..]), g1.is_some().then_some(&mut b1[..])]);
         for (out, scratch) in [(g0, &*b0), (g1, &*b1)] {
             if let Some(out) = out.as_deref_mut() {
                 for (o, x) in out.iter_mut().zip(scratch) {

@@ -5,9 +5,7 @@
 
 use super::labels::{bad_probability, valid_probability};
 use super::online::Log1pSumExp;
-use super::{
-    check_masks, check_outputs, check_same, fill_one, store, FirstError, LossOutputs, Masks,
-};
+use super::{check_masks, check_outputs, check_same, fill_one, store, FirstError, LossOutputs, Masks};
 use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
@@ -24,10 +22,7 @@ pub struct MultilabelOptions<'a> {
 
 impl Default for MultilabelOptions<'_> {
     fn default() -> Self {
-        MultilabelOptions {
-            masks: Masks::default(),
-            reduction: Reduction::None,
-        }
+        MultilabelOptions { masks: Masks::default(), reduction: Reduction::None }
     }
 }
 
@@ -44,9 +39,7 @@ pub(crate) fn multilabel_row<E: Elem, T: Elem, G: Elem>(
 ) -> Result<RowValue, Error> {
     // f32/f16/bf16 rows without a mask: the SIMD fast path, which declines special rows.
     let mut grad = grad;
-    if let Some(v) =
-        super::multilabel_simd::try_row(s, y_row, mask, scale, add, grad.as_deref_mut())
-    {
+    if let Some(v) = super::multilabel_simd::try_row(s, y_row, mask, scale, add, grad.as_deref_mut()) {
         return Ok(v);
     }
     let (mut neg, mut pos) = (Log1pSumExp::EMPTY, Log1pSumExp::EMPTY);
@@ -79,17 +72,11 @@ pub(crate) fn multilabel_row<E: Elem, T: Elem, G: Elem>(
     }
     if bad {
         fill_one(grad, f64::NAN);
-        return Ok(RowValue {
-            value: f64::NAN,
-            counts: true,
-        });
+        return Ok(RowValue { value: f64::NAN, counts: true });
     }
     if unsupported {
         fill_one(grad, f64::NAN);
-        return Ok(RowValue {
-            value: f64::INFINITY,
-            counts: true,
-        });
+        return Ok(RowValue { value: f64::INFINITY, counts: true });
     }
     let (log_zneg, log_zpos) = (neg.value(), pos.value());
     if let Some(g) = grad {
@@ -111,10 +98,7 @@ pub(crate) fn multilabel_row<E: Elem, T: Elem, G: Elem>(
             store(&mut g[i], scale * d, add);
         }
     }
-    Ok(RowValue {
-        value: log_zneg + log_zpos,
-        counts: n_present > 0,
-    })
+    Ok(RowValue { value: log_zneg + log_zpos, counts: n_present > 0 })
 }
 
 /// Multilabel softmax cross-entropy of every row of `logits` against dense labels `target` (same
@@ -137,35 +121,13 @@ pub fn multilabel_ce<E: Elem, T: Elem, V: Elem>(
         let grad = g[0].as_deref_mut();
         if !masks.row_kept(r) {
             fill_one(grad, 0.0);
-            return RowValue {
-                value: 0.0,
-                counts: false,
-            };
+            return RowValue { value: 0.0, counts: false };
         }
-        multilabel_row(
-            logits.row(r),
-            target.row(r),
-            masks.class_row(r),
-            scale,
-            false,
-            grad,
-            r,
-        )
-        .unwrap_or_else(|e| {
+        multilabel_row(logits.row(r), target.row(r), masks.class_row(r), scale, false, grad, r).unwrap_or_else(|e| {
             errors.report(r, e);
-            RowValue {
-                value: f64::NAN,
-                counts: true,
-            }
+            RowValue { value: f64::NAN, counts: true }
         })
     };
-    let reduced = reduce_rows(
-        opts.reduction,
-        rows,
-        cols,
-        out.values,
-        [out.grad, None],
-        kernel,
-    );
+    let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, None], kernel);
     errors.into_result(reduced)
 }

@@ -12,6 +12,7 @@
 //! so small losses keep their digits. The gradient uses e^{x − m}·e^{m − log Z} with the f32 max m,
 //! so no f32 rounding of log Z enters the exponent.
 
+
 use half::{bf16, f16};
 
 use crate::element::Elem;
@@ -65,13 +66,7 @@ fn typed<L: Load<Real = f32>, T: Elem, G: Elem>(
     add: bool,
     grad: Option<&mut [G]>,
 ) -> Option<RowValue> {
-    let k = MultilabelRow {
-        s,
-        y,
-        scale,
-        add,
-        grad,
-    };
+    let k = MultilabelRow { s, y, scale, add, grad };
     match isa {
         None => dispatch(k),
         Some(isa) => dispatch_on(isa, k).ok()?,
@@ -117,13 +112,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
-        let MultilabelRow {
-            s,
-            y,
-            scale,
-            add,
-            grad,
-        } = self;
+        let MultilabelRow { s, y, scale, add, grad } = self;
         let mut bx = [0.0f32; BLOCK];
         let mut wn = [0.0f32; BLOCK];
         let mut wp = [0.0f32; BLOCK];
@@ -146,26 +135,10 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
                 let v = x[i];
                 let absent = v == f32::NEG_INFINITY;
                 // −inf with a positive label, NaN, +inf: NaN in the check
-                let bad = if absent {
-                    if wp[i] > 0.0 {
-                        f32::NAN
-                    } else {
-                        0.0
-                    }
-                } else {
-                    (v - v) * 0.0
-                };
+                let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
                 chk[i] += bad + ok[i];
-                let xn = if !absent && wn[i] > 0.0 {
-                    v
-                } else {
-                    f32::NEG_INFINITY
-                };
-                let xp = if !absent && wp[i] > 0.0 {
-                    -v
-                } else {
-                    f32::NEG_INFINITY
-                };
+                let xn = if !absent && wn[i] > 0.0 { v } else { f32::NEG_INFINITY };
+                let xp = if !absent && wp[i] > 0.0 { -v } else { f32::NEG_INFINITY };
                 mn[i] = mn[i].max(xn);
                 mp[i] = mp[i].max(xp);
                 cnt[i] += if absent { 0.0 } else { 1.0 };
@@ -176,10 +149,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
         }
         let (m_neg, m_pos) = (hmax(&mn[..used]), hmax(&mp[..used]));
         // the shifts: the maxima, or 0 for an empty part (whose sum is then 0)
-        let (sh_neg, sh_pos) = (
-            if m_neg.is_finite() { m_neg } else { 0.0 },
-            if m_pos.is_finite() { m_pos } else { 0.0 },
-        );
+        let (sh_neg, sh_pos) = (if m_neg.is_finite() { m_neg } else { 0.0 }, if m_pos.is_finite() { m_pos } else { 0.0 });
 
         // Sweep 2: S_neg = Σ (1−y) e^{x − m_neg}, S_pos = Σ y e^{−x − m_pos}.
         let mut tn = [0.0f32; BLOCK];
@@ -246,10 +216,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
                 off += n;
             }
         }
-        Some(RowValue {
-            value,
-            counts: hsum(&cnt[..used]) > 0.0,
-        })
+        Some(RowValue { value, counts: hsum(&cnt[..used]) > 0.0 })
     }
 }
 
@@ -257,19 +224,8 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
 mod tests {
     use super::super::multilabel::multilabel_row;
     use super::*;
+    use crate::testing::noise;
     use crate::simd::available;
-
-    fn noise(n: usize, seed: u64) -> Vec<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     fn check(s: &[f32], y: &[f64], add: bool) {
         let ones = vec![1u8; s.len()];
@@ -278,40 +234,20 @@ mod tests {
         let gmax = want_g.iter().fold(0.0f64, |m, g| m.max(g.abs()));
         for isa in available() {
             let mut g = vec![0.25f64; s.len()];
-            let got = try_row_on(Some(isa), s, y, None, 0.5, add, Some(&mut g[..]))
-                .expect("declined a clean row");
+            let got = try_row_on(Some(isa), s, y, None, 0.5, add, Some(&mut g[..])).expect("declined a clean row");
             assert_eq!(got.counts, want.counts);
-            assert!(
-                (got.value - want.value).abs() <= 1e-6 * want.value.abs(),
-                "{isa}: {} vs {}",
-                got.value,
-                want.value
-            );
+            assert!((got.value - want.value).abs() <= 1e-6 * want.value.abs(), "{isa}: {} vs {}", got.value, want.value);
             for i in 0..s.len() {
-                assert!(
-                    (g[i] - want_g[i]).abs() <= 1e-5 * want_g[i].abs() + 1e-7 * gmax,
-                    "{isa} i={i}: {} vs {}",
-                    g[i],
-                    want_g[i]
-                );
+                assert!((g[i] - want_g[i]).abs() <= 1e-5 * want_g[i].abs() + 1e-7 * gmax, "{isa} i={i}: {} vs {}", g[i], want_g[i]);
             }
         }
     }
 
     #[test]
     fn every_path_matches_the_scalar_kernel() {
-        for (n, sc) in [
-            (1usize, 3.0),
-            (9, 5.0),
-            (300, 8.0),
-            (5000, 3.0),
-            (4096, 40.0),
-        ] {
+        for (n, sc) in [(1usize, 3.0), (9, 5.0), (300, 8.0), (5000, 3.0), (4096, 40.0)] {
             let s: Vec<f32> = noise(n, n as u64).iter().map(|v| (v * sc) as f32).collect();
-            let hard: Vec<f64> = noise(n, 77)
-                .iter()
-                .map(|v| if *v > 0.9 { 1.0 } else { 0.0 })
-                .collect();
+            let hard: Vec<f64> = noise(n, 77).iter().map(|v| if *v > 0.9 { 1.0 } else { 0.0 }).collect();
             let soft: Vec<f64> = noise(n, 78).iter().map(|v| (v + 1.0) / 2.0).collect();
             for add in [false, true] {
                 check(&s, &hard, add);
@@ -324,13 +260,8 @@ mod tests {
     fn confident_rows_keep_tiny_losses() {
         // Positives far above 0, negatives far below: a loss near 1e-15.
         let n = 1000;
-        let y: Vec<f64> = (0..n)
-            .map(|i| if i % 10 == 0 { 1.0 } else { 0.0 })
-            .collect();
-        let s: Vec<f32> = y
-            .iter()
-            .map(|&v| if v > 0.0 { 40.0 } else { -45.0 })
-            .collect();
+        let y: Vec<f64> = (0..n).map(|i| if i % 10 == 0 { 1.0 } else { 0.0 }).collect();
+        let s: Vec<f32> = y.iter().map(|&v| if v > 0.0 { 40.0 } else { -45.0 }).collect();
         check(&s, &y, false);
         let mut s2 = s.clone();
         s2[3] = f32::NEG_INFINITY; // absent negative
@@ -345,27 +276,18 @@ mod tests {
             for (i, bad) in [(3, f32::NAN), (280, f32::INFINITY)] {
                 let mut s = s.clone();
                 s[i] = bad;
-                assert!(
-                    try_row_on::<f32, f64, f32>(Some(isa), &s, &y, None, 1.0, false, None)
-                        .is_none()
-                );
+                assert!(try_row_on::<f32, f64, f32>(Some(isa), &s, &y, None, 1.0, false, None).is_none());
             }
             let mut s2 = s.clone();
             let mut y2 = y.clone();
             s2[7] = f32::NEG_INFINITY;
             y2[7] = 1.0;
-            assert!(
-                try_row_on::<f32, f64, f32>(Some(isa), &s2, &y2, None, 1.0, false, None).is_none()
-            );
+            assert!(try_row_on::<f32, f64, f32>(Some(isa), &s2, &y2, None, 1.0, false, None).is_none());
             let mut y3 = y.clone();
             y3[299] = 1.5;
-            assert!(
-                try_row_on::<f32, f64, f32>(Some(isa), &s, &y3, None, 1.0, false, None).is_none()
-            );
+            assert!(try_row_on::<f32, f64, f32>(Some(isa), &s, &y3, None, 1.0, false, None).is_none());
             y3[299] = f64::NAN;
-            assert!(
-                try_row_on::<f32, f64, f32>(Some(isa), &s, &y3, None, 1.0, false, None).is_none()
-            );
+            assert!(try_row_on::<f32, f64, f32>(Some(isa), &s, &y3, None, 1.0, false, None).is_none());
         }
     }
 }

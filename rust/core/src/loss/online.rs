@@ -14,10 +14,7 @@ pub(crate) struct MaxRest {
 }
 
 impl MaxRest {
-    pub const EMPTY: MaxRest = MaxRest {
-        max: f64::NEG_INFINITY,
-        rest: 0.0,
-    };
+    pub const EMPTY: MaxRest = MaxRest { max: f64::NEG_INFINITY, rest: 0.0 };
 
     /// Adds a finite or +inf-free term `x > −inf`.
     #[inline]
@@ -69,20 +66,13 @@ pub(crate) struct Log1pSumExp {
 }
 
 impl Log1pSumExp {
-    pub const EMPTY: Log1pSumExp = Log1pSumExp {
-        max: f64::NEG_INFINITY,
-        sum: 0.0,
-    };
+    pub const EMPTY: Log1pSumExp = Log1pSumExp { max: f64::NEG_INFINITY, sum: 0.0 };
 
     /// Adds w · e^x for finite x (or x = +inf, which makes the result +inf) and w > 0.
     #[inline]
     pub fn push(&mut self, x: f64, w: f64) {
         if x > self.max {
-            self.sum = if self.sum == 0.0 {
-                w
-            } else {
-                self.sum * (self.max - x).exp() + w
-            };
+            self.sum = if self.sum == 0.0 { w } else { self.sum * (self.max - x).exp() + w };
             self.max = x;
         } else {
             self.sum += w * (x - self.max).exp();

@@ -7,9 +7,7 @@
 use super::labels::{RowTarget, Target};
 use super::multilabel::multilabel_row;
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
-use super::{
-    check_outputs, check_same, check_unit, fill_one, with_f64_grads, FirstError, LossOutputs, Masks,
-};
+use super::{check_outputs, check_same, check_unit, fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
 use crate::divergence::{sigmoid, softmax, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
@@ -31,9 +29,7 @@ impl RdropKind {
         match name {
             "softmax" => Ok(RdropKind::Softmax),
             "sigmoid" => Ok(RdropKind::Sigmoid),
-            other => Err(bad_argument(format!(
-                "kind must be 'softmax' or 'sigmoid'; got {other:?}"
-            ))),
+            other => Err(bad_argument(format!("kind must be 'softmax' or 'sigmoid'; got {other:?}"))),
         }
     }
 }
@@ -78,10 +74,7 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
     validate_target(&target, &opts.masks, rows, cols)?;
     check_outputs(&out, rows, cols, true)?;
     if !(opts.alpha.is_finite() && opts.alpha >= 0.0) {
-        return Err(bad_argument(format!(
-            "alpha must be finite and ≥ 0; got {}",
-            opts.alpha
-        )));
+        return Err(bad_argument(format!("alpha must be finite and ≥ 0; got {}", opts.alpha)));
     }
     check_unit("label_smoothing", opts.label_smoothing)?;
     if opts.kind == RdropKind::Sigmoid {
@@ -91,26 +84,15 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
             ));
         }
         if opts.label_smoothing != 0.0 {
-            return Err(bad_argument(
-                "label_smoothing applies to the softmax kind only",
-            ));
+            return Err(bad_argument("label_smoothing applies to the softmax kind only"));
         }
     }
     let (alpha, kind, masks) = (opts.alpha, opts.kind, opts.masks);
     let scale = opts.reduction.grad_scale(rows);
     let half = alpha / 2.0;
-    let kl_params = RowParams {
-        inv_tau: 1.0,
-        beta: 0.5,
-        grad_scale: scale * half,
-    };
+    let kl_params = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: scale * half };
     let add = alpha > 0.0;
-    let ce_params = CeParams {
-        inv_tau: 1.0,
-        eps: opts.label_smoothing,
-        grad_scale: scale,
-        add,
-    };
+    let ce_params = CeParams { inv_tau: 1.0, eps: opts.label_smoothing, grad_scale: scale, add };
     let errors = FirstError::default();
     let kernel = |r: usize, mut g: GradRows<'_, E>| {
         let Some(label) = masks.row_kept(r).then(|| target.row(r)).flatten() else {
@@ -123,12 +105,8 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
             if alpha > 0.0 {
                 let grads = [g1.as_deref_mut(), g2.as_deref_mut()];
                 let kl = match kind {
-                    RdropKind::Softmax => {
-                        softmax::row(PairKind::SymKl, a, b, mask, &kl_params, grads)
-                    }
-                    RdropKind::Sigmoid => {
-                        sigmoid::row(PairKind::SigmoidSymKl, a, b, mask, None, &kl_params, grads)
-                    }
+                    RdropKind::Softmax => softmax::row(PairKind::SymKl, a, b, mask, &kl_params, grads),
+                    RdropKind::Sigmoid => sigmoid::row(PairKind::SigmoidSymKl, a, b, mask, None, &kl_params, grads),
                 };
                 value += half * kl.value;
                 counts |= kl.counts;
@@ -136,12 +114,8 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
             for (s, grad) in [(a, g1.as_deref_mut()), (b, g2.as_deref_mut())] {
                 let ce = match (kind, label) {
                     (RdropKind::Softmax, _) => ce_row(s, label, mask, &ce_params, grad, r),
-                    (RdropKind::Sigmoid, RowTarget::Probs(y)) => {
-                        multilabel_row(s, y, mask, scale, add, grad, r)
-                    }
-                    (RdropKind::Sigmoid, RowTarget::Class(_)) => {
-                        unreachable!("rejected before the kernels run")
-                    }
+                    (RdropKind::Sigmoid, RowTarget::Probs(y)) => multilabel_row(s, y, mask, scale, add, grad, r),
+                    (RdropKind::Sigmoid, RowTarget::Class(_)) => unreachable!("rejected before the kernels run"),
                 };
                 match ce {
                     Ok(ce) => {
@@ -150,10 +124,7 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
                     }
                     Err(e) => {
                         errors.report(r, e);
-                        return RowValue {
-                            value: f64::NAN,
-                            counts: true,
-                        };
+                        return RowValue { value: f64::NAN, counts: true };
                     }
                 }
             }
@@ -166,13 +137,6 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
             RowValue { value, counts }
         })
     };
-    let reduced = reduce_rows(
-        opts.reduction,
-        rows,
-        cols,
-        out.values,
-        [out.grad, out.grad_second],
-        kernel,
-    );
+    let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, out.grad_second], kernel);
     errors.into_result(reduced)
 }

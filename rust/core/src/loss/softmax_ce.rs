@@ -11,8 +11,7 @@
 use super::labels::{bad_probability, valid_probability, RowTarget, Target};
 use super::online::MaxRest;
 use super::{
-    check_masks, check_outputs, check_temperature, check_unit, fill_one, store, FirstError,
-    LossOutputs, Masks,
+    check_masks, check_outputs, check_temperature, check_unit, fill_one, store, FirstError, LossOutputs, Masks,
 };
 use crate::divergence::out_of_domain;
 use crate::element::Elem;
@@ -34,12 +33,7 @@ pub struct SoftmaxCeOptions<'a> {
 
 impl Default for SoftmaxCeOptions<'_> {
     fn default() -> Self {
-        SoftmaxCeOptions {
-            label_smoothing: 0.0,
-            temperature: 1.0,
-            masks: Masks::default(),
-            reduction: Reduction::None,
-        }
+        SoftmaxCeOptions { label_smoothing: 0.0, temperature: 1.0, masks: Masks::default(), reduction: Reduction::None }
     }
 }
 
@@ -217,55 +211,29 @@ pub(crate) fn ce_row<E: Elem, T: Elem, G: Elem>(
     let st = stats(s, target, mask, prm.inv_tau, row)?;
     if st.bad {
         fill_one(grad, f64::NAN);
-        return Ok(RowValue {
-            value: f64::NAN,
-            counts: true,
-        });
+        return Ok(RowValue { value: f64::NAN, counts: true });
     }
     if st.n == 0 {
         if !prm.add {
             fill_one(grad, 0.0);
         }
-        return Ok(RowValue {
-            value: 0.0,
-            counts: false,
-        });
+        return Ok(RowValue { value: 0.0, counts: false });
     }
-    let value = if st.unsupported {
-        f64::INFINITY
-    } else {
-        st.value(prm.eps)
-    };
+    let value = if st.unsupported { f64::INFINITY } else { st.value(prm.eps) };
     if let Some(g) = grad {
         if value.is_finite() {
-            grad_sweep(
-                s,
-                target,
-                mask,
-                prm.inv_tau,
-                &st,
-                prm.eps,
-                prm.grad_scale,
-                prm.add,
-                g,
-            );
+            grad_sweep(s, target, mask, prm.inv_tau, &st, prm.eps, prm.grad_scale, prm.add, g);
         } else {
             g.fill(G::from_f64(f64::NAN));
         }
     }
-    Ok(RowValue {
-        value,
-        counts: true,
-    })
+    Ok(RowValue { value, counts: true })
 }
 
 /// Zeroes the gradient rows of an ignored row and reports it as not counting.
 pub(crate) fn ignored_row<E: Elem>(g: &mut GradRows<'_, E>) -> RowValue {
     super::fill_all(g, 0.0);
-    RowValue {
-        value: 0.0,
-        counts: false,
-    }
+    RowValue { value: 0.0, counts: false }
 }
 
 /// Checks the options shared by the softmax losses against labels.
@@ -306,29 +274,11 @@ pub fn softmax_ce<E: Elem, T: Elem, V: Elem>(
         let Some(t) = masks.row_kept(r).then(|| target.row(r)).flatten() else {
             return ignored_row(&mut g);
         };
-        ce_row(
-            logits.row(r),
-            t,
-            masks.class_row(r),
-            &prm,
-            g[0].as_deref_mut(),
-            r,
-        )
-        .unwrap_or_else(|e| {
+        ce_row(logits.row(r), t, masks.class_row(r), &prm, g[0].as_deref_mut(), r).unwrap_or_else(|e| {
             errors.report(r, e);
-            RowValue {
-                value: f64::NAN,
-                counts: true,
-            }
+            RowValue { value: f64::NAN, counts: true }
         })
     };
-    let reduced = reduce_rows(
-        opts.reduction,
-        rows,
-        cols,
-        out.values,
-        [out.grad, None],
-        kernel,
-    );
+    let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, None], kernel);
     errors.into_result(reduced)
 }

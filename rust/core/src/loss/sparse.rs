@@ -29,10 +29,7 @@ pub struct SparseMultilabelOptions<'a> {
 
 impl Default for SparseMultilabelOptions<'_> {
     fn default() -> Self {
-        SparseMultilabelOptions {
-            masks: Masks::default(),
-            reduction: Reduction::None,
-        }
+        SparseMultilabelOptions { masks: Masks::default(), reduction: Reduction::None }
     }
 }
 
@@ -82,17 +79,11 @@ pub(crate) fn sparse_row<E: Elem>(
     });
     if bad {
         fill_one(grad, f64::NAN);
-        return RowValue {
-            value: f64::NAN,
-            counts: true,
-        };
+        return RowValue { value: f64::NAN, counts: true };
     }
     if found < positives.len() {
         fill_one(grad, f64::NAN);
-        return RowValue {
-            value: f64::INFINITY,
-            counts: true,
-        };
+        return RowValue { value: f64::INFINITY, counts: true };
     }
     let (log_zneg, log_zpos) = (neg.value(), pos.value());
     if let Some(g) = grad {
@@ -109,10 +100,7 @@ pub(crate) fn sparse_row<E: Elem>(
             g[c] = E::from_f64(scale * d);
         });
     }
-    RowValue {
-        value: log_zneg + log_zpos,
-        counts: n_present > 0,
-    }
+    RowValue { value: log_zneg + log_zpos, counts: n_present > 0 }
 }
 
 /// The ascending runs of non-zero entries of a class mask.
@@ -154,20 +142,14 @@ pub fn sparse_multilabel_ce<E: Elem, V: Elem>(
         let grad = g[0].as_deref_mut();
         if !masks.row_kept(r) {
             fill_one(grad, 0.0);
-            return RowValue {
-                value: 0.0,
-                counts: false,
-            };
+            return RowValue { value: 0.0, counts: false };
         }
         let pos = match positives.sorted(r, cols, Naming::Flat) {
             Ok(p) => p,
             Err(e) => {
                 errors.report(r, e);
                 fill_one(grad, f64::NAN);
-                return RowValue {
-                    value: f64::NAN,
-                    counts: true,
-                };
+                return RowValue { value: f64::NAN, counts: true };
             }
         };
         let segments = match masks.class_row(r) {
@@ -176,13 +158,6 @@ pub fn sparse_multilabel_ce<E: Elem, V: Elem>(
         };
         sparse_row(logits.row(r), &segments, &pos, scale, grad)
     };
-    let reduced = reduce_rows(
-        opts.reduction,
-        rows,
-        cols,
-        out.values,
-        [out.grad, None],
-        kernel,
-    );
+    let reduced = reduce_rows(opts.reduction, rows, cols, out.values, [out.grad, None], kernel);
     errors.into_result(reduced)
 }

@@ -103,11 +103,7 @@ pub trait Load: Copy + Send + Sync + 'static + sealed::Sealed {
     /// One block (at most [`BLOCK`] elements) as `Real` values: `src` itself for f32 and f64,
     /// otherwise converted into `buf` (F16C on x86 for f16). A half-precision array is thus never
     /// upcast as a whole, only a block at a time on the stack.
-    fn load<'a, S: Simd>(
-        simd: S,
-        src: &'a [Self],
-        buf: &'a mut [Self::Real; BLOCK],
-    ) -> &'a [Self::Real];
+    fn load<'a, S: Simd>(simd: S, src: &'a [Self], buf: &'a mut [Self::Real; BLOCK]) -> &'a [Self::Real];
 
     /// One element.
     fn to_real(self) -> Self::Real;
@@ -188,10 +184,7 @@ mod tests {
         for bits in 0..=u16::MAX {
             let want = f16::from_bits(bits).to_f32();
             let got = f16_bits_to_f32(bits);
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "{bits:#06x}"
-            );
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{bits:#06x}");
         }
     }
 
@@ -200,10 +193,7 @@ mod tests {
         for bits in 0..=u16::MAX {
             let want = bf16::from_bits(bits).to_f32();
             let got = bf16_bits_to_f32(bits);
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "{bits:#06x}"
-            );
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{bits:#06x}");
         }
     }
 
@@ -307,20 +297,14 @@ mod tests {
             assert_eq!(out.len(), all.len());
             for (h, y) in all.iter().zip(&out) {
                 let want = h.to_f32();
-                assert!(
-                    y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
-                    "{isa}: {h:?}"
-                );
+                assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{isa}: {h:?}");
             }
             let b: Vec<bf16> = (0..=u16::MAX).map(bf16::from_bits).collect();
             let mut out = Vec::new();
             dispatch_on(isa, ToF32(&b, &mut out)).unwrap();
             for (h, y) in b.iter().zip(&out) {
                 let want = h.to_f32();
-                assert!(
-                    y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
-                    "{isa}: {h:?}"
-                );
+                assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{isa}: {h:?}");
             }
         }
     }

@@ -45,9 +45,7 @@ impl Isa {
         match self {
             Isa::Scalar => &[],
             Isa::Avx2 => &["avx2", "fma", "f16c"],
-            Isa::Avx512 => &[
-                "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c",
-            ],
+            Isa::Avx512 => &["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c"],
             Isa::Neon => &["neon"],
         }
     }
@@ -72,11 +70,7 @@ impl Isa {
     /// The required features this CPU lacks (empty when the path is available, or when the path
     /// is for another architecture or was left out of this build; see [`Isa::why_unavailable`]).
     fn missing_features(self) -> Vec<&'static str> {
-        self.required_features()
-            .iter()
-            .copied()
-            .filter(|f| !has_feature(f))
-            .collect()
+        self.required_features().iter().copied().filter(|f| !has_feature(f)).collect()
     }
 
     /// Why the path cannot run here, in words; `None` when it can.
@@ -91,15 +85,9 @@ impl Isa {
             Isa::Neon => cfg!(target_arch = "aarch64"),
         };
         Some(if !arch_ok {
-            format!(
-                "the {self} path is not built for this target ({})",
-                std::env::consts::ARCH
-            )
+            format!("the {self} path is not built for this target ({})", std::env::consts::ARCH)
         } else {
-            format!(
-                "this CPU lacks {} needed by the {self} path",
-                self.missing_features().join(", ")
-            )
+            format!("this CPU lacks {} needed by the {self} path", self.missing_features().join(", "))
         })
     }
 }
@@ -162,10 +150,7 @@ fn detected() -> u8 {
 
 /// The paths this CPU supports, slowest first; always starts with [`Isa::Scalar`].
 pub fn available() -> Vec<Isa> {
-    Isa::ALL
-        .into_iter()
-        .filter(|isa| isa.is_available())
-        .collect()
+    Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect()
 }
 
 /// The fastest available path.
@@ -193,15 +178,10 @@ fn from_env() -> Result<Option<Isa>, Error> {
 /// The path a `LOGITDIV_SIMD` value (`None`: unset) asks for, checked against this CPU.
 fn from_setting(value: Option<&str>) -> Result<Option<Isa>, Error> {
     let Some(value) = value else { return Ok(None) };
-    let Some(isa) = Isa::parse(value)? else {
-        return Ok(None);
-    };
+    let Some(isa) = Isa::parse(value)? else { return Ok(None) };
     match isa.why_unavailable() {
         None => Ok(Some(isa)),
-        Some(why) => Err(bad_argument(format!(
-            "{ENV_VAR}={value}: {why}; available: {}",
-            names(&available())
-        ))),
+        Some(why) => Err(bad_argument(format!("{ENV_VAR}={value}: {why}; available: {}", names(&available())))),
     }
 }
 
@@ -246,10 +226,9 @@ pub fn force(isa: Option<Isa>) -> Result<(), Error> {
 pub(crate) fn check(isa: Isa) -> Result<(), Error> {
     match isa.why_unavailable() {
         None => Ok(()),
-        Some(why) => Err(bad_argument(format!(
-            "cannot use the {isa} SIMD path: {why}; available: {}",
-            names(&available())
-        ))),
+        Some(why) => {
+            Err(bad_argument(format!("cannot use the {isa} SIMD path: {why}; available: {}", names(&available()))))
+        }
     }
 }
 
@@ -280,10 +259,7 @@ mod tests {
         assert_eq!(Isa::parse("").unwrap(), None);
         assert_eq!(Isa::parse("auto").unwrap(), None);
         let err = Isa::parse("sse4").unwrap_err().to_string();
-        assert!(
-            err.contains("LOGITDIV_SIMD") && err.contains("\"sse4\""),
-            "{err}"
-        );
+        assert!(err.contains("LOGITDIV_SIMD") && err.contains("\"sse4\""), "{err}");
     }
 
     #[test]
@@ -291,15 +267,11 @@ mod tests {
         assert_eq!(from_setting(None).unwrap(), None);
         assert_eq!(from_setting(Some("auto")).unwrap(), None);
         assert_eq!(from_setting(Some("Scalar")).unwrap(), Some(Isa::Scalar));
-        assert!(from_setting(Some("avx3"))
-            .unwrap_err()
-            .to_string()
-            .contains("must be one of"));
+        assert!(from_setting(Some("avx3")).unwrap_err().to_string().contains("must be one of"));
         if let Some(isa) = Isa::ALL.into_iter().find(|i| !i.is_available()) {
             let err = from_setting(Some(isa.name())).unwrap_err().to_string();
             assert!(
-                err.starts_with(&format!("LOGITDIV_SIMD={}: ", isa.name()))
-                    && err.contains("available: scalar"),
+                err.starts_with(&format!("LOGITDIV_SIMD={}: ", isa.name())) && err.contains("available: scalar"),
                 "{err}"
             );
         }
@@ -319,10 +291,7 @@ mod tests {
         let missing = Isa::ALL.into_iter().find(|i| !i.is_available());
         if let Some(isa) = missing {
             let err = force(Some(isa)).unwrap_err().to_string();
-            assert!(
-                err.contains(isa.name()) && err.contains("available: scalar"),
-                "{err}"
-            );
+            assert!(err.contains(isa.name()) && err.contains("available: scalar"), "{err}");
             assert_eq!(active(), before);
         }
         // Every available path can be forced, and None goes back to the best.

@@ -18,14 +18,7 @@ pub enum Func {
 }
 
 impl Func {
-    pub const ALL: [Func; 6] = [
-        Func::Exp,
-        Func::ExpM1,
-        Func::Ln,
-        Func::Ln1p,
-        Func::Phi,
-        Func::XMinusLog1p,
-    ];
+    pub const ALL: [Func; 6] = [Func::Exp, Func::ExpM1, Func::Ln, Func::Ln1p, Func::Phi, Func::XMinusLog1p];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,11 +49,7 @@ fn check_len<T>(x: &[T], out: &[T]) -> Result<(), Error> {
     if x.len() == out.len() {
         Ok(())
     } else {
-        Err(bad_shape(format!(
-            "out has {} elements; expected {}, as many as x",
-            out.len(),
-            x.len()
-        )))
+        Err(bad_shape(format!("out has {} elements; expected {}, as many as x", out.len(), x.len())))
     }
 }
 
@@ -103,9 +92,7 @@ mod tests {
     #[test]
     fn lengths_must_match() {
         let mut out = [0.0f32; 3];
-        let err = map(Func::Exp, &[1.0f32; 4], &mut out)
-            .unwrap_err()
-            .to_string();
+        let err = map(Func::Exp, &[1.0f32; 4], &mut out).unwrap_err().to_string();
         assert!(err.contains("out has 3 elements; expected 4"), "{err}");
     }
 

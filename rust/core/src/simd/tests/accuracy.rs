@@ -99,25 +99,28 @@ const CASES: [Case; 6] = [
 /// The largest error over `xs` and where it occurs.
 fn max_err_f32(isa: Isa, case: &Case, xs: &[f32]) -> (f64, f32) {
     let ys = run(isa, case.func, xs);
-    xs.iter()
-        .zip(&ys)
-        .map(|(&x, &y)| (ulps_f32(y, (case.exact32)(f64::from(x))), x))
-        .fold((0.0, f32::NAN), |a, b| if b.0 > a.0 { b } else { a })
+    xs.iter().zip(&ys).map(|(&x, &y)| (ulps_f32(y, (case.exact32)(f64::from(x))), x)).fold((0.0, f32::NAN), |a, b| {
+        if b.0 > a.0 {
+            b
+        } else {
+            a
+        }
+    })
 }
 
 fn max_err_f64(isa: Isa, case: &Case, xs: &[f64]) -> (u64, f64) {
     let ys = run(isa, case.func, xs);
-    xs.iter()
-        .zip(&ys)
-        .map(|(&x, &y)| (ulps_f64(y, (case.exact64)(x)), x))
-        .fold((0, f64::NAN), |a, b| if b.0 > a.0 { b } else { a })
+    xs.iter().zip(&ys).map(|(&x, &y)| (ulps_f64(y, (case.exact64)(x)), x)).fold((0, f64::NAN), |a, b| {
+        if b.0 > a.0 {
+            b
+        } else {
+            a
+        }
+    })
 }
 
 fn f32_domain(case: &Case) -> (f32, f32) {
-    (
-        case.lo.max(-f64::from(f32::MAX)) as f32,
-        case.hi.min(f64::from(f32::MAX)) as f32,
-    )
+    (case.lo.max(-f64::from(f32::MAX)) as f32, case.hi.min(f64::from(f32::MAX)) as f32)
 }
 
 /// f64 samples of a case; φ and x − ln(1+x) only where their reference is exact.
@@ -138,15 +141,8 @@ fn f32_functions_are_within_their_bounds_on_every_path() {
         xs.extend((0..100_000).map(|i| (a + (b - a) * f64::from(i) / 100_000.0) as f32));
         for isa in available() {
             let (err, at) = max_err_f32(isa, case, &xs);
-            eprintln!(
-                "{isa:>7} {:>14} f32: max {err:.3} ulp at {at:e}",
-                case.func.name()
-            );
-            assert!(
-                err <= case.bound_f32,
-                "{isa} {} f32: {err} ulp at {at:e}",
-                case.func.name()
-            );
+            eprintln!("{isa:>7} {:>14} f32: max {err:.3} ulp at {at:e}", case.func.name());
+            assert!(err <= case.bound_f32, "{isa} {} f32: {err} ulp at {at:e}", case.func.name());
         }
     }
 }
@@ -161,15 +157,8 @@ fn f64_functions_are_within_their_bounds_on_every_path() {
         xs.extend((0..n).map(|k| a + (b - a) * k as f64 / n as f64));
         for isa in available() {
             let (err, at) = max_err_f64(isa, case, &xs);
-            eprintln!(
-                "{isa:>7} {:>14} f64: max {err} ulp at {at:e}",
-                case.func.name()
-            );
-            assert!(
-                err <= case.bound_f64,
-                "{isa} {} f64: {err} ulp at {at:e}",
-                case.func.name()
-            );
+            eprintln!("{isa:>7} {:>14} f64: max {err} ulp at {at:e}", case.func.name());
+            assert!(err <= case.bound_f64, "{isa} {} f64: {err} ulp at {at:e}", case.func.name());
         }
     }
 }
@@ -206,15 +195,9 @@ fn f32_functions_exhaustively() {
                 (a.join().unwrap(), b.join().unwrap())
             });
             let (err, at) = if b.0 > a.0 { b } else { a };
-            eprintln!(
-                "{isa:>7} {:>14} f32 (all): max {err:.3} ulp at {at:e}",
-                case.func.name()
-            );
+            eprintln!("{isa:>7} {:>14} f32 (all): max {err:.3} ulp at {at:e}", case.func.name());
             if err > case.bound_f32 {
-                failures.push(format!(
-                    "{isa} {} f32: {err} ulp at {at:e}",
-                    case.func.name()
-                ));
+                failures.push(format!("{isa} {} f32: {err} ulp at {at:e}", case.func.name()));
             }
         }
     }
@@ -242,19 +225,9 @@ fn f64_functions_densely() {
                     worst = w;
                 }
             }
-            eprintln!(
-                "{isa:>7} {:>14} f64 (1e7): max {} ulp at {:e}",
-                case.func.name(),
-                worst.0,
-                worst.1
-            );
+            eprintln!("{isa:>7} {:>14} f64 (1e7): max {} ulp at {:e}", case.func.name(), worst.0, worst.1);
             if worst.0 > case.bound_f64 {
-                failures.push(format!(
-                    "{isa} {} f64: {} ulp at {:e}",
-                    case.func.name(),
-                    worst.0,
-                    worst.1
-                ));
+                failures.push(format!("{isa} {} f64: {} ulp at {:e}", case.func.name(), worst.0, worst.1));
             }
         }
     }

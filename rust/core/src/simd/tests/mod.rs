@@ -22,11 +22,7 @@ fn run<T: Real>(isa: Isa, func: Func, x: &[T]) -> Vec<T> {
 /// (including ±inf and ±0), infinite for a wrong special value.
 fn ulps_f32(y: f32, exact: f64) -> f64 {
     if y.is_nan() || exact.is_nan() {
-        return if y.is_nan() && exact.is_nan() {
-            0.0
-        } else {
-            f64::INFINITY
-        };
+        return if y.is_nan() && exact.is_nan() { 0.0 } else { f64::INFINITY };
     }
     let rounded = exact as f32;
     if y == rounded && y.is_sign_negative() == rounded.is_sign_negative() {
@@ -44,18 +40,10 @@ fn ulps_f32(y: f32, exact: f64) -> f64 {
 /// NaNs; `u64::MAX` for one NaN or values of different sign other than ±0).
 fn ulps_f64(a: f64, b: f64) -> u64 {
     if a.is_nan() || b.is_nan() {
-        return if a.is_nan() && b.is_nan() {
-            0
-        } else {
-            u64::MAX
-        };
+        return if a.is_nan() && b.is_nan() { 0 } else { u64::MAX };
     }
     if a == b {
-        return if a.is_sign_negative() == b.is_sign_negative() {
-            0
-        } else {
-            u64::MAX
-        };
+        return if a.is_sign_negative() == b.is_sign_negative() { 0 } else { u64::MAX };
     }
     // Map to a monotone integer scale: negatives below positives.
     let key = |x: f64| {

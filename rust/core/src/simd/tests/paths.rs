@@ -52,28 +52,15 @@ fn specials<T: Real>(func: Func) -> Vec<(T, T)> {
             (c(1e-30), c(1e-30)),
             (c(-1e-30), c(-1e-30)),
         ],
-        Func::Phi => vec![
-            (-inf, inf),
-            (inf, inf),
-            (nan, nan),
-            (T::ZERO, T::ZERO),
-            (c(-1000.0), inf),
-        ],
+        Func::Phi => vec![(-inf, inf), (inf, inf), (nan, nan), (T::ZERO, T::ZERO), (c(-1000.0), inf)],
         Func::XMinusLog1p => {
-            vec![
-                (-T::ONE, inf),
-                (c(-2.0), nan),
-                (inf, inf),
-                (nan, nan),
-                (T::ZERO, T::ZERO),
-            ]
+            vec![(-T::ONE, inf), (c(-2.0), nan), (inf, inf), (nan, nan), (T::ZERO, T::ZERO)]
         }
     }
 }
 
 fn same<T: Real>(a: T, b: T) -> bool {
-    (a.is_nan() && b.is_nan())
-        || (a == b && (a.to_f64().is_sign_negative() == b.to_f64().is_sign_negative()))
+    (a.is_nan() && b.is_nan()) || (a == b && (a.to_f64().is_sign_negative() == b.to_f64().is_sign_negative()))
 }
 
 #[test]
@@ -82,19 +69,11 @@ fn special_values_on_every_path() {
         for func in Func::ALL {
             for (x, want) in specials::<f32>(func) {
                 let got = run(isa, func, &[x])[0];
-                assert!(
-                    same(got, want),
-                    "{isa} {} f32({x}) = {got}, want {want}",
-                    func.name()
-                );
+                assert!(same(got, want), "{isa} {} f32({x}) = {got}, want {want}", func.name());
             }
             for (x, want) in specials::<f64>(func) {
                 let got = run(isa, func, &[x])[0];
-                assert!(
-                    same(got, want),
-                    "{isa} {} f64({x}) = {got}, want {want}",
-                    func.name()
-                );
+                assert!(same(got, want), "{isa} {} f64({x}) = {got}, want {want}", func.name());
             }
         }
     }
@@ -108,24 +87,16 @@ fn overflow_underflow_and_subnormals_round_like_std() {
     let mut x64: Vec<f64> = (-200..=200).map(|i| 709.78 + i as f64 * 1e-5).collect();
     x64.extend((0..2000).map(|i| -707.0 - i as f64 * 0.02));
     let sub32: Vec<f32> = (0..2000).map(|i| f32::from_bits(1 + i * 4099)).collect();
-    let sub64: Vec<f64> = (0..2000)
-        .map(|i| f64::from_bits(1 + i * 2_251_799_813_685))
-        .collect();
+    let sub64: Vec<f64> = (0..2000).map(|i| f64::from_bits(1 + i * 2_251_799_813_685)).collect();
     for isa in available() {
         for (&x, y) in x32.iter().zip(run(isa, Func::Exp, &x32)) {
-            assert!(
-                ulps_f32(y, f64::from(x).exp()) <= 1.0,
-                "{isa} exp({x:e}) = {y:e}"
-            );
+            assert!(ulps_f32(y, f64::from(x).exp()) <= 1.0, "{isa} exp({x:e}) = {y:e}");
         }
         for (&x, y) in x64.iter().zip(run(isa, Func::Exp, &x64)) {
             assert!(ulps_f64(y, x.exp()) <= 1, "{isa} exp({x:e}) = {y:e}");
         }
         for (&x, y) in sub32.iter().zip(run(isa, Func::Ln, &sub32)) {
-            assert!(
-                ulps_f32(y, f64::from(x).ln()) <= 1.0,
-                "{isa} ln({x:e}) = {y:e}"
-            );
+            assert!(ulps_f32(y, f64::from(x).ln()) <= 1.0, "{isa} ln({x:e}) = {y:e}");
         }
         for (&x, y) in sub64.iter().zip(run(isa, Func::Ln, &sub64)) {
             assert!(ulps_f64(y, x.ln()) <= 1, "{isa} ln({x:e}) = {y:e}");
@@ -139,10 +110,7 @@ fn overflow_underflow_and_subnormals_round_like_std() {
 fn every_path_agrees_with_the_scalar_path() {
     let x32 = f32_sweep(65_521, -200.0, 1e30);
     let x64 = f64_samples(20_000, -800.0, 1e300, 5);
-    let fma_paths: Vec<Isa> = available()
-        .into_iter()
-        .filter(|&i| i != Isa::Scalar)
-        .collect();
+    let fma_paths: Vec<Isa> = available().into_iter().filter(|&i| i != Isa::Scalar).collect();
     for func in Func::ALL {
         let (x32, x64): (Vec<f32>, Vec<f64>) = match func {
             // keep to the inputs where the f64 reference of the accuracy tests is exact
@@ -158,34 +126,18 @@ fn every_path_agrees_with_the_scalar_path() {
             let y32 = run(isa, func, &x32);
             let y64 = run(isa, func, &x64);
             for ((&x, &a), &b) in x32.iter().zip(&s32).zip(&y32) {
-                assert!(
-                    ulps_f32(b, f64::from(a)) <= 4.0,
-                    "{isa} vs scalar {} f32({x:e}): {a:e} vs {b:e}",
-                    func.name()
-                );
+                assert!(ulps_f32(b, f64::from(a)) <= 4.0, "{isa} vs scalar {} f32({x:e}): {a:e} vs {b:e}", func.name());
             }
             for ((&x, &a), &b) in x64.iter().zip(&s64).zip(&y64) {
                 let limit = if func == Func::XMinusLog1p { 16 } else { 4 };
-                assert!(
-                    ulps_f64(a, b) <= limit,
-                    "{isa} vs scalar {} f64({x:e}): {a:e} vs {b:e}",
-                    func.name()
-                );
+                assert!(ulps_f64(a, b) <= limit, "{isa} vs scalar {} f64({x:e}): {a:e} vs {b:e}", func.name());
             }
             let bits32 = |v: &[f32]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
             let bits64 = |v: &[f64]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
             let first = fma_paths[0];
             if first != isa {
-                assert!(
-                    bits32(&y32) == bits32(&run(first, func, &x32)),
-                    "{isa} vs {first} {} f32",
-                    func.name()
-                );
-                assert!(
-                    bits64(&y64) == bits64(&run(first, func, &x64)),
-                    "{isa} vs {first} {} f64",
-                    func.name()
-                );
+                assert!(bits32(&y32) == bits32(&run(first, func, &x32)), "{isa} vs {first} {} f32", func.name());
+                assert!(bits64(&y64) == bits64(&run(first, func, &x64)), "{isa} vs {first} {} f64", func.name());
             }
         }
     }

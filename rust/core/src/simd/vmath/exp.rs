@@ -36,17 +36,21 @@ const EXP_P_F32: [f32; 6] = [
 /// (e^r − 1, n + 254) for x = n·ln2 + r; x must be clamped (|x·log2e| < 2^22).
 #[inline(always)]
 fn reduce_f32<S: Simd>(x: f32) -> (f32, u32) {
+    let (r, p, n) = reduce_parts_f32::<S>(x);
+    // keep n biased by 2·127 for the two scale factors
+    (p.lane_mul_add::<S>(r * r, r), n.wrapping_add(254))
+}
+
+/// (r, P(r), n) for x = n·ln2 + r, e^r ≈ 1 + r + r²·P(r); n as a two's-complement integer.
+#[inline(always)]
+fn reduce_parts_f32<S: Simd>(x: f32) -> (f32, f32, u32) {
     let t = x.lane_mul_add::<S>(std::f32::consts::LOG2_E, SHIFT_F32);
     let n = t - SHIFT_F32;
-    // t's bits are SHIFT's bits + n; keep n biased by 2·127 for the two scale factors.
-    let biased = t
-        .to_bits()
-        .wrapping_sub(SHIFT_F32.to_bits())
-        .wrapping_add(254);
+    // t's bits are SHIFT's bits + n
+    let nbits = t.to_bits().wrapping_sub(SHIFT_F32.to_bits());
     let r = (-n).lane_mul_add::<S>(LN2_HI_F32, x);
     let r = (-n).lane_mul_add::<S>(LN2_LO_F32, r);
-    let p = horner::<S, f32, 6>(r, &EXP_P_F32);
-    (p.lane_mul_add::<S>(r * r, r), biased)
+    (r, horner::<S, f32, 6>(r, &EXP_P_F32), nbits)
 }
 
 /// 2^n as two normal factors from n + 254 (each factor within 2^±77).
@@ -96,22 +100,14 @@ const EXP_NONPOS_LO_F32: f32 = -87.0;
 #[inline(always)]
 pub(super) fn exp_m1_phi_f32<S: Simd>(x: f32, hi: f32) -> (f32, f32) {
     let xc = clamp_keep_nan(x, EXP_M1_LO_F32, EXP_M1_PHI_HI_F32);
-    let t = xc.lane_mul_add::<S>(std::f32::consts::LOG2_E, SHIFT_F32);
-    let n = t - SHIFT_F32;
-    let nbits = t.to_bits().wrapping_sub(SHIFT_F32.to_bits()); // n as a two's-complement integer
-    let r = (-n).lane_mul_add::<S>(LN2_HI_F32, xc);
-    let r = (-n).lane_mul_add::<S>(LN2_LO_F32, r);
-    let q = horner::<S, f32, 6>(r, &EXP_P_F32) * (r * r); // e^r − 1 − r
+    let (r, p, nbits) = reduce_parts_f32::<S>(xc);
+    let q = p * (r * r); // e^r − 1 − r
     let biased = nbits.wrapping_add(127); // n + 127 ∈ [98, 254]
     let scale = f32::from_bits(biased << 23);
     // e^x − 1 = (e^r − 1 + (1 − 2^−n))·2^n, with 1 − 2^−n exact for n ≤ 24 (capped at 30)
     let c = 1.0 - f32::from_bits((254 - biased.min(127 + 30)) << 23);
     let em1 = ((q + r) + c) * scale;
-    let em1 = if x > hi.min(EXP_M1_PHI_HI_F32) {
-        f32::INFINITY
-    } else {
-        em1
-    };
+    let em1 = if x > hi.min(EXP_M1_PHI_HI_F32) { f32::INFINITY } else { em1 };
     let phi = if nbits == 0 { q } else { em1 - x };
     (em1, phi)
 }
@@ -170,10 +166,7 @@ const fn inv_factorials() -> [f64; 12] {
 fn reduce_f64<S: Simd>(x: f64) -> (f64, u64) {
     let t = x.lane_mul_add::<S>(std::f64::consts::LOG2_E, SHIFT_F64);
     let n = t - SHIFT_F64;
-    let biased = t
-        .to_bits()
-        .wrapping_sub(SHIFT_F64.to_bits())
-        .wrapping_add(2046);
+    let biased = t.to_bits().wrapping_sub(SHIFT_F64.to_bits()).wrapping_add(2046);
     let r = (-n).lane_mul_add::<S>(LN2_HI_F64, x);
     let r = (-n).lane_mul_add::<S>(LN2_LO_F64, r);
     let p = horner::<S, f64, 12>(r, &EXP_P_F64);

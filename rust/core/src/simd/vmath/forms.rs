@@ -66,11 +66,7 @@ pub(super) fn phi_f64<S: Simd>(w: f64) -> f64 {
     let g = horner::<S, f64, 22>(x, &PHI_G_F64);
     let series = (x2 * x).lane_mul_add::<S>(g, 0.5 * x2);
     let direct = (w - 1.0) + exp::exp_f64::<S>(x);
-    let y = if w > PHI_LO_F64 && w < PHI_HI {
-        series
-    } else {
-        direct
-    };
+    let y = if w > PHI_LO_F64 && w < PHI_HI { series } else { direct };
     // −inf − 1 + inf would be NaN; the limit is +inf.
     if w == f64::NEG_INFINITY {
         f64::INFINITY
@@ -87,11 +83,7 @@ pub(super) fn phi_f32<S: Simd>(w: f32) -> f32 {
     let g = horner::<S, f32, 16>(x, &PHI_G_F32);
     let series = (x2 * x).lane_mul_add::<S>(g, 0.5 * x2);
     let direct = (w - 1.0) + exp::exp_f32::<S>(x);
-    let y = if w > PHI_LO_F32 && w < PHI_HI as f32 {
-        series
-    } else {
-        direct
-    };
+    let y = if w > PHI_LO_F32 && w < PHI_HI as f32 { series } else { direct };
     if w == f32::NEG_INFINITY {
         f32::INFINITY
     } else {

@@ -29,14 +29,8 @@ fn specials<T: Real>(u: T, y: T) -> T {
 const LN2_HI_F32: f32 = 6.931_381_225_6e-1; // 0x3f317180
 const LN2_LO_F32: f32 = 9.058_000_614_5e-6; // 0x3717f7d1
 /// |(ln(1+s) − ln(1−s))/s − s·P(s²)| < 2^−34.24; P highest degree first (Lg4, Lg2 | Lg3, Lg1).
-const LG_EVEN_F32: [f32; 2] = [
-    0xf8_9e26 as f32 / (1u32 << 26) as f32,
-    0xcc_ce13 as f32 / (1u32 << 25) as f32,
-];
-const LG_ODD_F32: [f32; 2] = [
-    0x91_e9ee as f32 / (1u32 << 25) as f32,
-    0xaa_aaaa as f32 / (1u32 << 24) as f32,
-];
+const LG_EVEN_F32: [f32; 2] = [0xf8_9e26 as f32 / (1u32 << 26) as f32, 0xcc_ce13 as f32 / (1u32 << 25) as f32];
+const LG_ODD_F32: [f32; 2] = [0x91_e9ee as f32 / (1u32 << 25) as f32, 0xaa_aaaa as f32 / (1u32 << 24) as f32];
 const SQRT_HALF_BITS_F32: u32 = 0x3f35_04f3;
 const TWO25_F32: f32 = 33_554_432.0;
 
@@ -71,11 +65,7 @@ pub(super) fn ln_f32<S: Simd>(x: f32) -> f32 {
 pub(super) fn ln_1p_f32<S: Simd>(x: f32) -> f32 {
     let u = 1.0 + x;
     // What rounding 1 + x lost, exactly (each difference below is exact by Sterbenz's lemma).
-    let c = if u < 2.0 {
-        x - (u - 1.0)
-    } else {
-        1.0 - (u - x)
-    };
+    let c = if u < 2.0 { x - (u - 1.0) } else { 1.0 - (u - x) };
     let y = specials(u, ln_core_f32::<S>(u, c / u));
     if x == 0.0 {
         x // keeps the sign of zero
@@ -110,9 +100,7 @@ fn ln_core_f64<S: Simd>(u: f64, c: f64) -> f64 {
     let subnormal = u < f64::MIN_POSITIVE;
     let u = if subnormal { u * TWO54_F64 } else { u };
     let k_adjust = if subnormal { 54.0 } else { 0.0 };
-    let ix = u
-        .to_bits()
-        .wrapping_add(0x3ff0_0000_0000_0000 - SQRT_HALF_BITS_F64);
+    let ix = u.to_bits().wrapping_add(0x3ff0_0000_0000_0000 - SQRT_HALF_BITS_F64);
     // k as f64 without a 64-bit int→float conversion (AVX2 has none): the biased exponent
     // (< 2^12) goes into the mantissa of 2^52.
     let dk = f64::from_bits(TWO52_F64.to_bits() | (ix >> 52)) - (TWO52_F64 + 1023.0) - k_adjust;
@@ -136,11 +124,7 @@ pub(super) fn ln_f64<S: Simd>(x: f64) -> f64 {
 #[inline(always)]
 pub(super) fn ln_1p_f64<S: Simd>(x: f64) -> f64 {
     let u = 1.0 + x;
-    let c = if u < 2.0 {
-        x - (u - 1.0)
-    } else {
-        1.0 - (u - x)
-    };
+    let c = if u < 2.0 { x - (u - 1.0) } else { 1.0 - (u - x) };
     let y = specials(u, ln_core_f64::<S>(u, c / u));
     if x == 0.0 {
         x

@@ -163,24 +163,8 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(
-    f32,
-    exp_f32,
-    exp_m1_f32,
-    ln_f32,
-    ln_1p_f32,
-    phi_f32,
-    x_minus_log1p_f32
-);
-impl_real!(
-    f64,
-    exp_f64,
-    exp_m1_f64,
-    ln_f64,
-    ln_1p_f64,
-    phi_f64,
-    x_minus_log1p_f64
-);
+impl_real!(f32, exp_f32, exp_m1_f32, ln_f32, ln_1p_f32, phi_f32, x_minus_log1p_f32);
+impl_real!(f64, exp_f64, exp_m1_f64, ln_f64, ln_1p_f64, phi_f64, x_minus_log1p_f64);
 
 /// `a·b + c`, fused (one rounding) on paths with FMA, separate multiply and add on the scalar path.
 #[inline(always)]
