@@ -131,6 +131,33 @@ pub fn num_threads() -> usize {
     pool().map_or(1, |(_, n)| n)
 }
 
+/// `f(i)` for every i in 0..n, in parallel on the pool when it has more than one thread, with
+/// the results in order of i: what a caller makes of them (a merge in that order) does not depend
+/// on the thread count. For the pieces of one long row; a row kernel that calls it is already on
+/// the pool, where rayon runs the pieces beside the other rows' work.
+pub(crate) fn map_pieces<T, F>(n: usize, f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync + Send,
+{
+    match pool() {
+        Some((pool, threads)) if threads > 1 && n > 1 => pool.install(|| (0..n).into_par_iter().map(f).collect()),
+        _ => (0..n).map(f).collect(),
+    }
+}
+
+/// `f(piece)` for every piece (disjoint parts of gradient rows, say), in parallel as [`map_pieces`].
+pub(crate) fn for_each_piece<T, F>(pieces: Vec<T>, f: F)
+where
+    T: Send,
+    F: Fn(T) + Sync + Send,
+{
+    match pool() {
+        Some((pool, threads)) if threads > 1 && pieces.len() > 1 => pool.install(|| pieces.into_par_iter().for_each(f)),
+        _ => pieces.into_iter().for_each(f),
+    }
+}
+
 /// What a row kernel reports for its row.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RowValue {

@@ -16,6 +16,7 @@ mod sigmoid_simd;
 pub(crate) mod softmax;
 mod softmax_onepass;
 mod softmax_simd;
+mod softmax_split;
 
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};

@@ -20,6 +20,7 @@
 //! underflow where q does not) are handed over too.
 
 use super::RowParams;
+use crate::element::Elem;
 use crate::math::x_minus_log1p;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{hmax, hsum, BLOCK};
@@ -48,17 +49,50 @@ pub(super) enum Outcome {
     Declined,
 }
 
-/// Normalised sums of one row (each divided by Σ e^{s' − m}); NaN or infinite ones mean declined.
-struct Sums {
-    /// max of s (raw), and the shift c
+/// Sums over a stretch of a row, relative to the stretch's max of s: Σ e^{s' − m'} times 1, φ(δ),
+/// e^{−δ} − 1, δ (1 − e^{−δ}) and δ e^{−δ}. Two stretches' sums merge ([`Partial::merge`]), so a long
+/// row can be summed in pieces on several threads. NaN or infinite sums mean declined.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Partial {
+    /// max of s (raw)
     m: f32,
-    c: f32,
-    zs: f64,
-    /// Σ p φ(δ), Σ p (e^{−δ} − 1), Σ p δ (1 − e^{−δ}), Σ p δ e^{−δ}
+    e: f64,
     a: f64,
     u: f64,
     s1: f64,
     s2: f64,
+}
+
+impl Partial {
+    /// The sums of both stretches, relative to the larger max.
+    pub(super) fn merge(self, o: Partial, inv64: f64) -> Partial {
+        let m = self.m.max(o.m);
+        let rescale = |from: f32| if from == m { 1.0 } else { ((f64::from(from) - f64::from(m)) * inv64).exp() };
+        let (r, q) = (rescale(self.m), rescale(o.m));
+        Partial {
+            m,
+            e: self.e * r + o.e * q,
+            a: self.a * r + o.a * q,
+            u: self.u * r + o.u * q,
+            s1: self.s1 * r + o.s1 * q,
+            s2: self.s2 * r + o.s2 * q,
+        }
+    }
+}
+
+/// The shift c, from the maxima of the first `B` classes: exact for a row led by one class, and any
+/// error only moves weight into the (checked) correction. The same for a whole row and its pieces.
+#[inline(always)]
+pub(super) fn shift<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[E], t: &[E], inv: f32) -> f32 {
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]); // conversion buffers (f16, bf16)
+    let head = s.len().min(B);
+    let (x, y) = (E::load(simd, &s[..head], &mut bx), E::load(simd, &t[..head], &mut by));
+    let (mut mx, mut my) = ([f32::NEG_INFINITY; B], [f32::NEG_INFINITY; B]);
+    for i in 0..head {
+        mx[i] = mx[i].max(x[i]);
+        my[i] = my[i].max(y[i]);
+    }
+    (hmax(&mx[..head]) - hmax(&my[..head])) * inv
 }
 
 /// −δ = c − (x − y)/τ with one rounding (x − y is exact for nearby logits): with τ ≠ 1 a separate
@@ -73,52 +107,26 @@ fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
     }
 }
 
-/// The sweep, with accumulators of `B` lanes. Per span of 8·B classes (both rows of a span stay in
-/// L1 between its two loops): the max of s (rescaling the f64 sums when it moves), then the terms,
-/// summed in f32 per position over the span's blocks (at most 8 terms: ≤ 8 roundings) and
-/// folded into f64 sums once per span.
+/// The sweep over a stretch, with accumulators of `B` lanes. Per span of 8·B classes (both rows of
+/// a span stay in L1 between its two loops): the max of s (rescaling the f64 sums when it moves),
+/// then the terms, summed in f32 per position over the span's blocks (at most 8 terms: ≤ 8
+/// roundings) and folded into f64 sums once per span.
 ///
 /// No finiteness check: ±inf or NaN in either row makes a sum NaN or infinite (e^{s − m} is NaN
 /// at s = m = +inf; −δ is ±inf or NaN for any other non-finite logit, and e^{−δ} − 1, φ or the
-/// max of −δ follow), which the caller treats as declined.
+/// max of −δ follow), which [`finish`] treats as declined.
 #[inline(always)]
-fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const B: usize>(
+pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const B: usize>(
     simd: S,
     s: &[E],
     t: &[E],
     inv: f32,
     inv64: f64,
-) -> Sums {
+    c: f32,
+) -> Partial {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]); // conversion buffers (f16, bf16)
-                                                               // c from the maxima of the first block: exact for a row led by one class, and any error
-                                                               // only moves weight into the (checked) correction
-    let c = {
-        let head = s.len().min(B);
-        let (x, y) = (
-            E::load(simd, &s[..head], &mut bx),
-            E::load(simd, &t[..head], &mut by),
-        );
-        let (mut mx, mut my) = ([f32::NEG_INFINITY; B], [f32::NEG_INFINITY; B]);
-        for i in 0..head {
-            mx[i] = mx[i].max(x[i]);
-            my[i] = my[i].max(y[i]);
-        }
-        (hmax(&mx[..head]) - hmax(&my[..head])) * inv
-    };
-    let (mut fe, mut fa, mut fu, mut f1, mut f2) = (
-        [0.0f32; B],
-        [0.0f32; B],
-        [0.0f32; B],
-        [0.0f32; B],
-        [0.0f32; B],
-    );
-    let (mut ze, mut za, mut zu, mut z1, mut z2) = (
-        [0.0f64; B],
-        [0.0f64; B],
-        [0.0f64; B],
-        [0.0f64; B],
-        [0.0f64; B],
-    );
+    let (mut fe, mut fa, mut fu, mut f1, mut f2) = ([0.0f32; B], [0.0f32; B], [0.0f32; B], [0.0f32; B], [0.0f32; B]);
+    let (mut ze, mut za, mut zu, mut z1, mut z2) = ([0.0f64; B], [0.0f64; B], [0.0f64; B], [0.0f64; B], [0.0f64; B]);
     let mut m = f32::NEG_INFINITY;
     let used = s.len().min(B);
     for (xs, ys) in s.chunks(8 * B).zip(t.chunks(8 * B)) {
@@ -146,14 +154,7 @@ fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const B:
         for (cx, cy) in xs.chunks(B).zip(ys.chunks(B)) {
             let (x, y) = (E::load(simd, cx, &mut bx), E::load(simd, cy, &mut by));
             let n = x.len();
-            let (y, fe, fa, fu, f1, f2) = (
-                &y[..n],
-                &mut fe[..n],
-                &mut fa[..n],
-                &mut fu[..n],
-                &mut f1[..n],
-                &mut f2[..n],
-            );
+            let (y, fe, fa, fu, f1, f2) = (&y[..n], &mut fe[..n], &mut fa[..n], &mut fu[..n], &mut f1[..n], &mut f2[..n]);
             for i in 0..n {
                 let e = vmath::exp_nonpos(simd, (x[i] - m) * inv);
                 let nd = neg_delta(simd, x[i], y[i], inv, c);
@@ -186,79 +187,77 @@ fn sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const B:
             }
         }
     }
-    let zs = hsum(&ze[..used]);
-    Sums {
+    Partial {
         m,
-        c,
-        zs,
-        a: hsum(&za[..used]) / zs,
-        u: hsum(&zu[..used]) / zs,
-        s1: hsum(&z1[..used]) / zs,
-        s2: hsum(&z2[..used]) / zs,
+        e: hsum(&ze[..used]),
+        a: hsum(&za[..used]),
+        u: hsum(&zu[..used]),
+        s1: hsum(&z1[..used]),
+        s2: hsum(&z2[..used]),
     }
 }
 
-/// KL (`SYM` false) or sym-KL (`SYM` true) of one row, with gradients when asked.
+/// What the gradient sweep needs of a row's sums.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Plan {
+    m: f32,
+    c: f32,
+    inv: f32,
+    /// grad_scale (which holds 1/τ)
+    g: f32,
+    inv_zs: f32,
+    u: f32,
+    inv_1u: f32,
+    lu: f32,
+    kl_pq: f32,
+    kl_qp: f32,
+}
+
+/// The row's value from its sums, and the gradient plan; `None` when the row is declined (a
+/// non-finite sum, or a correction beyond [`COND`] times the value).
+pub(super) fn finish<const SYM: bool>(p: Partial, c: f32, prm: &RowParams) -> Option<(f64, Plan)> {
+    let zs = p.e;
+    let (a, u, s1, s2) = (p.a / zs, p.u / zs, p.s1 / zs, p.s2 / zs);
+    if !(a.is_finite() && u.is_finite() && s1.is_finite() && s2.is_finite() && u > -1.0 && zs > 0.0) {
+        return None;
+    }
+    let psi = x_minus_log1p(u);
+    let kl = a - psi;
+    let sym_corr = u / (1.0 + u) * s2;
+    let sym = s1 + sym_corr;
+    let (value, correction) = if SYM { (sym, sym_corr.abs()) } else { (kl, psi) };
+    if !(correction <= COND * value) {
+        return None;
+    }
+    let plan = Plan {
+        m: p.m,
+        c,
+        inv: prm.inv_tau as f32,
+        g: prm.grad_scale as f32,
+        inv_zs: (1.0 / zs) as f32,
+        u: u as f32,
+        inv_1u: (1.0 / (1.0 + u)) as f32,
+        lu: u.ln_1p() as f32,
+        kl_pq: kl.max(0.0) as f32,
+        kl_qp: (sym - kl).max(0.0) as f32,
+    };
+    Some((value.max(0.0), plan))
+}
+
+/// The gradient sweep over a stretch of a row (`gs`, `gt`: the same stretch of the gradient rows),
+/// with respect to s' and t', scaled by grad_scale.
 #[inline(always)]
-pub(super) fn row<S: Simd, E: Load<Real = f32>, G: crate::element::Elem, const SYM: bool>(
+pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     simd: S,
     s: &[E],
     t: &[E],
-    prm: &RowParams,
-    grads: &mut GradRows<'_, G>,
-) -> Outcome {
-    let inv64 = prm.inv_tau;
-    let inv = inv64 as f32;
-    let want_grad = grads.iter().any(Option::is_some);
-    // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
-    let phi = !SYM || want_grad;
-    let z = match (phi, s.len() < LONG_ROW) {
-        (false, true) => sums::<S, E, SYM, false, SHORT_BLOCK>(simd, s, t, inv, inv64),
-        (false, false) => sums::<S, E, SYM, false, BLOCK>(simd, s, t, inv, inv64),
-        (true, true) => sums::<S, E, SYM, true, SHORT_BLOCK>(simd, s, t, inv, inv64),
-        (true, false) => sums::<S, E, SYM, true, BLOCK>(simd, s, t, inv, inv64),
-    };
-    if !(z.a.is_finite()
-        && z.u.is_finite()
-        && z.s1.is_finite()
-        && z.s2.is_finite()
-        && z.u > -1.0
-        && z.zs > 0.0)
-    {
-        return Outcome::Declined;
-    }
-    let psi = x_minus_log1p(z.u);
-    let kl = z.a - psi;
-    let sym_corr = z.u / (1.0 + z.u) * z.s2;
-    let sym = z.s1 + sym_corr;
-    let (value, correction) = if SYM {
-        (sym, sym_corr.abs())
-    } else {
-        (kl, psi)
-    };
-    if !(correction <= COND * value) {
-        return Outcome::Declined;
-    }
-    let value = value.max(0.0);
-    if !want_grad {
-        return Outcome::Done(RowValue {
-            value,
-            counts: true,
-        });
-    }
-
-    // Gradients with respect to s' and t', scaled by grad_scale (which holds 1/τ).
-    let g = prm.grad_scale as f32;
-    let (m, c) = (z.m, z.c);
-    let inv_zs = (1.0 / z.zs) as f32;
-    let u = z.u as f32;
-    let inv_1u = (1.0 / (1.0 + z.u)) as f32;
-    let lu = z.u.ln_1p() as f32;
-    let kl_pq = kl.max(0.0) as f32;
-    let kl_qp = (sym - kl).max(0.0) as f32;
+    pl: &Plan,
+    mut gs: Option<&mut [G]>,
+    mut gt: Option<&mut [G]>,
+) {
+    let Plan { m, c, inv, g, inv_zs, u, inv_1u, lu, kl_pq, kl_qp } = *pl;
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut o1, mut o2) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let [gs, gt] = grads;
     let mut start = 0;
     for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
         let (x, y) = (E::load(simd, cx, &mut bx), E::load(simd, cy, &mut by));
@@ -287,10 +286,47 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: crate::element::Elem, const S
         }
         start += n;
     }
-    Outcome::Done(RowValue {
-        value,
-        counts: true,
-    })
+}
+
+/// KL (`SYM` false) or sym-KL (`SYM` true) of one row, with gradients when asked.
+#[inline(always)]
+pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    prm: &RowParams,
+    grads: &mut GradRows<'_, G>,
+) -> Outcome {
+    let inv64 = prm.inv_tau;
+    let inv = inv64 as f32;
+    let want_grad = grads.iter().any(Option::is_some);
+    // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
+    let phi = !SYM || want_grad;
+    let (c, z) = if s.len() < LONG_ROW {
+        let c = shift::<S, E, SHORT_BLOCK>(simd, s, t, inv);
+        let z = if phi {
+            partial::<S, E, SYM, true, SHORT_BLOCK>(simd, s, t, inv, inv64, c)
+        } else {
+            partial::<S, E, SYM, false, SHORT_BLOCK>(simd, s, t, inv, inv64, c)
+        };
+        (c, z)
+    } else {
+        let c = shift::<S, E, BLOCK>(simd, s, t, inv);
+        let z = if phi {
+            partial::<S, E, SYM, true, BLOCK>(simd, s, t, inv, inv64, c)
+        } else {
+            partial::<S, E, SYM, false, BLOCK>(simd, s, t, inv, inv64, c)
+        };
+        (c, z)
+    };
+    let Some((value, plan)) = finish::<SYM>(z, c, prm) else {
+        return Outcome::Declined;
+    };
+    if want_grad {
+        let [gs, gt] = grads;
+        gradients::<S, E, G, SYM>(simd, s, t, &plan, gs.as_deref_mut(), gt.as_deref_mut());
+    }
+    Outcome::Done(RowValue { value, counts: true })
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::any::TypeId;
 use half::{bf16, f16};
 
 use super::softmax_onepass::{self, Outcome};
+use super::softmax_split;
 use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
@@ -77,6 +78,9 @@ pub(crate) fn row_on<E: Elem, G: Elem>(
 }
 
 fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
+    if k.s.len() >= softmax_split::SPLIT_COLS {
+        return softmax_split::row(isa, k.kind, k.s, k.t, k.prm, k.grads);
+    }
     match isa {
         None => dispatch(k),
         Some(isa) => dispatch_on(isa, k).ok().flatten(),
@@ -96,9 +100,9 @@ struct Pair<'r, 'a, 'g, E, G> {
     grads: &'a mut GradRows<'g, G>,
 }
 
-const KL: u8 = 0;
-const SYM: u8 = 1;
-const JS: u8 = 2;
+pub(super) const KL: u8 = 0;
+pub(super) const SYM: u8 = 1;
+pub(super) const JS: u8 = 2;
 
 impl<E: Load<Real = f32>, G: Elem> Kernel for Pair<'_, '_, '_, E, G> {
     type Output = Option<RowValue>;
@@ -115,7 +119,8 @@ impl<E: Load<Real = f32>, G: Elem> Kernel for Pair<'_, '_, '_, E, G> {
 }
 
 /// Softmax statistics of both rows (raw maxima; sums relative to them).
-struct Stats {
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stats {
     /// max of s and of t (unscaled; τ > 0 keeps the argmax)
     ma: f32,
     mb: f32,
@@ -127,7 +132,7 @@ struct Stats {
 
 /// Sweep 1; `None` when a logit is not finite.
 #[inline(always)]
-fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64) -> Option<Stats> {
+pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64) -> Option<Stats> {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut ea, mut eb, mut em) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut sa, mut sb, mut da) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
@@ -234,38 +239,56 @@ fn js_log_ratios<S: Simd>(simd: S, w: f32, beta: f32) -> (f32, f32) {
     }
 }
 
-#[inline(always)]
-fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
-    let Pair { s, t, prm, grads, .. } = k;
-    if K == KL || K == SYM {
-        let one_pass = if K == SYM {
-            softmax_onepass::row::<S, E, G, true>(simd, s, t, prm, grads)
+impl Stats {
+    /// The statistics of two stretches of a row, relative to the larger maxima.
+    pub(super) fn merge(self, o: Stats, inv64: f64) -> Stats {
+        let rescale = |from: f32, to: f32| if from == to { 1.0 } else { ((f64::from(from) - f64::from(to)) * inv64).exp() };
+        let (ma, mb) = (self.ma.max(o.ma), self.mb.max(o.mb));
+        let (ra, qa) = (rescale(self.ma, ma), rescale(o.ma, ma));
+        let (rb, qb) = (rescale(self.mb, mb), rescale(o.mb, mb));
+        Stats { ma, mb, sa: self.sa * ra + o.sa * qa, sb: self.sb * rb + o.sb * qb, da: self.da * ra + o.da * qa }
+    }
+
+    /// What sweeps 2 and 3 need: lse(s') − lse(t'), accurate when the rows nearly agree.
+    pub(super) fn shape(&self, prm: &RowParams) -> Shape {
+        let inv64 = prm.inv_tau;
+        let ra = self.da / self.sa;
+        let dlse = if ra.is_finite() && ra > -0.5 {
+            -ra.ln_1p()
         } else {
-            softmax_onepass::row::<S, E, G, false>(simd, s, t, prm, grads)
+            (f64::from(self.ma) - f64::from(self.mb)) * inv64 + (self.sa.ln() - self.sb.ln())
         };
-        if let Outcome::Done(v) = one_pass {
-            return Some(v);
+        Shape {
+            ma: self.ma,
+            mb: self.mb,
+            dl: dlse as f32,
+            pa: (1.0 / self.sa) as f32,
+            pb: (1.0 / self.sb) as f32,
+            inv: inv64 as f32,
+            beta: prm.beta as f32,
         }
     }
-    let want_grad = grads.iter().any(Option::is_some);
-    let inv64 = prm.inv_tau;
-    let inv = inv64 as f32;
-    let st = stats(simd, s, t, inv, inv64)?;
+}
 
-    // lse(s') − lse(t'), accurate when the rows nearly agree.
-    let ra = st.da / st.sa;
-    let dlse = if ra.is_finite() && ra > -0.5 {
-        -ra.ln_1p()
-    } else {
-        (f64::from(st.ma) - f64::from(st.mb)) * inv64 + (st.sa.ln() - st.sb.ln())
-    };
-    let (ma, mb, dl) = (st.ma, st.mb, dlse as f32);
-    let (pa, pb) = ((1.0 / st.sa) as f32, (1.0 / st.sb) as f32);
-    let beta64 = prm.beta;
-    let beta = beta64 as f32;
-    let need3 = K == SYM && want_grad;
+/// A row's softmax statistics as sweeps 2 and 3 use them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shape {
+    ma: f32,
+    mb: f32,
+    /// lse(s') − lse(t')
+    dl: f32,
+    /// 1 / Σ e^{(s − ma)/τ}, 1 / Σ e^{(t − mb)/τ}
+    pa: f32,
+    pb: f32,
+    inv: f32,
+    beta: f32,
+}
 
-    // Sweep 2: the non-negative terms.
+/// Sweep 2 over a stretch of a row: the sums of the non-negative terms. KL: [Σ p φ]; sym-KL:
+/// [Σ (p − q) w] and, with `need3` (its gradients), [·, KL(p‖q), KL(q‖p)]; JS: [KL(p‖m), KL(q‖m)].
+#[inline(always)]
+pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E], t: &[E], sh: &Shape, need3: bool) -> [f64; 3] {
+    let Shape { ma, mb, dl, pa, pb, inv, beta } = *sh;
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut t1, mut t2, mut t3) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut a1, mut a2, mut a3) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
@@ -316,33 +339,50 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_,
         }
     }
     let used = s.len().min(BLOCK);
-    let (first, second, third) = (hsum(&a1[..used]), hsum(&a2[..used]), hsum(&a3[..used]));
-    let js_trivial = beta64 == 0.0 || beta64 == 1.0;
-    let value = match K {
-        JS if js_trivial => 0.0,
-        JS => beta64 * first + (1.0 - beta64) * second,
-        _ => first,
-    };
-    if !want_grad {
-        return Some(RowValue { value, counts: true });
-    }
-    if !value.is_finite() {
-        fill(grads, f64::NAN);
-        return Some(RowValue { value, counts: true });
-    }
+    [hsum(&a1[..used]), hsum(&a2[..used]), hsum(&a3[..used])]
+}
 
-    // Sweep 3: gradients with respect to s/τ and t/τ, scaled by grad_scale (which holds 1/τ).
+/// Whether β makes JS identically 0 (m is p or q).
+fn js_trivial(prm: &RowParams) -> bool {
+    prm.beta == 0.0 || prm.beta == 1.0
+}
+
+/// The row's value from the sums of sweep 2.
+pub(super) fn value<const K: u8>(sums: [f64; 3], prm: &RowParams) -> f64 {
+    match K {
+        JS if js_trivial(prm) => 0.0,
+        JS => prm.beta * sums[0] + (1.0 - prm.beta) * sums[1],
+        _ => sums[0],
+    }
+}
+
+/// Sweep 3 over a stretch of a row (`gs`, `gt`: the same stretch of the gradient rows): gradients
+/// with respect to s/τ and t/τ, scaled by grad_scale (which holds 1/τ); `sums` from sweep 2.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    sh: &Shape,
+    sums: [f64; 3],
+    prm: &RowParams,
+    mut gs: Option<&mut [G]>,
+    mut gt: Option<&mut [G]>,
+) {
+    let Shape { ma, mb, dl, pa, pb, inv, beta } = *sh;
     let g = prm.grad_scale as f32;
-    let (c1, c2, c3) = (first as f32, second as f32, third as f32);
+    let trivial = K == JS && js_trivial(prm);
+    let (c1, c2, c3) = (sums[0] as f32, sums[1] as f32, sums[2] as f32);
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut gs32, mut gt32) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let [gs, gt] = grads;
     let mut start = 0;
     for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
         let x = E::load(simd, cx, &mut bx);
         let y = E::load(simd, cy, &mut by);
         let n = x.len();
         let (y, o1, o2) = (&y[..n], &mut gs32[..n], &mut gt32[..n]);
-        if K == JS && js_trivial {
+        if trivial {
             o1.fill(0.0);
             o2.fill(0.0);
         } else {
@@ -372,6 +412,35 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_,
         }
         start += n;
     }
+}
+
+#[inline(always)]
+fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
+    let Pair { s, t, prm, grads, .. } = k;
+    if K == KL || K == SYM {
+        let one_pass = if K == SYM {
+            softmax_onepass::row::<S, E, G, true>(simd, s, t, prm, grads)
+        } else {
+            softmax_onepass::row::<S, E, G, false>(simd, s, t, prm, grads)
+        };
+        if let Outcome::Done(v) = one_pass {
+            return Some(v);
+        }
+    }
+    let want_grad = grads.iter().any(Option::is_some);
+    let st = stats(simd, s, t, prm.inv_tau as f32, prm.inv_tau)?;
+    let sh = st.shape(prm);
+    let sums = terms::<S, E, K>(simd, s, t, &sh, K == SYM && want_grad);
+    let value = value::<K>(sums, prm);
+    if !want_grad {
+        return Some(RowValue { value, counts: true });
+    }
+    if !value.is_finite() {
+        fill(grads, f64::NAN);
+        return Some(RowValue { value, counts: true });
+    }
+    let [gs, gt] = grads;
+    gradients::<S, E, G, K>(simd, s, t, &sh, sums, prm, gs.as_deref_mut(), gt.as_deref_mut());
     Some(RowValue { value, counts: true })
 }
 
