@@ -9,6 +9,7 @@
 //! dropped: dropping it would signal worker threads that do not exist); and in a child whose
 //! lock was caught held at the fork, calls run on the calling thread rather than block.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
@@ -131,30 +132,46 @@ pub fn num_threads() -> usize {
     pool().map_or(1, |(_, n)| n)
 }
 
-/// `f(i)` for every i in 0..n, in parallel on the pool when it has more than one thread, with
-/// the results in order of i: what a caller makes of them (a merge in that order) does not depend
-/// on the thread count. For the pieces of one long row; a row kernel that calls it is already on
-/// the pool, where rayon runs the pieces beside the other rows' work.
-pub(crate) fn map_pieces<T, F>(n: usize, f: F) -> Vec<T>
-where
-    T: Send,
-    F: Fn(usize) -> T + Sync + Send,
-{
-    match pool() {
-        Some((pool, threads)) if threads > 1 && n > 1 => pool.install(|| (0..n).into_par_iter().map(f).collect()),
-        _ => (0..n).map(f).collect(),
-    }
+/// Rows with at least this many classes are cut into pieces of [`PIECE`] classes that run on
+/// several threads (kernels whose partial results merge: the softmax divergences' online
+/// statistics, the sigmoid divergences' sums). The pieces depend on the row length alone.
+pub(crate) const SPLIT_COLS: usize = 1 << 18;
+
+/// Classes per piece: both rows of a piece (256 KiB of f32) stay in L2 between a piece's sweeps.
+pub(crate) const PIECE: usize = 1 << 15;
+
+/// The classes of piece `j` of a row of `cols`.
+pub(crate) fn piece(j: usize, cols: usize) -> Range<usize> {
+    j * PIECE..((j + 1) * PIECE).min(cols)
 }
 
-/// `f(piece)` for every piece (disjoint parts of gradient rows, say), in parallel as [`map_pieces`].
-pub(crate) fn for_each_piece<T, F>(pieces: Vec<T>, f: F)
+/// One piece of each gradient row asked for, with its classes.
+pub(crate) type GradPiece<'g, E> = (Range<usize>, [Option<&'g mut [E]>; 2]);
+
+/// The gradient rows cut into the pieces of the row (every piece, whether or not a gradient
+/// was asked for).
+pub(crate) fn grad_pieces<'g, E>(grads: &'g mut GradRows<'_, E>, cols: usize) -> Vec<GradPiece<'g, E>> {
+    let [gs, gt] = grads;
+    let mut a = gs.as_deref_mut().map(|g| g.chunks_mut(PIECE));
+    let mut b = gt.as_deref_mut().map(|g| g.chunks_mut(PIECE));
+    (0..cols.div_ceil(PIECE))
+        .map(|j| (piece(j, cols), [a.as_mut().and_then(Iterator::next), b.as_mut().and_then(Iterator::next)]))
+        .collect()
+}
+
+/// `f(piece)` for every piece, in parallel on the pool when it has more than one thread, with the
+/// results in the pieces' order: what a caller makes of them (a merge in that order) does not
+/// depend on the thread count. A row kernel that calls it is already on the pool, where rayon
+/// runs the pieces beside the other rows' work.
+pub(crate) fn map_pieces<T, R, F>(pieces: Vec<T>, f: F) -> Vec<R>
 where
     T: Send,
-    F: Fn(T) + Sync + Send,
+    R: Send,
+    F: Fn(T) -> R + Sync + Send,
 {
     match pool() {
-        Some((pool, threads)) if threads > 1 && pieces.len() > 1 => pool.install(|| pieces.into_par_iter().for_each(f)),
-        _ => pieces.into_iter().for_each(f),
+        Some((pool, threads)) if threads > 1 && pieces.len() > 1 => pool.install(|| pieces.into_par_iter().map(f).collect()),
+        _ => pieces.into_iter().map(f).collect(),
     }
 }
 

@@ -78,7 +78,7 @@ pub(crate) fn row_on<E: Elem, G: Elem>(
 }
 
 fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
-    if k.s.len() >= softmax_split::SPLIT_COLS {
+    if k.s.len() >= crate::parallel::SPLIT_COLS {
         return softmax_split::row(isa, k.kind, k.s, k.t, k.prm, k.grads);
     }
     match isa {

@@ -1,5 +1,5 @@
-//! Long rows of the softmax divergences (at least [`SPLIT_COLS`] classes: vocabularies of 10^6,
-//! flattened GlobalPointer rows) cut into pieces of [`PIECE`] classes that run on several threads.
+//! Long rows of the softmax divergences (at least `parallel::SPLIT_COLS` classes: vocabularies of 10^6,
+//! flattened GlobalPointer rows) cut into pieces of `parallel::PIECE` classes that run on several threads.
 //!
 //! Each sweep of the SIMD kernels runs on the pieces in parallel, and what the pieces return
 //! merges associatively: online softmax statistics by rescaling to the larger maximum
@@ -8,38 +8,13 @@
 //! The one-pass form (`kl`, `sym_kl`) is tried first; a row it declines takes the two-pass one,
 //! and a row holding a non-finite logit goes back (`None`) to the scalar kernel, whole.
 
-use std::ops::Range;
-
 use super::softmax_onepass::{self, Partial, Plan};
 use super::softmax_simd::{self, Shape, Stats, JS, KL, SYM};
 use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
-use crate::parallel::{for_each_piece, map_pieces, GradRows, RowValue};
+use crate::parallel::{grad_pieces, map_pieces, piece, GradRows, RowValue, PIECE};
 use crate::simd::block::BLOCK;
 use crate::simd::{active, dispatch_on, Isa, Kernel, Load, Simd};
-
-/// Rows with at least this many classes are cut into pieces.
-pub(super) const SPLIT_COLS: usize = 1 << 18;
-
-/// Classes per piece: both rows of a piece (256 KiB of f32) stay in L2 between a piece's loops.
-const PIECE: usize = 1 << 15;
-
-fn piece(j: usize, cols: usize) -> Range<usize> {
-    j * PIECE..((j + 1) * PIECE).min(cols)
-}
-
-/// One stretch of each gradient row asked for.
-type GradPiece<'g, G> = (Range<usize>, Option<&'g mut [G]>, Option<&'g mut [G]>);
-
-/// The gradient rows cut into the pieces of the row.
-fn grad_pieces<'g, G>(grads: &'g mut GradRows<'_, G>, cols: usize) -> Vec<GradPiece<'g, G>> {
-    let [gs, gt] = grads;
-    let mut a = gs.as_deref_mut().map(|g| g.chunks_mut(PIECE));
-    let mut b = gt.as_deref_mut().map(|g| g.chunks_mut(PIECE));
-    (0..cols.div_ceil(PIECE))
-        .map(|j| (piece(j, cols), a.as_mut().and_then(Iterator::next), b.as_mut().and_then(Iterator::next)))
-        .collect()
-}
 
 /// The divergence of one long row on `isa` (`None`: the active path); `None` when a logit is not
 /// finite (nothing was written).
@@ -80,7 +55,7 @@ fn one_pass<E: Load<Real = f32>, G: Elem>(
     let inv = prm.inv_tau as f32;
     let want_grad = grads.iter().any(Option::is_some);
     let c = on(isa, OnePassShift { s, t, inv });
-    let parts = map_pieces(cols.div_ceil(PIECE), |j| {
+    let parts = map_pieces((0..cols.div_ceil(PIECE)).collect(), |j| {
         let r = piece(j, cols);
         on(isa, OnePassSums { sym, phi: !sym || want_grad, s: &s[r.clone()], t: &t[r], prm, c })
     });
@@ -91,7 +66,7 @@ fn one_pass<E: Load<Real = f32>, G: Elem>(
         softmax_onepass::finish::<false>(merged, c, prm)?
     };
     if want_grad {
-        for_each_piece(grad_pieces(grads, cols), |(r, gs, gt)| {
+        map_pieces(grad_pieces(grads, cols), |(r, [gs, gt])| {
             on(isa, OnePassGrads { sym, s: &s[r.clone()], t: &t[r], plan: &plan, gs, gt })
         });
     }
@@ -115,7 +90,7 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
         PairKind::Js => JS,
         PairKind::SigmoidKl | PairKind::SigmoidSymKl => return None,
     };
-    let stats = map_pieces(n, |j| {
+    let stats = map_pieces((0..n).collect(), |j| {
         let r = piece(j, cols);
         on(isa, TwoPassStats { s: &s[r.clone()], t: &t[r], prm })
     });
@@ -125,7 +100,7 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
     })??;
     let sh = merged.shape(prm);
     let need3 = k == SYM && want_grad;
-    let sums = map_pieces(n, |j| {
+    let sums = map_pieces((0..n).collect(), |j| {
         let r = piece(j, cols);
         on(isa, TwoPassTerms { k, s: &s[r.clone()], t: &t[r], sh: &sh, need3 })
     })
@@ -138,7 +113,7 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
     };
     if want_grad {
         if value.is_finite() {
-            for_each_piece(grad_pieces(grads, cols), |(r, gs, gt)| {
+            map_pieces(grad_pieces(grads, cols), |(r, [gs, gt])| {
                 on(isa, TwoPassGrads { k, s: &s[r.clone()], t: &t[r], sh: &sh, sums, prm, gs, gt })
             });
         } else {
@@ -271,6 +246,7 @@ mod tests {
 
     use super::super::{pair_divergence, softmax, PairOptions, PairOutputs};
     use super::*;
+    use crate::parallel::SPLIT_COLS;
     use crate::reduce::Reduction;
     use crate::rows::{Rows, RowsMut};
     use crate::simd::available;

@@ -167,3 +167,49 @@ fn minus_inf_against_an_underflowing_probability_is_infinite() {
     let (v, _, _) = run(PairKind::SigmoidSymKl, &[ninf], &[-800.0], &PairOptions::default());
     assert_eq!(v, f64::INFINITY);
 }
+
+/// A long sigmoid row (cut into pieces on several threads) against the same row computed whole by
+/// the row kernel: every gradient element bit for bit (each depends on its own class only), the
+/// value to rounding (the sum's order differs); with a mask and weights, f32 and f64, and the
+/// row conventions (NaN anywhere, −inf in one row only) applied to the whole row.
+#[test]
+fn long_sigmoid_rows_in_pieces_match_the_whole_row() {
+    use crate::parallel::SPLIT_COLS;
+    use crate::testing::noise;
+    fn check<E: Elem>(kind: PairKind, s: &[E], t: &[E], mask: &[u8], weights: &[f64], what: &str) {
+        let c = s.len();
+        let prm = RowParams { inv_tau: 1.0 / 1.5, beta: 0.5, grad_scale: 0.25 };
+        let (mut ws, mut wt) = (vec![0.0f64; c], vec![0.0f64; c]);
+        let want = sigmoid::row(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut ws), Some(&mut wt)]);
+        let (mut gs, mut gt) = (vec![0.0f64; c], vec![0.0f64; c]);
+        let got = sigmoid_in_pieces(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut gs), Some(&mut gt)]);
+        assert_eq!(got.counts, want.counts, "{what}");
+        if want.value.is_finite() {
+            assert!((got.value - want.value).abs() <= 1e-12 * want.value, "{what}: {} vs {}", got.value, want.value);
+            let same = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same(&gs, &ws) && same(&gt, &wt), "{what}: gradients");
+        } else {
+            assert_eq!(got.value.is_nan(), want.value.is_nan(), "{what}: {} vs {}", got.value, want.value);
+            assert!(gs.iter().chain(&gt).all(|g| g.is_nan()), "{what}: gradients of a non-finite row");
+        }
+    }
+    let c = SPLIT_COLS + 777;
+    let s: Vec<f64> = noise(c, 1).iter().map(|v| v * 6.0).collect();
+    let t: Vec<f64> = s.iter().zip(noise(c, 2)).map(|(v, n)| v + 0.2 * n).collect();
+    let mask: Vec<u8> = (0..c).map(|i| u8::from(i % 97 != 3)).collect();
+    let weights: Vec<f64> = noise(c, 3).iter().map(|v| 1.0 + v * 0.5).collect();
+    for kind in [PairKind::SigmoidKl, PairKind::SigmoidSymKl] {
+        let (s32, t32): (Vec<f32>, Vec<f32>) = (s.iter().map(|&v| v as f32).collect(), t.iter().map(|&v| v as f32).collect());
+        check(kind, &s, &t, &mask, &weights, &format!("{kind:?} f64"));
+        check(kind, &s32, &t32, &mask, &weights, &format!("{kind:?} f32"));
+        for (pos, bad, in_t) in [(c - 5, f32::NAN, false), (40_000, f32::NEG_INFINITY, true)] {
+            let (mut a, mut b) = (s32.clone(), t32.clone());
+            if in_t {
+                b[pos] = bad;
+            } else {
+                a[pos] = bad;
+            }
+            check(kind, &a, &b, &mask, &weights, &format!("{kind:?} f32 with {bad} at {pos}"));
+        }
+    }
+}
