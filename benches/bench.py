@@ -27,6 +27,7 @@ SHAPES = {
     "globalpointer": (16 * 9, 256 * 256),
     "classification": (65536, 100),
     "overhead": (1, 10),
+    "long": (1, 1 << 22),  # one row of 4M classes: cut into pieces that run on every thread
 }
 
 
@@ -114,7 +115,7 @@ def jax_fns():
     return {"kl": kl, "sym_kl": sym_kl, "sigmoid_sym_kl": gp_kl}
 
 
-LD = {"kl": ld.kl, "sym_kl": ld.sym_kl, "sigmoid_sym_kl": ld.sigmoid_sym_kl}
+LD = {"kl": ld.kl, "sym_kl": ld.sym_kl, "js": ld.js, "sigmoid_sym_kl": ld.sigmoid_sym_kl}
 
 
 def read_ceiling(s: np.ndarray, t: np.ndarray) -> float:
@@ -199,13 +200,33 @@ def scaling_table(threads: int) -> str:
     return "\n".join(rows)
 
 
+def long_row_table(threads: int) -> str:
+    """One row of 4M classes, 1 thread against `threads`: the row is cut into pieces whose partial
+    statistics merge, so one row uses every thread (target ≥ 1.8× on 2 cores)."""
+    s, t = make_inputs(SHAPES["long"])
+    rows = [f"| function (1, {s.shape[1]}) | mode | float32, {threads} threads | {threads} threads vs 1 |",
+            "|---|---|---|---|"]
+    for name in ("kl", "sym_kl", "js", "sigmoid_sym_kl"):
+        for grad in (False, True):
+            call = (lambda: LD[name](s, t, reduction="sum", grad=True)) if grad else (lambda: LD[name](s, t))
+            ld.set_num_threads(threads)
+            tn = timeit(call)
+            ld.set_num_threads(1)
+            t1 = timeit(call)
+            ld.set_num_threads(threads)
+            mode = "value+grads" if grad else "value"
+            rows.append(f"| {name} | {mode} | {s.size / tn / 1e9:.2f} G/s | {t1 / tn:.2f}× |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases, for a smoke run")
     parser.add_argument("--out", default=None, help="write the markdown table here")
     parser.add_argument("--only", default=None, help="comma-separated function:shape cases, e.g. kl:lm,sym_kl:lm")
     parser.add_argument("--scaling", action="store_true",
-                        help="also time float16 against float32 input and 1 thread against all threads (LM shape)")
+                        help="also time float16 against float32 input and 1 thread against all threads (LM shape,"
+                             " and one row of 4M classes)")
     parser.add_argument("--paths", action="store_true",
                         help="also time logitdiv on every available SIMD path (the fast path against the scalar one)")
     args = parser.parse_args(argv)
@@ -218,7 +239,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(threads)
     cases = [
         ("kl", "lm"), ("sym_kl", "lm"), ("sigmoid_sym_kl", "lm"),
-        ("sigmoid_sym_kl", "globalpointer"), ("sym_kl", "classification"), ("kl", "overhead"),
+        ("sigmoid_sym_kl", "globalpointer"), ("sym_kl", "classification"), ("kl", "long"), ("kl", "overhead"),
     ]
     if args.quick:
         cases = cases[:1] + cases[-1:]
@@ -269,6 +290,8 @@ def main(argv=None) -> int:
             print(line, flush=True)
     if args.scaling:
         lines += ["", scaling_table(threads)]
+        print(lines[-1], flush=True)
+        lines += ["", long_row_table(threads)]
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     if args.out:
