@@ -226,6 +226,56 @@ fn prob_diff<S: Simd>(simd: S, p: f32, q: f32, w: f32) -> f32 {
     }
 }
 
+/// x − ln(1 + x) ≥ 0 for |x| ≤ ½ by the series in z = x/(2 + x) (|z| ≤ ⅓): ln(1 + x) = 2 atanh z,
+/// so x − ln(1 + x) = x²/(2 + x) − 2(z³/3 + z⁵/5 + …), the terms of one sign for x > 0 and
+/// small beside the first for x < 0; truncated after z¹³ (relative error < 1e-8).
+#[inline(always)]
+fn x_minus_ln_1p_small<S: Simd>(simd: S, x: f32) -> f32 {
+    let d = 2.0 + x;
+    let z = x / d;
+    let z2 = z * z;
+    let _ = simd;
+    let poly = vmath::horner::<S, f32, 6>(z2, &[1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0]);
+    x * x / d - 2.0 * (z * z2) * poly
+}
+
+/// The two JS terms of one class, p φ(log p − log m) and q φ(log q − log m), with one exponential,
+/// one expm1 and one log1p. With `big` the larger of p and q and `small` = big·(1 + E),
+/// E = expm1(−|w|): m = big (1 + a), a = c E (c: the weight in m of the smaller side), so
+///   big·φ = big (a − ln(1 + a))          (a ∈ (−1, 0])
+///   small·φ = small (b − ln(1 + b)),     b = (a − E)/(1 + E) ≥ 0, ln(1 + b) = |w| + ln(1 + a),
+/// each x − ln(1 + x) by its series for |x| ≤ ½ (no cancellation) and directly beyond, where
+/// small·b = −(1 − c) E big stays finite when 1 + E underflows. `lp`, `lq`: log p − log-scale
+/// arguments of the exponentials ((x − max)/τ), `pa`, `pb` their normalisers; `beta_c` = 1 − β.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn js_terms<S: Simd>(simd: S, w: f32, lp: f32, lq: f32, pa: f32, pb: f32, beta: f32, beta_c: f32) -> (f32, f32) {
+    let pos = w >= 0.0;
+    let aw = w.abs();
+    let big = vmath::exp(simd, if pos { lp } else { lq }) * if pos { pa } else { pb };
+    // c and 1 − c, each rounded once from f64 (1 − c in f32 would lose β's digits for β near 0 or 1)
+    let (c, cc) = if pos { (beta_c, beta) } else { (beta, beta_c) };
+    let e = vmath::exp_m1(simd, -aw);
+    let small = big * (e + 1.0);
+    let a = c * e;
+    let la = vmath::ln_1p(simd, a);
+    let xa = if a >= -0.5 { x_minus_ln_1p_small(simd, a) } else { a - la };
+    let big_term = big * xa;
+    // b ≤ ½ ⇔ (1 − c)(−E) ≤ ½ (1 + E)
+    let b_small = -cc * e <= 0.5 * (e + 1.0);
+    let b = -cc * e / (e + 1.0);
+    let small_term = if b_small {
+        small * x_minus_ln_1p_small(simd, if b_small { b } else { 0.0 })
+    } else {
+        -cc * e * big - small * (aw + la)
+    };
+    if pos {
+        (big_term, small_term)
+    } else {
+        (small_term, big_term)
+    }
+}
+
 /// log p − log m and log q − log m of m = βp + (1−β)q, from w (the scalar `js_log_ratios`).
 #[inline(always)]
 fn js_log_ratios<S: Simd>(simd: S, w: f32, beta: f32) -> (f32, f32) {
@@ -266,6 +316,7 @@ impl Stats {
             pb: (1.0 / self.sb) as f32,
             inv: inv64 as f32,
             beta: prm.beta as f32,
+            beta_c: (1.0 - prm.beta) as f32,
         }
     }
 }
@@ -281,14 +332,16 @@ pub(super) struct Shape {
     pa: f32,
     pb: f32,
     inv: f32,
+    /// β and 1 − β of JS
     beta: f32,
+    beta_c: f32,
 }
 
 /// Sweep 2 over a stretch of a row: the sums of the non-negative terms. KL: [Σ p φ]; sym-KL:
 /// [Σ (p − q) w] and, with `need3` (its gradients), [·, KL(p‖q), KL(q‖p)]; JS: [KL(p‖m), KL(q‖m)].
 #[inline(always)]
 pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E], t: &[E], sh: &Shape, need3: bool) -> [f64; 3] {
-    let Shape { ma, mb, dl, pa, pb, inv, beta } = *sh;
+    let Shape { ma, mb, dl, pa, pb, inv, beta, beta_c } = *sh;
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut t1, mut t2, mut t3) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut a1, mut a2, mut a3) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
@@ -306,10 +359,9 @@ pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E],
             } else if K == SYM {
                 t1[i] = sym_term(simd, p, q, w);
             } else {
-                let (r1, r2) = js_log_ratios(simd, w, beta);
-                let m = beta * p + (1.0 - beta) * q;
-                t1[i] = kl_term(simd, p, m, r1);
-                t2[i] = kl_term(simd, q, m, r2);
+                let (a, b) = js_terms(simd, w, (x[i] - ma) * inv, (y[i] - mb) * inv, pa, pb, beta, beta_c);
+                t1[i] = a;
+                t2[i] = b;
             }
         }
         if need3 {
@@ -370,7 +422,7 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
     mut gs: Option<&mut [G]>,
     mut gt: Option<&mut [G]>,
 ) {
-    let Shape { ma, mb, dl, pa, pb, inv, beta } = *sh;
+    let Shape { ma, mb, dl, pa, pb, inv, beta, beta_c: _ } = *sh;
     let g = prm.grad_scale as f32;
     let trivial = K == JS && js_trivial(prm);
     let (c1, c2, c3) = (sums[0] as f32, sums[1] as f32, sums[2] as f32);
@@ -553,6 +605,62 @@ mod tests {
         let x = vec![0.5f64; 64];
         assert!(fast(Isa::Scalar, PairKind::Kl, &x, &x, &prm).is_none());
         assert!(fast(Isa::Scalar, PairKind::Kl, &base[..MIN_COLS - 1], &base[..MIN_COLS - 1], &prm).is_none());
+    }
+
+    struct JsTerms {
+        cases: Vec<(f32, f32, f32)>,
+    }
+
+    impl Kernel for JsTerms {
+        type Output = Vec<(f32, f32)>;
+        fn run<S: Simd>(self, simd: S) -> Vec<(f32, f32)> {
+            self.cases
+                .iter()
+                .map(|&(lp, lq, beta)| {
+                let beta_c = (1.0 - f64::from(beta)) as f32;
+                js_terms(simd, lp - lq, lp, lq, 1.0, 1.0, beta, beta_c)
+            })
+            .collect()
+        }
+    }
+
+    /// Both JS terms of a class, p φ(log p − log m) and q φ(log q − log m), to 1e-6 relative of the
+    /// f64 forms (1e-5 beyond |w| = 1), on every path: from w = 0 (exactly 0) through the series and direct ranges to
+    /// |w| = 100 (where the smaller probability underflows), for β near 0, ½ and 1.
+    #[test]
+    fn js_terms_match_the_f64_forms() {
+        let mut cases = vec![];
+        for beta in [0.5f32, 0.2, 0.01, 0.99] {
+            for w in [0.0f32, 1e-6, 1e-4, 1e-2, 0.3, 0.69, 0.7, 1.0, 1.5, 2.0, 5.0, 20.0, 60.0, 100.0] {
+                // the larger probability e^{−3}, the smaller e^{−3 − w}
+                cases.push((-3.0, -3.0 - w, beta));
+                cases.push((-3.0 - w, -3.0, beta));
+            }
+        }
+        for isa in available() {
+            let got = dispatch_on(isa, JsTerms { cases: cases.clone() }).unwrap();
+            for (&(lp, lq, beta), &(g1, g2)) in cases.iter().zip(&got) {
+                let (lp, lq, b) = (f64::from(lp), f64::from(lq), f64::from(beta));
+                let w = lp - lq;
+                let (r1, r2) = if w >= 0.0 {
+                    let a = -((1.0 - b) * (-w).exp_m1()).ln_1p();
+                    (a, a - w)
+                } else {
+                    let c = -(b * w.exp_m1()).ln_1p();
+                    (c + w, c)
+                };
+                let (p, q) = (lp.exp(), lq.exp());
+                let m = b * p + (1.0 - b) * q;
+                let want = (crate::math::kl_term(p, m, r1), crate::math::kl_term(q, m, r2));
+                // beyond |w| = 1, log m = log big + log1p(c·expm1(−|w|)) inherits the rounding of
+                // c·expm1(−|w|) near −1 (as the two-pass kernel's f32 forms always did): 1e-5
+                let rtol = if w.abs() < 1.0 { 1e-6 } else { 1e-5 };
+                for (g, w_) in [(g1, want.0), (g2, want.1)] {
+                    let g = f64::from(g);
+                    assert!((g - w_).abs() <= rtol * w_ + 1e-38, "{isa} lp={lp} lq={lq} β={beta}: {g} vs {w_}");
+                }
+            }
+        }
     }
 
     #[test]

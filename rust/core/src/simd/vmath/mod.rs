@@ -231,7 +231,7 @@ pub fn x_minus_log1p<S: Simd, T: Real>(_: S, x: T) -> T {
 
 /// Horner's rule with the coefficients highest degree first.
 #[inline(always)]
-fn horner<S: Simd, T: Real, const K: usize>(x: T, c: &[T; K]) -> T {
+pub(crate) fn horner<S: Simd, T: Real, const K: usize>(x: T, c: &[T; K]) -> T {
     let mut acc = c[0];
     for &ci in &c[1..] {
         acc = acc.lane_mul_add::<S>(x, ci);
