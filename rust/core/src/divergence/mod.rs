@@ -20,7 +20,7 @@ mod softmax_split;
 
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
-use crate::parallel::{grad_pieces, map_pieces, reduce_rows, GradRows, RowValue, SPLIT_COLS};
+use crate::parallel::{reduce_rows, GradRows, SPLIT_COLS};
 use crate::reduce::{Reduced, Reduction};
 use crate::rows::{Rows, RowsMut};
 
@@ -164,7 +164,7 @@ pub fn pair_divergence<E: Elem, V: Elem>(
         if kind.is_sigmoid() {
             let w = weights.as_ref().map(|w| w.row(r));
             if s.cols() >= SPLIT_COLS {
-                return sigmoid_in_pieces(kind, s.row(r), t.row(r), m, w, &params, g);
+                return sigmoid::row_in_pieces(kind, s.row(r), t.row(r), m, w, &params, g);
             }
             sigmoid::row(kind, s.row(r), t.row(r), m, w, &params, g)
         } else {
@@ -172,31 +172,6 @@ pub fn pair_divergence<E: Elem, V: Elem>(
         }
     };
     Ok(reduce_rows(opts.reduction, rows, s.cols(), out.values, [out.grad_s, out.grad_t], row_kernel))
-}
-
-/// A long sigmoid row in pieces on several threads: its value is a sum over classes and each
-/// gradient element depends on its own class only, so the pieces are rows of their own whose
-/// values add (in piece order: the same whatever the thread count). The row's conventions are
-/// kept: it counts when a piece does, and a total of NaN or +inf makes every gradient NaN.
-fn sigmoid_in_pieces<E: Elem, G: Elem>(
-    kind: PairKind,
-    s: &[E],
-    t: &[E],
-    mask: Option<&[u8]>,
-    weights: Option<&[f64]>,
-    prm: &RowParams,
-    mut grads: GradRows<'_, G>,
-) -> RowValue {
-    let cols = s.len();
-    let parts = map_pieces(grad_pieces(&mut grads, cols), |(r, g)| {
-        let (m, w) = (mask.map(|m| &m[r.clone()]), weights.map(|w| &w[r.clone()]));
-        sigmoid::row(kind, &s[r.clone()], &t[r], m, w, prm, g)
-    });
-    let value = parts.iter().map(|p| p.value).sum::<f64>();
-    if !value.is_finite() {
-        fill(&mut grads, f64::NAN);
-    }
-    RowValue { value, counts: parts.iter().any(|p| p.counts) }
 }
 
 /// The largest |logit/τ| the kernels take: beyond it the accurate forms' differences (of logits,

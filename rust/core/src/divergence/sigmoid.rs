@@ -4,7 +4,7 @@
 use super::{fill, out_of_domain, PairKind, RowParams};
 use crate::element::Elem;
 use crate::math::{kl_term, log_sigmoid_ratio_d, sigmoid, sigmoid_diff_d};
-use crate::parallel::{GradRows, RowValue};
+use crate::parallel::{grad_pieces, map_pieces, GradRows, RowValue};
 
 /// σ'(x) · y, taken as 0 where σ'(x) is 0 (x = ±inf) whatever y is.
 #[inline]
@@ -86,4 +86,29 @@ pub(crate) fn row<E: Elem, G: Elem>(
         fill(&mut grads, f64::NAN);
     }
     RowValue { value, counts: n_present > 0 }
+}
+
+/// A long sigmoid row in pieces on several threads: its value is a sum over classes and each
+/// gradient element depends on its own class only, so the pieces are rows of their own whose
+/// values add (in piece order: the same whatever the thread count). The row's conventions are
+/// kept: it counts when a piece does, and a total of NaN or +inf makes every gradient NaN.
+pub(crate) fn row_in_pieces<E: Elem, G: Elem>(
+    kind: PairKind,
+    s: &[E],
+    t: &[E],
+    mask: Option<&[u8]>,
+    weights: Option<&[f64]>,
+    prm: &RowParams,
+    mut grads: GradRows<'_, G>,
+) -> RowValue {
+    let cols = s.len();
+    let parts = map_pieces(grad_pieces(&mut grads, cols), |(r, g)| {
+        let (m, w) = (mask.map(|m| &m[r.clone()]), weights.map(|w| &w[r.clone()]));
+        row(kind, &s[r.clone()], &t[r], m, w, prm, g)
+    });
+    let value = parts.iter().map(|p| p.value).sum::<f64>();
+    if !value.is_finite() {
+        fill(&mut grads, f64::NAN);
+    }
+    RowValue { value, counts: parts.iter().any(|p| p.counts) }
 }

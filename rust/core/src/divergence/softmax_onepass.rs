@@ -288,6 +288,25 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     }
 }
 
+/// The shift c and the row's sums with accumulators of `B` lanes (`phi`: also Σ p φ(δ)).
+#[inline(always)]
+fn shift_and_sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const B: usize>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    inv: f32,
+    inv64: f64,
+    phi: bool,
+) -> (f32, Partial) {
+    let c = shift::<S, E, B>(simd, s, t, inv);
+    let z = if phi {
+        partial::<S, E, SYM, true, B>(simd, s, t, inv, inv64, c)
+    } else {
+        partial::<S, E, SYM, false, B>(simd, s, t, inv, inv64, c)
+    };
+    (c, z)
+}
+
 /// KL (`SYM` false) or sym-KL (`SYM` true) of one row, with gradients when asked.
 #[inline(always)]
 pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
@@ -303,21 +322,9 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
     let phi = !SYM || want_grad;
     let (c, z) = if s.len() < LONG_ROW {
-        let c = shift::<S, E, SHORT_BLOCK>(simd, s, t, inv);
-        let z = if phi {
-            partial::<S, E, SYM, true, SHORT_BLOCK>(simd, s, t, inv, inv64, c)
-        } else {
-            partial::<S, E, SYM, false, SHORT_BLOCK>(simd, s, t, inv, inv64, c)
-        };
-        (c, z)
+        shift_and_sums::<S, E, SYM, SHORT_BLOCK>(simd, s, t, inv, inv64, phi)
     } else {
-        let c = shift::<S, E, BLOCK>(simd, s, t, inv);
-        let z = if phi {
-            partial::<S, E, SYM, true, BLOCK>(simd, s, t, inv, inv64, c)
-        } else {
-            partial::<S, E, SYM, false, BLOCK>(simd, s, t, inv, inv64, c)
-        };
-        (c, z)
+        shift_and_sums::<S, E, SYM, BLOCK>(simd, s, t, inv, inv64, phi)
     };
     let Some((value, plan)) = finish::<SYM>(z, c, prm) else {
         return Outcome::Declined;

@@ -94,10 +94,8 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
         let r = piece(j, cols);
         on(isa, TwoPassStats { s: &s[r.clone()], t: &t[r], prm })
     });
-    let merged = stats.into_iter().try_fold(None, |acc: Option<Stats>, st| {
-        let st = st?;
-        Some(Some(acc.map_or(st, |a| a.merge(st, prm.inv_tau))))
-    })??;
+    // a piece with a non-finite logit (None) hands the whole row back
+    let merged = stats.into_iter().collect::<Option<Vec<Stats>>>()?.into_iter().reduce(|a, b| a.merge(b, prm.inv_tau))?;
     let sh = merged.shape(prm);
     let need3 = k == SYM && want_grad;
     let sums = map_pieces((0..n).collect(), |j| {

@@ -182,7 +182,7 @@ fn long_sigmoid_rows_in_pieces_match_the_whole_row() {
         let (mut ws, mut wt) = (vec![0.0f64; c], vec![0.0f64; c]);
         let want = sigmoid::row(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut ws), Some(&mut wt)]);
         let (mut gs, mut gt) = (vec![0.0f64; c], vec![0.0f64; c]);
-        let got = sigmoid_in_pieces(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut gs), Some(&mut gt)]);
+        let got = sigmoid::row_in_pieces(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut gs), Some(&mut gt)]);
         assert_eq!(got.counts, want.counts, "{what}");
         if want.value.is_finite() {
             assert!((got.value - want.value).abs() <= 1e-12 * want.value, "{what}: {} vs {}", got.value, want.value);
