@@ -209,7 +209,10 @@ def test_reduced_precision_inputs(dtype):
     ref_v, ref_g = torch_ce(s.astype(np.float64), y, eps=0.1)
     np.testing.assert_allclose(v, ref_v, rtol=1e-6)
     tol = {np.float32: 1e-6, np.float16: 1e-3, ml_dtypes.bfloat16: 8e-3}[dtype]
-    np.testing.assert_allclose(g.astype(np.float64), ref_g, rtol=tol, atol=tol * 1e-3)
+    # float32 gradients come from f32 lanes (the exponential's argument is rounded to f32): each
+    # element within a few 1e-7 of the row's largest gradient, besides its own relative error
+    atol = 3e-7 * np.abs(ref_g).max(axis=-1, keepdims=True) if dtype == np.float32 else tol * 1e-3
+    assert np.all(np.abs(g.astype(np.float64) - ref_g) <= tol * np.abs(ref_g) + atol)
 
 
 def test_probabilities_of_another_precision():

@@ -5,10 +5,11 @@ use super::{fill, out_of_domain, PairKind, RowParams};
 use crate::element::Elem;
 use crate::math::{kl_term, prob_diff, sym_term};
 use crate::parallel::{GradRows, RowValue};
+use crate::simd::{vmath, Scalar};
 
 /// Online log-sum-exp of one row x: the running max and Σ e^{x − max}, rescaled when the max
-/// moves; beside it D = Σ e^{x − max} expm1(y − x) for the other row y, so that
-/// lse(y) − lse(x) = log1p(D / Σ e^{x − max}) (see [`lse_diff`]).
+/// moves; beside it D = Σ e^{x − max} expm1(y − x + c') for the other row y and a shift c', so
+/// that lse(y) + c' − lse(x) = log1p(D / Σ e^{x − max}) (see [`shifted_lse_diff`]).
 #[derive(Clone, Copy)]
 struct Online {
     max: f64,
@@ -45,24 +46,25 @@ impl Online {
     }
 }
 
-/// lse(a) − lse(b), exact to ~1e-16 of |a − b| (not of |lse|) when the rows nearly agree: it is
-/// log1p of a ratio > −½ from either side's D, else the plain difference (max_a − max_b) +
+/// l = c' − (lse(a) − lse(b)) for the shift c' = c/τ of δ = a − b − c', exact to ~1e-16 of |l|
+/// (not of |lse|) when the rows nearly agree, whatever constant shift lies between them: it is
+/// log1p of a ratio > −½ from either side's D, else the plain difference (c' − (max_a − max_b)) −
 /// (log Σ_a − log Σ_b). The plain difference's absolute error of ~ulp(lse) would otherwise
-/// dominate w = log p − log q on nearly identical rows. Also returns the scale of its absolute
-/// rounding error (in units of the float64 epsilon).
-fn lse_diff(sa: &Online, sb: &Online) -> (f64, f64) {
+/// dominate w = log p − log q = δ + l on nearly identical rows. Also returns the scale of its
+/// absolute rounding error (in units of the float64 epsilon).
+fn shifted_lse_diff(sa: &Online, sb: &Online, c: f64) -> (f64, f64) {
     match (sb.ratio(), sa.ratio()) {
         (Some(rb), _) if rb > -0.5 => {
-            let v = rb.ln_1p();
+            let v = -rb.ln_1p();
             (v, v.abs())
         }
         (_, Some(ra)) if ra > -0.5 => {
-            let v = -ra.ln_1p();
+            let v = ra.ln_1p();
             (v, v.abs())
         }
         _ => {
             let (dm, la, lb) = (sa.max - sb.max, sa.sum.ln(), sb.sum.ln());
-            (dm + (la - lb), dm.abs() + la.abs() + lb.abs())
+            ((c - dm) - (la - lb), c.abs() + dm.abs() + la.abs() + lb.abs())
         }
     }
 }
@@ -108,12 +110,22 @@ pub(crate) fn row<E: Elem, G: Elem>(
     }
     let want_grad = grads.iter().any(Option::is_some);
     let present = |i: usize| mask.is_none_or(|m| m[i] != 0);
-    // (s/τ, t/τ, (s − t)/τ): the difference is taken before scaling so that it carries no rounding
-    // error of s/τ and t/τ, which would dominate it on nearly identical rows.
-    let load = |i: usize| {
-        let (x, y) = (s[i].to_f64(), t[i].to_f64());
-        (x * prm.inv_tau, y * prm.inv_tau, (x - y) * prm.inv_tau)
-    };
+    // (s/τ, t/τ); their difference is never taken (see δ below)
+    let load = |i: usize| (s[i].to_f64() * prm.inv_tau, t[i].to_f64() * prm.inv_tau);
+    // The shift c = s_k − t_k of the first present class k with the largest finite s, and
+    // δ = ((s − t) − c)/τ with s − t formed exactly: w = log p − log q = δ + l then carries no
+    // error of ulp(c) — float64 logits with a constant shift between the rows — and δ_k = 0 for
+    // the class leading p, whose gradient p (w − KL) is a difference of small numbers when p ≈ 1.
+    let mut top: Option<(f64, usize)> = None;
+    for i in (0..s.len()).filter(|&i| present(i)) {
+        let x = s[i].to_f64();
+        if x.is_finite() && top.is_none_or(|(m, _)| x > m) {
+            top = Some((x, i));
+        }
+    }
+    let c = top.map_or(0.0, |(x, k)| x - t[k].to_f64());
+    let c = if c.is_finite() { c } else { 0.0 };
+    let delta = |i: usize| vmath::diff_minus(Scalar::new(), s[i].to_f64(), t[i].to_f64(), c) * prm.inv_tau;
 
     // Sweep 1: softmax statistics of both rows over the classes present in either.
     let (mut sa, mut sb) = (Online::EMPTY, Online::EMPTY);
@@ -122,7 +134,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
         if !present(i) {
             continue;
         }
-        let (a, b, d) = load(i);
+        let (a, b) = load(i);
         if out_of_domain(s[i].to_f64(), a) || out_of_domain(t[i].to_f64(), b) {
             fill(&mut grads, f64::NAN);
             return RowValue { value: f64::NAN, counts: true };
@@ -131,8 +143,9 @@ pub(crate) fn row<E: Elem, G: Elem>(
             continue;
         }
         n_present += 1;
-        sa.push(a, (-d).exp_m1());
-        sb.push(b, d.exp_m1());
+        let dl = delta(i);
+        sa.push(a, (-dl).exp_m1());
+        sb.push(b, dl.exp_m1());
     }
     if n_present == 0 {
         fill(&mut grads, 0.0);
@@ -144,17 +157,18 @@ pub(crate) fn row<E: Elem, G: Elem>(
         return RowValue { value: f64::NAN, counts: true };
     }
     let (max_a, max_b, ln_a, ln_b) = (sa.max, sb.max, sa.sum.ln(), sb.sum.ln());
-    let (dlse, dlse_err) = lse_diff(&sa, &sb);
+    let (l, l_err) = shifted_lse_diff(&sa, &sb, c * prm.inv_tau);
     let beta = prm.beta;
     // Per class: p, q, and w = log p − log q. log p = (a − max) − log Σ: lse = max + log Σ itself
     // would lose log Σ when |max| is large. w has two forms; the one with the smaller rounding error
-    // is taken: d − dlse on nearly identical rows (no cancellation; an error in dlse enters the sums
-    // at second order only), log p − log q where the logits are so large (|s/τ| ≳ 1e16) that d and
-    // dlse carry absolute errors beyond |w| — there d − dlse would be inconsistent with p and q.
-    let class = |a: f64, b: f64, d: f64| {
+    // is taken: δ + l on nearly identical rows (no cancellation; an error in l enters the sums
+    // at second order only), log p − log q where the logits are so large (|s/τ| ≳ 1e16) that δ and
+    // l carry absolute errors beyond |w| — there δ + l would be inconsistent with p and q.
+    let class = |i: usize, a: f64, b: f64| {
         let (ra, rb) = (a - max_a, b - max_b);
         let (lp, lq) = (ra - ln_a, rb - ln_b);
-        let w = if d.abs() + dlse_err <= ra.abs() + rb.abs() + ln_a.abs() + ln_b.abs() { d - dlse } else { lp - lq };
+        let dl = delta(i);
+        let w = if dl.abs() + l_err <= ra.abs() + rb.abs() + ln_a.abs() + ln_b.abs() { dl + l } else { lp - lq };
         (lp.exp(), lq.exp(), w)
     };
 
@@ -164,11 +178,11 @@ pub(crate) fn row<E: Elem, G: Elem>(
         if !present(i) {
             continue;
         }
-        let (a, b, d) = load(i);
+        let (a, b) = load(i);
         if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
             continue;
         }
-        let (p, q, w) = class(a, b, d);
+        let (p, q, w) = class(i, a, b);
         match kind {
             PairKind::Kl => sums.first += kl_term(p, q, w),
             PairKind::SymKl => {
@@ -211,11 +225,11 @@ pub(crate) fn row<E: Elem, G: Elem>(
     let js_trivial = beta == 0.0 || beta == 1.0;
     let [gs, gt] = &mut grads;
     for i in 0..s.len() {
-        let (a, b, d) = load(i);
+        let (a, b) = load(i);
         let (ds, dt) = if !present(i) || (a == f64::NEG_INFINITY && b == f64::NEG_INFINITY) {
             (0.0, 0.0)
         } else {
-            let (p, q, w) = class(a, b, d);
+            let (p, q, w) = class(i, a, b);
             let d = prob_diff(p, q, w);
             // p·x and q·x where p or q is 0 are 0 (the limit), even when x is infinite
             let p_times = |x: f64| if p == 0.0 { 0.0 } else { p * x };

@@ -80,10 +80,11 @@ impl Partial {
     }
 }
 
-/// The shift c, from the maxima of the first `B` classes: exact for a row led by one class, and any
-/// error only moves weight into the (checked) correction. The same for a whole row and its pieces.
+/// The shift c (in units of the raw logits: δ = ((s − t) − c)/τ), from the maxima of the first `B`
+/// classes: exact for a row led by one class, and any error only moves weight into the (checked)
+/// correction. The same for a whole row and its pieces.
 #[inline(always)]
-pub(super) fn shift<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[E], t: &[E], inv: f32) -> f32 {
+pub(super) fn shift<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[E], t: &[E]) -> f32 {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]); // conversion buffers (f16, bf16)
     let head = s.len().min(B);
     let (x, y) = (E::load(simd, &s[..head], &mut bx), E::load(simd, &t[..head], &mut by));
@@ -92,19 +93,19 @@ pub(super) fn shift<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[
         mx[i] = mx[i].max(x[i]);
         my[i] = my[i].max(y[i]);
     }
-    (hmax(&mx[..head]) - hmax(&my[..head])) * inv
+    let c = hmax(&mx[..head]) - hmax(&my[..head]);
+    if c.is_finite() {
+        c
+    } else {
+        0.0
+    }
 }
 
-/// −δ = c − (x − y)/τ with one rounding (x − y is exact for nearby logits): with τ ≠ 1 a separate
-/// product would leave an error of ulp(d) in a δ that may be far smaller than d. Paths without
-/// FMA compute it in f64.
+/// −δ = (c − (x − y))/τ, from x − y formed exactly (`vmath::diff_minus`): a constant shift
+/// between the rows leaves no error of size ulp(c) in δ.
 #[inline(always)]
 fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
-    if S::FMA {
-        vmath::mul_add(simd, y - x, inv, c)
-    } else {
-        (f64::from(c) - f64::from(x - y) * f64::from(inv)) as f32
-    }
+    -(vmath::diff_minus(simd, x, y, c) * inv)
 }
 
 /// The sweep over a stretch, with accumulators of `B` lanes. Per span of 8·B classes (both rows of
@@ -214,9 +215,14 @@ pub(super) struct Plan {
 }
 
 /// The row's value from its sums, and the gradient plan; `None` when the row is declined (a
-/// non-finite sum, or a correction beyond [`COND`] times the value).
-pub(super) fn finish<const SYM: bool>(p: Partial, c: f32, prm: &RowParams) -> Option<(f64, Plan)> {
+/// non-finite sum, a correction beyond [`COND`] times the value, or gradients asked of a row led
+/// by one class: its p ≥ ½, and its gradient p (w − KL), a difference of two small numbers, is
+/// only accurate from the two-pass kernel, whose shift is that class's own difference).
+pub(super) fn finish<const SYM: bool>(p: Partial, c: f32, prm: &RowParams, want_grad: bool) -> Option<(f64, Plan)> {
     let zs = p.e;
+    if want_grad && zs <= 2.0 {
+        return None;
+    }
     let (a, u, s1, s2) = (p.a / zs, p.u / zs, p.s1 / zs, p.s2 / zs);
     if !(a.is_finite() && u.is_finite() && s1.is_finite() && s2.is_finite() && u > -1.0 && zs > 0.0) {
         return None;
@@ -298,7 +304,7 @@ fn shift_and_sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const B: usize>
     inv64: f64,
     phi: bool,
 ) -> (f32, Partial) {
-    let c = shift::<S, E, B>(simd, s, t, inv);
+    let c = shift::<S, E, B>(simd, s, t);
     let z = if phi {
         partial::<S, E, SYM, true, B>(simd, s, t, inv, inv64, c)
     } else {
@@ -326,7 +332,7 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     } else {
         shift_and_sums::<S, E, SYM, BLOCK>(simd, s, t, inv, inv64, phi)
     };
-    let Some((value, plan)) = finish::<SYM>(z, c, prm) else {
+    let Some((value, plan)) = finish::<SYM>(z, c, prm, want_grad) else {
         return Outcome::Declined;
     };
     if want_grad {

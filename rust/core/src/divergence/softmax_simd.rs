@@ -124,15 +124,43 @@ pub(super) struct Stats {
     /// max of s and of t (unscaled; τ > 0 keeps the argmax)
     ma: f32,
     mb: f32,
-    /// Σ e^{(s − ma)/τ}, Σ e^{(t − mb)/τ}, Σ e^{(s − ma)/τ} expm1((t − s)/τ)
+    /// Σ e^{(s − ma)/τ}, Σ e^{(t − mb)/τ}, Σ e^{(s − ma)/τ} expm1(−δ) with δ = (s − t)/τ − c
     sa: f64,
     sb: f64,
     da: f64,
+    /// the shift c (raw logits; see [`top_shift`]), the same for a row and its pieces
+    c: f32,
+}
+
+/// The shift c = s_k − t_k of the first class k with the largest s (0 when that is not finite):
+/// δ = ((s − t) − c)/τ is then exactly 0 for the class that leads p, whose gradient p (w − KL) is
+/// a difference of small numbers when p_k ≈ 1 — w_k = δ_k + l must not carry an error of ulp(c).
+#[inline(always)]
+pub(super) fn top_shift<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E]) -> f32 {
+    let mut buf = [0.0f32; BLOCK];
+    let mut mx = [f32::NEG_INFINITY; BLOCK];
+    for c in s.chunks(BLOCK) {
+        let x = E::load(simd, c, &mut buf);
+        let m = &mut mx[..x.len()];
+        for i in 0..x.len() {
+            m[i] = m[i].max(x[i]);
+        }
+    }
+    let m = hmax(&mx[..s.len().min(BLOCK)]);
+    let mut by = [0.0f32; BLOCK];
+    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
+        let x = E::load(simd, cx, &mut buf);
+        if let Some(i) = x.iter().position(|&v| v == m) {
+            let c = x[i] - E::load(simd, cy, &mut by)[i];
+            return if c.is_finite() { c } else { 0.0 };
+        }
+    }
+    0.0
 }
 
 /// Sweep 1; `None` when a logit is not finite.
 #[inline(always)]
-pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64) -> Option<Stats> {
+pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64, c: f32) -> Option<Stats> {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut ea, mut eb, mut em) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut sa, mut sb, mut da) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
@@ -178,7 +206,7 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv
                 let e = vmath::exp(simd, (x[i] - ma) * inv);
                 ea[i] = e;
                 eb[i] = vmath::exp(simd, (y[i] - mb) * inv);
-                em[i] = e * vmath::exp_m1(simd, (y[i] - x[i]) * inv);
+                em[i] = e * vmath::exp_m1(simd, -(vmath::diff_minus(simd, x[i], y[i], c) * inv));
             }
             let (sa, sb, da) = (&mut sa[..n], &mut sb[..n], &mut da[..n]);
             for i in 0..n {
@@ -192,7 +220,7 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv
     if !hsum(&bad[..used]).is_finite() {
         return None;
     }
-    Some(Stats { ma, mb, sa: hsum(&sa[..used]), sb: hsum(&sb[..used]), da: hsum(&da[..used]) })
+    Some(Stats { ma, mb, sa: hsum(&sa[..used]), sb: hsum(&sb[..used]), da: hsum(&da[..used]), c })
 }
 
 /// p·φ(r) with r = log p − log c: the non-negative KL summand (`math::kl_term` for finite logits).
@@ -296,22 +324,25 @@ impl Stats {
         let (ma, mb) = (self.ma.max(o.ma), self.mb.max(o.mb));
         let (ra, qa) = (rescale(self.ma, ma), rescale(o.ma, ma));
         let (rb, qb) = (rescale(self.mb, mb), rescale(o.mb, mb));
-        Stats { ma, mb, sa: self.sa * ra + o.sa * qa, sb: self.sb * rb + o.sb * qb, da: self.da * ra + o.da * qa }
+        Stats { ma, mb, sa: self.sa * ra + o.sa * qa, sb: self.sb * rb + o.sb * qb, da: self.da * ra + o.da * qa, c: self.c }
     }
 
-    /// What sweeps 2 and 3 need: lse(s') − lse(t'), accurate when the rows nearly agree.
+    /// What sweeps 2 and 3 need: c/τ − (lse(s') − lse(t')), accurate when the rows nearly agree
+    /// (whatever constant shift lies between them): Σ e^{t'} = e^{−c/τ} Σ e^{s'} (1 + expm1(−δ)), so
+    /// it is log1p(D / Σ e^{s'}) when that ratio is > −½, and the plain difference otherwise.
     pub(super) fn shape(&self, prm: &RowParams) -> Shape {
         let inv64 = prm.inv_tau;
         let ra = self.da / self.sa;
-        let dlse = if ra.is_finite() && ra > -0.5 {
-            -ra.ln_1p()
+        let l = if ra.is_finite() && ra > -0.5 {
+            ra.ln_1p()
         } else {
-            (f64::from(self.ma) - f64::from(self.mb)) * inv64 + (self.sa.ln() - self.sb.ln())
+            (f64::from(self.c) - (f64::from(self.ma) - f64::from(self.mb))) * inv64 - (self.sa.ln() - self.sb.ln())
         };
         Shape {
             ma: self.ma,
             mb: self.mb,
-            dl: dlse as f32,
+            c: self.c,
+            l: l as f32,
             pa: (1.0 / self.sa) as f32,
             pb: (1.0 / self.sb) as f32,
             inv: inv64 as f32,
@@ -326,8 +357,9 @@ impl Stats {
 pub(super) struct Shape {
     ma: f32,
     mb: f32,
-    /// lse(s') − lse(t')
-    dl: f32,
+    /// w = log p − log q = δ + l with δ = ((s − t) − c)/τ: the shift, and c/τ − (lse(s') − lse(t'))
+    c: f32,
+    l: f32,
     /// 1 / Σ e^{(s − ma)/τ}, 1 / Σ e^{(t − mb)/τ}
     pa: f32,
     pb: f32,
@@ -341,7 +373,7 @@ pub(super) struct Shape {
 /// [Σ (p − q) w] and, with `need3` (its gradients), [·, KL(p‖q), KL(q‖p)]; JS: [KL(p‖m), KL(q‖m)].
 #[inline(always)]
 pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E], t: &[E], sh: &Shape, need3: bool) -> [f64; 3] {
-    let Shape { ma, mb, dl, pa, pb, inv, beta, beta_c } = *sh;
+    let Shape { ma, mb, c, l, pa, pb, inv, beta, beta_c } = *sh;
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut t1, mut t2, mut t3) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut a1, mut a2, mut a3) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
@@ -353,7 +385,7 @@ pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E],
         for i in 0..n {
             let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
             let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
-            let w = (x[i] - y[i]) * inv - dl;
+            let w = vmath::diff_minus(simd, x[i], y[i], c) * inv + l;
             if K == KL {
                 t1[i] = kl_term(simd, p, q, w);
             } else if K == SYM {
@@ -368,7 +400,7 @@ pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E],
             for i in 0..n {
                 let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
                 let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
-                let w = (x[i] - y[i]) * inv - dl;
+                let w = vmath::diff_minus(simd, x[i], y[i], c) * inv + l;
                 t2[i] = kl_term(simd, p, q, w);
                 t3[i] = kl_term(simd, q, p, -w);
             }
@@ -422,7 +454,7 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
     mut gs: Option<&mut [G]>,
     mut gt: Option<&mut [G]>,
 ) {
-    let Shape { ma, mb, dl, pa, pb, inv, beta, beta_c: _ } = *sh;
+    let Shape { ma, mb, c, l, pa, pb, inv, beta, beta_c: _ } = *sh;
     let g = prm.grad_scale as f32;
     let trivial = K == JS && js_trivial(prm);
     let (c1, c2, c3) = (sums[0] as f32, sums[1] as f32, sums[2] as f32);
@@ -441,7 +473,7 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
             for i in 0..n {
                 let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
                 let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
-                let w = (x[i] - y[i]) * inv - dl;
+                let w = vmath::diff_minus(simd, x[i], y[i], c) * inv + l;
                 if K == KL {
                     o1[i] = p * (w - c1);
                     o2[i] = -prob_diff(simd, p, q, w);
@@ -480,7 +512,9 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_,
         }
     }
     let want_grad = grads.iter().any(Option::is_some);
-    let st = stats(simd, s, t, prm.inv_tau as f32, prm.inv_tau)?;
+    let inv = prm.inv_tau as f32;
+    let c = top_shift(simd, s, t);
+    let st = stats(simd, s, t, inv, prm.inv_tau, c)?;
     let sh = st.shape(prm);
     let sums = terms::<S, E, K>(simd, s, t, &sh, K == SYM && want_grad);
     let value = value::<K>(sums, prm);

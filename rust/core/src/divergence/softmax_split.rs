@@ -52,18 +52,17 @@ fn one_pass<E: Load<Real = f32>, G: Elem>(
     grads: &mut GradRows<'_, G>,
 ) -> Option<f64> {
     let cols = s.len();
-    let inv = prm.inv_tau as f32;
     let want_grad = grads.iter().any(Option::is_some);
-    let c = on(isa, OnePassShift { s, t, inv });
+    let c = on(isa, OnePassShift { s, t });
     let parts = map_pieces((0..cols.div_ceil(PIECE)).collect(), |j| {
         let r = piece(j, cols);
         on(isa, OnePassSums { sym, phi: !sym || want_grad, s: &s[r.clone()], t: &t[r], prm, c })
     });
     let merged = parts.into_iter().reduce(|a, b| a.merge(b, prm.inv_tau))?;
     let (value, plan) = if sym {
-        softmax_onepass::finish::<true>(merged, c, prm)?
+        softmax_onepass::finish::<true>(merged, c, prm, want_grad)?
     } else {
-        softmax_onepass::finish::<false>(merged, c, prm)?
+        softmax_onepass::finish::<false>(merged, c, prm, want_grad)?
     };
     if want_grad {
         map_pieces(grad_pieces(grads, cols), |(r, [gs, gt])| {
@@ -90,9 +89,11 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
         PairKind::Js => JS,
         PairKind::SigmoidKl | PairKind::SigmoidSymKl => return None,
     };
+    // one shift for every piece (their statistics merge), from the row's first block
+    let c = on(isa, TopShift { s, t });
     let stats = map_pieces((0..n).collect(), |j| {
         let r = piece(j, cols);
-        on(isa, TwoPassStats { s: &s[r.clone()], t: &t[r], prm })
+        on(isa, TwoPassStats { s: &s[r.clone()], t: &t[r], prm, c })
     });
     // a piece with a non-finite logit (None) hands the whole row back
     let merged = stats.into_iter().collect::<Option<Vec<Stats>>>()?.into_iter().reduce(|a, b| a.merge(b, prm.inv_tau))?;
@@ -124,14 +125,26 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
 struct OnePassShift<'r, E> {
     s: &'r [E],
     t: &'r [E],
-    inv: f32,
 }
 
 impl<E: Load<Real = f32>> Kernel for OnePassShift<'_, E> {
     type Output = f32;
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> f32 {
-        softmax_onepass::shift::<S, E, BLOCK>(simd, self.s, self.t, self.inv)
+        softmax_onepass::shift::<S, E, BLOCK>(simd, self.s, self.t)
+    }
+}
+
+struct TopShift<'r, E> {
+    s: &'r [E],
+    t: &'r [E],
+}
+
+impl<E: Load<Real = f32>> Kernel for TopShift<'_, E> {
+    type Output = f32;
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> f32 {
+        softmax_simd::top_shift(simd, self.s, self.t)
     }
 }
 
@@ -183,13 +196,14 @@ struct TwoPassStats<'r, E> {
     s: &'r [E],
     t: &'r [E],
     prm: &'r RowParams,
+    c: f32,
 }
 
 impl<E: Load<Real = f32>> Kernel for TwoPassStats<'_, E> {
     type Output = Option<Stats>;
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Option<Stats> {
-        softmax_simd::stats(simd, self.s, self.t, self.prm.inv_tau as f32, self.prm.inv_tau)
+        softmax_simd::stats(simd, self.s, self.t, self.prm.inv_tau as f32, self.prm.inv_tau, self.c)
     }
 }
 

@@ -30,6 +30,7 @@ mod multilabel_simd;
 mod online;
 mod rdrop;
 mod softmax_ce;
+mod softmax_ce_simd;
 mod sparse;
 
 use std::cell::RefCell;

@@ -205,9 +205,14 @@ pub(crate) fn ce_row<E: Elem, T: Elem, G: Elem>(
     target: RowTarget<'_, T>,
     mask: Option<&[u8]>,
     prm: &CeParams,
-    grad: Option<&mut [G]>,
+    mut grad: Option<&mut [G]>,
     row: usize,
 ) -> Result<RowValue, Error> {
+    if let (None, RowTarget::Class(label)) = (mask, target) {
+        if let Some(v) = super::softmax_ce_simd::class_row(s, label, prm, grad.as_deref_mut()) {
+            return Ok(v);
+        }
+    }
     let st = stats(s, target, mask, prm.inv_tau, row)?;
     if st.bad {
         fill_one(grad, f64::NAN);

@@ -201,6 +201,25 @@ pub fn exp_nonpos<S: Simd>(_: S, x: f32) -> f32 {
     exp::exp_nonpos_f32::<S>(x)
 }
 
+/// e^x − 1 for f32 |x| ≤ ½ by its Taylor polynomial alone (degree 9: truncation below 2e-9 of
+/// the result; a few ulp in all): no range reduction, for callers that select another form
+/// beyond ½ (and clamp the argument there).
+#[inline(always)]
+pub fn exp_m1_small<S: Simd>(_: S, x: f32) -> f32 {
+    const C: [f32; 9] = [
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        1.0 / 2.0,
+        1.0,
+    ];
+    horner::<S, f32, 9>(x, &C) * x
+}
+
 /// Natural logarithm. Measured error: f32 ≤ 0.84 ulp; f64 ≤ 1 ulp from glibc.
 #[inline(always)]
 pub fn ln<S: Simd, T: Real>(_: S, x: T) -> T {
@@ -227,6 +246,19 @@ pub fn phi<S: Simd, T: Real>(_: S, w: T) -> T {
 #[inline(always)]
 pub fn x_minus_log1p<S: Simd, T: Real>(_: S, x: T) -> T {
     x.lane_x_minus_log1p::<S>()
+}
+
+/// (x − y) − c for two logits x, y and a shift c close to x − y, rounded once: x − y is formed
+/// exactly (the rounded difference plus its error, Knuth's two-sum) and the rounded difference
+/// minus c is exact where it matters (Sterbenz: when it is within a factor 2 of c). So a constant
+/// shift between two rows leaves no rounding error of size ulp(c) in a result that may be far
+/// smaller (two models' logits often differ by such a shift). The same bits on every path.
+#[inline(always)]
+pub fn diff_minus<S: Simd, T: Real>(_: S, x: T, y: T, c: T) -> T {
+    let d = x - y;
+    let b = d - x;
+    let err = (x - (d - b)) + (-y - b); // d + err = x − y exactly
+    (d - c) + err
 }
 
 /// Horner's rule with the coefficients highest degree first.
