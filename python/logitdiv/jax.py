@@ -54,6 +54,7 @@ def _host(name: str, ndim: int, treedef: Any, static: Dict[str, Any], k: int, wa
           *flat: np.ndarray) -> Tuple[np.ndarray, ...]:
     """The NumPy API on the callback's arrays. Under vmap every operand carries the same leading
     batch axes (``broadcast_all``); each batch element is one call, so reductions stay per element."""
+    flat = tuple(np.asarray(x) for x in flat)  # the callback gets jax Arrays on the host: NumPy views
     batch = flat[0].shape[:flat[0].ndim - ndim]
     if batch:
         n = int(np.prod(batch))
