@@ -62,6 +62,14 @@ def value_dtype(dtype: np.dtype) -> np.dtype:
     return _F64 if dtype == _F64 else _F32
 
 
+def value_shape(function: str, shape: Tuple[Any, ...], reduction: str) -> Tuple[Any, ...]:
+    """The shape of a function's value for logits of this shape (for the torch and JAX façades'
+    shape-only evaluation): the leading axes for "none" ((B, heads) for `globalpointer_ce`), else ()."""
+    if reduction != "none":
+        return ()
+    return tuple(shape[:-2] if function == "globalpointer_ce" else shape[:-1])
+
+
 def rows_view(arr: np.ndarray) -> np.ndarray:
     """A 2-D (rows, classes) view with contiguous rows and a non-negative row stride, copying only
     when the layout cannot be expressed that way."""

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 import logitdiv as _ld
+from logitdiv import _arrays as A
 
 __all__ = [
     # divergences
@@ -167,7 +168,7 @@ def _backend_for(tensors: Sequence[torch.Tensor], names: Sequence[str]) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------
-# the autograd Function
+# the custom operators: torch.ops.logitdiv.<name>, one per function of the NumPy API
 
 
 class _Call(NamedTuple):
@@ -178,6 +179,143 @@ class _Call(NamedTuple):
     labels: Tuple[str, ...] = ()      # names of the positional labels that follow them
     options: Dict[str, Any] = {}      # keyword options; tensors among them are never differentiated
     optional_grad: Optional[str] = None  # flag that asks for the second input's gradient (kd_loss)
+
+
+class _Schema(NamedTuple):
+    """The operator's arguments after the logits: (type, name) pairs in schema types."""
+
+    labels: Tuple[Tuple[str, str], ...]
+    options: Tuple[Tuple[str, str], ...]
+    optional_grad: Optional[str] = None
+
+
+_WHERE, _RED = ("Tensor?", "where"), ("str", "reduction")
+_T = ("float", "temperature")
+_CE = (("float", "label_smoothing"), ("int", "ignore_index"))
+_LOGITS = {"kl": ("s", "t"), "sym_kl": ("s", "t"), "js": ("s", "t"), "sigmoid_kl": ("s", "t"),
+           "sigmoid_sym_kl": ("s", "t"), "kd_loss": ("student", "teacher"), "rdrop_loss": ("s1", "s2")}
+_SCHEMAS: Dict[str, _Schema] = {
+    "kl": _Schema((), (_T, _WHERE, _RED)),
+    "sym_kl": _Schema((), (_T, _WHERE, _RED)),
+    "js": _Schema((), (("float", "beta"), _T, _WHERE, _RED)),
+    "sigmoid_kl": _Schema((), (("Tensor?", "weights"), _T, _WHERE, _RED)),
+    "sigmoid_sym_kl": _Schema((), (("Tensor?", "weights"), _T, _WHERE, _RED)),
+    "softmax_ce": _Schema((("Tensor", "target"),), (*_CE, _T, _WHERE, _RED)),
+    "bce": _Schema((("Tensor", "target"),), (("Tensor?", "pos_weight"), ("Tensor?", "weights"), _WHERE, _RED)),
+    "multilabel_ce": _Schema((("Tensor", "target"),), (_WHERE, _RED)),
+    "sparse_multilabel_ce": _Schema((("Tensor", "positives"),), (("int", "pad"), _WHERE, _RED)),
+    "globalpointer_ce": _Schema((("Tensor", "spans_or_positives"),), (("Tensor?", "mask"), ("int", "pad"), _RED)),
+    "gamma_ce": _Schema((("Tensor", "target"),), (("float", "gamma"), ("float?", "threshold"), ("int", "ignore_index"),
+                                                  _WHERE, _RED)),
+    "kd_loss": _Schema((("Tensor?", "target"),), (_T, ("float", "alpha"), ("bool", "t2"), *_CE, _WHERE, _RED),
+                       optional_grad="grad_teacher"),
+    "rdrop_loss": _Schema((("Tensor", "target"),), (("float", "alpha"), ("str", "kind"), *_CE, _WHERE, _RED)),
+}
+
+_LIB = torch.library.Library("logitdiv", "DEF")
+
+
+def _np_dtype(dtype: torch.dtype) -> np.dtype:
+    if dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(str(dtype).replace("torch.", ""))
+
+
+_TORCH_DTYPE = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
+                np.dtype(np.float64): torch.float64}
+
+
+def _dtypes(logits: Sequence[torch.Tensor]) -> Tuple[torch.dtype, torch.dtype]:
+    """(gradient dtype, value dtype) of a call, by the NumPy API's rules (`logitdiv._arrays`)."""
+    arrays = [np.empty(0, _np_dtype(x.dtype)) for x in logits]
+    common = arrays[0].dtype if len(arrays) == 1 else A.common_dtype(*arrays)
+    grad = logits[0].dtype if common.name == "bfloat16" else _TORCH_DTYPE[common]
+    return grad, _TORCH_DTYPE[A.value_dtype(common)]
+
+
+def _grad_flags(schema: _Schema, args: Sequence[Any]) -> Tuple[bool, bool]:
+    """(any gradient, the second input's gradient) from the trailing flags."""
+    if schema.optional_grad is None:
+        return bool(args[-1]), bool(args[-1])
+    return bool(args[-2]), bool(args[-1])
+
+
+def _define(name: str) -> None:
+    schema = _SCHEMAS[name]
+    logits = _LOGITS.get(name, ("logits",))
+    k, n_labels = len(logits), len(schema.labels)
+    flags = ["bool grad"] + ([f"bool {schema.optional_grad}"] if schema.optional_grad else [])
+    params = [f"Tensor {n}" for n in logits] + [f"{t} {n}" for t, n in (*schema.labels, *schema.options)] + flags
+    _LIB.define(f"{name}({', '.join(params)}) -> ({', '.join(['Tensor'] * (1 + k))})")
+    qualname = f"logitdiv::{name}"
+
+    def compute(*args: Any) -> Tuple[torch.Tensor, ...]:
+        xs, labels = args[:k], args[k:k + n_labels]
+        options = dict(zip((n for _, n in schema.options), args[k + n_labels:]))
+        want, want_second = _grad_flags(schema, args)
+        backend = _backend_for(xs, logits)
+        fn = backend.function(name)
+        arrays = [backend.array(x, n) for x, n in zip(xs, logits)]
+        aux = [backend.aux(y, n) for y, (_, n) in zip(labels, schema.labels)]
+        options = {key: backend.aux(v, key) for key, v in options.items()}
+        device = xs[0].device
+        dtype, _ = _dtypes(xs)
+        if not want:
+            value = backend.tensor(fn(*arrays, *aux, **options), device)
+            return (value, *(torch.empty(0, dtype=dtype, device=device) for _ in xs))
+        n_grads = k
+        if schema.optional_grad is not None:
+            n_grads = 2 if want_second else 1
+            options[schema.optional_grad] = want_second
+        grads = [torch.empty(xs[0].shape, dtype=dtype, device=device) for _ in range(n_grads)]
+        value = fn(*arrays, *aux, grad=True, grad_out=tuple(backend.array(g, "grad") for g in grads), **options)[0]
+        grads += [torch.empty(0, dtype=dtype, device=device)] * (k - n_grads)
+        return (backend.tensor(value, device), *grads)
+
+    def fake(*args: Any) -> Tuple[torch.Tensor, ...]:
+        xs = args[:k]
+        dtype, vdtype = _dtypes(xs)
+        reduction = args[k + n_labels + [n for _, n in schema.options].index("reduction")]
+        value = xs[0].new_empty(A.value_shape(name, tuple(xs[0].shape), reduction), dtype=vdtype)
+        want, want_second = _grad_flags(schema, args)
+        wanted = [want] + [want_second] * (k - 1)
+        return (value, *(xs[0].new_empty(xs[0].shape if w else (0,), dtype=dtype) for w in wanted))
+
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[torch.Tensor, ...]) -> None:
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(*output[1:])
+        ctx.dtypes = tuple(x.dtype for x in inputs[:k])
+        ctx.have = [bool(w) for w in ([_grad_flags(schema, inputs)[0]] + [_grad_flags(schema, inputs)[1]] * (k - 1))]
+        ctx.per_row = inputs[k + n_labels + [n for _, n in schema.options].index("reduction")] == "none"
+        ctx.n_inputs = len(inputs)
+
+    def backward(ctx: Any, grad_value: torch.Tensor, *_: Any) -> Tuple[Optional[torch.Tensor], ...]:
+        eager = _is_eager(grad_value)
+        if eager:
+            _refuse_double_backward()
+        saved = ctx.saved_tensors
+        # In eager mode, unless the graph is kept for another backward, the buffers are scaled in
+        # place and handed over: autograd then moves a leaf's gradient into .grad, no copy.
+        in_place = eager and not _graph_is_kept()
+        out: list = [None] * ctx.n_inputs
+        for i, dtype in enumerate(ctx.dtypes):
+            if ctx.needs_input_grad[i]:
+                if not ctx.have[i]:
+                    raise RuntimeError(f"{qualname} was called without the gradient flag for input {i}")
+                out[i] = _scale(saved[i], grad_value, ctx.per_row, in_place, eager).to(dtype)
+        return tuple(out)
+
+    _LIB.impl(name, compute, "CompositeExplicitAutograd")
+    torch.library.register_fake(qualname, fake, lib=_LIB)
+    torch.library.register_autograd(qualname, backward, setup_context=setup_context, lib=_LIB)
+
+
+def _is_eager(t: torch.Tensor) -> bool:
+    """Whether backward runs eagerly on a real tensor (not traced by torch.compile, export or make_fx)."""
+    return (type(t) is torch.Tensor and torch._C._len_torch_dispatch_stack() == 0
+            and not torch.compiler.is_compiling())
 
 
 def _refuse_double_backward() -> None:
@@ -198,68 +336,40 @@ def _graph_is_kept() -> bool:
     return True if keep_graph is None else bool(keep_graph())
 
 
-def _scale(grad: torch.Tensor, grad_output: torch.Tensor, per_row: bool, in_place: bool) -> torch.Tensor:
+def _scale(grad: torch.Tensor, grad_output: torch.Tensor, per_row: bool, in_place: bool, eager: bool) -> torch.Tensor:
     """grad · grad_output; per-row values (shape = the leading axes, or (B, heads) for
     GlobalPointer) broadcast over the remaining axes."""
-    if not per_row and grad_output.numel() == 1 and float(grad_output) == 1.0:
+    if eager and not per_row and grad_output.numel() == 1 and float(grad_output) == 1.0:
         return grad  # loss.backward(): the fused pass already computed the answer
     g = grad_output.to(grad.dtype)
     if per_row:
-        g = g.reshape(g.shape + (1,) * (grad.ndim - g.ndim))
+        g = g.reshape(tuple(g.shape) + (1,) * (grad.ndim - g.ndim))
     return grad.mul_(g) if in_place else grad * g
 
 
-class _LossFunction(torch.autograd.Function):
-    """value = fn(*logits, *labels, **options) for 1 or 2 differentiable logits; their gradients
-    come from the same native pass. Labels are inputs too (so that autograd sees every tensor)
-    but never get a gradient."""
+for _name in _SCHEMAS:
+    _define(_name)
+del _name
 
-    @staticmethod
-    def forward(ctx, call: _Call, *inputs: Any):  # type: ignore[override]
-        k = len(call.logits)
-        logits, labels = inputs[:k], inputs[k:]
-        backend = _backend_for(logits, call.logits)
-        fn = backend.function(call.name)
-        arrays = [backend.array(x, n) for x, n in zip(logits, call.logits)]
-        args = [backend.aux(y, n) for y, n in zip(labels, call.labels)]
-        options = {key: backend.aux(v, key) for key, v in call.options.items()}
-        ctx.per_row = options.get("reduction", "none") == "none"
-        wanted = ctx.needs_input_grad[1:1 + k]
-        if not any(wanted):
-            ctx.grads = ()
-            return backend.tensor(fn(*arrays, *args, **options), logits[0].device)
-        n_grads = k
-        if call.optional_grad is not None:
-            n_grads = 2 if wanted[1] else 1
-            options[call.optional_grad] = wanted[1]
-        # the NumPy API computes in the two logits' common dtype; each gradient is cast back in backward
-        dtype = logits[0].dtype if k == 1 else torch.promote_types(logits[0].dtype, logits[1].dtype)
-        grads = tuple(torch.empty(logits[0].shape, dtype=dtype, device=logits[0].device) for _ in range(n_grads))
-        value = fn(*arrays, *args, grad=True, grad_out=tuple(backend.array(g, "grad") for g in grads), **options)[0]
-        ctx.grads = grads
-        ctx.dtypes = tuple(x.dtype for x in logits)
-        ctx.n_labels = len(labels)
-        return backend.tensor(value, logits[0].device)
 
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        _refuse_double_backward()
-        buffers = ctx.grads
-        # Unless the graph is kept for another backward, hand the buffers over (ctx lets go of
-        # them, scaling happens in place): autograd then moves a leaf's gradient into .grad
-        # instead of copying it.
-        hand_over = not _graph_is_kept()
-        if hand_over:
-            ctx.grads = None
-        grads = []
-        for i, dtype in enumerate(ctx.dtypes):
-            g = buffers[i] if ctx.needs_input_grad[1 + i] and i < len(buffers) else None
-            grads.append(None if g is None else _scale(g, grad_output, ctx.per_row, hand_over).to(dtype))
-        return (None, *grads, *(None,) * ctx.n_labels)
+def _as_tensor(x: Any) -> Any:
+    """A label, mask or weight as the operators take it: tensors as they are, None kept, the rest
+    (arrays, lists, numbers) through torch.as_tensor."""
+    return x if x is None or isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
 
 def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
-    return _LossFunction.apply(call, *inputs)
+    """``torch.ops.logitdiv.<name>`` on these inputs; asks for the gradients the inputs need."""
+    k = len(call.logits)
+    for x, n in zip(inputs[:k], call.logits):
+        _check_float(x, n)
+    schema = _SCHEMAS[call.name]
+    grad_on = torch.is_grad_enabled()
+    wanted = [grad_on and x.requires_grad for x in inputs[:k]]
+    flags = [any(wanted)] + ([wanted[1]] if schema.optional_grad else [])
+    options = [_as_tensor(call.options[n]) if t.startswith("Tensor") else call.options[n] for t, n in schema.options]
+    op = getattr(torch.ops.logitdiv, call.name)
+    return op(*inputs[:k], *(_as_tensor(y) for y in inputs[k:]), *options, *flags)[0]
 
 
 # ----------------------------------------------------------------------------------------------
