@@ -561,3 +561,14 @@ def test_only_type_value_and_os_errors_leave_torch_and_dask():
                 pass
             except BaseException as e:  # noqa: BLE001
                 pytest.fail(f"{v!r:.40} raised {type(e).__name__}: {e}")
+
+
+def test_fortran_npy_files_of_any_rank_and_byte_order(tmp_path):
+    a, b = pair(rows=240, classes=12, seed=179)
+    ref = ld.kl(a, b)
+    np.save(tmp_path / "f3.npy", np.asfortranarray(a.reshape(6, 40, 12)))
+    np.save(tmp_path / "be.npy", np.asfortranarray(a.astype(">f8")))
+    np.save(tmp_path / "b.npy", b)
+    for name, expect in (("f3.npy", ref), ("be.npy", ld.kl(a.astype(np.float64), b))):
+        scores, _ = ld.score(tmp_path / name, tmp_path / "b.npy", metrics="kl", chunk_rows=37)
+        assert np.array_equal(scores["kl"], expect), name

@@ -273,12 +273,19 @@ class Mapping:
             raise ValueError(f"{name} ({description}): its mapped file cannot be checked: {e}") from None
         check_covers(size, self.file_start + hi - self.base, name, description, arr.shape)
 
+    def holds(self, arr: np.ndarray) -> bool:
+        """Whether `arr`'s bytes lie in this mapping."""
+        if arr.size == 0:
+            return False
+        lo, hi = _byte_bounds(arr)
+        return self.base <= lo and hi <= self.base + len(self.mm)
+
     def release(self, arr: np.ndarray) -> None:
         """Drops the pages of a shared mapping that `arr` covers (they are re-read on next use)."""
         import mmap
 
         advice = getattr(mmap, "MADV_DONTNEED", None)
-        if not self.shared or advice is None or arr.size == 0 or not hasattr(self.mm, "madvise"):
+        if not self.shared or advice is None or not self.holds(arr) or not hasattr(self.mm, "madvise"):
             return
         lo, hi = _byte_bounds(arr)
         page = mmap.PAGESIZE

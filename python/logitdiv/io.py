@@ -9,12 +9,16 @@ not by the file size:
 input                             how it is read
 ================================  ===========================================================
 NumPy array (any array-like)      views of the array (no copy for C-contiguous rows)
-``np.memmap`` / np.load(mmap)     a fresh memory-mapped window per chunk, unmapped after it
-``.npy`` path                     a fresh memory-mapped window per chunk, unmapped after it
-                                  (a Fortran-order file is read through NumPy's memmap, slab
-                                  by slab: correct, but its pages stay mapped)
+``np.memmap`` / np.load(mmap)     views of the array through its own mapping (what it holds,
+                                  copy-on-write changes included); the mapped file's size is
+                                  checked before each chunk and a shared map's pages released
+                                  after it
+``.npy`` path                     a fresh memory-mapped window of the open file per chunk,
+                                  unmapped after it (a Fortran-order file: one mapping, read
+                                  slab by slab, its pages released after each)
 ``.npz`` path or ``NpzFile``      the member (``key``, default: the only one) streamed from the
-                                  zip archive, stored or deflated
+                                  zip archive, stored or deflated (a Fortran-order member: one
+                                  pass over it per chunk, gathering the chunk's rows)
 ``.safetensors`` path             the tensor (``key``) read as memory-mapped windows; F16,
                                   BF16 (needs ml_dtypes), F32, F64. No package needed to read.
 ``.parquet`` path, ParquetFile    a fixed-size-list column (``key``) streamed in record
@@ -26,10 +30,11 @@ other sliceable arrays            ``x[i:j]`` read slab by slab along the first a
 (dask, zarr, h5py, torch…)        zarr, h5py arrays and CPU tensors stream without a full load
 ================================  ===========================================================
 
-Paths are recognised by their extension, else by the file's first bytes. Errors are
+Paths are recognised by their extension, else by the file's first bytes; only regular files are
+read (a FIFO is refused, never waited on), each opened once. Errors are
 `FileNotFoundError`/`OSError` (missing or unreadable file), `KeyError`-free `ValueError` (missing
-key, bad shape, null values) and `TypeError` (not floating-point logits), each with a one-line
-message naming the input. Importing this module imports no optional package.
+key, bad shape, null values, a malformed or truncated file) and `TypeError` (not floating-point
+logits), each with a one-line message naming the input. Importing this module imports no optional package.
 """
 
 from __future__ import annotations
@@ -286,12 +291,20 @@ class MappedArraySource(ArraySource):
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
         mapping = self._mapping
-        for chunk in super().chunks(chunk_rows):
-            if mapping is not None:
-                mapping.check(chunk, self.name, self.description)
+        if mapping is None:
+            yield from super().chunks(chunk_rows)
+            return
+        it = super().chunks(chunk_rows)
+        while True:
+            # before each chunk is read: a view is read after it is yielded, a slab gathered from
+            # rows that are not contiguous (a copy) while it is made
+            mapping.check(self._arr, self.name, self.description)
+            try:
+                chunk = next(it)
+            except StopIteration:
+                return
             yield chunk
-            if mapping is not None:
-                mapping.release(chunk)
+            mapping.release(chunk if mapping.holds(chunk) else self._arr)
 
 
 # -- .npy ---------------------------------------------------------------------------------------
