@@ -572,3 +572,40 @@ def test_fortran_npy_files_of_any_rank_and_byte_order(tmp_path):
     for name, expect in (("f3.npy", ref), ("be.npy", ld.kl(a.astype(np.float64), b))):
         scores, _ = ld.score(tmp_path / name, tmp_path / "b.npy", metrics="kl", chunk_rows=37)
         assert np.array_equal(scores["kl"], expect), name
+
+
+def test_damaged_files_never_give_an_unexpected_error(tmp_path, capsys):
+    """Every valid file type, cut short at many lengths and with bytes flipped at many places:
+    ld.score raises only TypeError/ValueError/OSError (or scores what it read), and the command
+    line never prints "unexpected"."""
+    a = np.arange(48, dtype=np.float32).reshape(6, 8) / 7
+    good = {}
+    np.save(tmp_path / "g.npy", a)
+    np.save(tmp_path / "gf.npy", np.asfortranarray(a))
+    np.savez(tmp_path / "g.npz", x=a)
+    np.savez_compressed(tmp_path / "gc.npz", x=np.asfortranarray(a))
+    _safetensors(tmp_path / "g.safetensors", {"x": {"dtype": "F32", "shape": [6, 8], "data_offsets": [0, 192]}}, a.tobytes())
+    for name in ("g.npy", "gf.npy", "g.npz", "gc.npz", "g.safetensors"):
+        good[name] = (tmp_path / name).read_bytes()
+    np.save(tmp_path / "ok.npy", a)
+    rng = np.random.default_rng(180)
+    n = 0
+    for name, raw in good.items():
+        ext = name[name.index("."):]
+        variants = [raw[:k] for k in sorted(set(np.linspace(0, len(raw) - 1, 25).astype(int)))]
+        for at in rng.choice(len(raw), size=min(40, len(raw)), replace=False):
+            flipped = bytearray(raw)
+            flipped[at] ^= 1 << int(rng.integers(8))
+            variants.append(bytes(flipped))
+        for v in variants:
+            p = tmp_path / f"bad{n}{ext}"
+            n += 1
+            p.write_bytes(v)
+            try:
+                ld.score(p, a)
+            except OK_ERRORS:
+                pass
+            except BaseException as e:  # noqa: BLE001
+                pytest.fail(f"{name} damaged ({len(v)} of {len(raw)} bytes): {type(e).__name__}: {e}")
+            rc, _, err = run_cli(capsys, "score", p, tmp_path / "ok.npy")
+            assert "unexpected" not in err and rc in (0, 1), err

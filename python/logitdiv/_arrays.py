@@ -301,8 +301,11 @@ class Mapping:
 def check_mapped(arr: np.ndarray, name: str) -> None:
     """ValueError when `arr` lies in a memory mapping whose file no longer holds all of it (a
     truncated file): reading it would kill the process with SIGBUS."""
-    if arr.base is None:
-        return
+    x = arr
+    while not isinstance(x, np.memmap):  # the common case, an array that owns its data or views one: a few reads
+        x = x.base
+        if x is None or not isinstance(x, np.ndarray):
+            return
     mapping = Mapping.of(arr)
     if mapping is not None:
         mapping.check(arr, name, f"memory-mapped {mapping.filename or 'file'}")

@@ -320,8 +320,10 @@ def _read_npy_header(fp: Any, name: str, description: str) -> Tuple[Tuple[int, .
             shape, fortran, dtype = fmt.read_array_header_2_0(fp)
         else:
             raise ValueError(f"unsupported format version {version}")
-    except (ValueError, SyntaxError, TypeError, EOFError) as e:
-        raise ValueError(f"{name} ({description}) is not a valid .npy array: {' '.join(str(e).split())}") from None
+    except (OSError, *_ZIP_ERRORS):  # the file itself cannot be read: the caller names it
+        raise
+    except Exception as e:  # whatever NumPy's header parser raises on a damaged header (TokenError, …)
+        raise ValueError(f"{name} ({description}) is not a valid .npy array: {' '.join(str(e).split()) or type(e).__name__}") from None
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise ValueError(f"{name} ({description}) is not a valid .npy array: its header gives shape {shape!r}; dimensions must be integers ≥ 0")
     if dtype.hasobject:

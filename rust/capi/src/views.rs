@@ -56,8 +56,10 @@ fn claim<T>(what: &str, ptr: *const T, rows: usize, cols: usize, stride: usize, 
         return Ok(());
     }
     let size = std::mem::size_of::<T>();
-    // sizes were checked by `span` (they fit in isize::MAX bytes)
-    let region = Region { what: what.to_string(), start: ptr as usize, rows, len: cols * size, stride: stride * size, output };
+    // sizes were checked by `span`: (rows − 1)·stride + cols elements fit in isize::MAX bytes (the
+    // stride of a single row is never used, and may be anything)
+    let stride = if rows > 1 { stride * size } else { 0 };
+    let region = Region { what: what.to_string(), start: ptr as usize, rows, len: cols * size, stride, output };
     CALL.with(|c| {
         let mut listed = c.borrow_mut();
         for other in listed.iter() {
