@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+import math
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -34,6 +35,8 @@ def as_float_array(x: Any, name: str) -> np.ndarray:
             arr = np.asarray(x)
         except Exception as e:  # e.g. a torch tensor that requires grad
             raise TypeError(f"{name} could not be read as an array: {e}") from e
+    if not arr.dtype.isnative:
+        arr = native_order(arr)
     if arr.dtype not in _NATIVE_FLOATS and arr.dtype.name != "bfloat16":
         raise TypeError(
             f"{name} must hold floating-point logits (float16, bfloat16, float32 or float64); "
@@ -41,7 +44,33 @@ def as_float_array(x: Any, name: str) -> np.ndarray:
         )
     if arr.ndim == 0:
         raise ValueError(f"{name} must have at least one axis (the classes); got a 0-d array")
+    check_mapped(arr, name)
     return arr
+
+
+def native_order(arr: np.ndarray) -> np.ndarray:
+    """`arr` in the machine's byte order: a byte-swapped copy of a big-endian array on a
+    little-endian machine (e.g. ``np.load`` of a ``>f8`` file), the array itself otherwise."""
+    if arr.dtype.isnative:
+        return arr
+    return arr.astype(arr.dtype.newbyteorder("="))
+
+
+def torch_to_numpy(x: Any) -> np.ndarray:
+    """A torch tensor's values as a NumPy array (a view of a CPU tensor's memory; bfloat16
+    through ml_dtypes, never widened)."""
+    import torch
+
+    x = x.detach()
+    if x.device.type != "cpu":
+        x = x.cpu()
+    if x.dtype == torch.bfloat16:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError("bfloat16 tensors need the ml_dtypes package (pip install ml_dtypes)") from None
+        return x.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return x.numpy()
 
 
 def common_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
@@ -140,9 +169,14 @@ def check_flag(value: Any, name: str) -> bool:
 
 
 def check_number(value: Any, name: str) -> float:
+    """A real option as a float64: an integer beyond float64's range rounds to ±inf (as
+    float("1e400") does), which the option's range check then refuses or accepts."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    return float(value)
+        raise TypeError(f"{name} must be a real number; got {value!r}"[:200])
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def value_buffer(out: Any, lead_shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -188,3 +222,98 @@ def grad_outs(grad_out: Any, n: int) -> Tuple[Any, ...]:
     if not isinstance(grad_out, (tuple, list)) or len(grad_out) != n:
         raise TypeError(f"grad_out must be a tuple of {n} arrays (or None); got {grad_out!r}"[:200])
     return tuple(grad_out)
+
+
+# ---------------------------------------------------------------------------------------------
+# memory-mapped arrays
+
+
+def check_covers(size: int, need: int, name: str, description: str, shape: Tuple[int, ...]) -> None:
+    """The one size rule of file-backed inputs: the file must hold every byte the array needs
+    (reading a mapping past the end of its file kills the process with SIGBUS)."""
+    if size < need:
+        raise ValueError(f"{name} ({description}) is truncated: shape {tuple(shape)} needs {need} bytes of the file, it has {size}")
+
+
+def _byte_bounds(arr: np.ndarray) -> Tuple[int, int]:
+    try:
+        from numpy.lib.array_utils import byte_bounds  # NumPy ≥ 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        byte_bounds = np.byte_bounds
+    return byte_bounds(arr)
+
+
+class Mapping:
+    """The memory mapping an array's data lies in: a Python ``mmap.mmap`` whose first byte is
+    byte `file_start` of its file."""
+
+    def __init__(self, mm: Any, file_start: int, shared: bool, filename: Any = None) -> None:
+        self.mm, self.file_start, self.shared, self.filename = mm, int(file_start), shared, filename
+        self.base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0] if len(mm) else 0
+
+    @classmethod
+    def of(cls, arr: np.ndarray) -> Optional["Mapping"]:
+        """The mapping of an np.memmap (or of a view of one, through its bases), else None."""
+        import mmap
+
+        x: Any = arr
+        for _ in range(64):
+            if isinstance(x, np.memmap) and isinstance(getattr(x, "_mmap", None), mmap.mmap):
+                offset = int(getattr(x, "offset", 0) or 0)
+                mode = getattr(x, "mode", "c")
+                try:
+                    return cls(x._mmap, offset - offset % mmap.ALLOCATIONGRANULARITY, mode in ("r", "r+", "w+"),
+                               getattr(x, "filename", None))
+                except (ValueError, TypeError, BufferError):  # a closed mapping
+                    return None
+            x = getattr(x, "base", None)
+            if x is None or not isinstance(x, np.ndarray):
+                return None
+        return None
+
+    def check(self, arr: np.ndarray, name: str, description: str) -> None:
+        if arr.size == 0:
+            return
+        lo, hi = _byte_bounds(arr)
+        try:
+            size = self.mm.size()  # the mapped file's size now (its own descriptor)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{name} ({description}): its mapped file cannot be checked: {e}") from None
+        check_covers(size, self.file_start + hi - self.base, name, description, arr.shape)
+
+    def holds(self, arr: np.ndarray) -> bool:
+        """Whether `arr`'s bytes lie in this mapping."""
+        if arr.size == 0:
+            return False
+        lo, hi = _byte_bounds(arr)
+        return self.base <= lo and hi <= self.base + len(self.mm)
+
+    def release(self, arr: np.ndarray) -> None:
+        """Drops the pages of a shared mapping that `arr` covers (they are re-read on next use)."""
+        import mmap
+
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if not self.shared or advice is None or not self.holds(arr) or not hasattr(self.mm, "madvise"):
+            return
+        lo, hi = _byte_bounds(arr)
+        page = mmap.PAGESIZE
+        start = (lo - self.base) // page * page
+        end = min(len(self.mm), hi - self.base)
+        if end > start:
+            try:
+                self.mm.madvise(advice, start, end - start)
+            except (OSError, ValueError):
+                pass
+
+
+def check_mapped(arr: np.ndarray, name: str) -> None:
+    """ValueError when `arr` lies in a memory mapping whose file no longer holds all of it (a
+    truncated file): reading it would kill the process with SIGBUS."""
+    x = arr
+    while not isinstance(x, np.memmap):  # the common case, an array that owns its data or views one: a few reads
+        x = x.base
+        if x is None or not isinstance(x, np.ndarray):
+            return
+    mapping = Mapping.of(arr)
+    if mapping is not None:
+        mapping.check(arr, name, f"memory-mapped {mapping.filename or 'file'}")

@@ -7,6 +7,7 @@ import numpy as np
 __version__: str
 __all__ = [
     "__version__",
+    "_after_fork_in_child",
     "available_simd_paths",
     "bce",
     "gamma_ce",
@@ -23,6 +24,7 @@ __all__ = [
     "sparse_multilabel_ce",
 ]
 
+def _after_fork_in_child() -> int: ...  # registered with os.register_at_fork; releases stale borrows
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def simd_path() -> str: ...

@@ -114,7 +114,7 @@ def _check_outputs(args: argparse.Namespace) -> Any:
     from .scoring import check_options
 
     metrics = parse_metrics(",".join(args.metric) if args.metric else _DEFAULT_METRICS)
-    check_options(args.temperature, args.top, args.threshold)
+    check_options(args.temperature, args.top, args.threshold, top_name="--top")
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise ValueError(f"--chunk-rows must be ≥ 1; got {args.chunk_rows}")
     if args.out:
@@ -135,11 +135,48 @@ def _check_outputs(args: argparse.Namespace) -> Any:
 
 
 def _check_writable(path: str, option: str) -> None:
+    """An output is written beside its path and renamed onto it: its directory must exist and be
+    writable, and the path, if it exists, must be a regular file (not a directory or a FIFO)."""
+    import stat
+
+    from .io import _file_kind
+
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise FileNotFoundError(f"{option}: directory {d} does not exist")
     if not os.access(d, os.W_OK):
         raise PermissionError(f"{option}: cannot write into {d}")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{option}: {path} is {_file_kind(st.st_mode)}, not a regular file to write")
+
+
+def _check_outputs_are_not_inputs(args: argparse.Namespace, inputs: Sequence[Any]) -> None:
+    """Refuses an output that is one of the inputs — the same file by identity (device and inode:
+    hard links, symlinks, other spellings of the path), not by name — or the other output."""
+    def identity(path: Any) -> Any:
+        try:
+            st = os.stat(path)
+        except (OSError, TypeError, ValueError):
+            return None
+        return (st.st_dev, st.st_ino)
+
+    outputs = [(opt, p) for opt, p in (("--out", args.out), ("--plot", args.plot)) if p]
+    ins = [(label, p, identity(p)) for label, p in zip(("BASE", "CANDIDATE"), inputs) if isinstance(p, (str, os.PathLike))]
+    for opt, p in outputs:
+        mine = identity(p)
+        if mine is None:
+            continue
+        for label, q, theirs in ins:
+            if mine == theirs:
+                raise ValueError(f"{opt} {p} is the same file as {label} ({q}); write the output to another file")
+    if len(outputs) == 2:
+        a, b = outputs[0][1], outputs[1][1]
+        if os.path.abspath(a) == os.path.abspath(b) or (identity(a) is not None and identity(a) == identity(b)):
+            raise ValueError(f"--out and --plot name the same file ({a})")
 
 
 def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: str, inputs: dict) -> int:
@@ -147,6 +184,7 @@ def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: 
     from .scoring import score
 
     metrics = _check_outputs(args)
+    _check_outputs_are_not_inputs(args, [inputs.get("base"), inputs.get("candidate")])
     scores, summary = score(
         base,
         candidate,
@@ -163,9 +201,11 @@ def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: 
 
         write_scores(args.out, scores)
     if args.plot:
+        from .io import replacing
         from .plot import histogram
 
-        histogram(scores, summary, args.plot, title=f"{title}: {summary.rows:,} rows × {summary.classes:,} classes")
+        with replacing(args.plot) as tmp:
+            histogram(scores, summary, tmp, title=f"{title}: {summary.rows:,} rows × {summary.classes:,} classes")
     if args.json:
         doc = {"schema": None, "logitdiv_version": __version__, "inputs": inputs}
         doc.update(summary.to_dict())
@@ -187,6 +227,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for flag, path, name in (("BASE", args.base, "BASE"), ("CANDIDATE", args.candidate, "CANDIDATE")):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{flag}: no such file: {path}")
+    _check_outputs_are_not_inputs(args, [args.base, args.candidate])  # before any work
     from .io import open_source
 
     sa = open_source(args.base, key_a, "BASE")

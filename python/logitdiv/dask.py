@@ -86,6 +86,11 @@ def _as_rows(x: Any, name: str) -> Any:
     _dtype_of(x, name)  # a floating-point type, or TypeError
     if x.ndim == 0:
         raise ValueError(f"{name} is a scalar; logits need at least one axis (the classes)")
+    if any(d != d for d in x.shape):  # NaN: chunk sizes dask does not know yet (e.g. after x[mask])
+        raise ValueError(
+            f"{name} has unknown chunk sizes (shape {tuple(x.shape)}, e.g. after boolean indexing); "
+            f"compute them first: {name}.compute_chunk_sizes()"
+        )
     c = x.shape[-1]
     if x.ndim == 1:
         x = x.reshape(1, c)

@@ -34,7 +34,11 @@ def _pair(
         shape, dtype = s.shape, s.dtype
         s2, t2 = s.reshape(-1, shape[-1]), t.reshape(-1, shape[-1])
         mask2 = weights2 = None
-        temperature, beta = float(temperature), float(beta)
+        if s.base is not None or t.base is not None:  # views: of a mapped file that shrank?
+            A.check_mapped(s, "s")
+            A.check_mapped(t, "t")
+        temperature = float(temperature) if type(temperature) is float else A.check_number(temperature, "temperature")
+        beta = float(beta) if type(beta) is float else A.check_number(beta, "beta")
     else:
         s_arr = A.as_float_array(s, "s")
         t_arr = A.as_float_array(t, "t")

@@ -9,12 +9,16 @@ not by the file size:
 input                             how it is read
 ================================  ===========================================================
 NumPy array (any array-like)      views of the array (no copy for C-contiguous rows)
-``np.memmap`` / np.load(mmap)     a fresh memory-mapped window per chunk, unmapped after it
-``.npy`` path                     a fresh memory-mapped window per chunk, unmapped after it
-                                  (a Fortran-order file is read through NumPy's memmap, slab
-                                  by slab: correct, but its pages stay mapped)
+``np.memmap`` / np.load(mmap)     views of the array through its own mapping (what it holds,
+                                  copy-on-write changes included); the mapped file's size is
+                                  checked before each chunk and a shared map's pages released
+                                  after it
+``.npy`` path                     a fresh memory-mapped window of the open file per chunk,
+                                  unmapped after it (a Fortran-order file: one mapping, read
+                                  slab by slab, its pages released after each)
 ``.npz`` path or ``NpzFile``      the member (``key``, default: the only one) streamed from the
-                                  zip archive, stored or deflated
+                                  zip archive, stored or deflated (a Fortran-order member: one
+                                  pass over it per chunk, gathering the chunk's rows)
 ``.safetensors`` path             the tensor (``key``) read as memory-mapped windows; F16,
                                   BF16 (needs ml_dtypes), F32, F64. No package needed to read.
 ``.parquet`` path, ParquetFile    a fixed-size-list column (``key``) streamed in record
@@ -26,21 +30,28 @@ other sliceable arrays            ``x[i:j]`` read slab by slab along the first a
 (dask, zarr, h5py, torch…)        zarr, h5py arrays and CPU tensors stream without a full load
 ================================  ===========================================================
 
-Paths are recognised by their extension, else by the file's first bytes. Errors are
+Paths are recognised by their extension, else by the file's first bytes; only regular files are
+read (a FIFO is refused, never waited on), each opened once. Errors are
 `FileNotFoundError`/`OSError` (missing or unreadable file), `KeyError`-free `ValueError` (missing
-key, bad shape, null values) and `TypeError` (not floating-point logits), each with a one-line
-message naming the input. Importing this module imports no optional package.
+key, bad shape, null values, a malformed or truncated file) and `TypeError` (not floating-point
+logits), each with a one-line message naming the input. Importing this module imports no optional package.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
+import secrets
 import struct
 import zipfile
+import zlib
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
+
+from . import _arrays as A
 
 __all__ = ["Source", "open_source", "write_scores", "SCORE_FORMATS"]
 
@@ -61,6 +72,8 @@ class Source:
         self.name = name
         self.shape = tuple(int(d) for d in shape)
         self.dtype = np.dtype(dtype)
+        if self.dtype.byteorder not in ("=", "|"):  # chunks of another byte order are swapped when read
+            self.dtype = self.dtype.newbyteorder("=")
         self.description = description
         if len(self.shape) == 0:
             raise ValueError(f"{name} ({description}) is a scalar; logits need at least one axis (the classes)")
@@ -173,7 +186,7 @@ class SliceableSource(Source):
 
 def _to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu") and hasattr(x, "numpy"):  # a torch tensor
-        return x.detach().cpu().numpy()
+        return A.torch_to_numpy(x)
     return np.asarray(x)
 
 
@@ -197,20 +210,51 @@ def _dtype_of(x: Any, name: str) -> np.dtype:
     return out
 
 
+def _open_regular(path: str, name: str) -> Any:
+    """`path` opened for reading as a binary file object, refusing anything that is not a regular
+    file (a FIFO, a socket, a device): opened without blocking, then checked, so a FIFO with no
+    writer never hangs the reader."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{name} ({path}) is {_file_kind(st.st_mode)}, not a regular file; logitdiv reads files of logits")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
 class MemmapFileSource(Source):
     """Rows stored C-contiguously in a file at a byte offset: a fresh memory-mapped window per
-    chunk, unmapped once the chunk is dropped, so resident memory stays at about one chunk."""
+    chunk, unmapped once the chunk is dropped, so resident memory stays at about one chunk. The
+    file is opened once (windows of that open file, so a file replaced under its name is not
+    mixed in), and its size is checked before every window (a file truncated meanwhile is a
+    ValueError, never SIGBUS)."""
 
-    def __init__(self, path: str, offset: int, shape: Tuple[int, ...], dtype: np.dtype, name: str, description: str) -> None:
+    def __init__(self, file: Any, offset: int, shape: Tuple[int, ...], dtype: np.dtype, name: str, description: str,
+                 owns: bool = True) -> None:
         stored = np.dtype(dtype)
         super().__init__(name, shape, stored.newbyteorder("="), description)
         self.stored = stored  # a non-native byte order is swapped chunk by chunk
-        self.path = path
+        self._file, self._owns = file, owns
+        self.path = getattr(file, "name", description)
         self.offset = int(offset)
-        need = self.offset + self.rows * self.classes * self.dtype.itemsize
-        size = os.path.getsize(path)
-        if size < need:
-            raise ValueError(f"{name} ({description}) is truncated: shape {self.shape} needs {need} bytes, the file has {size}")
+        self._check_size(self.offset + self.rows * self.classes * self.dtype.itemsize)
+
+    def _check_size(self, need: int) -> None:
+        A.check_covers(os.fstat(self._file.fileno()).st_size, need, self.name, self.description, self.shape)
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
         row_bytes = self.classes * self.dtype.itemsize
@@ -219,9 +263,48 @@ class MemmapFileSource(Source):
             if n * row_bytes == 0:
                 yield np.empty((n, self.classes), self.dtype)
                 continue
-            window = np.memmap(self.path, dtype=self.stored, mode="r", offset=self.offset + lo * row_bytes, shape=(n, self.classes))
+            start = self.offset + lo * row_bytes
+            self._check_size(start + n * row_bytes)
+            window = np.memmap(self._file, dtype=self.stored, mode="r", offset=start, shape=(n, self.classes))
             yield window if self.stored.isnative else window.astype(self.dtype)
             del window
+
+    def close(self) -> None:
+        if self._owns:
+            self._file.close()
+
+
+class MappedArraySource(ArraySource):
+    """An array that lives in a memory mapping (an ``np.memmap``, a view of one, a Fortran-order
+    .npy file): read through that mapping — what the array holds, including changes made to a
+    copy-on-write map and whatever file now has its name — with the mapped file's size checked
+    before every chunk, so a file truncated after mapping is a ValueError, not SIGBUS. The pages
+    of a shared mapping ("r", "r+") are released after each chunk, so resident memory stays at
+    about one chunk; a copy-on-write mapping ("c") keeps them (they may hold the only copy of
+    changed values)."""
+
+    def __init__(self, arr: np.ndarray, mapping: "A.Mapping", name: str, description: str) -> None:
+        super().__init__(arr, name, description)
+        self._mapping = mapping
+        if mapping is not None:
+            mapping.check(arr, name, description)
+
+    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        mapping = self._mapping
+        if mapping is None:
+            yield from super().chunks(chunk_rows)
+            return
+        it = super().chunks(chunk_rows)
+        while True:
+            # before each chunk is read: a view is read after it is yielded, a slab gathered from
+            # rows that are not contiguous (a copy) while it is made
+            mapping.check(self._arr, self.name, self.description)
+            try:
+                chunk = next(it)
+            except StopIteration:
+                return
+            yield chunk
+            mapping.release(chunk if mapping.holds(chunk) else self._arr)
 
 
 # -- .npy ---------------------------------------------------------------------------------------
@@ -237,49 +320,49 @@ def _read_npy_header(fp: Any, name: str, description: str) -> Tuple[Tuple[int, .
             shape, fortran, dtype = fmt.read_array_header_2_0(fp)
         else:
             raise ValueError(f"unsupported format version {version}")
-    except (ValueError, SyntaxError, TypeError, EOFError) as e:
-        raise ValueError(f"{name} ({description}) is not a valid .npy array: {' '.join(str(e).split())}") from None
+    except (OSError, *_ZIP_ERRORS):  # the file itself cannot be read: the caller names it
+        raise
+    except Exception as e:  # whatever NumPy's header parser raises on a damaged header (TokenError, …)
+        raise ValueError(f"{name} ({description}) is not a valid .npy array: {' '.join(str(e).split()) or type(e).__name__}") from None
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ValueError(f"{name} ({description}) is not a valid .npy array: its header gives shape {shape!r}; dimensions must be integers ≥ 0")
     if dtype.hasobject:
         raise TypeError(f"{name} ({description}) holds Python objects; logits must be float16, float32 or float64")
     return tuple(shape), bool(fortran), dtype
 
 
-def _npy_source(path: str, name: str) -> Source:
-    with open(path, "rb") as f:
-        shape, fortran, dtype = _read_npy_header(f, name, path)
-        offset = f.tell()
+def _npy_source(f: Any, path: str, name: str) -> Source:
+    """A .npy file already open as `f` (the source owns it)."""
+    f.seek(0)
+    shape, fortran, dtype = _read_npy_header(f, name, path)
+    offset = f.tell()
     if fortran and len(shape) > 1:
-        # Rows are not contiguous in a Fortran-order file: read it through NumPy's own memmap.
-        return SliceableSource(np.load(path, mmap_mode="r"), name, f"{path} (Fortran order)")
-    return MemmapFileSource(path, offset, shape, dtype, name, path)
+        # Rows are not contiguous in a Fortran-order file: read through one mapping of the file,
+        # its size checked before every chunk and its pages released after each.
+        count = 1
+        for d in shape:
+            count *= d
+        A.check_covers(os.fstat(f.fileno()).st_size, offset + count * dtype.itemsize, name, path, shape)
+        if count == 0:
+            f.close()
+            return ArraySource(np.empty(shape, dtype.newbyteorder("=")), name, f"{path} (Fortran order)")
+        try:
+            mm = np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape, order="F")
+        finally:
+            f.close()  # the mapping keeps its own descriptor
+        return MappedArraySource(mm, A.Mapping.of(mm), name, f"{path} (Fortran order)")
+    return MemmapFileSource(f, offset, shape, dtype, name, path)
 
 
 def _memmap_source(arr: np.memmap, name: str) -> Source:
-    """An np.memmap (e.g. from np.load(..., mmap_mode="r")), read as fresh windows of its file
-    when its rows are contiguous there, else as an ordinary array."""
-    import mmap
-
-    mm = getattr(arr, "_mmap", None)
-    filename = getattr(arr, "filename", None)
-    offset = getattr(arr, "offset", None)
-    if (
-        isinstance(mm, mmap.mmap)
-        and filename
-        and offset is not None
-        and arr.flags.c_contiguous
-        and arr.dtype.isnative
-        and os.path.isfile(filename)
-    ):
-        # np.memmap maps the file from a page-aligned position at or before `offset`; the view's
-        # first element lies (its data pointer − the mapping's start) bytes after that position.
-        try:
-            map_start = int(offset) - int(offset) % mmap.ALLOCATIONGRANULARITY
-            base_ptr = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0]
-            start = map_start + arr.__array_interface__["data"][0] - base_ptr
-            return MemmapFileSource(filename, start, arr.shape, arr.dtype, name, f"memory-mapped {filename}")
-        except (OSError, ValueError, TypeError):
-            pass
-    return ArraySource(np.asarray(arr), name, "memory-mapped array")
+    """An np.memmap (e.g. from np.load(..., mmap_mode="r")) or a view of one: read through its own
+    mapping — what the array holds, never its file reopened by name — with the file's size
+    checked before every chunk."""
+    mapping = A.Mapping.of(arr)
+    description = f"memory-mapped {getattr(arr, 'filename', None) or 'array'}"
+    if mapping is None:
+        return ArraySource(np.asarray(arr), name, "memory-mapped array")
+    return MappedArraySource(np.asarray(arr), mapping, name, description)
 
 
 # -- .npz ---------------------------------------------------------------------------------------
@@ -302,50 +385,115 @@ def _listing(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 
-class NpzMemberSource(Source):
-    """A .npy member of a zip archive, streamed: stored and deflated members alike."""
+# What a damaged or unsupported zip member raises while it is read; each becomes a ValueError
+# naming the archive and the member.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
-    def __init__(self, zf: zipfile.ZipFile, member: str, name: str, description: str, owns: bool) -> None:
-        with zf.open(member) as fp:
-            shape, fortran, dtype = _read_npy_header(fp, name, description)
+
+class NpzMemberSource(Source):
+    """A .npy member of a zip archive, streamed: stored and deflated members alike. A member in
+    Fortran order (rows not contiguous) is streamed once per chunk, gathering that chunk's rows:
+    memory stays bounded by the chunk, at the cost of decompressing the member once per chunk."""
+
+    def __init__(self, zf: zipfile.ZipFile, member: str, name: str, description: str, owns: bool, file: Any = None) -> None:
+        self._zf, self._member, self._owns, self._file = zf, member, owns, file
+        self.name, self.description = name, description
+        with self._open() as fp:
+            try:
+                shape, fortran, dtype = _read_npy_header(fp, name, description)
+            except _ZIP_ERRORS as e:
+                raise self._damaged(e) from None
             self._data_start = fp.tell()
         super().__init__(name, shape, dtype.newbyteorder("="), description)
         self._stored = dtype
-        self._zf, self._member, self._owns, self._fortran = zf, member, owns, fortran and len(shape) > 1
+        self._fortran = fortran and len(shape) > 1
+
+    def _open(self) -> Any:
+        try:
+            return self._zf.open(self._member)
+        except _ZIP_ERRORS as e:
+            raise self._damaged(e) from None
+
+    def _damaged(self, e: BaseException) -> ValueError:
+        return ValueError(f"{self.name} ({self.description}) cannot be read from the archive: {' '.join(str(e).split()) or type(e).__name__}")
+
+    def _read_exactly(self, fp: Any, nbytes: int, rows_done: int) -> bytearray:
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        got = 0
+        while got < nbytes:
+            try:
+                k = fp.readinto(view[got:])
+            except _ZIP_ERRORS as e:
+                raise self._damaged(e) from None
+            if not k:
+                row_bytes = self.classes * self.dtype.itemsize
+                raise ValueError(f"{self.name} ({self.description}) ends after {rows_done + got // max(row_bytes, 1)} rows of {self.rows}")
+            got += k
+        return buf
+
+    def _skip(self, fp: Any, nbytes: int) -> None:
+        step = 1 << 20
+        while nbytes > 0:
+            n = min(step, nbytes)
+            self._read_exactly(fp, n, 0)
+            nbytes -= n
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
-        if self._fortran:  # rows are not contiguous: the whole member has to be read
-            with self._zf.open(self._member) as fp:
-                arr = np.lib.format.read_array(fp)
-            yield from ArraySource(arr, self.name, self.description).chunks(chunk_rows)
+        if self._fortran:
+            yield from self._fortran_chunks(chunk_rows)
             return
         row_bytes = self.classes * self.dtype.itemsize
-        with self._zf.open(self._member) as fp:
-            fp.read(self._data_start)
+        with self._open() as fp:
+            self._skip(fp, self._data_start)
             for lo in range(0, self.rows, chunk_rows):
                 n = min(chunk_rows, self.rows - lo)
-                buf = bytearray(n * row_bytes)
-                view = memoryview(buf)
-                got = 0
-                while got < len(buf):
-                    k = fp.readinto(view[got:]) if hasattr(fp, "readinto") else 0
-                    if not k:
-                        raise ValueError(f"{self.name} ({self.description}) ends after {lo + got // max(row_bytes, 1)} rows of {self.rows}")
-                    got += k
+                buf = self._read_exactly(fp, n * row_bytes, lo)
                 chunk = np.frombuffer(buf, dtype=self._stored).reshape(n, self.classes)
                 yield chunk if self._stored.isnative else chunk.astype(self.dtype)
+
+    def _fortran_chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
+        """Fortran order stores class 0 of every row, then class 1, …; the leading axes within a
+        class in Fortran order too. Each chunk is one pass over the member, gathering its rows'
+        elements class by class, a bounded piece at a time."""
+        lead = self.shape[:-1]
+        item = self.dtype.itemsize
+        piece = max(1, (4 << 20) // item)  # elements decompressed at a time
+        for lo in range(0, self.rows, chunk_rows):
+            n = min(chunk_rows, self.rows - lo)
+            # where each row of the chunk (C order over the leading axes) sits within a class block
+            pos = np.ravel_multi_index(np.unravel_index(np.arange(lo, lo + n), lead), lead, order="F")
+            order = np.argsort(pos, kind="stable")
+            sorted_pos = pos[order]
+            out = np.empty((n, self.classes), dtype=self.dtype)
+            with self._open() as fp:
+                self._skip(fp, self._data_start)
+                for c in range(self.classes):
+                    done = 0
+                    while done < self.rows:
+                        k = min(piece, self.rows - done)
+                        block = np.frombuffer(self._read_exactly(fp, k * item, 0), dtype=self._stored)
+                        a, b = np.searchsorted(sorted_pos, [done, done + k])
+                        if b > a:
+                            out[order[a:b], c] = block[sorted_pos[a:b] - done]
+                        done += k
+            yield out
 
     def close(self) -> None:
         if self._owns:
             self._zf.close()
+            if self._file is not None:
+                self._file.close()
 
 
-def _npz_source(zf_or_path: Any, key: Optional[str], name: str) -> Source:
-    if isinstance(zf_or_path, (str, os.PathLike)):
+def _npz_source(zf_or_path: Any, key: Optional[str], name: str, file: Any = None) -> Source:
+    if file is not None:
         path = os.fspath(zf_or_path)
         try:
-            zf = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as e:
+            file.seek(0)
+            zf = zipfile.ZipFile(file)
+        except (zipfile.BadZipFile, *_ZIP_ERRORS, ValueError) as e:
+            file.close()
             raise ValueError(f"{name} ({path}) is not a readable .npz archive: {e}") from None
         owns = True
     else:  # np.lib.npyio.NpzFile
@@ -356,10 +504,11 @@ def _npz_source(zf_or_path: Any, key: Optional[str], name: str) -> Source:
     try:
         member = _member_name(zf.namelist(), key, name, path)
         description = f"{path}[{member[:-4] if member.endswith('.npy') else member}]"
-        return NpzMemberSource(zf, member, name, description, owns)
+        return NpzMemberSource(zf, member, name, description, owns, file)
     except BaseException:
         if owns:
             zf.close()
+            file.close()
         raise
 
 
@@ -368,21 +517,67 @@ def _npz_source(zf_or_path: Any, key: Optional[str], name: str) -> Source:
 _ST_DTYPES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
 
 
-def _safetensors_source(path: str, key: Optional[str], name: str) -> Source:
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{name} ({path}) is not a safetensors file: too short")
-        (n,) = struct.unpack("<Q", head)
-        size = os.path.getsize(path)
-        if n > size - 8 or n > 100 * 1024 * 1024:
-            raise ValueError(f"{name} ({path}) is not a safetensors file: header length {n} does not fit the file")
-        try:
-            header = json.loads(f.read(n))
-        except ValueError as e:
-            raise ValueError(f"{name} ({path}) is not a safetensors file: bad header ({e})") from None
+# Bytes per element of every safetensors dtype (to check each tensor's offsets against its shape).
+_ST_SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2, "F16": 2,
+             "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
+
+
+def _safetensors_header(f: Any, path: str, name: str) -> Tuple[dict, int]:
+    """The validated header of a safetensors file and the byte where its data section starts:
+    every tensor entry an object with a dtype, a shape of integers ≥ 0 and two data offsets
+    within the data section, its bytes matching dtype × shape, no two tensors overlapping."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{name} ({path}) is not a valid safetensors file: {what}")
+
+    head = f.read(8)
+    if len(head) < 8:
+        raise bad("too short")
+    (n,) = struct.unpack("<Q", head)
+    size = os.fstat(f.fileno()).st_size
+    if n > size - 8 or n > 100 * 1024 * 1024:
+        raise bad(f"header length {n} does not fit the file of {size} bytes")
+    try:
+        header = json.loads(f.read(n))
+    except (ValueError, RecursionError) as e:
+        raise bad(f"the header is not JSON ({' '.join(str(e).split())})") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{name} ({path}) is not a safetensors file: bad header")
+        raise bad(f"the header is a JSON {type(header).__name__}, not an object")
+    data_size = size - 8 - n
+    spans = []
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        if not isinstance(info, dict):
+            raise bad(f"the entry of tensor {key!r} is a JSON {type(info).__name__}, not an object")
+        dt, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dt, str):
+            raise bad(f"tensor {key!r} has no dtype (got {dt!r})")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise bad(f"tensor {key!r} has shape {shape!r}; a shape is a list of integers ≥ 0")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets):
+            raise bad(f"tensor {key!r} has data_offsets {offsets!r}; they must be two integers [begin, end]")
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_size:
+            raise bad(f"tensor {key!r} has data_offsets [{begin}, {end}], outside the data section of {data_size} bytes")
+        if dt in _ST_SIZES:
+            count = 1
+            for d in shape:
+                count *= d
+            if end - begin != count * _ST_SIZES[dt]:
+                raise bad(f"tensor {key!r} ({dt}, shape {tuple(shape)}) needs {count * _ST_SIZES[dt]} bytes; its data_offsets [{begin}, {end}] hold {end - begin}")
+        spans.append((begin, end, key))
+    spans.sort()
+    for (b0, e0, k0), (b1, e1, k1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise bad(f"tensors {k0!r} [{b0}, {e0}] and {k1!r} [{b1}, {e1}] overlap")
+    return header, 8 + n
+
+
+def _safetensors_source(f: Any, path: str, key: Optional[str], name: str) -> Source:
+    """A tensor of a safetensors file already open as `f` (the source owns it)."""
+    f.seek(0)
+    header, data_start = _safetensors_header(f, path, name)
     tensors = [k for k in header if k != "__metadata__"]
     if key is None:
         if len(tensors) != 1:
@@ -391,7 +586,7 @@ def _safetensors_source(path: str, key: Optional[str], name: str) -> Source:
     elif key not in tensors:
         raise ValueError(f"{name} ({path}) has no tensor {key!r}; it holds {_listing(tensors)}")
     info = header[key]
-    st_dtype = info.get("dtype")
+    st_dtype = info["dtype"]
     if st_dtype not in _ST_DTYPES:
         raise TypeError(f"{name} ({path}[{key}]) holds {st_dtype} values; logits must be F16, BF16, F32 or F64")
     dtype_name = _ST_DTYPES[st_dtype]
@@ -401,14 +596,9 @@ def _safetensors_source(path: str, key: Optional[str], name: str) -> Source:
         except ImportError:
             raise TypeError(f"{name} ({path}[{key}]) holds BF16 values; reading them needs ml_dtypes (pip install ml_dtypes)") from None
     dtype = np.dtype(dtype_name).newbyteorder("<")
-    shape = tuple(int(d) for d in info.get("shape", ()))
-    begin, end = (int(v) for v in info["data_offsets"])
-    count = 1
-    for d in shape:
-        count *= d
-    if end - begin != count * dtype.itemsize:
-        raise ValueError(f"{name} ({path}[{key}]): shape {shape} does not match its {end - begin} bytes of data")
-    return MemmapFileSource(path, 8 + n + begin, shape, dtype, name, f"{path}[{key}]")
+    shape = tuple(info["shape"])
+    begin = info["data_offsets"][0]
+    return MemmapFileSource(f, data_start + begin, shape, dtype, name, f"{path}[{key}]")
 
 
 # -- Arrow / Parquet ----------------------------------------------------------------------------
@@ -418,7 +608,7 @@ def _need_pyarrow(what: str) -> Any:
     try:
         import pyarrow
     except ImportError:
-        raise ImportError(f"reading {what} needs pyarrow: pip install 'logitdiv[arrow]'") from None
+        raise ImportError(f"{what} needs pyarrow: pip install 'logitdiv[arrow]'") from None
     return pyarrow
 
 
@@ -461,7 +651,7 @@ class ArrowArraySource(Source):
     """An in-memory pyarrow fixed-size-list array (Array or ChunkedArray), chunk by chunk."""
 
     def __init__(self, arr: Any, name: str, description: str) -> None:
-        pa = _need_pyarrow("Arrow data")
+        pa = _need_pyarrow("reading Arrow data")
         classes, dtype = _fsl_type(pa, arr.type, name, description)
         super().__init__(name, (len(arr), classes), dtype, description)
         self._arr = arr
@@ -481,7 +671,7 @@ class ParquetSource(Source):
     """A fixed-size-list column of a Parquet file, streamed in record batches."""
 
     def __init__(self, pf: Any, key: Optional[str], name: str, description: str, owns: bool) -> None:
-        pa = _need_pyarrow("Parquet files")
+        pa = _need_pyarrow("reading Parquet files")
         schema = pf.schema_arrow
         col = _pick_column(schema.names, key, name, description)
         classes, dtype = _fsl_type(pa, schema.field(col).type, name, f"{description}[{col}]")
@@ -504,7 +694,7 @@ class ArrowIpcSource(Source):
     """A fixed-size-list column of an Arrow IPC file (Feather v2) or stream, batch by batch."""
 
     def __init__(self, path: str, key: Optional[str], name: str) -> None:
-        pa = _need_pyarrow("Arrow IPC files")
+        pa = _need_pyarrow("reading Arrow IPC files")
         import pyarrow.ipc as ipc
 
         self._path = path
@@ -548,7 +738,7 @@ class ArrowIpcSource(Source):
 
 
 def _arrow_object_source(x: Any, key: Optional[str], name: str) -> Source:
-    pa = _need_pyarrow("Arrow data")
+    pa = _need_pyarrow("reading Arrow data")
     tname = type(x).__name__
     if tname == "ParquetFile":
         return ParquetSource(x, key, name, "Parquet file", owns=False)
@@ -576,12 +766,11 @@ _EXTENSIONS = {
 }
 
 
-def _sniff(path: str, name: str) -> str:
+def _sniff(f: Any, path: str, name: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext in _EXTENSIONS:
         return _EXTENSIONS[ext]
-    with open(path, "rb") as f:
-        head = f.read(16)
+    head = f.read(16)
     if head.startswith(_NPY_MAGIC):
         return "npy"
     if head.startswith(_ZIP_MAGIC):
@@ -604,15 +793,21 @@ def _path_source(path: str, key: Optional[str], name: str) -> Source:
         raise IsADirectoryError(f"{name}: {path} is a directory, not a file of logits")
     if not os.access(path, os.R_OK):
         raise PermissionError(f"{name}: cannot read {path}: permission denied")
-    kind = _sniff(path, name)
-    if kind == "npy":
-        return _npy_source(path, name)
-    if kind == "npz":
-        return _npz_source(path, key, name)
-    if kind == "safetensors":
-        return _safetensors_source(path, key, name)
+    f = _open_regular(path, name)  # opened once: a FIFO is refused, never waited on
+    try:
+        kind = _sniff(f, path, name)
+        if kind == "npy":
+            return _npy_source(f, path, name)
+        if kind == "npz":
+            return _npz_source(path, key, name, file=f)
+        if kind == "safetensors":
+            return _safetensors_source(f, path, key, name)
+    except BaseException:
+        f.close()
+        raise
+    f.close()  # pyarrow opens Parquet and Arrow files itself
     if kind == "parquet":
-        _need_pyarrow("Parquet files")
+        _need_pyarrow("reading Parquet files")
         import pyarrow.parquet as pq
         import pyarrow as pa
 
@@ -673,36 +868,66 @@ def score_format(path: str) -> str:
     return ext
 
 
+@contextlib.contextmanager
+def replacing(path: str) -> Iterator[str]:
+    """Yields a temporary path beside `path`; when the block succeeds, the file written there is
+    renamed onto `path` (atomically), else removed: an output is never left half written, and a
+    file of that name is replaced only by a complete one."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        try:  # created as a new file would be (mode 0666 less the umask), never over another
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover
+        raise FileExistsError(f"cannot create a temporary file beside {path}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def write_scores(path: str, scores: "dict[str, np.ndarray]") -> str:
     """Writes per-row scores: ``.npy`` a structured array with one field per metric (row i is
     element i); ``.csv`` a header ``row,<metric>,…`` then one line per row (values printed with
     17 significant digits, round-trip exact); ``.parquet`` an int64 ``row`` column and one column
-    per metric. Returns the format's extension."""
+    per metric. The file is written beside `path` and renamed onto it once complete, and is
+    written at `path` exactly (no extension added). Returns the format's extension."""
     ext = score_format(path)
     names = list(scores)
     cols = [np.asarray(scores[n]).reshape(-1) for n in names]
     rows = cols[0].size if cols else 0
-    if ext == ".npy":
-        rec = np.empty(rows, dtype=[(n, c.dtype) for n, c in zip(names, cols)])
-        for n, c in zip(names, cols):
-            rec[n] = c
-        np.save(path, rec)
-    elif ext == ".csv":
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            f.write(",".join(["row"] + names) + "\n")
-            step = 65536
-            for lo in range(0, rows, step):
-                block = np.column_stack([c[lo : lo + step].astype(np.float64) for c in cols]) if cols else None
-                idx = np.arange(lo, min(lo + step, rows))
-                lines = [
-                    ",".join([str(i)] + [repr(float(v)) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")) for v in row])
-                    for i, row in zip(idx.tolist(), block.tolist())
-                ]
-                f.write("\n".join(lines) + "\n")
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with replacing(path) as tmp:
+        if ext == ".npy":
+            rec = np.empty(rows, dtype=[(n, c.dtype) for n, c in zip(names, cols)])
+            for n, c in zip(names, cols):
+                rec[n] = c
+            with open(tmp, "wb") as f:  # a file object: np.save adds no ".npy" to it
+                np.save(f, rec)
+        elif ext == ".csv":
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                f.write(",".join(["row"] + names) + "\n")
+                step = 65536
+                for lo in range(0, rows, step):
+                    block = np.column_stack([c[lo : lo + step].astype(np.float64) for c in cols]) if cols else None
+                    idx = np.arange(lo, min(lo + step, rows))
+                    lines = [
+                        ",".join([str(i)] + [repr(float(v)) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")) for v in row])
+                        for i, row in zip(idx.tolist(), block.tolist())
+                    ]
+                    f.write("\n".join(lines) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        table = pa.table({"row": pa.array(np.arange(rows, dtype=np.int64)), **{n: pa.array(c) for n, c in zip(names, cols)}})
-        pq.write_table(table, path)
+            table = pa.table({"row": pa.array(np.arange(rows, dtype=np.int64)), **{n: pa.array(c) for n, c in zip(names, cols)}})
+            pq.write_table(table, tmp)
     return ext

@@ -86,6 +86,7 @@ def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Op
 def _probabilities(arr: np.ndarray, logits_dtype: np.dtype, name: str) -> Tuple[np.ndarray, str]:
     """Labels of the logits' shape as 2-D rows of float32 or float64 (integers and bools become
     floats of the values' precision; float16 and bfloat16 become float32, exactly)."""
+    arr = A.native_order(arr)
     if arr.dtype.kind in "iub":
         dtype = np.dtype(np.float64) if logits_dtype == np.float64 else np.dtype(np.float32)
     elif arr.dtype.name in ("float32", "float64"):

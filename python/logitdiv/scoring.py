@@ -33,12 +33,14 @@ class ScoreResult(NamedTuple):
     summary: Summary
 
 
-def check_options(temperature: Any, top_k_worst: Any, threshold: Any) -> Tuple[float, int, Optional[float]]:
+def check_options(temperature: Any, top_k_worst: Any, threshold: Any, *, top_name: str = "top_k_worst") -> Tuple[float, int, Optional[float]]:
+    """The scoring options, checked; `top_name` is what the caller calls `top_k_worst` (the
+    command line: --top)."""
     t = A.check_number(temperature, "temperature")
     if not (np.isfinite(t) and t > 0):
-        raise ValueError(f"temperature must be finite and > 0; got {temperature!r}")
+        raise ValueError(f"temperature must be finite and > 0; got {repr(temperature):.40}")
     if isinstance(top_k_worst, bool) or not isinstance(top_k_worst, (int, np.integer)) or top_k_worst < 0:
-        raise ValueError(f"top_k_worst must be an int ≥ 0; got {top_k_worst!r}")
+        raise ValueError(f"{top_name} must be an int ≥ 0; got {repr(top_k_worst):.40}")
     if threshold is not None:
         threshold = A.check_number(threshold, "threshold")
         if np.isnan(threshold):

@@ -73,14 +73,7 @@ def _numpy_view(x: torch.Tensor, name: str) -> np.ndarray:
     _check_float(x, name)
     if x.device.type != "cpu":
         raise TypeError(f"{name} is on {x.device}; a NumPy view needs a CPU tensor")
-    x = x.detach()
-    if x.dtype == torch.bfloat16:
-        try:
-            import ml_dtypes
-        except ImportError as e:
-            raise TypeError("bfloat16 tensors need the ml_dtypes package (pip install 'logitdiv[torch]')") from e
-        return x.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return x.numpy()
+    return A.torch_to_numpy(x)
 
 
 class _CPU:

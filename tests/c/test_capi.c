@@ -186,7 +186,46 @@ static void test_conventions_and_threads(void) {
     CHECK(strlen(ld_version()) >= 5, "version");
 }
 
+/* Issue 17 (14): an output that shares memory with an input or another output is LD_BAD_ARGUMENT,
+ * for every divergence and a loss, and nothing is written; buffers that only look close (an output
+ * in the gap between the rows of a strided input) are fine. */
+static void test_overlapping_outputs(void) {
+    enum { R = 2, C = 3 };
+    double buf[R * C + R + 1], t[R * C], g[R * C], r;
+    for (int i = 0; i < R * C; i++) { buf[i] = 0.25 * i; t[i] = 0.5 - 0.125 * i; }
+    ld_status (*fns[])(const double *, size_t, const double *, size_t, size_t, size_t, const ld_options *, double *,
+                       double *, double *, double *) = {ld_kl_f64, ld_sym_kl_f64, ld_js_f64, ld_sigmoid_kl_f64,
+                                                          ld_sigmoid_sym_kl_f64};
+    for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {
+        double keep[R * C];
+        memcpy(keep, buf, sizeof keep);
+        /* values = s + cols: the second row of s */
+        CHECK(fns[k](buf, C, t, C, R, C, NULL, buf + C, NULL, NULL, NULL) == LD_BAD_ARGUMENT, "fn %zu: values inside s", k);
+        CHECK(strstr(ld_last_error_message(), "overlaps") != NULL, "message: %s", ld_last_error_message());
+        CHECK(memcmp(keep, buf, sizeof keep) == 0, "fn %zu: s unchanged", k);
+        CHECK(fns[k](buf, C, t, C, R, C, NULL, NULL, NULL, NULL, buf) == LD_BAD_ARGUMENT, "fn %zu: grad_t = s", k);
+        CHECK(fns[k](buf, C, t, C, R, C, NULL, NULL, buf + R * C - 1, NULL, NULL) == LD_BAD_ARGUMENT, "fn %zu: result in s", k);
+        CHECK(fns[k](buf, C, t, C, R, C, NULL, NULL, NULL, g, g) == LD_BAD_ARGUMENT, "fn %zu: grad_s = grad_t", k);
+        CHECK(fns[k](buf, C, t, C, R, C, NULL, buf + R * C, &r, g, NULL) == LD_OK, "fn %zu: values right after s", k);
+    }
+    /* an output in the gap of a strided input (row stride 2C) is not an overlap */
+    double wide[R * 2 * C];
+    for (int i = 0; i < R * 2 * C; i++) wide[i] = 0.1 * i;
+    double v[R];
+    CHECK(ld_kl_f64(wide, 2 * C, t, C, R, C, NULL, wide + C, NULL, NULL, NULL) == LD_OK, "values in the gap of s");
+    CHECK(ld_kl_f64(wide, 2 * C, t, C, R, C, NULL, v, NULL, NULL, NULL) == LD_OK && v[0] == wide[C] && v[1] == wide[C + 1],
+          "the same values written in the gap: %g %g", v[0], v[1]);
+    CHECK(ld_kl_f64(wide, 2 * C, t, C, R, C, NULL, wide + 2 * C - 1, NULL, NULL, NULL) == LD_BAD_ARGUMENT,
+          "values running into the second row of s");
+    /* a loss: grad over its own logits */
+    int64_t labels[R] = {0, 2};
+    CHECK(ld_softmax_ce_f64(buf, C, R, C, labels, NULL, 0, NULL, NULL, NULL, buf) == LD_BAD_ARGUMENT, "softmax_ce grad = logits");
+    CHECK(ld_softmax_ce_f64(buf, C, R, C, labels, NULL, 0, NULL, NULL, (double *)(void *)labels, NULL) == LD_BAD_ARGUMENT,
+          "softmax_ce result over the labels");
+}
+
 int main(void) {
+    test_overlapping_outputs();
     test_values();
     test_gradients();
     test_bad_arguments();

@@ -16,7 +16,8 @@ typedef enum ld_status {
   LD_NULL_POINTER = 1,
   // Sizes or strides that do not fit together (stride shorter than a row, size overflow, 0 classes).
   LD_BAD_SHAPE = 2,
-  // An option or label outside its range (temperature ≤ 0, β ∉ [0, 1], negative weight, …).
+  // An option or label outside its range (temperature ≤ 0, β ∉ [0, 1], negative weight, …), or
+  // an output that overlaps an input or another output.
   LD_BAD_ARGUMENT = 3,
   // A pointer not aligned for its element type.
   LD_MISALIGNED = 4,
@@ -116,7 +117,9 @@ size_t ld_get_num_threads(void);
 // KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
 // Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
 // divergences); the others must keep their defaults.
-// Returns LD_OK or the failure's status (details in ld_last_error_message()).
+// Returns LD_OK or the failure's status (details in ld_last_error_message()); an output
+// (values, result, grad_s, grad_t) that overlaps an input or another output is LD_BAD_ARGUMENT,
+// and nothing is written.
 //
 // # Safety
 // Every non-NULL pointer must cover the elements its sizes and strides describe.

@@ -71,7 +71,9 @@ unsafe fn call<T: Elem>(
 /// KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
 /// Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
 /// divergences); the others must keep their defaults.
-/// Returns LD_OK or the failure's status (details in ld_last_error_message()).
+/// Returns LD_OK or the failure's status (details in ld_last_error_message()); an output
+/// (values, result, grad_s, grad_t) that overlaps an input or another output is LD_BAD_ARGUMENT,
+/// and nothing is written.
 ///
 /// # Safety
 /// Every non-NULL pointer must cover the elements its sizes and strides describe.

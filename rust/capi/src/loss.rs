@@ -79,16 +79,11 @@ unsafe fn target<'a, T>(
     }
 }
 
-/// Writes the reduced value to a non-NULL `result` (a misaligned one is refused, like any pointer).
-///
-/// # Safety
-/// A non-NULL `result` points to one writable double.
-unsafe fn write_result(result: *mut f64, reduced: Reduced) -> Result<(), Fail> {
-    // SAFETY: the caller's contract.
-    if let Some(r) = unsafe { output_scalar("result", result)? } {
+/// Writes the reduced value to the `result` output, if the caller gave one.
+fn write_result(result: Option<&mut f64>, reduced: Reduced) {
+    if let Some(r) = result {
         *r = reduced.value;
     }
-    Ok(())
 }
 
 /// # Safety
@@ -110,6 +105,7 @@ unsafe fn softmax_ce<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
+        let result = output_scalar("result", result)?; // checked before any work
         need_classes(cols)?;
         let read = reads::TEMPERATURE | reads::MASK | reads::ROW_MASK | reads::LABEL_SMOOTHING | reads::IGNORE_INDEX;
         let o = options::read(options, Name("softmax_ce", T::NAME), read)?;
@@ -128,7 +124,7 @@ unsafe fn softmax_ce<T: Elem>(
             grad_second: None,
         };
         let reduced = logitdiv_core::softmax_ce::<T, T, T>(logits, target, &opts, out)?;
-        write_result(result, reduced)?;
+        write_result(result, reduced);
         Ok(())
     })
 }
@@ -152,6 +148,7 @@ unsafe fn dense<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
+        let result = output_scalar("result", result)?; // checked before any work
         need_classes(cols)?;
         let (base, extra) =
             if multilabel { ("multilabel_ce", 0) } else { ("bce", reads::WEIGHTS | reads::POS_WEIGHT) };
@@ -183,7 +180,7 @@ unsafe fn dense<T: Elem>(
             };
             logitdiv_core::bce::<T, T, T>(logits, target, &opts, out)?
         };
-        write_result(result, reduced)?;
+        write_result(result, reduced);
         Ok(())
     })
 }
@@ -207,6 +204,7 @@ unsafe fn sparse_multilabel_ce<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
+        let result = output_scalar("result", result)?; // checked before any work
         need_classes(cols)?;
         let read = reads::MASK | reads::ROW_MASK | reads::PAD;
         let o = options::read(options, Name("sparse_multilabel_ce", T::NAME), read)?;
@@ -220,7 +218,7 @@ unsafe fn sparse_multilabel_ce<T: Elem>(
         };
         let positives = Positives { indices, pad: o.pad };
         let reduced = logitdiv_core::sparse_multilabel_ce::<T, T>(logits, positives, &opts, out)?;
-        write_result(result, reduced)?;
+        write_result(result, reduced);
         Ok(())
     })
 }
@@ -248,6 +246,7 @@ unsafe fn globalpointer_ce<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
+        let result = output_scalar("result", result)?; // checked before any work
         let shape = |m: String| Fail::new(ld_status::LD_BAD_SHAPE, m);
         if heads == 0 {
             return Err(shape("heads must be at least 1; got 0".into()));
@@ -281,7 +280,7 @@ unsafe fn globalpointer_ce<T: Elem>(
         };
         let opts = GlobalPointerOptions { heads, token_mask, spans, reduction };
         let reduced = logitdiv_core::globalpointer_ce::<T, T>(logits, Positives { indices, pad: o.pad }, &opts, out)?;
-        write_result(result, reduced)?;
+        write_result(result, reduced);
         Ok(())
     })
 }
@@ -303,6 +302,7 @@ unsafe fn gamma_ce<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
+        let result = output_scalar("result", result)?; // checked before any work
         need_classes(cols)?;
         let read = reads::MASK | reads::ROW_MASK | reads::IGNORE_INDEX | reads::GAMMA | reads::THRESHOLD;
         let o = options::read(options, Name("gamma_ce", T::NAME), read)?;
@@ -321,7 +321,7 @@ unsafe fn gamma_ce<T: Elem>(
             grad_second: None,
         };
         let reduced = logitdiv_core::gamma_ce::<T, T>(logits, labels, &opts, out)?;
-        write_result(result, reduced)?;
+        write_result(result, reduced);
         Ok(())
     })
 }
@@ -358,6 +358,7 @@ unsafe fn kd_loss<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
+        let result = output_scalar("result", result)?; // checked before any work
         need_classes(cols)?;
         let name = Name("kd_loss", T::NAME);
         let read = reads::TEMPERATURE
@@ -385,7 +386,7 @@ unsafe fn kd_loss<T: Elem>(
             grad_second: output("grad_teacher", grad_teacher, rows, cols)?,
         };
         let reduced = logitdiv_core::kd_loss::<T, T, T>(student, teacher, target, &opts, out)?;
-        write_result(result, reduced)?;
+        write_result(result, reduced);
         Ok(())
     })
 }
@@ -412,6 +413,7 @@ unsafe fn rdrop_loss<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
+        let result = output_scalar("result", result)?; // checked before any work
         need_classes(cols)?;
         let name = Name("rdrop_loss", T::NAME);
         let read =
@@ -434,7 +436,7 @@ unsafe fn rdrop_loss<T: Elem>(
             grad_second: output("grad_s2", grad_s2, rows, cols)?,
         };
         let reduced = logitdiv_core::rdrop_loss::<T, T, T>(s1, s2, target, &opts, out)?;
-        write_result(result, reduced)?;
+        write_result(result, reduced);
         Ok(())
     })
 }

@@ -13,7 +13,8 @@ pub enum ld_status {
     LD_NULL_POINTER = 1,
     /// Sizes or strides that do not fit together (stride shorter than a row, size overflow, 0 classes).
     LD_BAD_SHAPE = 2,
-    /// An option or label outside its range (temperature ≤ 0, β ∉ [0, 1], negative weight, …).
+    /// An option or label outside its range (temperature ≤ 0, β ∉ [0, 1], negative weight, …), or
+    /// an output that overlaps an input or another output.
     LD_BAD_ARGUMENT = 3,
     /// A pointer not aligned for its element type.
     LD_MISALIGNED = 4,
@@ -60,7 +61,10 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), Fail>) -> ld_status {
     SIMD_INIT.call_once(|| {
         let _ = catch_unwind(logitdiv_core::simd::init_from_env);
     });
-    match catch_unwind(AssertUnwindSafe(f)) {
+    crate::views::new_call();
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    crate::views::new_call();
+    match outcome {
         Ok(Ok(())) => ld_status::LD_OK,
         Ok(Err(fail)) => {
             remember(&fail.message);

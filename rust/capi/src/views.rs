@@ -1,9 +1,86 @@
 //! Raw C pointers to checked core views: NULL, alignment, stride and size overflow are refused
-//! before any slice is formed.
+//! before any slice is formed, and so is an output that shares memory with an input or another
+//! output of the same call (the call's buffers are listed as their views are formed).
+
+use std::cell::RefCell;
 
 use logitdiv_core::{Rows, RowsMut};
 
 use crate::status::{ld_status, Fail};
+
+/// The memory of one buffer of a call: `rows` runs of `len` bytes, `stride` bytes apart.
+struct Region {
+    what: String,
+    start: usize,
+    rows: usize,
+    len: usize,
+    stride: usize,
+    output: bool,
+}
+
+impl Region {
+    /// Whether any of its runs meets the bytes [a, b).
+    fn meets(&self, a: usize, b: usize) -> bool {
+        let p = self.start;
+        let rows = if self.stride == 0 { 1 } else { self.rows };
+        let end = p.saturating_add((rows - 1) * self.stride + self.len);
+        if b <= p || a >= end {
+            return false;
+        }
+        // the first run that ends after a
+        let r = if a < p.saturating_add(self.len) { 0 } else { (a - p - self.len) / self.stride + 1 };
+        r < rows && p.saturating_add(r * self.stride) < b
+    }
+
+    /// Whether two regions share a byte; `self` must be one contiguous run (an output).
+    fn overlaps(&self, other: &Region) -> bool {
+        other.meets(self.start, self.start + self.len)
+    }
+}
+
+thread_local! {
+    /// The buffers of the call in progress on this thread (reset by `status::guard`).
+    static CALL: RefCell<Vec<Region>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Forgets the buffers of the previous call (`status::guard` calls it around every call).
+pub(crate) fn new_call() {
+    CALL.with(|c| c.borrow_mut().clear());
+}
+
+/// Lists a buffer of the call, refusing it when it is an output that shares memory with any
+/// buffer listed before, or an input that shares memory with an output listed before. Inputs
+/// may share memory with each other. Checked before the buffer's slice is formed.
+fn claim<T>(what: &str, ptr: *const T, rows: usize, cols: usize, stride: usize, output: bool) -> Result<(), Fail> {
+    if rows == 0 || cols == 0 || ptr.is_null() {
+        return Ok(());
+    }
+    let size = std::mem::size_of::<T>();
+    // sizes were checked by `span`: (rows − 1)·stride + cols elements fit in isize::MAX bytes (the
+    // stride of a single row is never used, and may be anything)
+    let stride = if rows > 1 { stride * size } else { 0 };
+    let region = Region { what: what.to_string(), start: ptr as usize, rows, len: cols * size, stride, output };
+    CALL.with(|c| {
+        let mut listed = c.borrow_mut();
+        for other in listed.iter() {
+            if !(output || other.output) {
+                continue;
+            }
+            let (out, with) = if output { (&region, other) } else { (other, &region) };
+            if out.overlaps(with) {
+                return Err(Fail::new(
+                    ld_status::LD_BAD_ARGUMENT,
+                    format!(
+                        "{} overlaps {} in memory; an output may not share memory with an input or another output",
+                        region.what, other.what
+                    ),
+                ));
+            }
+        }
+        listed.push(region);
+        Ok(())
+    })
+}
 
 /// Whether a stride of 0 (one row repeated for every row) is allowed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,6 +136,7 @@ pub(crate) unsafe fn input<'a, T>(
 ) -> Result<Rows<'a, T>, Fail> {
     let len = span::<T>(what, rows, cols, stride, repeat)?;
     check_pointer(what, ptr, len)?;
+    claim(what, ptr, rows, cols, stride, false)?;
     let data: &[T] = if len == 0 {
         &[]
     } else {
@@ -82,6 +160,7 @@ pub(crate) unsafe fn output<'a, T>(what: &str, ptr: *mut T, rows: usize, cols: u
     }
     let len = span::<T>(what, rows, cols, cols, Repeat::Refused)?;
     check_pointer(what, ptr.cast_const(), len)?;
+    claim(what, ptr.cast_const(), 1, len, len, true)?;
     let data: &mut [T] = if len == 0 {
         &mut []
     } else {
@@ -101,6 +180,7 @@ pub(crate) unsafe fn output_vec<'a, T>(what: &str, ptr: *mut T, n: usize) -> Res
     }
     let len = span::<T>(what, n.min(1), n, n, Repeat::Refused)?;
     check_pointer(what, ptr.cast_const(), len)?;
+    claim(what, ptr.cast_const(), 1, n, n, true)?;
     if len == 0 {
         return Ok(Some(&mut []));
     }
@@ -115,6 +195,7 @@ pub(crate) unsafe fn output_vec<'a, T>(what: &str, ptr: *mut T, n: usize) -> Res
 pub(crate) unsafe fn input_vec<'a, T>(what: &str, ptr: *const T, n: usize) -> Result<&'a [T], Fail> {
     let len = span::<T>(what, n.min(1), n, n, Repeat::Refused)?;
     check_pointer(what, ptr, len)?;
+    claim(what, ptr, 1, n, n, false)?;
     if len == 0 {
         return Ok(&[]);
     }
@@ -132,6 +213,7 @@ pub(crate) unsafe fn output_scalar<'a, T>(what: &str, ptr: *mut T) -> Result<Opt
         return Ok(None);
     }
     check_pointer(what, ptr.cast_const(), 1)?;
+    claim(what, ptr.cast_const(), 1, 1, 1, true)?;
     // SAFETY: non-NULL and aligned (checked), one writable element (the caller's contract).
     Ok(Some(unsafe { &mut *ptr }))
 }

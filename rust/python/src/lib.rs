@@ -79,6 +79,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(divergence::pair_divergence, m)?)?;
+    m.add_function(wrap_pyfunction!(arrays::_after_fork_in_child, m)?)?;
+    // a forked child releases the borrows the parent's other threads held (see arrays.rs)
+    let kwargs = pyo3::types::PyDict::new(m.py());
+    kwargs.set_item("after_in_child", m.getattr("_after_fork_in_child")?)?;
+    m.py().import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
     m.add_function(wrap_pyfunction!(loss::softmax_ce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::bce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::multilabel_ce, m)?)?;

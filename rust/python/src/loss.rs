@@ -6,12 +6,13 @@ use logitdiv_core::{
     MultilabelOptions, Positives, RdropKind, RdropOptions, Reduction, SoftmaxCeOptions, SparseMultilabelOptions,
     Target,
 };
-use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2};
+use numpy::Element;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::arrays::{
-    elem_rows, elem_rows_mut, readonly, readonly_1d, readwrite, readwrite_1d, rows, rows_mut, slice, Stored,
+    elem_rows, elem_rows_mut, readonly, readonly_1d, readwrite, readwrite_1d, rows, rows_mut, slice, Ro1, Ro2, Rw1, Rw2,
+    Stored,
 };
 use crate::core_error;
 
@@ -19,8 +20,8 @@ type Any<'a, 'py> = Option<&'a Bound<'py, PyAny>>;
 
 /// Output buffers of one call: per-row values and up to two gradients.
 struct Outs<'py, S: Stored, V: Element> {
-    values: Option<PyReadwriteArray1<'py, V>>,
-    grads: [Option<PyReadwriteArray2<'py, S::Raw>>; 2],
+    values: Option<Rw1<'py, V>>,
+    grads: [Option<Rw2<'py, S::Raw>>; 2],
 }
 
 impl<'py, S: Stored, V: Element + Elem> Outs<'py, S, V> {
@@ -50,8 +51,8 @@ impl<'py, S: Stored, V: Element + Elem> Outs<'py, S, V> {
 
 /// The class mask (2-D uint8) and row mask (1-D uint8) of one call.
 struct MaskArrays<'py> {
-    classes: Option<PyReadonlyArray2<'py, u8>>,
-    rows: Option<PyReadonlyArray1<'py, u8>>,
+    classes: Option<Ro2<'py, u8>>,
+    rows: Option<Ro1<'py, u8>>,
 }
 
 impl<'py> MaskArrays<'py> {
@@ -72,8 +73,8 @@ impl<'py> MaskArrays<'py> {
 
 /// Softmax labels: class indices (1-D int64) or probabilities (2-D, f32 or f64).
 struct TargetArrays<'py, T: Element> {
-    labels: Option<PyReadonlyArray1<'py, i64>>,
-    probs: Option<PyReadonlyArray2<'py, T>>,
+    labels: Option<Ro1<'py, i64>>,
+    probs: Option<Ro2<'py, T>>,
     ignore_index: i64,
 }
 
