@@ -13,6 +13,7 @@ every framework. Peers that are not installed are reported as "–".
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
@@ -26,6 +27,7 @@ SHAPES = {
     "lm": (2048, 32000),
     "globalpointer": (16 * 9, 256 * 256),
     "classification": (65536, 100),
+    "classification1k": (65536, 1000),
     "overhead": (1, 10),
     "long": (1, 1 << 22),  # one row of 4M classes: cut into pieces that run on every thread
 }
@@ -52,23 +54,37 @@ def make_inputs(shape, seed=0):
 
 
 # ---- peers -------------------------------------------------------------------------------------
+# Each function takes (s, t) where t is the second logit array of a divergence, or the labels of a
+# loss (class indices for softmax_ce, 0/1 floats for bce and multilabel_ce; see `second_input`).
+# Peers are the textbook formulas; a loss's value is per row, summed before backward.
+
+LOSSES = {"softmax_ce", "bce", "multilabel_ce"}
+
+
+def second_input(name: str, s: np.ndarray, t: np.ndarray, seed: int = 1):
+    """The second argument of `name` for logits s: t itself (divergences), or labels."""
+    rng = np.random.default_rng(seed)
+    if name == "softmax_ce":
+        return rng.integers(0, s.shape[-1], size=s.shape[:-1])
+    if name in ("bce", "multilabel_ce"):
+        return (rng.random(s.shape) < 0.02).astype(np.float32)  # sparse positives, as in NER/GlobalPointer
+    return t
+
 
 def numpy_fns():
     def log_softmax(x):
         m = x.max(-1, keepdims=True)
-        z = x - m
-        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
     def kl(s, t):
         ls, lt = log_softmax(s), log_softmax(t)
         return (np.exp(ls) * (ls - lt)).sum(-1)
 
     def sym_kl(s, t):
-        ls, lt = log_softmax(s), log_softmax(t)
-        return ((np.exp(ls) - np.exp(lt)) * (s - t)).sum(-1)
+        return ((np.exp(log_softmax(s)) - np.exp(log_softmax(t))) * (s - t)).sum(-1)
 
     def sig(x):
-        return 1 / (1 + np.exp(-x))
+        return 1.0 / (1.0 + np.exp(-x))
 
     def gp_kl(s, t):
         return ((sig(s) - sig(t)) * (s - t)).sum(-1)
@@ -89,10 +105,29 @@ def torch_fns():
     def sym_kl(s, t):
         return ((F.softmax(s, -1) - F.softmax(t, -1)) * (s - t)).sum(-1)
 
+    def js(s, t):  # the textbook form: m = (p + q)/2, ½ KL(p‖m) + ½ KL(q‖m)
+        lp, lq = F.log_softmax(s, -1), F.log_softmax(t, -1)
+        lm = torch.logaddexp(lp, lq) - math.log(2.0)
+        return 0.5 * (lp.exp() * (lp - lm)).sum(-1) + 0.5 * (lq.exp() * (lq - lm)).sum(-1)
+
     def gp_kl(s, t):
         return ((torch.sigmoid(s) - torch.sigmoid(t)) * (s - t)).sum(-1)
 
-    return {"kl": kl, "sym_kl": sym_kl, "sigmoid_sym_kl": gp_kl}
+    def softmax_ce(s, y):
+        return F.cross_entropy(s, y, reduction="none")
+
+    def bce(s, y):
+        return F.binary_cross_entropy_with_logits(s, y, reduction="none").sum(-1)
+
+    def multilabel_ce(s, y):  # bert4keras's multilabel_categorical_crossentropy
+        s = (1 - 2 * y) * s
+        neg = s - y * 1e12
+        pos = s - (1 - y) * 1e12
+        zeros = torch.zeros_like(s[..., :1])
+        return torch.logsumexp(torch.cat([neg, zeros], -1), -1) + torch.logsumexp(torch.cat([pos, zeros], -1), -1)
+
+    return {"kl": kl, "sym_kl": sym_kl, "js": js, "sigmoid_sym_kl": gp_kl, "softmax_ce": softmax_ce, "bce": bce,
+            "multilabel_ce": multilabel_ce}
 
 
 def jax_fns():
@@ -109,13 +144,34 @@ def jax_fns():
     def sym_kl(s, t):
         return ((jax.nn.softmax(s, -1) - jax.nn.softmax(t, -1)) * (s - t)).sum(-1)
 
+    def js(s, t):
+        lp, lq = jax.nn.log_softmax(s, -1), jax.nn.log_softmax(t, -1)
+        lm = jnp.logaddexp(lp, lq) - math.log(2.0)
+        return 0.5 * (jnp.exp(lp) * (lp - lm)).sum(-1) + 0.5 * (jnp.exp(lq) * (lq - lm)).sum(-1)
+
     def gp_kl(s, t):
         return ((jax.nn.sigmoid(s) - jax.nn.sigmoid(t)) * (s - t)).sum(-1)
 
-    return {"kl": kl, "sym_kl": sym_kl, "sigmoid_sym_kl": gp_kl}
+    def softmax_ce(s, y):
+        ls = jax.nn.log_softmax(s, -1)
+        return -jnp.take_along_axis(ls, y[..., None], -1)[..., 0]
+
+    def bce(s, y):
+        return (jnp.maximum(s, 0) - s * y + jnp.log1p(jnp.exp(-jnp.abs(s)))).sum(-1)
+
+    def multilabel_ce(s, y):
+        s = (1 - 2 * y) * s
+        neg, pos = s - y * 1e12, s - (1 - y) * 1e12
+        zeros = jnp.zeros_like(s[..., :1])
+        lse = jax.scipy.special.logsumexp
+        return lse(jnp.concatenate([neg, zeros], -1), -1) + lse(jnp.concatenate([pos, zeros], -1), -1)
+
+    return {"kl": kl, "sym_kl": sym_kl, "js": js, "sigmoid_sym_kl": gp_kl, "softmax_ce": softmax_ce, "bce": bce,
+            "multilabel_ce": multilabel_ce}
 
 
-LD = {"kl": ld.kl, "sym_kl": ld.sym_kl, "js": ld.js, "sigmoid_sym_kl": ld.sigmoid_sym_kl}
+LD = {"kl": ld.kl, "sym_kl": ld.sym_kl, "js": ld.js, "sigmoid_sym_kl": ld.sigmoid_sym_kl,
+      "softmax_ce": ld.softmax_ce, "bce": ld.bce, "multilabel_ce": ld.multilabel_ce}
 
 
 def read_ceiling(s: np.ndarray, t: np.ndarray) -> float:
@@ -132,29 +188,37 @@ def read_ceiling(s: np.ndarray, t: np.ndarray) -> float:
 
 
 def bench_case(name: str, shape, grad: bool, peers: Dict[str, Optional[dict]]):
+    """Times of logitdiv and every peer on one case. With `grad`, every framework computes the
+    value and the gradients with respect to the logit inputs (both for a divergence), as a training
+    step does: leaf tensors made once, their `.grad` reset inside the timed call, no copies."""
     s, t = make_inputs(shape)
+    t = second_input(name, s, t)
+    loss = name in LOSSES
     n = s.size
     row: Dict[str, Optional[float]] = {}
     if grad:
         row["logitdiv"] = timeit(lambda: LD[name](s, t, reduction="sum", grad=True))
     else:
         row["logitdiv"] = timeit(lambda: LD[name](s, t))
-    if not grad:
+    if not grad and name in numpy_fns():
         row["numpy"] = timeit(lambda: numpy_fns()[name](s, t))
     tf = peers.get("torch")
-    if tf is not None:
+    if tf is not None and name in tf:
         import torch
 
         ts, tt = torch.from_numpy(s), torch.from_numpy(t)
         compiled = torch.compile(tf[name])
         if grad:
-            def eager():
-                a, b = ts.clone().requires_grad_(), tt.clone().requires_grad_()
-                tf[name](a, b).sum().backward()
+            a = ts.clone().requires_grad_()
+            b = tt if loss else tt.clone().requires_grad_()
+            leaves = [a] if loss else [a, b]
 
-            def comp():
-                a, b = ts.clone().requires_grad_(), tt.clone().requires_grad_()
-                compiled(a, b).sum().backward()
+            def step(f):
+                for x in leaves:
+                    x.grad = None
+                f(a, b).sum().backward()
+
+            eager, comp = (lambda: step(tf[name])), (lambda: step(compiled))
         else:
             def eager():
                 with torch.no_grad():
@@ -166,17 +230,28 @@ def bench_case(name: str, shape, grad: bool, peers: Dict[str, Optional[dict]]):
         row["torch eager"] = timeit(eager)
         row["torch.compile"] = timeit(comp)
     jf = peers.get("jax")
-    if jf is not None:
+    if jf is not None and name in jf:
         import jax
 
         js, jt = jax.device_put(s), jax.device_put(t)
         if grad:
-            f = jax.jit(jax.value_and_grad(lambda a, b: jf[name](a, b).sum(), argnums=(0, 1)))
+            argnums = (0,) if loss else (0, 1)
+            f = jax.jit(jax.value_and_grad(lambda a, b: jf[name](a, b).sum(), argnums=argnums))
         else:
             f = jax.jit(jf[name])
         row["jax jit"] = timeit(lambda: jax.block_until_ready(f(js, jt)))
-    ceiling = read_ceiling(s, t) if shape != SHAPES["overhead"] else None
+    ceiling = read_ceiling(s, s if loss else t) if shape != SHAPES["overhead"] else None
     return n, row, ceiling
+
+
+def cpu_hz() -> Optional[float]:
+    """The clock the kernel reports for this CPU (cycles per element = time × clock × threads / n)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]
+        return statistics.median(mhz) * 1e6 if mhz else None
+    except OSError:
+        return None
 
 
 def scaling_table(threads: int) -> str:
@@ -238,8 +313,11 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(threads)
     cases = [
-        ("kl", "lm"), ("sym_kl", "lm"), ("sigmoid_sym_kl", "lm"),
-        ("sigmoid_sym_kl", "globalpointer"), ("sym_kl", "classification"), ("kl", "long"), ("kl", "overhead"),
+        ("kl", "lm"), ("sym_kl", "lm"), ("js", "lm"), ("sigmoid_sym_kl", "lm"), ("sigmoid_sym_kl", "globalpointer"),
+        ("kl", "classification"), ("sym_kl", "classification"), ("kl", "classification1k"),
+        ("sym_kl", "classification1k"), ("softmax_ce", "lm"), ("softmax_ce", "classification"),
+        ("softmax_ce", "classification1k"), ("bce", "classification"), ("bce", "classification1k"),
+        ("multilabel_ce", "lm"), ("multilabel_ce", "globalpointer"), ("kl", "long"), ("kl", "overhead"),
     ]
     if args.quick:
         cases = cases[:1] + cases[-1:]
@@ -271,10 +349,13 @@ def main(argv=None) -> int:
         _native.set_simd_path(before)
     peer_names = ["numpy", "torch eager", "torch.compile", "jax jit"]
     lines = [
-        f"threads = {threads}; float32; speed-up = peer time / logitdiv time (> 1: logitdiv faster)",
+        f"threads = {threads}; float32; speed-up = peer time / logitdiv time (> 1: logitdiv faster); cycles per "
+        "element (pair, for a divergence) = time × clock × threads / elements; losses' peers: the textbook formula "
+        "(bert4keras's for multilabel_ce)",
         "",
-        "| function | shape | mode | logitdiv | " + " | ".join(f"vs {p}" for p in peer_names) + " | of read ceiling |",
-        "|---|---|---|---|" + "---|" * len(peer_names) + "---|",
+        "| function | shape | mode | logitdiv | cycles/element | " + " | ".join(f"vs {p}" for p in peer_names)
+        + " | of read ceiling |",
+        "|---|---|---|---|---|" + "---|" * len(peer_names) + "---|",
     ]
     for name, shape_name in cases:
         for grad in (False, True):
@@ -285,7 +366,10 @@ def main(argv=None) -> int:
             ratios = [f"{row[p] / t_ld:.2f}×" if row.get(p) else "–" for p in peer_names]
             frac = f"{ceiling / t_ld:.0%}" if ceiling else "–"
             mode = "value+grads" if grad else "value"
-            line = f"| {name} | {shape_name} {shape} | {mode} | {rate} | " + " | ".join(ratios) + f" | {frac} |"
+            hz = cpu_hz()
+            cycles = f"{t_ld * hz * threads / n:.1f}" if hz and shape_name != "overhead" else "–"
+            line = (f"| {name} | {shape_name} {shape} | {mode} | {rate} | {cycles} | " + " | ".join(ratios)
+                    + f" | {frac} |")
             lines.append(line)
             print(line, flush=True)
     if args.scaling:

@@ -29,8 +29,10 @@ SHAPES = {
     "lm": (2048, 32000),
     "globalpointer": (16, 9, 256, 256),  # (B, heads, L, L): 16·9 rows of 256·256 spans
     "classification": (65536, 100),
+    "small batch": (32, 1000),  # per-call overhead: a small batch's step is mostly the call itself
 }
-QUICK_SHAPES = {"lm": (256, 32000), "globalpointer": (4, 9, 128, 128), "classification": (8192, 100)}
+QUICK_SHAPES = {"lm": (256, 32000), "globalpointer": (4, 9, 128, 128), "classification": (8192, 100),
+                "small batch": (32, 1000)}
 T, ALPHA = 2.0, 4.0  # distillation temperature, R-Drop weight
 
 
@@ -156,6 +158,8 @@ CASES = [
     Case("softmax CE", "lm", 1, make_ce, lambda s, y: ldt.softmax_ce(s, y, reduction="mean"), plain_softmax_ce),
     Case("softmax CE", "classification", 1, make_ce, lambda s, y: ldt.softmax_ce(s, y, reduction="mean"),
          plain_softmax_ce),
+    Case("softmax CE", "small batch", 1, make_ce, lambda s, y: ldt.softmax_ce(s, y, reduction="mean"),
+         plain_softmax_ce),
     Case(f"KL distillation (T={T:g})", "lm", 1, make_kd,
          lambda s, t: ldt.kd_loss(s, t, temperature=T, alpha=1.0, reduction="batchmean"), plain_kd),
     Case(f"R-Drop softmax (α={ALPHA:g})", "lm", 2, make_rdrop,
@@ -199,6 +203,16 @@ def bench(case: Case, shape, use_compile: bool) -> Tuple[int, Dict[str, Optional
     return logits[0].numel(), row, note
 
 
+def cpu_hz() -> Optional[float]:
+    """The clock the kernel reports for this CPU (for cycles per element: time × clock × threads)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]
+        return statistics.median(mhz) * 1e6 if mhz else None
+    except OSError:
+        return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller shapes and fewer cases, for a smoke run")
@@ -216,8 +230,9 @@ def main(argv=None) -> int:
         f"{platform.machine()}; speed-up = peer time / logitdiv time (> 1: logitdiv faster)"
         + ("; --quick shapes" if args.quick else ""),
         "",
-        "| loss | shape | logitdiv | elements/s | " + " | ".join(f"vs {p}" for p in peers) + " | note |",
-        "|---|---|---|---|" + "---|" * len(peers) + "---|",
+        "| loss | shape | logitdiv | elements/s | cycles/element | " + " | ".join(f"vs {p}" for p in peers)
+        + " | note |",
+        "|---|---|---|---|---|" + "---|" * len(peers) + "---|",
     ]
     print("\n".join(lines), flush=True)
     for case in cases:
@@ -226,8 +241,10 @@ def main(argv=None) -> int:
         t_ld = row["logitdiv"]
         ratios = [f"{row[p] / t_ld:.2f}×" if row.get(p) else "–" for p in peers]
         shape_text = "×".join(map(str, shape))
-        line = (f"| {case.name} | {case.shape_name} {shape_text} | {t_ld * 1e3:.1f} ms | {n / t_ld / 1e9:.2f} G/s | "
-                + " | ".join(ratios) + f" | {note or ''} |")
+        hz = cpu_hz()
+        cycles = f"{t_ld * hz * threads / n:.1f}" if hz else "–"
+        line = (f"| {case.name} | {case.shape_name} {shape_text} | {t_ld * 1e3:.2f} ms | {n / t_ld / 1e9:.2f} G/s | "
+                f"{cycles} | " + " | ".join(ratios) + f" | {note or ''} |")
         lines.append(line)
         print(line, flush=True)
     if args.out:

@@ -6,12 +6,11 @@
 //! (KERNEL_BENCH_VALUE_ONLY=1 skips the gradients, KERNEL_BENCH_F32_ONLY=1 the float16 input)
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use half::f16;
 use logitdiv_core::{
-    pair_divergence, set_num_threads, Elem, PairKind, PairOptions, PairOutputs, Reduction, Rows,
-    RowsMut,
+    pair_divergence, set_num_threads, softmax_ce, Elem, LossOutputs, PairKind, PairOptions, PairOutputs, Reduction,
+    Rows, RowsMut, SoftmaxCeOptions, Target,
 };
 
 /// Deterministic noise in [−1, 1).
@@ -25,14 +24,34 @@ fn noise(n: usize, seed: u64) -> impl Iterator<Item = f64> {
     })
 }
 
+/// Seconds now: wall clock, or with `KERNEL_BENCH_CPU_TIME=1` the calling thread's CPU time
+/// (for 1-thread runs on a busy machine: the work all runs on the calling thread then).
+fn now() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_MONOTONIC: i32 = 1;
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let clock = if std::env::var_os("KERNEL_BENCH_CPU_TIME").is_some() { CLOCK_THREAD_CPUTIME_ID } else { CLOCK_MONOTONIC };
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one Timespec (two 64-bit fields on 64-bit Linux) into `ts`.
+    unsafe { clock_gettime(clock, &mut ts) };
+    ts.sec as f64 + ts.nsec as f64 * 1e-9
+}
+
 /// Best of 7 runs, in seconds.
 fn best(mut f: impl FnMut()) -> f64 {
     f();
     (0..7)
         .map(|_| {
-            let t0 = Instant::now();
+            let t0 = now();
             f();
-            t0.elapsed().as_secs_f64()
+            now() - t0
         })
         .fold(f64::INFINITY, f64::min)
 }
@@ -89,10 +108,44 @@ fn run<E: Elem>(label: &str, kind: PairKind, rows: usize, cols: usize, threads: 
     }
 }
 
+/// Softmax cross-entropy against class labels: value, and value + gradient.
+fn run_ce<E: Elem>(label: &str, rows: usize, cols: usize, threads: &[usize]) {
+    let s: Vec<E> = noise(rows * cols, 1).map(|v| E::from_f64(v * 4.0)).collect();
+    let labels: Vec<i64> = noise(rows, 5).map(|v| ((v + 1.0) / 2.0 * cols as f64) as i64 % cols as i64).collect();
+    let mut g = vec![E::from_f64(0.0); rows * cols];
+    let elems = (rows * cols) as f64;
+    for &n in threads {
+        set_num_threads(n).unwrap();
+        let opts = SoftmaxCeOptions { reduction: Reduction::Mean, ..SoftmaxCeOptions::default() };
+        let sr = Rows::contiguous(&s, rows, cols).unwrap();
+        let target = || -> Target<'_, f32> { Target::Classes { labels: &labels, ignore_index: -100 } };
+        let value = best(|| {
+            let out: LossOutputs<'_, E, f64> = LossOutputs { values: None, grad: None, grad_second: None };
+            black_box(softmax_ce(sr, target(), &opts, out).unwrap());
+        });
+        let grads = best(|| {
+            let out: LossOutputs<'_, E, f64> =
+                LossOutputs { values: None, grad: Some(RowsMut::contiguous(&mut g, rows, cols).unwrap()), grad_second: None };
+            black_box(softmax_ce(sr, target(), &opts, out).unwrap());
+        });
+        println!(
+            "softmax_ce {label} ({rows}, {cols}) threads={n}: value {:.3} G elem/s, value+grad {:.3} G elem/s",
+            elems / value / 1e9,
+            elems / grads / 1e9
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows = args.first().and_then(|a| a.parse().ok()).unwrap_or(2048);
     let cols = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32000);
+    let threads = [1, std::thread::available_parallelism().map_or(1, |n| n.get())];
+    if args.get(2).map(String::as_str) == Some("softmax_ce") {
+        run_ce::<f32>("f32", rows, cols, &threads);
+        run_ce::<f16>("f16", rows, cols, &threads);
+        return;
+    }
     let kinds: Vec<PairKind> = if args.len() > 2 {
         args[2..]
             .iter()
@@ -107,10 +160,6 @@ fn main() {
             PairKind::SigmoidSymKl,
         ]
     };
-    let threads = [
-        1,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    ];
     for kind in kinds {
         run::<f32>("f32", kind, rows, cols, &threads);
         if std::env::var_os("KERNEL_BENCH_F32_ONLY").is_none() {

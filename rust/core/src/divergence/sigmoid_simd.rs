@@ -141,12 +141,46 @@ fn sig_diff(a: f32, b: f32, d: f32, sa: (f32, f32), sb: (f32, f32), em: f32) -> 
     let near = sb.0 * sa.1 * em;
     let both_pos = sb.1 - sa.1;
     let other = sa.0 - sb.0;
-    let far = if a >= 0.0 && b >= 0.0 { both_pos } else { other };
+    let far = if (a >= 0.0) & (b >= 0.0) { both_pos } else { other };
     if d.abs() <= 1.0 {
         near
     } else {
         far
     }
+}
+
+/// Blocks whose f32 terms are summed per position before they join the f64 accumulators.
+const FOLD: usize = 8;
+
+/// acc += f (widened), and f cleared.
+#[inline(always)]
+fn fold_into(acc: &mut [f64], f: &mut [f32]) {
+    for (a, v) in acc.iter_mut().zip(f.iter_mut()) {
+        *a += f64::from(*v);
+        *v = 0.0;
+    }
+}
+
+/// σ(a) − σ(b) with d = a − b, from two exponentials and one division: given ea = e^{−|a|},
+/// eb = e^{−|b|} (`vmath::exp_nonpos`), ua = 1 + ea, ub = 1 + eb and r = 1/(ua·ub), σ(a) − σ(b) = N·r where N is, by
+/// the signs of a and b, eb − ea, ea − eb, 1 − ea·eb or ea·eb − 1 — and, for |d| ≤ ½ where those
+/// cancel, the same from one expm1 of ∓d (`vmath::exp_m1_small`): eb·(−expm1(−d)) or
+/// eb·expm1(d) for equal signs, −expm1(−d) or expm1(d) for mixed ones. Returns
+/// (σ(a) − σ(b), ua, ub, r) for the gradients (σ'(a) = ea·ub²·r²).
+#[inline(always)]
+fn sym_diff<S: Simd>(simd: S, a: f32, b: f32, d: f32, ea: f32, eb: f32) -> (f32, f32, f32, f32) {
+    let (pa, same) = (a >= 0.0, (a >= 0.0) == (b >= 0.0));
+    let z = if pa { -d } else { d };
+    let em = vmath::exp_m1_small(simd, z.max(-0.5).min(0.5));
+    let near = (if same { eb } else { 1.0 }) * (if pa { -em } else { em });
+    let eab = ea * eb;
+    let far_pos = if same { eb - ea } else { 1.0 - eab };
+    let far_neg = if same { ea - eb } else { eab - 1.0 };
+    let far = if pa { far_pos } else { far_neg };
+    let num = if d.abs() <= 0.5 { near } else { far };
+    let (ua, ub) = (1.0 + ea, 1.0 + eb);
+    let r = 1.0 / (ua * ub);
+    (num * r, ua, ub, r)
 }
 
 /// `p·φ(r)` with `c = p e^{−r}` (`math::kl_term` for finite r): φ by its series where it is
@@ -189,11 +223,16 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
         let mut pres = [0.0f32; BLOCK];
         let mut chk = [0.0f32; BLOCK];
         let mut acc = [0.0f64; BLOCK];
+        let mut fsum = [0.0f32; BLOCK];
+        let mut blocks = 0usize;
+        let used = s.len().min(BLOCK);
         let ones = [1.0f64; BLOCK];
         // without mask and weights every class is kept (absent only when −inf in both rows)
         let weighted = w.is_some();
         let plain = !weighted && mask.is_none();
         let mut keep = [1.0f32; BLOCK];
+        let (mut va, mut vb, mut vd) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+        let (mut live, mut ea, mut eb) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
         let mut scaled = [0.0f32; BLOCK];
         let mut off = 0;
         for (cs, ct) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
@@ -222,33 +261,44 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                 (&y[..n], &mut term[..n], &mut ds[..n], &mut dt[..n], &mut pres[..n], &mut chk[..n]);
             // One f32 loop per kind, each straight-line.
             if sym {
+                // three loops, each light enough to keep its constants in registers: the scaled
+                // logits (absent classes zeroed), the two exponentials, the rest
+                let (va, vb, vd, live, ea, eb) =
+                    (&mut va[..n], &mut vb[..n], &mut vd[..n], &mut live[..n], &mut ea[..n], &mut eb[..n]);
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
-                    let absent = keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
-                    let a = if absent { 0.0 } else { a0 };
-                    let b = if absent { 0.0 } else { b0 };
-                    let d = if absent { 0.0 } else { d0 };
-                    chk[i] += (a + b + d) * 0.0;
-                    let sa = sigmoids(a, vmath::exp(simd, -a.abs()));
-                    let sb = sigmoids(b, vmath::exp(simd, -b.abs()));
-                    let em = vmath::exp_m1(simd, d.max(-2.0).min(2.0));
-                    let diff = sig_diff(a, b, d, sa, sb, em);
-                    let v = d * diff;
-                    let g_s = sa.0 * sa.1 * d + diff;
-                    let g_t = -(sb.0 * sb.1 * d) - diff;
-                    term[i] = if absent { 0.0 } else { v };
+                    let absent = (keep[i] == 0.0) | ((a0 == f32::NEG_INFINITY) & (b0 == f32::NEG_INFINITY));
+                    va[i] = if absent { 0.0 } else { a0 };
+                    vb[i] = if absent { 0.0 } else { b0 };
+                    vd[i] = if absent { 0.0 } else { d0 };
+                    live[i] = if absent { 0.0 } else { 1.0 };
+                    chk[i] += (va[i] + vb[i] + vd[i]) * 0.0;
+                    pres[i] += live[i];
+                }
+                for i in 0..n {
+                    ea[i] = vmath::exp_nonpos(simd, -va[i].abs());
+                    eb[i] = vmath::exp_nonpos(simd, -vb[i].abs());
+                }
+                for i in 0..n {
+                    let (a, b, d) = (va[i], vb[i], vd[i]);
+                    let (diff, ua, ub, r) = sym_diff(simd, a, b, d, ea[i], eb[i]);
+                    // absent classes have d = 0, so their term is 0 already
+                    term[i] = d * diff;
                     if GRAD {
-                        ds[i] = if absent { 0.0 } else { g_s };
-                        dt[i] = if absent { 0.0 } else { g_t };
+                        // σ'(a) = e^{−|a|}/(1 + e^{−|a|})² = ea·ub²·r²
+                        let r2 = r * r;
+                        let g_s = (ea[i] * (ub * ub) * r2) * d + diff;
+                        let g_t = -((eb[i] * (ua * ua) * r2) * d) - diff;
+                        ds[i] = g_s * live[i];
+                        dt[i] = g_t * live[i];
                     }
-                    pres[i] += if absent { 0.0 } else { 1.0 };
                 }
             } else {
                 for i in 0..n {
                     let (xv, yv) = (x[i], y[i]);
                     let (a0, b0, d0) = (xv * inv_tau, yv * inv_tau, (xv - yv) * inv_tau);
-                    let absent = keep[i] == 0.0 || (a0 == f32::NEG_INFINITY && b0 == f32::NEG_INFINITY);
+                    let absent = (keep[i] == 0.0) | ((a0 == f32::NEG_INFINITY) & (b0 == f32::NEG_INFINITY));
                     let a = if absent { 0.0 } else { a0 };
                     let b = if absent { 0.0 } else { b0 };
                     let d = if absent { 0.0 } else { d0 };
@@ -280,14 +330,22 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                 }
             }
             // Widening loops (f64 width): value, gradients.
-            let acc = &mut acc[..n];
             if weighted {
+                let acc = &mut acc[..n];
                 for i in 0..n {
                     acc[i] += w[i] * f64::from(term[i]);
                 }
             } else {
+                // the terms are ≥ 0: summed in f32 per position over [`FOLD`] blocks (at most
+                // FOLD roundings, relative), then into the f64 accumulators
+                let f = &mut fsum[..n];
                 for i in 0..n {
-                    acc[i] += f64::from(term[i]);
+                    f[i] += term[i];
+                }
+                blocks += 1;
+                if blocks == FOLD {
+                    fold_into(&mut acc[..used], &mut fsum[..used]);
+                    blocks = 0;
                 }
             }
             // scale·w·d in f64, rounded once to f32 (then to a half type by a vector conversion),
@@ -309,7 +367,7 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
             }
             off += n;
         }
-        let used = s.len().min(BLOCK);
+        fold_into(&mut acc[..used], &mut fsum[..used]);
         if hsum(&chk[..used]).is_nan() {
             return None;
         }

@@ -168,7 +168,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
         let (ra, rb) = (a - max_a, b - max_b);
         let (lp, lq) = (ra - ln_a, rb - ln_b);
         let dl = delta(i);
-        let w = if dl.abs() + l_err <= ra.abs() + rb.abs() + ln_a.abs() + ln_b.abs() { dl + l } else { lp - lq };
+        let w = if dl.abs() + l_err <= ra.abs() + rb.abs() + ln_a.abs() + ln_b.abs() + 2.0 { dl + l } else { lp - lq };
         (lp.exp(), lq.exp(), w)
     };
 

@@ -247,7 +247,10 @@ pub(super) fn finish<const SYM: bool>(p: Partial, c: f32, prm: &RowParams, want_
         kl_pq: kl.max(0.0) as f32,
         kl_qp: (sym - kl).max(0.0) as f32,
     };
-    Some((value.max(0.0), plan))
+    if !(value >= super::softmax_simd::TINY) {
+        return None;
+    }
+    Some((value, plan))
 }
 
 /// The gradient sweep over a stretch of a row (`gs`, `gt`: the same stretch of the gradient rows),

@@ -110,6 +110,9 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
         SYM => softmax_simd::value::<SYM>(sums, prm),
         _ => softmax_simd::value::<JS>(sums, prm),
     };
+    if !(value >= softmax_simd::TINY) {
+        return None;
+    }
     if want_grad {
         if value.is_finite() {
             map_pieces(grad_pieces(grads, cols), |(r, [gs, gt])| {

@@ -84,7 +84,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for BceRow<'_, L, T, G> {
                     let v = cy[i].to_f64();
                     wn[i] = (1.0 - v) as f32;
                     wp[i] = v as f32;
-                    ok[i] = if v >= 0.0 && v <= 1.0 { 0.0 } else { f32::NAN };
+                    ok[i] = if (v >= 0.0) & (v <= 1.0) { 0.0 } else { f32::NAN };
                 }
             }
             let (wn, wp, ok) = (&wn[..n], &wp[..n], &ok[..n]);

@@ -91,7 +91,7 @@ fn load_labels<T: Elem>(y: &[T], wn: &mut [f32], wp: &mut [f32], ok: &mut [f32])
         let v = y[i].to_f64();
         wn[i] = (1.0 - v) as f32;
         wp[i] = v as f32;
-        ok[i] = if v >= 0.0 && v <= 1.0 { 0.0 } else { f32::NAN };
+        ok[i] = if (v >= 0.0) & (v <= 1.0) { 0.0 } else { f32::NAN };
     }
 }
 
@@ -137,8 +137,8 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
                 // −inf with a positive label, NaN, +inf: NaN in the check
                 let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
                 chk[i] += bad + ok[i];
-                let xn = if !absent && wn[i] > 0.0 { v } else { f32::NEG_INFINITY };
-                let xp = if !absent && wp[i] > 0.0 { -v } else { f32::NEG_INFINITY };
+                let xn = if !absent & (wn[i] > 0.0) { v } else { f32::NEG_INFINITY };
+                let xp = if !absent & (wp[i] > 0.0) { -v } else { f32::NEG_INFINITY };
                 mn[i] = mn[i].max(xn);
                 mp[i] = mp[i].max(xp);
                 cnt[i] += if absent { 0.0 } else { 1.0 };
