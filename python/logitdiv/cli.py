@@ -90,6 +90,20 @@ def _parser() -> _Parser:
     _add_output_options(s, default_threshold=None)
     s.set_defaults(func=_cmd_score)
 
+    k = sub.add_parser(
+        "base",
+        help="write a llama.cpp KL-divergence base file (--kl-divergence-base) from logits and tokens",
+        description="Write LOGITS (a row per token, or per scored position n_ctx/2 … n_ctx-2 of each chunk) and "
+                    "TOKENS (1-D ids, whole chunks of --n-ctx) as llama.cpp's KL-divergence base file: per scored "
+                    "position, 16-bit log-probabilities over the 16 nats below the row's top one. `logitdiv score` "
+                    "reads such a file as BASE (with its tokens).",
+    )
+    k.add_argument("logits", metavar="LOGITS", help="the base model's logits (.npy, .safetensors, … as for score)")
+    k.add_argument("tokens", metavar="TOKENS", help="the evaluated token ids (1-D integer .npy)")
+    k.add_argument("--n-ctx", type=int, required=True, metavar="N", help="the context length of each chunk")
+    k.add_argument("--output", "-o", required=True, metavar="FILE", help="the base file to write (e.g. base.kld)")
+    k.set_defaults(func=_cmd_base)
+
     d = sub.add_parser(
         "demo",
         help="score a built-in example: a synthetic model and its quantised copy",
@@ -253,6 +267,29 @@ def _cmd_score(args: argparse.Namespace) -> int:
             sb.close()
     finally:
         sa.close()
+
+
+def _cmd_base(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .llama import write_kld_base
+
+    for flag, path in (("LOGITS", args.logits), ("TOKENS", args.tokens)):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{flag}: no such file: {path}")
+    if args.n_ctx < 2:
+        raise ValueError(f"--n-ctx must be ≥ 2; got {args.n_ctx}")
+    _check_writable(args.output, "--output")
+    try:
+        tokens = np.load(args.tokens, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"TOKENS ({args.tokens}): cannot read it as a .npy file: {e}") from None
+    try:
+        n_chunk, rows = write_kld_base(args.output, args.logits, tokens, args.n_ctx)
+    except ValueError as e:
+        raise ValueError(f"{args.logits}, {args.tokens}: {e}") from None
+    sys.stdout.write(f"wrote {args.output}: {n_chunk} chunks of n_ctx={args.n_ctx}, {rows} scored positions\n")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -770,7 +770,11 @@ def _sniff(f: Any, path: str, name: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext in _EXTENSIONS:
         return _EXTENSIONS[ext]
+    if ext == ".kld":
+        return "kld"
     head = f.read(16)
+    if head.startswith(b"_logits_"):
+        return "kld"
     if head.startswith(_NPY_MAGIC):
         return "npy"
     if head.startswith(_ZIP_MAGIC):
@@ -796,6 +800,11 @@ def _path_source(path: str, key: Optional[str], name: str) -> Source:
     f = _open_regular(path, name)  # opened once: a FIFO is refused, never waited on
     try:
         kind = _sniff(f, path, name)
+        if kind == "kld":
+            from .llama import KldBaseSource
+
+            f.close()
+            return KldBaseSource(path, name)
         if kind == "npy":
             return _npy_source(f, path, name)
         if kind == "npz":

@@ -186,6 +186,8 @@ def _score_sources(sa: Source, sb: Source, scorer: Scorer, chunk_rows: Optional[
                    out: Optional[str] = None, tokens: Any = None) -> ScoreResult:
     check_pair(sa, sb)
     rows, classes = sa.rows, sa.classes
+    if tokens is None and getattr(sa, "tokens", None) is not None:  # a llama.cpp base file carries them
+        tokens = sa.tokens
     tok = None if tokens is None else open_tokens(tokens, rows)
     tok_name = os.fspath(tokens) if isinstance(tokens, (str, os.PathLike)) else "tokens"
     if chunk_rows is None:
