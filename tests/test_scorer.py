@@ -147,3 +147,16 @@ def test_out_streams_the_same_file(tmp_path, ext):
 
         t = pq.read_table(tmp_path / ("stream" + ext))
         assert np.array_equal(t["kl"].to_numpy(), scores["kl"]) and t["row"].to_pylist() == list(range(1000))
+
+
+def test_readme_streaming_example_runs():
+    torch = pytest.importorskip("torch")
+    import os
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    code = re.search(r"### Streaming: `ld.Scorer`.*?```python\n(.*?)```", readme, re.S).group(1)
+    ns = {}
+    exec(compile(code.replace("print(summary)", ""), "README", "exec"), ns)
+    s = ns["summary"]
+    assert s.rows == 20 * 512 and s.classes == 1000 and 0 < s["kl"].mean < 1
