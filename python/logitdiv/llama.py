@@ -18,8 +18,9 @@ log-probability is read back as log p_i ≈ scale · q_i + min_log_prob.
 
 The quantisation's effect: log-probabilities within 16 nats of the top one are kept to
 ±scale/2 ≤ 16/131070 ≈ 1.2e-4 nats (absolute); everything lower is clamped to the floor. As
-llama.cpp does, classes read back at or below −16 nats are dropped (probability 0): the base's
-distribution loses at most n_vocab · e^−16 ≈ n_vocab · 1.1e-7 of its mass. Read back here, a row
+llama.cpp does, classes read back at or below −16 nats are dropped (probability 0) — all but the
+row's evaluated token, kept for its NLL as llama.cpp reads it: the base's distribution loses at
+most n_vocab · e^−16 ≈ n_vocab · 1.1e-7 of its mass. Read back here, a row
 is softmax(log p) over the kept classes (renormalised, where llama.cpp sums p_i unrenormalised),
 so per-row KL against the original logits differs by O(1e-4) nats and the tail mass above.
 """
@@ -83,13 +84,21 @@ def quantise_rows(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def dequantise_rows(rec: np.ndarray, n_vocab: int) -> np.ndarray:
-    """Float32 log-probabilities of records, classes at or below −16 nats set to −inf."""
+def dequantise_rows(rec: np.ndarray, n_vocab: int, tokens: Optional[np.ndarray] = None) -> np.ndarray:
+    """Float32 log-probabilities of records, classes at or below −16 nats set to −inf — except
+    each row's evaluated token (`tokens`), whose stored value is kept, as llama.cpp reads it for
+    the base NLL (its probability, < 1.2e-7, hardly moves the divergences)."""
     rec = np.ascontiguousarray(rec, dtype="<u2")
     head = rec[:, :4].copy().view("<f4")
     scale, mlp = head[:, 0:1], head[:, 1:2]
     lp = scale * rec[:, 4 : 4 + n_vocab].astype(np.float32) + mlp
+    keep = None
+    if tokens is not None:
+        r = np.arange(lp.shape[0])
+        keep = lp[r, tokens].copy()
     lp[lp <= np.float32(_FLOOR)] = -np.inf
+    if keep is not None:
+        lp[r, tokens] = keep
     return lp
 
 
@@ -109,15 +118,15 @@ class KldBaseSource(Source):
             if size != need:
                 raise ValueError(f"{path}: expected {need} bytes for n_ctx={self.n_ctx}, n_vocab={n_vocab}, "
                                  f"n_chunk={self.n_chunk}; the file has {size}")
+            t = all_tokens.reshape(self.n_chunk, self.n_ctx)[:, self.n_ctx // 2 + 1 :]
+            self.tokens = np.ascontiguousarray(t).reshape(-1)
+            if self.tokens.size and (self.tokens.min() < 0 or self.tokens.max() >= n_vocab):
+                raise ValueError(f"{path}: token ids must be in [0, {n_vocab}); got {int(self.tokens.min())}…{int(self.tokens.max())}")
         except BaseException:
             f.close()
             raise
         self._f = f
         self.path = path
-        t = all_tokens.reshape(self.n_chunk, self.n_ctx)[:, self.n_ctx // 2 + 1 :]
-        self.tokens = np.ascontiguousarray(t).reshape(-1)
-        if self.tokens.size and (self.tokens.min() < 0 or self.tokens.max() >= n_vocab):
-            raise ValueError(f"{path}: token ids must be in [0, {n_vocab}); got {int(self.tokens.min())}…{int(self.tokens.max())}")
         super().__init__(name, (rows, n_vocab), np.dtype(np.float32), "llama.cpp KL-divergence base file")
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
@@ -128,7 +137,7 @@ class KldBaseSource(Source):
             raw = self._f.read(2 * self._nv * n)
             if len(raw) != 2 * self._nv * n:
                 raise ValueError(f"{self.path}: truncated at row {lo}")
-            yield dequantise_rows(np.frombuffer(raw, dtype="<u2").reshape(n, self._nv), v)
+            yield dequantise_rows(np.frombuffer(raw, dtype="<u2").reshape(n, self._nv), v, self.tokens[lo : lo + n])
 
     def close(self) -> None:
         self._f.close()
