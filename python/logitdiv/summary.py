@@ -15,10 +15,12 @@ or on which machine (in-memory, chunked streaming and Dask give bit-identical su
 - min and max of the finite values;
 - the K worst rows: a total order (badness, then row index) makes "keep the K first" associative.
 
-Quantiles are not streamed: `finalize` takes them from the full per-row score array (which is
-O(rows), small beside the logits), as NumPy's ``np.quantile(finite_values, q, method="linear")``
-over the finite values converted to float64 — Hyndman & Fan's definition 7, the NumPy/R default.
-They are therefore exact and independent of chunking too.
+Quantiles are not in `PartialStats`: `finalize` takes them from the full per-row score array
+(O(rows), small beside the logits), as NumPy's ``np.quantile(finite_values, q, method="linear")``
+over the finite values converted to float64 — Hyndman & Fan's definition 7, the NumPy/R default —
+exact and independent of chunking too; or, for a `logitdiv.Scorer` that keeps no per-row scores,
+from its `logitdiv.sketch.QuantileState` (the same values while within its exact-rows budget,
+else a sketch whose guaranteed rank-error bound the summary reports).
 
 Conventions (the same for every metric):
 - statistics (mean, sem, std, min, quantiles, max) are over the *finite* rows; rows whose value is
