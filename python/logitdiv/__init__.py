@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _native
 from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
+from .scorer import Scorer
 from .scoring import ScoreResult, score
 from .summary import Summary
 from .losses import (
@@ -39,6 +40,7 @@ __all__ = [
     "kd_loss",
     "kl",
     "score",
+    "Scorer",
     "ScoreResult",
     "Summary",
     "multilabel_ce",

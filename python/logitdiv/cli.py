@@ -50,6 +50,10 @@ def _add_output_options(p: argparse.ArgumentParser, *, default_threshold: Option
     p.add_argument("--temperature", "-T", type=float, default=1.0, metavar="T", help="divide both logits by T first (default 1)")
     p.add_argument("--chunk-rows", type=int, metavar="N", help="rows per chunk (default: about 16 MiB of each input)")
     p.add_argument("--out", "-o", metavar="FILE", help="write per-row scores to FILE: .npy (structured array), .csv or .parquet")
+    p.add_argument("--exact-rows", type=int, default=None, metavar="N",
+                   help="finite values per metric kept for exact quantiles (default 4194304); beyond, quantiles come "
+                        "from a sketch whose rank-error bound the report states. Per-row scores are never all held in "
+                        "memory (--out streams them to disk) unless --plot needs them")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (schema logitdiv.score/1) instead of text")
     p.add_argument("--plot", metavar="PNG", help="write a histogram of per-row divergences (log scale) to PNG (needs matplotlib)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="list the K worst rows (default 10)")
@@ -80,8 +84,25 @@ def _parser() -> _Parser:
     s.add_argument("--key", "-k", metavar="NAME", help="array (.npz), tensor (.safetensors) or column (Parquet/Arrow) to read from both files")
     s.add_argument("--base-key", metavar="NAME", help="--key for BASE only")
     s.add_argument("--candidate-key", metavar="NAME", help="--key for CANDIDATE only")
+    s.add_argument("--tokens", metavar="FILE.npy",
+                   help="the evaluated token of every row (1-D integer .npy): adds each model's PPL, their ratio and "
+                        "correlation, Δp statistics and top-1 = token (llama.cpp's --kl-divergence statistics)")
     _add_output_options(s, default_threshold=None)
     s.set_defaults(func=_cmd_score)
+
+    k = sub.add_parser(
+        "base",
+        help="write a llama.cpp KL-divergence base file (--kl-divergence-base) from logits and tokens",
+        description="Write LOGITS (a row per token, or per scored position n_ctx/2 … n_ctx-2 of each chunk) and "
+                    "TOKENS (1-D ids, whole chunks of --n-ctx) as llama.cpp's KL-divergence base file: per scored "
+                    "position, 16-bit log-probabilities over the 16 nats below the row's top one. `logitdiv score` "
+                    "reads such a file as BASE (with its tokens).",
+    )
+    k.add_argument("logits", metavar="LOGITS", help="the base model's logits (.npy, .safetensors, … as for score)")
+    k.add_argument("tokens", metavar="TOKENS", help="the evaluated token ids (1-D integer .npy)")
+    k.add_argument("--n-ctx", type=int, required=True, metavar="N", help="the context length of each chunk")
+    k.add_argument("--output", "-o", required=True, metavar="FILE", help="the base file to write (e.g. base.kld)")
+    k.set_defaults(func=_cmd_base)
 
     d = sub.add_parser(
         "demo",
@@ -117,6 +138,8 @@ def _check_outputs(args: argparse.Namespace) -> Any:
     check_options(args.temperature, args.top, args.threshold, top_name="--top")
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise ValueError(f"--chunk-rows must be ≥ 1; got {args.chunk_rows}")
+    if args.exact_rows is not None and args.exact_rows < 0:
+        raise ValueError(f"--exact-rows must be ≥ 0; got {args.exact_rows}")
     if args.out:
         from .io import score_format
 
@@ -182,6 +205,7 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace, inputs: Sequence[Any
 def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: str, inputs: dict) -> int:
     from . import __version__
     from .scoring import score
+    from .sketch import DEFAULT_EXACT_ROWS
 
     metrics = _check_outputs(args)
     _check_outputs_are_not_inputs(args, [inputs.get("base"), inputs.get("candidate")])
@@ -195,11 +219,11 @@ def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: 
         progress=_progress_flag(args),
         top_k_worst=args.top,
         threshold=args.threshold,
+        keep_scores=bool(args.plot),
+        exact_rows=DEFAULT_EXACT_ROWS if args.exact_rows is None else args.exact_rows,
+        out=args.out,
+        tokens=getattr(args, "tokens", None),
     )
-    if args.out:
-        from .io import write_scores
-
-        write_scores(args.out, scores)
     if args.plot:
         from .io import replacing
         from .plot import histogram
@@ -224,7 +248,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     _check_outputs(args)
     key_a = args.base_key if args.base_key is not None else args.key
     key_b = args.candidate_key if args.candidate_key is not None else args.key
-    for flag, path, name in (("BASE", args.base, "BASE"), ("CANDIDATE", args.candidate, "CANDIDATE")):
+    checks = [("BASE", args.base, "BASE"), ("CANDIDATE", args.candidate, "CANDIDATE")]
+    if args.tokens is not None:
+        checks.append(("--tokens", args.tokens, "--tokens"))
+    for flag, path, name in checks:
         if not os.path.exists(path):
             raise FileNotFoundError(f"{flag}: no such file: {path}")
     _check_outputs_are_not_inputs(args, [args.base, args.candidate])  # before any work
@@ -240,6 +267,29 @@ def _cmd_score(args: argparse.Namespace) -> int:
             sb.close()
     finally:
         sa.close()
+
+
+def _cmd_base(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .llama import write_kld_base
+
+    for flag, path in (("LOGITS", args.logits), ("TOKENS", args.tokens)):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{flag}: no such file: {path}")
+    if args.n_ctx < 2:
+        raise ValueError(f"--n-ctx must be ≥ 2; got {args.n_ctx}")
+    _check_writable(args.output, "--output")
+    try:
+        tokens = np.load(args.tokens, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"TOKENS ({args.tokens}): cannot read it as a .npy file: {e}") from None
+    try:
+        n_chunk, rows = write_kld_base(args.output, args.logits, tokens, args.n_ctx)
+    except ValueError as e:
+        raise ValueError(f"{args.logits}, {args.tokens}: {e}") from None
+    sys.stdout.write(f"wrote {args.output}: {n_chunk} chunks of n_ctx={args.n_ctx}, {rows} scored positions\n")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

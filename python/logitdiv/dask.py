@@ -11,8 +11,8 @@
 
 Rows are chunked as the inputs are (the classes axis is brought to a single chunk, and the
 second input is rechunked to the first's rows). Each block is scored by the library's kernels and
-summarised into a `logitdiv.summary.PartialStats`; the partial statistics merge exactly (integer
-sums, a total order for the worst rows), so the summary equals ``ld.score``'s on the same data —
+summarised by a `logitdiv.Scorer`; the scorers merge exactly, in row order (integer sums, a total
+order for the worst rows), so the summary equals ``ld.score``'s on the same data —
 field for field, whatever the chunking, the worker count or the merge order. Quantiles are taken
 from the gathered per-row scores (O(rows)), by the same definition.
 """
@@ -32,9 +32,10 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("logitdiv.dask needs dask: pip install 'logitdiv[dask]'") from e
 
 from .io import _dtype_of
-from .metrics import DEFAULT_METRICS, Metric, parse_metrics, primary_metric, score_block
-from .scoring import ScoreResult, check_options, default_chunk_rows, value_dtypes
-from .summary import PartialStats, Summary, finalize, merge_tree
+from .metrics import DEFAULT_METRICS, parse_metrics
+from .scorer import Scorer, check_options, value_dtypes
+from .scoring import ScoreResult, default_chunk_rows
+from .summary import Summary
 
 __all__ = ["score", "DaskScoreResult"]
 
@@ -53,32 +54,32 @@ class DaskScoreResult(NamedTuple):
         return ScoreResult(dict(scores), summary)
 
 
-def _score_block(a: Any, b: Any, specs: Tuple[Metric, ...], temperature: float, offset: int,
-                 threshold: Optional[float], k: int, dtypes: Dict[str, np.dtype]) -> Tuple[Dict[str, np.ndarray], Dict[str, PartialStats]]:
-    """Per-row scores and partial statistics of one block of rows (the first being row `offset`)."""
+def _score_block(a: Any, b: Any, names: Tuple[str, ...], options: Tuple[Any, ...], offset: int) -> Tuple[Dict[str, np.ndarray], Scorer]:
+    """Per-row scores and a `Scorer` of one block of rows (the first being row `offset`)."""
     a = np.asarray(a)
     b = np.asarray(b)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"blocks out of step at row {offset}: {a.shape} and {b.shape}")
     n, c = a.shape
-    out = {m.name: np.empty(n, dtype=dtypes[m.name]) for m in specs}
+    scorer = Scorer(names, *options)
+    scorer._layout(c, a.dtype, b.dtype)
+    scorer._reserve(n)
     step = default_chunk_rows(c, max(a.dtype.itemsize, b.dtype.itemsize))
     for lo in range(0, n, step):
-        score_block(a[lo : lo + step], b[lo : lo + step], specs, temperature, {k_: v[lo : lo + step] for k_, v in out.items()})
-    stats = {m.name: PartialStats.of(out[m.name], offset=offset, kind=m.kind, threshold=threshold, k=k) for m in specs}
-    return out, stats
+        scorer._add_block(a[lo : lo + step], b[lo : lo + step])
+    return scorer.scores, scorer
 
 
-def _merge(*parts: Dict[str, PartialStats]) -> Dict[str, PartialStats]:
-    return merge_tree(list(parts))
+def _merge(*parts: Scorer) -> Scorer:
+    """Merges scorers of consecutive blocks, in row order."""
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.merge(p)
+    return out
 
 
-def _finalize(stats: Dict[str, PartialStats], blocks: List[Dict[str, np.ndarray]], names: Tuple[str, ...],
-              dtypes: Dict[str, np.dtype], meta: Dict[str, Any]) -> Summary:
-    scores = {
-        n: (np.concatenate([blk[n] for blk in blocks]) if blocks else np.empty(0, dtype=dtypes[n])) for n in names
-    }
-    return finalize(stats, scores, **meta)
+def _finalize(merged: Scorer, classes: int, dtypes: Tuple[str, str]) -> Summary:
+    return merged.summary(classes=classes, dtypes=dtypes)
 
 
 def _as_rows(x: Any, name: str) -> Any:
@@ -135,8 +136,9 @@ def score(
     blocks_a = a2.to_delayed().ravel().tolist()
     blocks_b = b2.to_delayed().ravel().tolist()
     offsets = np.concatenate([[0], np.cumsum(a2.chunks[0])]).tolist()
+    options = (temperature, threshold, top_k_worst, True)
     parts = [
-        delayed(_score_block, pure=True, nout=2)(ba, bb, specs, temperature, offsets[i], threshold, top_k_worst, dtypes)
+        delayed(_score_block, pure=True, nout=2)(ba, bb, names, options, offsets[i])
         for i, (ba, bb) in enumerate(zip(blocks_a, blocks_b))
     ]
     scores: Dict[str, Any] = {}
@@ -150,15 +152,6 @@ def score(
     level = [p[1] for p in parts]
     while len(level) > 1:
         level = [delayed(_merge, pure=True)(*level[i : i + _FAN_IN]) for i in range(0, len(level), _FAN_IN)]
-    merged = level[0] if level else {m.name: PartialStats(m.kind, threshold, top_k_worst) for m in specs}
-    meta = dict(
-        rows=rows,
-        classes=classes,
-        dtypes=(a2.dtype.name, b2.dtype.name),
-        temperature=temperature,
-        threshold=threshold,
-        top_k_worst=top_k_worst,
-        primary=primary_metric(specs),
-    )
-    summary = delayed(_finalize, pure=True)(merged, [p[0] for p in parts], names, dtypes, meta)
+    merged = level[0] if level else Scorer(names, *options)
+    summary = delayed(_finalize, pure=True)(merged, classes, (a2.dtype.name, b2.dtype.name))
     return DaskScoreResult(scores, summary)

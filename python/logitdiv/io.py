@@ -770,7 +770,11 @@ def _sniff(f: Any, path: str, name: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext in _EXTENSIONS:
         return _EXTENSIONS[ext]
+    if ext == ".kld":
+        return "kld"
     head = f.read(16)
+    if head.startswith(b"_logits_"):
+        return "kld"
     if head.startswith(_NPY_MAGIC):
         return "npy"
     if head.startswith(_ZIP_MAGIC):
@@ -796,6 +800,11 @@ def _path_source(path: str, key: Optional[str], name: str) -> Source:
     f = _open_regular(path, name)  # opened once: a FIFO is refused, never waited on
     try:
         kind = _sniff(f, path, name)
+        if kind == "kld":
+            from .llama import KldBaseSource
+
+            f.close()
+            return KldBaseSource(path, name)
         if kind == "npy":
             return _npy_source(f, path, name)
         if kind == "npz":
@@ -895,39 +904,81 @@ def replacing(path: str) -> Iterator[str]:
         raise
 
 
+def _csv_value(v: float) -> str:
+    return repr(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+@contextlib.contextmanager
+def streaming_scores(path: str, dtypes: "dict[str, np.dtype]", rows: int) -> Iterator[Callable[["dict[str, np.ndarray]"], None]]:
+    """Yields ``write(block)``, which appends a block of per-row scores (metric → 1-D array, the
+    metrics and dtypes of `dtypes`) to `path`, in the format of its extension (see
+    `write_scores`). The .npy header states the final row count, `rows`, up front; the file is
+    written beside `path` and renamed onto it when the block exits normally having received
+    exactly `rows` rows (else removed). Memory: one block."""
+    ext = score_format(path)
+    names = list(dtypes)
+    rec_dtype = np.dtype([(n, np.dtype(dtypes[n])) for n in names])
+    done = [0]
+    with replacing(path) as tmp:
+        writer = None
+        with open(tmp, "wb") as f:
+            if ext == ".npy":
+                np.lib.format.write_array_header_1_0(
+                    f, {"descr": np.lib.format.dtype_to_descr(rec_dtype), "fortran_order": False, "shape": (int(rows),)})
+            elif ext == ".csv":
+                f.write((",".join(["row"] + names) + "\n").encode("utf-8"))
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                schema = pa.schema([("row", pa.int64())] + [(n, pa.from_numpy_dtype(np.dtype(dtypes[n]))) for n in names])
+                writer = pq.ParquetWriter(f, schema)
+
+            def write(block: "dict[str, np.ndarray]") -> None:
+                cols = [np.asarray(block[n]).reshape(-1) for n in names]
+                n = cols[0].size if cols else 0
+                lo = done[0]
+                if lo + n > rows:
+                    raise ValueError(f"{path}: more than the {rows} rows announced")
+                if ext == ".npy":
+                    rec = np.empty(n, dtype=rec_dtype)
+                    for name, c in zip(names, cols):
+                        rec[name] = c
+                    f.write(rec.tobytes())
+                elif ext == ".csv":
+                    step = 65536
+                    for s in range(0, n, step):
+                        block2 = np.column_stack([c[s : s + step].astype(np.float64) for c in cols])
+                        idx = range(lo + s, lo + min(s + step, n))
+                        lines = [",".join([str(i)] + [_csv_value(v) for v in r]) for i, r in zip(idx, block2.tolist())]
+                        f.write(("\n".join(lines) + "\n").encode("utf-8"))
+                else:
+                    import pyarrow as pa
+
+                    writer.write_table(pa.table({"row": pa.array(np.arange(lo, lo + n, dtype=np.int64)),
+                                                 **{name: pa.array(c) for name, c in zip(names, cols)}}))
+                done[0] = lo + n
+
+            try:
+                yield write
+            finally:
+                if writer is not None:
+                    writer.close()
+        if done[0] != rows:
+            raise ValueError(f"{path}: {done[0]} rows written of the {rows} announced")
+
+
 def write_scores(path: str, scores: "dict[str, np.ndarray]") -> str:
     """Writes per-row scores: ``.npy`` a structured array with one field per metric (row i is
     element i); ``.csv`` a header ``row,<metric>,…`` then one line per row (values printed with
     17 significant digits, round-trip exact); ``.parquet`` an int64 ``row`` column and one column
     per metric. The file is written beside `path` and renamed onto it once complete, and is
-    written at `path` exactly (no extension added). Returns the format's extension."""
+    written at `path` exactly (no extension added). Returns the format's extension. (One block of
+    `streaming_scores`.)"""
     ext = score_format(path)
-    names = list(scores)
-    cols = [np.asarray(scores[n]).reshape(-1) for n in names]
-    rows = cols[0].size if cols else 0
-    with replacing(path) as tmp:
-        if ext == ".npy":
-            rec = np.empty(rows, dtype=[(n, c.dtype) for n, c in zip(names, cols)])
-            for n, c in zip(names, cols):
-                rec[n] = c
-            with open(tmp, "wb") as f:  # a file object: np.save adds no ".npy" to it
-                np.save(f, rec)
-        elif ext == ".csv":
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                f.write(",".join(["row"] + names) + "\n")
-                step = 65536
-                for lo in range(0, rows, step):
-                    block = np.column_stack([c[lo : lo + step].astype(np.float64) for c in cols]) if cols else None
-                    idx = np.arange(lo, min(lo + step, rows))
-                    lines = [
-                        ",".join([str(i)] + [repr(float(v)) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")) for v in row])
-                        for i, row in zip(idx.tolist(), block.tolist())
-                    ]
-                    f.write("\n".join(lines) + "\n")
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.table({"row": pa.array(np.arange(rows, dtype=np.int64)), **{n: pa.array(c) for n, c in zip(names, cols)}})
-            pq.write_table(table, tmp)
+    cols = {n: np.asarray(c).reshape(-1) for n, c in scores.items()}
+    rows = next(iter(cols.values())).size if cols else 0
+    with streaming_scores(path, {n: c.dtype for n, c in cols.items()}, rows) as write:
+        if rows:
+            write(cols)
     return ext

@@ -75,6 +75,13 @@ def format_summary(s: Summary, *, title: str = "logitdiv score", color: bool = F
     if agrees:
         lines.append("")
         lines += ["  " + _agreement_line(m) for m in agrees]
+    if s.tokens is not None:
+        lines.append("")
+        lines.append(s.tokens.format())
+        kl = s.metrics.get("kl")
+        if kl is not None and kl.percentiles:
+            lines.append("  kl percentiles       " + ", ".join(
+                f"{k.replace('_', '.')} {fmt(v)}" for k, v in kl.percentiles.items()))
     if s.worst_rows and s.primary is not None:
         names = list(s.metrics)
         order = "largest" if s.metrics[s.primary].kind == DIVERGENCE else "lowest"
@@ -90,5 +97,11 @@ def format_summary(s: Summary, *, title: str = "logitdiv score", color: bool = F
         lines += _table(table, first_right=True)
     if s.rows:
         lines.append("")
-        lines.append(f"statistics over finite rows; quantiles: numpy {s.quantile_method!r} method")
+        if s.quantile_method == "linear":
+            lines.append(f"statistics over finite rows; quantiles: numpy {s.quantile_method!r} method")
+        else:
+            errs = ", ".join(f"{m.name} {fmt(100.0 * m.quantile_rank_error, 2)}%" for m in s.metrics.values()
+                             if m.quantile_method != "linear")
+            lines.append("statistics over finite rows; quantiles: from a sketch beyond the exact-rows budget, "
+                         f"rank error at most {errs} of the rows")
     return "\n".join(lines)

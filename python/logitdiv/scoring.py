@@ -9,6 +9,9 @@ p90, p99, p99.9, max, top-1 agreement, non-finite rows, the worst rows.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -16,8 +19,11 @@ import numpy as np
 from . import _arrays as A
 from ._progress import make_progress
 from .io import Source, open_source
-from .metrics import DEFAULT_METRICS, Metric, parse_metrics, primary_metric, score_block
-from .summary import PartialStats, Summary, finalize
+from .metrics import DEFAULT_METRICS, Metric, parse_metrics
+from .scorer import Scorer, check_count, check_options, to_host, value_dtypes
+from .tokens import check_tokens
+from .sketch import DEFAULT_EXACT_ROWS
+from .summary import Summary
 
 __all__ = ["score", "ScoreResult", "CHUNK_BYTES", "check_options", "default_chunk_rows"]
 
@@ -29,23 +35,8 @@ class ScoreResult(NamedTuple):
     """``scores``: metric name → 1-D per-row array (row i = the i-th row in C order over the
     leading axes); ``summary``: the `Summary`. Unpacks as ``scores, summary = ld.score(a, b)``."""
 
-    scores: Dict[str, np.ndarray]
+    scores: Optional[Dict[str, np.ndarray]]
     summary: Summary
-
-
-def check_options(temperature: Any, top_k_worst: Any, threshold: Any, *, top_name: str = "top_k_worst") -> Tuple[float, int, Optional[float]]:
-    """The scoring options, checked; `top_name` is what the caller calls `top_k_worst` (the
-    command line: --top)."""
-    t = A.check_number(temperature, "temperature")
-    if not (np.isfinite(t) and t > 0):
-        raise ValueError(f"temperature must be finite and > 0; got {repr(temperature):.40}")
-    if isinstance(top_k_worst, bool) or not isinstance(top_k_worst, (int, np.integer)) or top_k_worst < 0:
-        raise ValueError(f"{top_name} must be an int ≥ 0; got {repr(top_k_worst):.40}")
-    if threshold is not None:
-        threshold = A.check_number(threshold, "threshold")
-        if np.isnan(threshold):
-            raise ValueError("threshold must be a number, not NaN")
-    return t, int(top_k_worst), threshold
 
 
 def default_chunk_rows(classes: int, itemsize: int) -> int:
@@ -71,11 +62,6 @@ def check_pair(sa: Source, sb: Source) -> None:
         )
 
 
-def value_dtypes(metrics: Sequence[Metric], da: np.dtype, db: np.dtype) -> Dict[str, np.dtype]:
-    common = A.common_dtype(np.empty(0, da), np.empty(0, db))
-    return {m.name: m.value_dtype(common) for m in metrics}
-
-
 def score(
     a: Any,
     b: Any,
@@ -87,6 +73,10 @@ def score(
     progress: Union[bool, Callable[[int, int], Any]] = False,
     top_k_worst: int = 10,
     threshold: Optional[float] = None,
+    keep_scores: bool = True,
+    exact_rows: int = DEFAULT_EXACT_ROWS,
+    out: Optional[str] = None,
+    tokens: Any = None,
 ) -> ScoreResult:
     """Scores every row of two logit arrays against each other and summarises the scores.
 
@@ -115,6 +105,19 @@ def score(
         How many of the worst rows each metric's summary lists.
     threshold : float, optional
         Also count, for each divergence, the rows whose value exceeds it.
+    keep_scores : bool, default True
+        False keeps no per-row scores (``scores`` is then None): memory stays bounded whatever the
+        rows; quantiles are exact up to `exact_rows` finite values per metric, then from a sketch
+        with a stated rank-error bound (see `logitdiv.Scorer`).
+    exact_rows : int, default 2**22
+        See `keep_scores`.
+    tokens : array_like of ints or path to a .npy, optional
+        The evaluated token of every row (one per row, class indices): adds the token-aware
+        statistics, ``summary.tokens`` (`logitdiv.tokens`: each model's PPL, their ratio and
+        correlation, Δp, top-1 = token — llama.cpp's --kl-divergence statistics).
+    out : path, optional
+        Write the per-row scores there as they are computed (.npy, .csv or .parquet, as
+        `logitdiv.io.write_scores`), renamed onto the path once complete.
 
     Returns
     -------
@@ -141,12 +144,18 @@ def score(
     temperature, top_k_worst, threshold = check_options(temperature, top_k_worst, threshold)
     if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
         raise ValueError(f"chunk_rows must be an int ≥ 1; got {chunk_rows!r}")
+    check_count(exact_rows, "exact_rows", 0)
+    if out is not None:
+        from .io import score_format
+
+        score_format(out)
     key_a, key_b = _keys(key)
     sa = open_source(a, key_a, "a")
     try:
         sb = open_source(b, key_b, "b")
         try:
-            return _score_sources(sa, sb, specs, temperature, chunk_rows, progress, top_k_worst, threshold)
+            scorer = Scorer([m.name for m in specs], temperature, threshold, top_k_worst, keep_scores, exact_rows=exact_rows)
+            return _score_sources(sa, sb, scorer, chunk_rows, progress, out, tokens)
         finally:
             if sb is not b:
                 sb.close()
@@ -155,51 +164,59 @@ def score(
             sa.close()
 
 
-def _score_sources(
-    sa: Source,
-    sb: Source,
-    specs: Sequence[Metric],
-    temperature: float,
-    chunk_rows: Optional[int],
-    progress: Any,
-    top_k_worst: int,
-    threshold: Optional[float],
-) -> ScoreResult:
+def open_tokens(tokens: Any, rows: int, name: str = "tokens") -> np.ndarray:
+    """Token ids as a 1-D integer array of `rows` entries (a .npy path is memory-mapped; values
+    are range-checked per chunk)."""
+    if isinstance(tokens, (str, os.PathLike)):
+        name = os.fspath(tokens)
+        try:
+            t = np.load(name, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{name}: cannot read token ids from it as a .npy file: {e}") from None
+    else:
+        t = np.asarray(to_host(tokens, name))
+    if t.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integer token ids; got dtype {t.dtype}")
+    if t.size != rows:
+        raise ValueError(f"{name} must give one token per row: expected {rows}, got {t.size}")
+    return t.reshape(-1)
+
+
+def _score_sources(sa: Source, sb: Source, scorer: Scorer, chunk_rows: Optional[int], progress: Any,
+                   out: Optional[str] = None, tokens: Any = None) -> ScoreResult:
     check_pair(sa, sb)
     rows, classes = sa.rows, sa.classes
+    if tokens is None and getattr(sa, "tokens", None) is not None:  # a llama.cpp base file carries them
+        tokens = sa.tokens
+    tok = None if tokens is None else open_tokens(tokens, rows)
+    tok_name = os.fspath(tokens) if isinstance(tokens, (str, os.PathLike)) else "tokens"
     if chunk_rows is None:
         chunk_rows = default_chunk_rows(classes, max(sa.dtype.itemsize, sb.dtype.itemsize))
     chunk_rows = int(min(chunk_rows, max(rows, 1)))
-    dtypes = value_dtypes(specs, sa.dtype, sb.dtype)
-    scores = {m.name: np.empty(rows, dtype=dtypes[m.name]) for m in specs}
-    stats = {m.name: PartialStats(m.kind, threshold, top_k_worst) for m in specs}
+    scorer._layout(classes, sa.dtype, sb.dtype)
+    scorer._reserve(rows)
     bar = make_progress(progress, rows)
     done = 0
-    try:
-        for ca, cb in zip(sa.chunks(chunk_rows), sb.chunks(chunk_rows)):
-            n = ca.shape[0]
-            if cb.shape[0] != n:  # both sources cut at the same rows; anything else is a reader bug
-                raise RuntimeError(f"chunks out of step at row {done}: {n} and {cb.shape[0]} rows")
-            views = {name: arr[done : done + n] for name, arr in scores.items()}
-            score_block(ca, cb, specs, temperature, views)
-            del ca, cb  # drop the chunks (and unmap file windows) before reading the next
-            for name, v in views.items():
-                stats[name].update(v, offset=done)
-            done += n
-            bar.update(done)
-    finally:
-        bar.close()
-    if done != rows:
-        raise ValueError(f"{sa.name} and {sb.name} ended after {done} of {rows} rows")
-    summary = finalize(
-        stats,
-        scores,
-        rows=rows,
-        classes=classes,
-        dtypes=(sa.dtype.name, sb.dtype.name),
-        temperature=temperature,
-        threshold=threshold,
-        top_k_worst=top_k_worst,
-        primary=primary_metric(specs),
-    )
-    return ScoreResult(scores, summary)
+    with contextlib.ExitStack() as stack:
+        write = None
+        if out is not None:
+            from .io import streaming_scores
+
+            write = stack.enter_context(streaming_scores(out, scorer._vdt, rows))
+        try:
+            for ca, cb in zip(sa.chunks(chunk_rows), sb.chunks(chunk_rows)):
+                n = ca.shape[0]
+                if cb.shape[0] != n:  # both sources cut at the same rows; anything else is a reader bug
+                    raise RuntimeError(f"chunks out of step at row {done}: {n} and {cb.shape[0]} rows")
+                t = None if tok is None else check_tokens(tok[done : done + n], n, classes, tok_name)
+                views = scorer._add_block(ca, cb, t)
+                del ca, cb  # drop the chunks (and unmap file windows) before reading the next
+                if write is not None:
+                    write(views)
+                done += n
+                bar.update(done)
+        finally:
+            bar.close()
+        if done != rows:
+            raise ValueError(f"{sa.name} and {sb.name} ended after {done} of {rows} rows")
+    return ScoreResult(scorer.scores, scorer.summary())

@@ -15,10 +15,12 @@ or on which machine (in-memory, chunked streaming and Dask give bit-identical su
 - min and max of the finite values;
 - the K worst rows: a total order (badness, then row index) makes "keep the K first" associative.
 
-Quantiles are not streamed: `finalize` takes them from the full per-row score array (which is
-O(rows), small beside the logits), as NumPy's ``np.quantile(finite_values, q, method="linear")``
-over the finite values converted to float64 — Hyndman & Fan's definition 7, the NumPy/R default.
-They are therefore exact and independent of chunking too.
+Quantiles are not in `PartialStats`: `finalize` takes them from the full per-row score array
+(O(rows), small beside the logits), as NumPy's ``np.quantile(finite_values, q, method="linear")``
+over the finite values converted to float64 — Hyndman & Fan's definition 7, the NumPy/R default —
+exact and independent of chunking too; or, for a `logitdiv.Scorer` that keeps no per-row scores,
+from its `logitdiv.sketch.QuantileState` (the same values while within its exact-rows budget,
+else a sketch whose guaranteed rank-error bound the summary reports).
 
 Conventions (the same for every metric):
 - statistics (mean, sem, std, min, quantiles, max) are over the *finite* rows; rows whose value is
@@ -43,10 +45,16 @@ __all__ = ["PartialStats", "MetricSummary", "Summary", "QUANTILES", "QUANTILE_ME
 
 #: The JSON schema identifier written by `Summary.to_dict` (bumped on any incompatible change).
 SCHEMA = "logitdiv.score/1"
+#: The compatible extension written when a document uses a 1.1 field (sketch quantiles: a
+#: top-level "quantile_method" of "sketch", and per metric "quantile_method" and
+#: "quantile_rank_error"); a document without them stays "logitdiv.score/1".
+SCHEMA_1_1 = "logitdiv.score/1.1"
 #: Quantile levels reported, and the names of their fields.
 QUANTILES: Tuple[Tuple[str, float], ...] = (("median", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99_9", 0.999))
 #: NumPy's method name for the quantile definition used.
 QUANTILE_METHOD = "linear"
+#: The further percentiles llama.cpp reports (in the 1.1 schema's "percentiles", with the others).
+EXTRA_QUANTILES: Tuple[Tuple[str, float], ...] = (("p0_1", 0.001), ("p1", 0.01), ("p5", 0.05), ("p10", 0.1), ("p95", 0.95))
 
 DIVERGENCE = "divergence"
 AGREEMENT = "agreement"
@@ -219,6 +227,14 @@ class PartialStats:
                       np.concatenate([self.worst_val, other.worst_val]))
         return m
 
+    def shifted(self, n: int) -> "PartialStats":
+        """A copy whose rows are numbered n later (for appending these rows after n others)."""
+        m = PartialStats(self.kind, self.threshold, self.k)
+        for name in self.__slots__:
+            setattr(m, name, getattr(self, name))
+        m.worst_idx = self.worst_idx + np.int64(n)
+        return m
+
     @staticmethod
     def merge_all(parts: Iterable["PartialStats"]) -> "PartialStats":
         parts = list(parts)
@@ -304,8 +320,14 @@ class MetricSummary:
     above_threshold: Optional[int]
     share_above_threshold: Optional[float]
     worst: Tuple[Tuple[int, float], ...]
+    #: "linear" (exact) or "sketch" (`logitdiv.sketch`, within `quantile_rank_error` in rank)
+    quantile_method: str = QUANTILE_METHOD
+    #: guaranteed bound on |rank of the reported quantile − target rank| / count (0 when exact)
+    quantile_rank_error: float = 0.0
+    #: every reported percentile, QUANTILES and EXTRA_QUANTILES, by name (p0_1 … p99_9)
+    percentiles: Optional[Dict[str, Optional[float]]] = None
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self, extended: bool = False) -> Dict[str, Any]:
         d: Dict[str, Any] = {"kind": self.kind, "rows": self.rows, "count": self.count,
                              "nonfinite": self.nonfinite, "nan": self.nan, "inf": self.inf}
         for f in ("mean", "sem", "std", "min", "median", "p90", "p99", "p99_9", "max"):
@@ -313,6 +335,10 @@ class MetricSummary:
         d["above_threshold"] = self.above_threshold
         d["share_above_threshold"] = _num(self.share_above_threshold)
         d["worst"] = [{"row": r, "value": _num(v)} for r, v in self.worst]
+        if extended:  # schema 1.1
+            d["quantile_method"] = self.quantile_method
+            d["quantile_rank_error"] = self.quantile_rank_error
+            d["percentiles"] = {k: _num(v) for k, v in (self.percentiles or {}).items()}
         return d
 
 
@@ -335,6 +361,13 @@ class Summary:
     primary: Optional[str]
     worst_rows: Tuple[Dict[str, Any], ...] = field(default=())
     quantile_method: str = QUANTILE_METHOD
+    #: token-aware statistics (`logitdiv.tokens.TokenSummary`) when tokens were given
+    tokens: Optional[Any] = None
+
+    @property
+    def schema(self) -> str:
+        """"logitdiv.score/1", or "logitdiv.score/1.1" when the document carries 1.1 fields."""
+        return SCHEMA if self.quantile_method == QUANTILE_METHOD and self.tokens is None else SCHEMA_1_1
 
     def __getitem__(self, metric: str) -> MetricSummary:
         return self.metrics[metric]
@@ -356,7 +389,7 @@ class Summary:
         written as the strings "nan", "inf", "-inf"; a statistic of no rows is null.
         """
         return {
-            "schema": SCHEMA,
+            "schema": self.schema,
             "rows": self.rows,
             "classes": self.classes,
             "dtype": {"base": self.dtypes[0], "candidate": self.dtypes[1]},
@@ -365,8 +398,9 @@ class Summary:
             "top_k_worst": self.top_k_worst,
             "quantile_method": self.quantile_method,
             "primary": self.primary,
-            "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+            "metrics": {name: m.to_dict(self.schema != SCHEMA) for name, m in self.metrics.items()},
             "worst_rows": [{k: (v if k == "row" else _num(v)) for k, v in r.items()} for r in self.worst_rows],
+            **({} if self.tokens is None else {"tokens": self.tokens.to_dict()}),
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -381,20 +415,34 @@ class Summary:
         return self.format()
 
 
+_ALL_Q = QUANTILES + EXTRA_QUANTILES
+
+
 def _quantiles(values: np.ndarray) -> List[Optional[float]]:
+    """QUANTILES then EXTRA_QUANTILES of the finite values."""
     v = np.asarray(values).reshape(-1).astype(np.float64, copy=False)
     fin = v[np.isfinite(v)]
     if fin.size == 0:
-        return [None] * len(QUANTILES)
-    qs = np.quantile(fin, [q for _, q in QUANTILES], method=QUANTILE_METHOD)
+        return [None] * len(_ALL_Q)
+    qs = np.quantile(fin, [q for _, q in _ALL_Q], method=QUANTILE_METHOD)
     return [float(q) for q in qs]
 
 
-def metric_summary(name: str, stats: PartialStats, values: np.ndarray) -> MetricSummary:
-    """The summary of one metric from its merged statistics and its full per-row values."""
-    if stats.rows != np.asarray(values).size:
-        raise ValueError(f"{name}: the statistics cover {stats.rows} rows but {np.asarray(values).size} values were given")
-    med, p90, p99, p999 = _quantiles(values)
+def metric_summary(name: str, stats: PartialStats, values: Optional[np.ndarray],
+                   quantiles: Optional[Any] = None) -> MetricSummary:
+    """The summary of one metric from its merged statistics and its full per-row values, or,
+    without them, a `logitdiv.sketch.QuantileState` of its finite values."""
+    if values is not None:
+        if stats.rows != np.asarray(values).size:
+            raise ValueError(f"{name}: the statistics cover {stats.rows} rows but {np.asarray(values).size} values were given")
+        qv = _quantiles(values)
+        method, rank_error = QUANTILE_METHOD, 0.0
+    else:
+        qv = quantiles.quantiles([q for _, q in _ALL_Q])
+        method, rank_error = quantiles.method, quantiles.rank_error
+    med, p90, p99, p999 = qv[:4]
+    pct = dict(zip([k for k, _ in _ALL_Q], qv))
+    pct = {k: pct[k] for k in ("p0_1", "p1", "p5", "p10", "median", "p90", "p95", "p99", "p99_9")}
     above = stats.above if stats.threshold is not None else None
     return MetricSummary(
         name=name,
@@ -416,12 +464,15 @@ def metric_summary(name: str, stats: PartialStats, values: np.ndarray) -> Metric
         above_threshold=above,
         share_above_threshold=None if above is None or stats.rows == 0 else above / stats.rows,
         worst=tuple(zip(stats.worst_idx.tolist(), stats.worst_val.tolist())),
+        quantile_method=method,
+        quantile_rank_error=rank_error,
+        percentiles=pct,
     )
 
 
 def finalize(
     stats: Mapping[str, PartialStats],
-    scores: Mapping[str, np.ndarray],
+    scores: Optional[Mapping[str, np.ndarray]],
     *,
     rows: int,
     classes: int,
@@ -430,17 +481,29 @@ def finalize(
     threshold: Optional[float],
     top_k_worst: int,
     primary: Optional[str],
+    quantiles: Optional[Mapping[str, Any]] = None,
+    worst_values: Optional[Mapping[int, Mapping[str, float]]] = None,
+    tokens: Optional[Any] = None,
 ) -> Summary:
     """The `Summary` of a run: merged statistics per metric plus the full per-row scores (for the
-    quantiles and the worst-rows table)."""
-    metrics = {name: metric_summary(name, stats[name], scores[name]) for name in stats}
+    quantiles and the worst-rows table) — or, without the scores (``scores=None``), each metric's
+    `logitdiv.sketch.QuantileState` in `quantiles` and the values of every metric at the primary
+    metric's worst rows in `worst_values` (row → {metric: value})."""
+    metrics = {
+        name: metric_summary(name, stats[name], None if scores is None else scores[name],
+                             None if quantiles is None else quantiles[name])
+        for name in stats
+    }
     worst_rows: Tuple[Dict[str, Any], ...] = ()
     if primary is not None:
         table = []
         for r, _ in metrics[primary].worst:
             entry: Dict[str, Any] = {"row": r}
             for name in metrics:
-                entry[name] = float(np.asarray(scores[name]).reshape(-1)[r])
+                if scores is None:
+                    entry[name] = float(worst_values[r][name])
+                else:
+                    entry[name] = float(np.asarray(scores[name]).reshape(-1)[r])
             table.append(entry)
         worst_rows = tuple(table)
     return Summary(
@@ -453,6 +516,8 @@ def finalize(
         metrics=metrics,
         primary=primary,
         worst_rows=worst_rows,
+        tokens=tokens,
+        quantile_method=QUANTILE_METHOD if all(m.quantile_method == QUANTILE_METHOD for m in metrics.values()) else "sketch",
     )
 
 
