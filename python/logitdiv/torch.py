@@ -351,6 +351,27 @@ def _as_tensor(x: Any) -> Any:
     return x if x is None or isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
 
+def _option(kind: str, name: str, value: Any) -> Any:
+    """An option in its schema type, or the TypeError the NumPy API would raise for it: the
+    dispatcher's own error for a mistyped argument is a RuntimeError. Ranges stay core's rule."""
+    if kind.startswith("Tensor"):
+        return _as_tensor(value)
+    if kind.endswith("?") and value is None:
+        return None
+    base = kind.rstrip("?")
+    if base == "float":
+        return A.check_number(value, name)
+    if base == "int":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer; got {value!r}"[:200])
+        return int(value)
+    if base == "bool":
+        return bool(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string; got {value!r}"[:200])
+    return value
+
+
 def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
     """``torch.ops.logitdiv.<name>`` on these inputs; asks for the gradients the inputs need."""
     k = len(call.logits)
@@ -360,7 +381,7 @@ def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
     grad_on = torch.is_grad_enabled()
     wanted = [grad_on and x.requires_grad for x in inputs[:k]]
     flags = [any(wanted)] + ([wanted[1]] if schema.optional_grad else [])
-    options = [_as_tensor(call.options[n]) if t.startswith("Tensor") else call.options[n] for t, n in schema.options]
+    options = [_option(t, n, call.options[n]) for t, n in schema.options]
     op = getattr(torch.ops.logitdiv, call.name)
     return op(*inputs[:k], *(_as_tensor(y) for y in inputs[k:]), *options, *flags)[0]
 

@@ -326,7 +326,7 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
                         ds[i] = if absent { 0.0 } else { g_s };
                         dt[i] = if absent { 0.0 } else { -diff };
                     }
-                    pres[i] += if absent { 0.0 } else { 1.0 };
+                    pres[i] += f32::from(u8::from(!absent));
                 }
             }
             // Widening loops (f64 width): value, gradients.

@@ -141,7 +141,7 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
                 let xp = if !absent & (wp[i] > 0.0) { -v } else { f32::NEG_INFINITY };
                 mn[i] = mn[i].max(xn);
                 mp[i] = mp[i].max(xp);
-                cnt[i] += if absent { 0.0 } else { 1.0 };
+                cnt[i] += f32::from(u8::from(!absent));
             }
         }
         if hsum(&chk[..used]).is_nan() {

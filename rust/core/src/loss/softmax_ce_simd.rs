@@ -109,10 +109,12 @@ fn sums<S: Simd, L: Load<Real = f32>, const B: usize>(simd: S, s: &[L], inv: f32
             let n = x.len();
             let (fr, fk, fb, chk) = (&mut fr[..n], &mut fk[..n], &mut fb[..n], &mut chk[..n]);
             for i in 0..n {
-                let at = x[i] == m;
+                // a select that keeps an accumulator as it is becomes a masked store (slow):
+                // multiply by 0 or 1 instead
+                let below = if x[i] == m { 0.0f32 } else { 1.0 };
                 let e = vmath::exp_nonpos(simd, (x[i] - m) * inv);
-                fr[i] += if at { 0.0 } else { e };
-                fk[i] += if at { 1.0 } else { 0.0 };
+                fr[i] += e * below;
+                fk[i] += 1.0 - below;
                 chk[i] += x[i] * 0.0;
                 if smooth {
                     fb[i] += m - x[i];
