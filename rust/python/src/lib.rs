@@ -80,6 +80,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(divergence::pair_divergence, m)?)?;
     m.add_function(wrap_pyfunction!(loss::softmax_ce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::softmax_ce_ext, m)?)?;
     m.add_function(wrap_pyfunction!(loss::bce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::multilabel_ce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::sparse_multilabel_ce, m)?)?;
