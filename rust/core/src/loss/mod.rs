@@ -244,3 +244,5 @@ pub(crate) fn store<E: Elem>(slot: &mut E, d: f64, add: bool) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_llm;
