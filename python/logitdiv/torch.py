@@ -187,9 +187,9 @@ class _Schema(NamedTuple):
     labels: Tuple[Tuple[str, str], ...]
     options: Tuple[Tuple[str, str], ...]
     optional_grad: Optional[str] = None
-    # options added later, after the gradient flags and with defaults (type, name, default), so
-    # that calls written for the earlier schema keep working
-    late: Tuple[Tuple[str, str, str], ...] = ()
+    # options added later, after the gradient flags and with defaults (type, name, default in
+    # the schema, default in Python), so that calls written for the earlier schema keep working
+    late: Tuple[Tuple[str, str, str, Any], ...] = ()
     # extra outputs after the gradients (never differentiated): (output, the flag asking for it);
     # an output not asked for is an empty tensor
     extras: Tuple[Tuple[str, str], ...] = ()
@@ -198,7 +198,7 @@ class _Schema(NamedTuple):
 _WHERE, _RED = ("Tensor?", "where"), ("str", "reduction")
 _T = ("float", "temperature")
 _CE = (("float", "label_smoothing"), ("int", "ignore_index"))
-_CAP = (("float?", "softcap", "None"),)
+_CAP = (("float?", "softcap", "None", None),)
 _LOGITS = {"kl": ("s", "t"), "sym_kl": ("s", "t"), "js": ("s", "t"), "tv": ("s", "t"), "sigmoid_kl": ("s", "t"),
            "sigmoid_sym_kl": ("s", "t"), "kd_loss": ("student", "teacher"), "rdrop_loss": ("s1", "s2")}
 _SCHEMAS: Dict[str, _Schema] = {
@@ -209,8 +209,8 @@ _SCHEMAS: Dict[str, _Schema] = {
     "sigmoid_kl": _Schema((), (("Tensor?", "weights"), _T, _WHERE, _RED)),
     "sigmoid_sym_kl": _Schema((), (("Tensor?", "weights"), _T, _WHERE, _RED)),
     "softmax_ce": _Schema((("Tensor", "target"),), (*_CE, _T, _WHERE, _RED), late=(
-        ("Tensor?", "weight", "None"), ("float", "z_loss", "0.0"), *_CAP, ("bool", "return_z_loss", "False"),
-        ("bool", "return_accuracy", "False")), extras=(("z_loss", "return_z_loss"), ("accuracy", "return_accuracy"))),
+        ("Tensor?", "weight", "None", None), ("float", "z_loss", "0.0", 0.0), *_CAP,
+        ("bool", "return_z_loss", "False", False), ("bool", "return_accuracy", "False", False)), extras=(("z_loss", "return_z_loss"), ("accuracy", "return_accuracy"))),
     "bce": _Schema((("Tensor", "target"),), (("Tensor?", "pos_weight"), ("Tensor?", "weights"), _WHERE, _RED)),
     "multilabel_ce": _Schema((("Tensor", "target"),), (_WHERE, _RED)),
     "sparse_multilabel_ce": _Schema((("Tensor", "positives"),), (("int", "pad"), _WHERE, _RED)),
@@ -245,8 +245,26 @@ def _dtypes(logits: Sequence[torch.Tensor]) -> Tuple[torch.dtype, torch.dtype]:
     return grad, _TORCH_DTYPE[A.value_dtype(common)]
 
 
+def _n_early(name: str, schema: _Schema) -> int:
+    """The number of arguments before the late options."""
+    return (len(_LOGITS.get(name, ("logits",))) + len(schema.labels) + len(schema.options)
+            + (2 if schema.optional_grad else 1))
+
+
+def _full(name: str, schema: _Schema, args: Sequence[Any], kwargs: Optional[Dict[str, Any]] = None) -> list:
+    """Every argument of a call in schema order: the late options a caller left out (they have
+    defaults, and may arrive as keywords) filled in."""
+    n = _n_early(name, schema)
+    full = list(args[:n])
+    kwargs = kwargs or {}
+    for j, (_, key, _, default) in enumerate(schema.late):
+        full.append(args[n + j] if n + j < len(args) else kwargs.get(key, default))
+    return full
+
+
 def _grad_flags(schema: _Schema, args: Sequence[Any]) -> Tuple[bool, bool]:
-    """(any gradient, the second input's gradient) from the flags after the options."""
+    """(any gradient, the second input's gradient) from the flags after the options (`args`: a
+    full argument list, see `_full`)."""
     first = len(args) - len(schema.late) - (2 if schema.optional_grad else 1)
     if schema.optional_grad is None:
         return bool(args[first]), bool(args[first])
@@ -254,8 +272,8 @@ def _grad_flags(schema: _Schema, args: Sequence[Any]) -> Tuple[bool, bool]:
 
 
 def _late(schema: _Schema, args: Sequence[Any]) -> Dict[str, Any]:
-    """The late options of a call, by name."""
-    return dict(zip((n for _, n, _ in schema.late), args[len(args) - len(schema.late):]))
+    """The late options of a full argument list, by name."""
+    return dict(zip((n for _, n, _, _ in schema.late), args[len(args) - len(schema.late):]))
 
 
 def _define(name: str) -> None:
@@ -264,7 +282,7 @@ def _define(name: str) -> None:
     k, n_labels = len(logits), len(schema.labels)
     flags = ["bool grad"] + ([f"bool {schema.optional_grad}"] if schema.optional_grad else [])
     params = [f"Tensor {n}" for n in logits] + [f"{t} {n}" for t, n in (*schema.labels, *schema.options)] + flags
-    params += [f"{t} {n}={d}" for t, n, d in schema.late]
+    params += [f"{t} {n}={d}" for t, n, d, _ in schema.late]
     _LIB.define(f"{name}({', '.join(params)}) -> ({', '.join(['Tensor'] * (1 + k + len(schema.extras)))})")
     qualname = f"logitdiv::{name}"
     n_options = len(schema.options)
@@ -273,7 +291,8 @@ def _define(name: str) -> None:
         late = _late(schema, args)
         return [bool(late[flag]) for _, flag in schema.extras]
 
-    def compute(*args: Any) -> Tuple[torch.Tensor, ...]:
+    def compute(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
+        args = tuple(_full(name, schema, args, kwargs))
         xs, labels = args[:k], args[k:k + n_labels]
         options = dict(zip((n for _, n in schema.options), args[k + n_labels:k + n_labels + n_options]))
         options.update(_late(schema, args))
@@ -308,7 +327,8 @@ def _define(name: str) -> None:
         grads += [torch.empty(0, dtype=dtype, device=device)] * (k - n_grads)
         return (backend.tensor(value, device), *grads, *extra_outputs(got))
 
-    def fake(*args: Any) -> Tuple[torch.Tensor, ...]:
+    def fake(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
+        args = tuple(_full(name, schema, args, kwargs))
         xs = args[:k]
         dtype, vdtype = _dtypes(xs)
         reduction = args[k + n_labels + [n for _, n in schema.options].index("reduction")]
@@ -321,10 +341,11 @@ def _define(name: str) -> None:
     def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[torch.Tensor, ...]) -> None:
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(*output[1:1 + k])
+        ctx.n_inputs = len(inputs)
+        inputs = tuple(_full(name, schema, inputs))
         ctx.dtypes = tuple(x.dtype for x in inputs[:k])
         ctx.have = [bool(w) for w in ([_grad_flags(schema, inputs)[0]] + [_grad_flags(schema, inputs)[1]] * (k - 1))]
         ctx.per_row = inputs[k + n_labels + [n for _, n in schema.options].index("reduction")] == "none"
-        ctx.n_inputs = len(inputs)
 
     def backward(ctx: Any, grad_value: torch.Tensor, *_: Any) -> Tuple[Optional[torch.Tensor], ...]:
         eager = _is_eager(grad_value)
@@ -404,7 +425,7 @@ def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
     flags = [any(wanted)] + ([wanted[1]] if schema.optional_grad else [])
     options = [_as_tensor(call.options[n]) if t.startswith("Tensor") else call.options[n] for t, n in schema.options]
     late = {n: _as_tensor(call.options[n]) if t.startswith("Tensor") else call.options[n]
-            for t, n, _ in schema.late if n in call.options}
+            for t, n, _, _ in schema.late if n in call.options}
     op = getattr(torch.ops.logitdiv, call.name)
     out = op(*inputs[:k], *(_as_tensor(y) for y in inputs[k:]), *options, *flags, **late)
     extras = [out[1 + k + j] for j, (_, flag) in enumerate(schema.extras) if late.get(flag)]
