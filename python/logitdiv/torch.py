@@ -710,24 +710,35 @@ class _LossModule(torch.nn.Module):
 
 
 class CrossEntropyLoss(_LossModule):
-    """Softmax cross-entropy, as ``torch.nn.CrossEntropyLoss``: `CrossEntropyLoss(ignore_index=-100,
-    reduction="mean", label_smoothing=0.0)(input, target)`.
+    """Softmax cross-entropy, as ``torch.nn.CrossEntropyLoss``: `CrossEntropyLoss(weight=None, *,
+    ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0, softcap=None)(input, target)`.
 
     `input` has the classes on the **last** axis (``(N, C)``, or ``(B, T, V)`` for a language
     model); torch's module puts them on axis 1 for more than 2 axes (``input.movedim(1, -1)``
     converts, at the cost of a copy). `target` holds class indices of the leading shape or
-    probabilities of the input's shape (not differentiated). There are no class weights.
+    probabilities of the input's shape (not differentiated). `weight` (one per class, a buffer)
+    as torch's: "mean" over class indices divides by Σ w_y over the rows not ignored.
     Reductions: "mean" (default, as torch: over the rows not ignored), "sum", "none" (one value
     per row), "batchmean" (sum / all rows). The function `softmax_ce` defaults to "none".
-    `temperature` τ divides the logits first (τ = 1 is torch's). `where` (forward argument) is a
-    class mask or, with a last axis of length 1, a row mask."""
+    `temperature` τ divides the logits first (τ = 1 is torch's). `z_loss` (Liger-Kernel's
+    ``lse_square_scale``) adds z · lse² per row; `softcap` caps the logits at c · tanh(x / c).
+    `where` (forward argument) is a class mask or, with a last axis of length 1, a row mask."""
 
-    def __init__(self, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
-                 temperature: float = 1.0) -> None:
-        super().__init__(reduction, ignore_index=ignore_index, label_smoothing=label_smoothing, temperature=temperature)
+    def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0, temperature: float = 1.0, z_loss: float = 0.0,
+                 softcap: Optional[float] = None) -> None:
+        options: Dict[str, Any] = dict(ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                       temperature=temperature)
+        if z_loss != 0.0:
+            options["z_loss"] = z_loss
+        if softcap is not None:
+            options["softcap"] = softcap
+        super().__init__(reduction, **options)
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
 
     def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
-        return softmax_ce(input, target, where=where, reduction=self.reduction, **self.options)
+        extra = {} if self.weight is None else {"weight": self.weight}
+        return softmax_ce(input, target, where=where, reduction=self.reduction, **self.options, **extra)
 
 
 class BCEWithLogitsLoss(_LossModule):
