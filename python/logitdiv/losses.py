@@ -343,7 +343,7 @@ def softmax_ce(
         extra.append(z_rows if per_row else outs.vdtype.type(z_total))
     if want_acc:
         extra.append(acc_rows if per_row else outs.vdtype.type(accuracy))
-    return (value, *extra, *grads)
+    return (value, *extra, *grads) if extra or grads else value
 
 
 # ----------------------------------------------------------------------------------------------
