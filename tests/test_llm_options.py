@@ -532,3 +532,15 @@ def test_c_program_is_clean_under_valgrind(c_output):
                           "--errors-for-leak-kinds=definite", str(exe)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "ERROR SUMMARY: 0 errors" in run.stderr
+
+
+@pytest.mark.parametrize("f", [ld.tv, ld.softmax_ce])
+def test_docstring_examples_pass(f):
+    import doctest
+
+    tests = doctest.DocTestFinder().find(f, f.__name__, globs={})
+    assert tests and tests[0].examples
+    runner = doctest.DocTestRunner()
+    for t in tests:
+        runner.run(t)
+    assert runner.failures == 0

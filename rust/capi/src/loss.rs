@@ -1,4 +1,5 @@
-//! The losses against labels, each in f32 and f64: `ld_softmax_ce`, `ld_bce`, `ld_multilabel_ce`,
+//! The losses against labels, each in f32 and f64: `ld_softmax_ce` (and `ld_softmax_ce_ex` with the
+//! z-term and accuracy outputs), `ld_bce`, `ld_multilabel_ce`,
 //! `ld_sparse_multilabel_ce`, `ld_globalpointer_ce`, `ld_gamma_ce`, `ld_kd_loss`, `ld_rdrop_loss`.
 //!
 //! Arguments, in order: the logit matrices with their row strides (in elements, ≥ cols), `rows`,
