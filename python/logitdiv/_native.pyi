@@ -20,6 +20,7 @@ __all__ = [
     "set_simd_path",
     "simd_path",
     "softmax_ce",
+    "softmax_ce_ext",
     "sparse_multilabel_ce",
 ]
 

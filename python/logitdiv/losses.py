@@ -336,8 +336,8 @@ def softmax_ce(
         None if z_rows is None else z_rows.reshape(-1), None if acc_rows is None else acc_rows.reshape(-1),
         want_acc,
     )
-    value = outs.result(total)
-    value, grads = (value[0], value[1:]) if outs.grads else (value, ())
+    result: Any = outs.result(total)
+    value, grads = (result[0], result[1:]) if outs.grads else (result, ())
     extra = []
     if want_z:
         extra.append(z_rows if per_row else outs.vdtype.type(z_total))

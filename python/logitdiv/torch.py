@@ -414,7 +414,7 @@ def _as_tensor(x: Any) -> Any:
     return x if x is None or isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
 
-def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
+def _apply(call: _Call, *inputs: Any) -> Any:
     """``torch.ops.logitdiv.<name>`` on these inputs; asks for the gradients the inputs need."""
     k = len(call.logits)
     for x, n in zip(inputs[:k], call.logits):
@@ -737,8 +737,10 @@ class CrossEntropyLoss(_LossModule):
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
 
     def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
-        extra = {} if self.weight is None else {"weight": self.weight}
-        return softmax_ce(input, target, where=where, reduction=self.reduction, **self.options, **extra)
+        options: Dict[str, Any] = dict(self.options)
+        if self.weight is not None:
+            options["weight"] = self.weight
+        return softmax_ce(input, target, where=where, reduction=self.reduction, **options)
 
 
 class BCEWithLogitsLoss(_LossModule):
