@@ -13,7 +13,7 @@ import sys
 OUT = pathlib.Path(__file__).with_name("API.md")
 
 SECTIONS = [
-    ("Divergences between two logit arrays", "logitdiv", ["kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl"]),
+    ("Divergences between two logit arrays", "logitdiv", ["kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl"]),
     ("Losses against labels", "logitdiv", ["softmax_ce", "bce", "multilabel_ce", "sparse_multilabel_ce",
                                            "globalpointer_ce", "gamma_ce", "kd_loss", "rdrop_loss"]),
     ("Consistency scoring", "logitdiv", ["score", "ScoreResult", "Summary", "Scorer"]),

@@ -42,9 +42,15 @@ LOSSES: Dict[str, Tuple[Callable[..., torch.Tensor], Tuple[int, ...]]] = {
     "kl": (lambda a, b, y: ldt.kl(a, b, temperature=2.0, where=y["where"], reduction="batchmean"), (C,)),
     "sym_kl": (lambda a, b, y: ldt.sym_kl(a, b, reduction="sum"), (C,)),
     "js": (lambda a, b, y: ldt.js(a, b, beta=0.3, reduction="mean"), (C,)),
+    "tv": (lambda a, b, y: ldt.tv(a, b, softcap=2.0, reduction="batchmean"), (C,)),
+    "kl_softcap": (lambda a, b, y: ldt.kl(a, b.detach(), softcap=1.5, reduction="sum"), (C,)),
     "sigmoid_kl": (lambda a, b, y: ldt.sigmoid_kl(a, b, weights=y["w"], reduction="batchmean"), (C,)),
     "gp_kl": (lambda a, b, y: (ldt.gp_kl(a, b) * torch.arange(1.0, B + 1)).sum(), (C,)),  # per row, weighted
     "softmax_ce": (lambda a, b, y: ldt.softmax_ce(a, y["y"], label_smoothing=0.1, reduction="mean"), (C,)),
+    # the LLM options; the z-term and the accuracy come back beside the loss
+    "softmax_ce_llm": (lambda a, b, y: sum(ldt.softmax_ce(
+        a, y["y"], weight=y["w"], z_loss=1e-2, softcap=3.0, label_smoothing=0.1, return_z_loss=True,
+        return_accuracy=True, reduction="mean")[:1]), (C,)),
     "bce": (lambda a, b, y: ldt.bce(a, y["y_bin"], pos_weight=y["w"], reduction="mean"), (C,)),
     "multilabel_ce": (lambda a, b, y: ldt.multilabel_ce(a, y["y_bin"], reduction="sum"), (C,)),
     "sparse_multilabel_ce": (lambda a, b, y: ldt.sparse_multilabel_ce(a, y["pos"], reduction="mean"), (C,)),
@@ -62,6 +68,8 @@ LOSSES: Dict[str, Tuple[Callable[..., torch.Tensor], Tuple[int, ...]]] = {
     "SigmoidKL": (lambda a, b, y: ldt.SigmoidKL(weights=y["w"])(a, b), (C,)),
     "GlobalPointerKL": (lambda a, b, y: ldt.GlobalPointerKL()(a, b), (C,)),
     "CrossEntropyLoss": (lambda a, b, y: ldt.CrossEntropyLoss(label_smoothing=0.1)(a, y["y"]), (C,)),
+    "CrossEntropyLoss_llm": (lambda a, b, y: ldt.CrossEntropyLoss(y["w"], z_loss=1e-3, softcap=2.0)(a, y["y"]), (C,)),
+    "TVDistance": (lambda a, b, y: ldt.TVDistance()(a, b), (C,)),
     "BCEWithLogitsLoss": (lambda a, b, y: ldt.BCEWithLogitsLoss(weight=y["w"], pos_weight=y["w"])(a, y["y_bin"]),
                           (C,)),
     "MultilabelCrossEntropy": (lambda a, b, y: ldt.MultilabelCrossEntropy()(a, y["y_bin"]), (C,)),
@@ -235,6 +243,7 @@ def op_samples() -> Dict[str, list]:
         "kl": (s, t, T, W, R, True),
         "sym_kl": (s, t, 1.0, None, "none", True),
         "js": (s, t, 0.3, T, None, "sum", True),
+        "tv": (s, t, T, W, "mean", True),
         "sigmoid_kl": (s, t, y["w"], T, None, "mean", True),
         "sigmoid_sym_kl": (s, t, None, 1.0, W, "none", True),
         "softmax_ce": (s, y["y"], 0.1, -100, 1.0, None, "mean", True),
@@ -261,7 +270,7 @@ SAMPLES = op_samples()
 
 def test_every_function_has_an_operator():
     assert set(SAMPLES) == set(ldt._SCHEMAS) == {
-        "kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "softmax_ce", "bce", "multilabel_ce",
+        "kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl", "softmax_ce", "bce", "multilabel_ce",
         "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce", "kd_loss", "rdrop_loss"}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _native
-from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
+from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl, tv
 from .scorer import Scorer
 from .scoring import ScoreResult, score
 from .summary import Summary
@@ -51,6 +51,7 @@ __all__ = [
     "softmax_ce",
     "sparse_multilabel_ce",
     "sym_kl",
+    "tv",
 ]
 
 

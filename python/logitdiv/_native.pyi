@@ -21,6 +21,7 @@ __all__ = [
     "set_simd_path",
     "simd_path",
     "softmax_ce",
+    "softmax_ce_ext",
     "sparse_multilabel_ce",
 ]
 
@@ -43,6 +44,7 @@ def pair_divergence(
     values: Optional[np.ndarray],
     grad_s: Optional[np.ndarray],
     grad_t: Optional[np.ndarray],
+    softcap: Optional[float] = None,
 ) -> Tuple[float, int]: ...
 def softmax_ce(
     elem: str,
@@ -59,6 +61,27 @@ def softmax_ce(
     values: Optional[np.ndarray],
     grad: Optional[np.ndarray],
 ) -> Tuple[float, int]: ...
+def softmax_ce_ext(
+    elem: str,
+    telem: str,
+    logits: np.ndarray,
+    labels: Optional[np.ndarray],
+    probs: Optional[np.ndarray],
+    ignore_index: int,
+    label_smoothing: float,
+    temperature: float,
+    class_mask: Optional[np.ndarray],
+    row_mask: Optional[np.ndarray],
+    reduction: str,
+    values: Optional[np.ndarray],
+    grad: Optional[np.ndarray],
+    weight: Optional[np.ndarray],
+    z_loss: float,
+    softcap: Optional[float],
+    z_values: Optional[np.ndarray],
+    correct: Optional[np.ndarray],
+    accuracy: bool,
+) -> Tuple[float, int, float, int, float]: ...
 def bce(
     elem: str,
     telem: str,

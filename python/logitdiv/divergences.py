@@ -28,7 +28,10 @@ def _pair(
     grad: bool,
     out: Optional[np.ndarray],
     grad_out: Any,
+    softcap: Any = None,
 ) -> Result:
+    if softcap is not None:
+        softcap = A.check_number(softcap, "softcap")
     if _is_plain_call(s, t, where, weights, temperature, beta, reduction, grad, out, grad_out):
         # the common call: the checks of `_is_plain_call` are all it needs
         shape, dtype = s.shape, s.dtype
@@ -83,6 +86,7 @@ def _pair(
         None if values is None else values.reshape(-1),
         None if gs is None else A.raw(gs.reshape(-1, shape[-1])),
         None if gt is None else A.raw(gt.reshape(-1, shape[-1])),
+        softcap,
     )
     value = values if values is not None else vdtype.type(total)
     return (value, gs, gt) if grad else value
@@ -117,6 +121,10 @@ _COMMON = """
         leading axis indexes rows. Both must have the same shape.
     temperature : float, default 1.0
         τ > 0; both inputs are divided by it first.
+    softcap : float, optional
+        The softmax divergences (kl, sym_kl, js, tv) only: c > 0 caps every finite logit of both
+        inputs at c · tanh(x / c) (Gemma 2's logit soft-capping) before the temperature; the
+        gradients go through the cap exactly (times sech²(x / c)). −inf stays −inf (absent).
     where : array_like of bool, optional
         Classes to include, broadcastable to the logits' shape; an excluded class counts exactly as
         if it were −inf in both rows.
@@ -179,12 +187,14 @@ def kl(
     grad: bool = False,
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
+    softcap: Optional[float] = None,
 ) -> Result:
     if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        _no_gpu_softcap(softcap)
         return _dispatch.gpu().kl(s, t, temperature=temperature, where=where, reduction=reduction,
                                   grad=grad, out=out, grad_out=grad_out)
     return _pair("kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
-                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
 
 
 @_doc("""Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
@@ -209,12 +219,14 @@ def sym_kl(
     grad: bool = False,
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
+    softcap: Optional[float] = None,
 ) -> Result:
     if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        _no_gpu_softcap(softcap)
         return _dispatch.gpu().sym_kl(s, t, temperature=temperature, where=where, reduction=reduction,
                                   grad=grad, out=out, grad_out=grad_out)
     return _pair("sym_kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
-                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
 
 
 @_doc("""Generalised Jensen–Shannon divergence β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q, per row.
@@ -241,12 +253,52 @@ def js(
     grad: bool = False,
     out: Optional[np.ndarray] = None,
     grad_out: Any = None,
+    softcap: Optional[float] = None,
 ) -> Result:
     if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        _no_gpu_softcap(softcap)
         return _dispatch.gpu().js(s, t, beta=beta, temperature=temperature, where=where, reduction=reduction,
                                   grad=grad, out=out, grad_out=grad_out)
     return _pair("js", s, t, temperature=temperature, where=where, weights=None, beta=beta,
-                 reduction=reduction, grad=grad, out=out, grad_out=grad_out)
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
+
+
+@_doc("""Total variation distance ½ Σ_i |p_i − q_i| per row, p = softmax(s/τ), q = softmax(t/τ).
+
+    Liger-Kernel's distillation loss ``LigerTVDLoss``, here from logits. Each |p_i − q_i| is formed
+    without cancellation (p_i · |expm1(−w_i)|, w_i = log p_i − log q_i, where the rows nearly
+    agree), so it is exactly 0 for equal rows and keeps its digits when they nearly agree; it lies
+    in [0, 1] and stays finite where one row puts −inf on a class. Subgradients (sign(p_i − q_i)
+    taken as 0 where p_i = q_i), σ = sign(p − q): ½ p_j (σ_j − Σ_i σ_i p_i) for s and
+    −½ q_j (σ_j − Σ_i σ_i q_i) for t (times 1/τ), each formed from sums of one sign.
+    """, """
+    Examples
+    --------
+    >>> import numpy as np, logitdiv as ld
+    >>> round(float(ld.tv(np.array([0.0, 0.0]), np.array([0.0, np.log(3.0)]))), 12)  # ½(¼ + ¼)
+    0.25
+    """)
+def tv(
+    s: Any,
+    t: Any,
+    *,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+    softcap: Optional[float] = None,
+) -> Result:
+    if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
+        raise NotImplementedError("tv has no CuPy kernel yet; pass NumPy arrays (or CPU tensors)")
+    return _pair("tv", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
+                 reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
+
+
+def _no_gpu_softcap(softcap: Any) -> None:
+    if softcap is not None:
+        raise NotImplementedError("softcap has no CuPy kernel yet; pass NumPy arrays (or CPU tensors)")
 
 
 @_doc("""Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.

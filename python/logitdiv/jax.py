@@ -34,13 +34,13 @@ import logitdiv as _ld
 from logitdiv import _arrays as A
 
 __all__ = [
-    "kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
+    "kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
     "softmax_ce", "bce", "multilabel_ce", "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce",
     "kd_loss", "rdrop_loss",
 ]
 
 Array = Any  # a jax.Array or anything jnp.asarray takes
-_LOGITS = {"kl": ("s", "t"), "sym_kl": ("s", "t"), "js": ("s", "t"), "sigmoid_kl": ("s", "t"),
+_LOGITS = {"kl": ("s", "t"), "sym_kl": ("s", "t"), "js": ("s", "t"), "tv": ("s", "t"), "sigmoid_kl": ("s", "t"),
            "sigmoid_sym_kl": ("s", "t"), "kd_loss": ("student", "teacher"), "rdrop_loss": ("s1", "s2")}
 
 
@@ -48,6 +48,14 @@ def _static(value: Any, name: str) -> Any:
     if isinstance(value, jax.core.Tracer):
         raise TypeError(f"{name} must be a Python value (a static option), not a traced array")
     return value
+
+
+# extra outputs after the value (never differentiated), and the flags that ask for them
+_EXTRAS = {"softmax_ce": ("return_z_loss", "return_accuracy")}
+
+
+def _n_extras(name: str, static: Dict[str, Any]) -> int:
+    return sum(bool(static.get(flag)) for flag in _EXTRAS.get(name, ()))
 
 
 def _host(name: str, ndim: int, treedef: Any, static: Dict[str, Any], k: int, want: Tuple[bool, ...],
@@ -64,11 +72,15 @@ def _host(name: str, ndim: int, treedef: Any, static: Dict[str, Any], k: int, wa
     xs = flat[:k]
     labels, options = jax.tree_util.tree_unflatten(treedef, flat[k:])
     fn = getattr(_ld, name)
+    n_extras = _n_extras(name, static)
     if not any(want):
-        return (np.asarray(fn(*xs, *labels, **options, **static)),)
+        res = fn(*xs, *labels, **options, **static)
+        return tuple(np.asarray(r) for r in res) if n_extras else (np.asarray(res),)
     extra = {"grad_teacher": want[1]} if name == "kd_loss" else {}
-    value, *grads = fn(*xs, *labels, grad=True, **options, **static, **extra)
-    return (np.asarray(value), *grads)
+    value, *rest = fn(*xs, *labels, grad=True, **options, **static, **extra)
+    # (value, *extras, *grads) from the NumPy API; the callback returns (value, *grads, *extras)
+    extras, grads = rest[:n_extras], rest[n_extras:]
+    return (np.asarray(value), *grads, *(np.asarray(e) for e in extras))
 
 
 def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[str, Any],
@@ -87,24 +99,30 @@ def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[
     vshape = jax.ShapeDtypeStruct(A.value_shape(name, xs[0].shape, static.get("reduction", "none")),
                                   A.value_dtype(common))
     gshape = jax.ShapeDtypeStruct(xs[0].shape, common)
+    n_extras = _n_extras(name, static)
 
     def run(want: Tuple[bool, ...], xs: Tuple[jax.Array, ...], leaves: Sequence[jax.Array]) -> Tuple[jax.Array, ...]:
         shapes = (vshape, *(gshape for w in want if w)) if any(want) else (vshape,)
+        shapes += (vshape,) * n_extras
         host = partial(_host, name, xs[0].ndim, treedef, static, k, want)
         return jax.pure_callback(host, shapes, *xs, *leaves, vmap_method="broadcast_all")
 
     @partial(jax.custom_vjp)
-    def f(xs: Tuple[jax.Array, ...], leaves: Sequence[jax.Array]) -> jax.Array:
-        return run((False,) * k, xs, leaves)[0]
+    def f(xs: Tuple[jax.Array, ...], leaves: Sequence[jax.Array]) -> Any:
+        out = run((False,) * k, xs, leaves)
+        return tuple(out) if n_extras else out[0]
 
-    def fwd(xs: Tuple[Any, ...], leaves: Any) -> Tuple[jax.Array, Tuple[jax.Array, ...]]:
+    def fwd(xs: Tuple[Any, ...], leaves: Any) -> Tuple[Any, Tuple[jax.Array, ...]]:
         # symbolic zeros: the inputs arrive as CustomVJPPrimal(value, perturbed)
         perturbed = [x.perturbed for x in xs]
         want = (True, perturbed[1]) if name == "kd_loss" else (True,) * k
-        value, *grads = run(want, tuple(x.value for x in xs), [y.value for y in leaves])
-        return value, tuple(grads)
+        value, *rest = run(want, tuple(x.value for x in xs), [y.value for y in leaves])
+        grads, extras = rest[:len(rest) - n_extras], rest[len(rest) - n_extras:]
+        return ((value, *extras) if n_extras else value), tuple(grads)
 
     def bwd(grads: Tuple[jax.Array, ...], ct: Any) -> Tuple[Any, None]:
+        if n_extras:
+            ct = ct[0]  # the extras (z-term, accuracy) are not differentiated
         if isinstance(ct, jax.custom_derivatives.SymbolicZero):
             return tuple(jnp.zeros(shape, dtype) for shape, dtype in avals), None
         out = []
@@ -126,21 +144,32 @@ def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[
 
 
 def kl(s: Array, t: Array, *, temperature: float = 1.0, where: Optional[Array] = None,
-       reduction: str = "none") -> jax.Array:
-    """KL(softmax(s/τ) ‖ softmax(t/τ)) per row, differentiable in s and t (see `logitdiv.kl`)."""
-    return _apply("kl", (s, t), (), dict(where=where), dict(temperature=temperature, reduction=reduction))
+       reduction: str = "none", softcap: Optional[float] = None) -> jax.Array:
+    """KL(softmax(s/τ) ‖ softmax(t/τ)) per row, differentiable in s and t (see `logitdiv.kl`);
+    `softcap` c caps both inputs at c · tanh(x / c) first."""
+    return _apply("kl", (s, t), (), dict(where=where), dict(temperature=temperature, reduction=reduction,
+                                                             softcap=softcap))
 
 
 def sym_kl(s: Array, t: Array, *, temperature: float = 1.0, where: Optional[Array] = None,
-           reduction: str = "none") -> jax.Array:
+           reduction: str = "none", softcap: Optional[float] = None) -> jax.Array:
     """KL(p‖q) + KL(q‖p) per row (see `logitdiv.sym_kl`)."""
-    return _apply("sym_kl", (s, t), (), dict(where=where), dict(temperature=temperature, reduction=reduction))
+    return _apply("sym_kl", (s, t), (), dict(where=where), dict(temperature=temperature, reduction=reduction,
+                                                                 softcap=softcap))
 
 
 def js(s: Array, t: Array, *, beta: float = 0.5, temperature: float = 1.0, where: Optional[Array] = None,
-       reduction: str = "none") -> jax.Array:
+       reduction: str = "none", softcap: Optional[float] = None) -> jax.Array:
     """β KL(p‖m) + (1−β) KL(q‖m) per row, m = βp + (1−β)q (see `logitdiv.js`)."""
-    return _apply("js", (s, t), (), dict(where=where), dict(beta=beta, temperature=temperature, reduction=reduction))
+    return _apply("js", (s, t), (), dict(where=where), dict(beta=beta, temperature=temperature, reduction=reduction,
+                                                             softcap=softcap))
+
+
+def tv(s: Array, t: Array, *, temperature: float = 1.0, where: Optional[Array] = None,
+       reduction: str = "none", softcap: Optional[float] = None) -> jax.Array:
+    """The total variation distance ½ Σ |p − q| per row, with its subgradients (see `logitdiv.tv`)."""
+    return _apply("tv", (s, t), (), dict(where=where), dict(temperature=temperature, reduction=reduction,
+                                                             softcap=softcap))
 
 
 def sigmoid_kl(s: Array, t: Array, *, weights: Optional[Array] = None, temperature: float = 1.0,
@@ -165,11 +194,22 @@ gp_kl = sigmoid_sym_kl
 
 
 def softmax_ce(logits: Array, target: Array, *, label_smoothing: float = 0.0, ignore_index: int = -100,
-               temperature: float = 1.0, where: Optional[Array] = None, reduction: str = "none") -> jax.Array:
+               temperature: float = 1.0, weight: Optional[Array] = None, z_loss: float = 0.0,
+               softcap: Optional[float] = None, return_z_loss: bool = False, return_accuracy: bool = False,
+               where: Optional[Array] = None, reduction: str = "none") -> Any:
     """Softmax cross-entropy per row against class indices (leading shape) or probabilities (the
-    logits' shape) (see `logitdiv.softmax_ce`)."""
-    return _apply("softmax_ce", (logits,), (target,), dict(where=where), dict(
-        label_smoothing=label_smoothing, ignore_index=ignore_index, temperature=temperature, reduction=reduction))
+    logits' shape) (see `logitdiv.softmax_ce`): per-class `weight` (optax's
+    `softmax_cross_entropy` has none), `z_loss` (z · lse² per row), `softcap`. With
+    ``return_z_loss`` / ``return_accuracy`` it returns the tuple (loss, [z_term], [accuracy]); those
+    extras are not differentiated."""
+    static = dict(label_smoothing=label_smoothing, ignore_index=ignore_index, temperature=temperature,
+                  reduction=reduction)
+    # the options only when set: a plain call stays the plain call
+    for key, value, off in (("z_loss", z_loss, 0.0), ("softcap", softcap, None),
+                            ("return_z_loss", return_z_loss, False), ("return_accuracy", return_accuracy, False)):
+        if value is not off and value != off:
+            static[key] = value
+    return _apply("softmax_ce", (logits,), (target,), dict(where=where, weight=weight), static)
 
 
 def bce(logits: Array, target: Array, *, pos_weight: Optional[Array] = None, weights: Optional[Array] = None,

@@ -211,6 +211,11 @@ def softmax_ce(
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
     temperature: float = 1.0,
+    weight: Any = None,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    return_z_loss: bool = False,
+    return_accuracy: bool = False,
     where: Any = None,
     reduction: str = "none",
     grad: bool = False,
@@ -231,6 +236,25 @@ def softmax_ce(
     −log p_y = (max − s'_y) + log1p(Σ_{i≠argmax} e^{s'_i − max}), so a confident model's loss of
     1e-20 keeps its digits.
 
+    The options of LLM training (PyTorch's and Liger-Kernel's cross-entropy):
+
+    - ``weight`` w (one per class): the value becomes −Σ_i w_i t_i log p_i, PyTorch's
+      ``F.cross_entropy(weight=w)`` per row (label smoothing included: (1−ε) w_y (−log p_y) +
+      (ε/C) Σ_i w_i (−log p_i)); with class indices, ``reduction="mean"`` divides the sum by
+      Σ w_y over the rows not ignored (PyTorch's mean over weighted targets); with probabilities it
+      stays the mean over rows, as in PyTorch.
+    - ``z_loss`` z ≥ 0 (PaLM's z-loss, Liger-Kernel's ``lse_square_scale``): z · lse(s')² is added
+      to every row that counts (s' the logits the softmax sees, capped if `softcap`); under
+      "mean" this term is divided by the number of rows that count, never by the weights, as in
+      Liger-Kernel. ``return_z_loss=True`` also returns the z-term alone, reduced like its share
+      of the loss (per row for "none").
+    - ``softcap`` c > 0 (Gemma 2): every finite logit becomes c · tanh(x / c) before the
+      temperature; the gradient goes through the cap exactly (times sech²(x / c), formed without
+      cancellation). −inf stays absent.
+    - ``return_accuracy=True`` also returns the accuracy: the share of the rows that count whose
+      argmax (the first largest present logit) is the label (for probabilities: the first largest
+      target probability); per row (1.0 or 0.0, 0.0 where the row does not count) for "none".
+
     Parameters
     ----------
     logits : array_like, shape (..., C)
@@ -245,7 +269,18 @@ def softmax_ce(
     ignore_index : int, default -100
     temperature : float, default 1.0
         τ > 0; the logits are divided by it first.
+    weight : array_like, shape (C,), optional
+        Per-class weights, finite and ≥ 0.
+    z_loss : float, default 0.0
+        The z-loss scale z ≥ 0.
+    softcap : float, optional
+        The soft cap c > 0; None: no cap.
+    return_z_loss, return_accuracy : bool, default False
+        Also return the z-term, the accuracy.
     [common]
+    With `return_z_loss` / `return_accuracy` the result is the tuple (value, [z_term],
+    [accuracy], [grad]) of what was asked for, in that order. The z-term and the accuracy are
+    float64 for float64 logits and float32 otherwise (Python floats' NumPy types when reduced).
 
     Examples
     --------
@@ -255,8 +290,17 @@ def softmax_ce(
     array([0.41703002, 0.15317821])
     >>> float(ld.softmax_ce(s, np.array([0, -100]), reduction="mean"))  # the ignored row does not count
     0.41703001627783354
+    >>> v, z, acc = ld.softmax_ce(s, np.array([0, 2]), z_loss=1e-4, return_z_loss=True,
+    ...                           return_accuracy=True, reduction="mean")
+    >>> float(acc)    # row 0 predicts its label, row 1 does not
+    0.5
     """
+    extended = (weight is not None or softcap is not None or return_z_loss is not False
+                or return_accuracy is not False or not (type(z_loss) in (int, float) and z_loss == 0))
     if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
+        if extended:
+            raise NotImplementedError("weight, z_loss, softcap and return_z_loss/return_accuracy have no CuPy "
+                                      "kernel yet; pass NumPy arrays (or CPU tensors)")
         return _dispatch.gpu().softmax_ce(logits, target, label_smoothing=label_smoothing,
             ignore_index=ignore_index, temperature=temperature, where=where, reduction=reduction, grad=grad,
             out=out, grad_out=grad_out)
@@ -265,13 +309,42 @@ def softmax_ce(
     labels, probs, telem = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
-    total, _ = _native.softmax_ce(
+    args = (
         A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), labels, probs,
         _int_option(ignore_index, "ignore_index"), A.check_number(label_smoothing, "label_smoothing"),
         A.check_number(temperature, "temperature"), class_mask, row_mask, reduction,
         outs.value_arg(), outs.grad_arg(0),
     )
-    return outs.result(total)
+    if not extended:
+        total, _ = _native.softmax_ce(*args)
+        return outs.result(total)
+    want_z = A.check_flag(return_z_loss, "return_z_loss")
+    want_acc = A.check_flag(return_accuracy, "return_accuracy")
+    w = None
+    if weight is not None:
+        w = np.asarray(weight)
+        if w.dtype.kind not in "fiu":
+            raise TypeError(f"weight must be a real numeric array; got dtype {w.dtype}")
+        if w.ndim != 1:
+            raise ValueError(f"weight must be a 1-D array of one weight per class ({shape[-1]}); got shape {w.shape}")
+        w = np.ascontiguousarray(w, dtype=np.float64)
+    cap = None if softcap is None else A.check_number(softcap, "softcap")
+    per_row = reduction == "none"
+    z_rows = np.empty(shape[:-1], outs.vdtype) if want_z and per_row else None
+    acc_rows = np.empty(shape[:-1], outs.vdtype) if want_acc and per_row else None
+    total, _, z_total, _, accuracy = _native.softmax_ce_ext(
+        *args, w, A.check_number(z_loss, "z_loss"), cap,
+        None if z_rows is None else z_rows.reshape(-1), None if acc_rows is None else acc_rows.reshape(-1),
+        want_acc,
+    )
+    result: Any = outs.result(total)
+    value, grads = (result[0], result[1:]) if outs.grads else (result, ())
+    extra = []
+    if want_z:
+        extra.append(z_rows if per_row else outs.vdtype.type(z_total))
+    if want_acc:
+        extra.append(acc_rows if per_row else outs.vdtype.type(accuracy))
+    return (value, *extra, *grads) if extra or grads else value
 
 
 # ----------------------------------------------------------------------------------------------

@@ -44,8 +44,8 @@ from logitdiv import _arrays as A
 
 __all__ = [
     # divergences
-    "kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
-    "KLDivergence", "SymmetricKL", "JSDivergence", "SigmoidKL", "GlobalPointerKL",
+    "kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
+    "KLDivergence", "SymmetricKL", "JSDivergence", "TVDistance", "SigmoidKL", "GlobalPointerKL",
     # losses
     "softmax_ce", "bce", "multilabel_ce", "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce",
     "kd_loss", "rdrop_loss",
@@ -180,20 +180,30 @@ class _Schema(NamedTuple):
     labels: Tuple[Tuple[str, str], ...]
     options: Tuple[Tuple[str, str], ...]
     optional_grad: Optional[str] = None
+    # options added later, after the gradient flags and with defaults (type, name, default in
+    # the schema, default in Python), so that calls written for the earlier schema keep working
+    late: Tuple[Tuple[str, str, str, Any], ...] = ()
+    # extra outputs after the gradients (never differentiated): (output, the flag asking for it);
+    # an output not asked for is an empty tensor
+    extras: Tuple[Tuple[str, str], ...] = ()
 
 
 _WHERE, _RED = ("Tensor?", "where"), ("str", "reduction")
 _T = ("float", "temperature")
 _CE = (("float", "label_smoothing"), ("int", "ignore_index"))
-_LOGITS = {"kl": ("s", "t"), "sym_kl": ("s", "t"), "js": ("s", "t"), "sigmoid_kl": ("s", "t"),
+_CAP = (("float?", "softcap", "None", None),)
+_LOGITS = {"kl": ("s", "t"), "sym_kl": ("s", "t"), "js": ("s", "t"), "tv": ("s", "t"), "sigmoid_kl": ("s", "t"),
            "sigmoid_sym_kl": ("s", "t"), "kd_loss": ("student", "teacher"), "rdrop_loss": ("s1", "s2")}
 _SCHEMAS: Dict[str, _Schema] = {
-    "kl": _Schema((), (_T, _WHERE, _RED)),
-    "sym_kl": _Schema((), (_T, _WHERE, _RED)),
-    "js": _Schema((), (("float", "beta"), _T, _WHERE, _RED)),
+    "kl": _Schema((), (_T, _WHERE, _RED), late=_CAP),
+    "sym_kl": _Schema((), (_T, _WHERE, _RED), late=_CAP),
+    "js": _Schema((), (("float", "beta"), _T, _WHERE, _RED), late=_CAP),
+    "tv": _Schema((), (_T, _WHERE, _RED), late=_CAP),
     "sigmoid_kl": _Schema((), (("Tensor?", "weights"), _T, _WHERE, _RED)),
     "sigmoid_sym_kl": _Schema((), (("Tensor?", "weights"), _T, _WHERE, _RED)),
-    "softmax_ce": _Schema((("Tensor", "target"),), (*_CE, _T, _WHERE, _RED)),
+    "softmax_ce": _Schema((("Tensor", "target"),), (*_CE, _T, _WHERE, _RED), late=(
+        ("Tensor?", "weight", "None", None), ("float", "z_loss", "0.0", 0.0), *_CAP,
+        ("bool", "return_z_loss", "False", False), ("bool", "return_accuracy", "False", False)), extras=(("z_loss", "return_z_loss"), ("accuracy", "return_accuracy"))),
     "bce": _Schema((("Tensor", "target"),), (("Tensor?", "pos_weight"), ("Tensor?", "weights"), _WHERE, _RED)),
     "multilabel_ce": _Schema((("Tensor", "target"),), (_WHERE, _RED)),
     "sparse_multilabel_ce": _Schema((("Tensor", "positives"),), (("int", "pad"), _WHERE, _RED)),
@@ -228,11 +238,35 @@ def _dtypes(logits: Sequence[torch.Tensor]) -> Tuple[torch.dtype, torch.dtype]:
     return grad, _TORCH_DTYPE[A.value_dtype(common)]
 
 
+def _n_early(name: str, schema: _Schema) -> int:
+    """The number of arguments before the late options."""
+    return (len(_LOGITS.get(name, ("logits",))) + len(schema.labels) + len(schema.options)
+            + (2 if schema.optional_grad else 1))
+
+
+def _full(name: str, schema: _Schema, args: Sequence[Any], kwargs: Optional[Dict[str, Any]] = None) -> list:
+    """Every argument of a call in schema order: the late options a caller left out (they have
+    defaults, and may arrive as keywords) filled in."""
+    n = _n_early(name, schema)
+    full = list(args[:n])
+    kwargs = kwargs or {}
+    for j, (_, key, _, default) in enumerate(schema.late):
+        full.append(args[n + j] if n + j < len(args) else kwargs.get(key, default))
+    return full
+
+
 def _grad_flags(schema: _Schema, args: Sequence[Any]) -> Tuple[bool, bool]:
-    """(any gradient, the second input's gradient) from the trailing flags."""
+    """(any gradient, the second input's gradient) from the flags after the options (`args`: a
+    full argument list, see `_full`)."""
+    first = len(args) - len(schema.late) - (2 if schema.optional_grad else 1)
     if schema.optional_grad is None:
-        return bool(args[-1]), bool(args[-1])
-    return bool(args[-2]), bool(args[-1])
+        return bool(args[first]), bool(args[first])
+    return bool(args[first]), bool(args[first + 1])
+
+
+def _late(schema: _Schema, args: Sequence[Any]) -> Dict[str, Any]:
+    """The late options of a full argument list, by name."""
+    return dict(zip((n for _, n, _, _ in schema.late), args[len(args) - len(schema.late):]))
 
 
 def _define(name: str) -> None:
@@ -241,48 +275,70 @@ def _define(name: str) -> None:
     k, n_labels = len(logits), len(schema.labels)
     flags = ["bool grad"] + ([f"bool {schema.optional_grad}"] if schema.optional_grad else [])
     params = [f"Tensor {n}" for n in logits] + [f"{t} {n}" for t, n in (*schema.labels, *schema.options)] + flags
-    _LIB.define(f"{name}({', '.join(params)}) -> ({', '.join(['Tensor'] * (1 + k))})")
+    params += [f"{t} {n}={d}" for t, n, d, _ in schema.late]
+    _LIB.define(f"{name}({', '.join(params)}) -> ({', '.join(['Tensor'] * (1 + k + len(schema.extras)))})")
     qualname = f"logitdiv::{name}"
+    n_options = len(schema.options)
 
-    def compute(*args: Any) -> Tuple[torch.Tensor, ...]:
+    def extras_wanted(args: Sequence[Any]) -> list:
+        late = _late(schema, args)
+        return [bool(late[flag]) for _, flag in schema.extras]
+
+    def compute(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
+        args = tuple(_full(name, schema, args, kwargs))
         xs, labels = args[:k], args[k:k + n_labels]
-        options = dict(zip((n for _, n in schema.options), args[k + n_labels:]))
+        options = dict(zip((n for _, n in schema.options), args[k + n_labels:k + n_labels + n_options]))
+        options.update(_late(schema, args))
         want, want_second = _grad_flags(schema, args)
+        wanted_extras = extras_wanted(args)
+        n_extras = sum(wanted_extras)
         backend = _backend_for(xs, logits)
         fn = backend.function(name)
         arrays = [backend.array(x, n) for x, n in zip(xs, logits)]
         aux = [backend.aux(y, n) for y, (_, n) in zip(labels, schema.labels)]
         options = {key: backend.aux(v, key) for key, v in options.items()}
         device = xs[0].device
-        dtype, _ = _dtypes(xs)
+        dtype, vdtype = _dtypes(xs)
+
+        def extra_outputs(got: Sequence[Any]) -> list:
+            it = iter(got)
+            return [backend.tensor(next(it), device) if w else torch.empty(0, dtype=vdtype, device=device)
+                    for w in wanted_extras]
+
         if not want:
-            value = backend.tensor(fn(*arrays, *aux, **options), device)
-            return (value, *(torch.empty(0, dtype=dtype, device=device) for _ in xs))
+            res = fn(*arrays, *aux, **options)
+            value, got = (res[0], res[1:]) if n_extras else (res, ())
+            value = backend.tensor(value, device)
+            return (value, *(torch.empty(0, dtype=dtype, device=device) for _ in xs), *extra_outputs(got))
         n_grads = k
         if schema.optional_grad is not None:
             n_grads = 2 if want_second else 1
             options[schema.optional_grad] = want_second
         grads = [torch.empty(xs[0].shape, dtype=dtype, device=device) for _ in range(n_grads)]
-        value = fn(*arrays, *aux, grad=True, grad_out=tuple(backend.array(g, "grad") for g in grads), **options)[0]
+        res = fn(*arrays, *aux, grad=True, grad_out=tuple(backend.array(g, "grad") for g in grads), **options)
+        value, got = res[0], res[1:1 + n_extras]
         grads += [torch.empty(0, dtype=dtype, device=device)] * (k - n_grads)
-        return (backend.tensor(value, device), *grads)
+        return (backend.tensor(value, device), *grads, *extra_outputs(got))
 
-    def fake(*args: Any) -> Tuple[torch.Tensor, ...]:
+    def fake(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
+        args = tuple(_full(name, schema, args, kwargs))
         xs = args[:k]
         dtype, vdtype = _dtypes(xs)
         reduction = args[k + n_labels + [n for _, n in schema.options].index("reduction")]
         value = xs[0].new_empty(A.value_shape(name, tuple(xs[0].shape), reduction), dtype=vdtype)
         want, want_second = _grad_flags(schema, args)
         wanted = [want] + [want_second] * (k - 1)
-        return (value, *(xs[0].new_empty(xs[0].shape if w else (0,), dtype=dtype) for w in wanted))
+        extras = [value.new_empty(value.shape if w else (0,)) for w in extras_wanted(args)]
+        return (value, *(xs[0].new_empty(xs[0].shape if w else (0,), dtype=dtype) for w in wanted), *extras)
 
     def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Tuple[torch.Tensor, ...]) -> None:
         ctx.mark_non_differentiable(*output[1:])
-        ctx.save_for_backward(*output[1:])
+        ctx.save_for_backward(*output[1:1 + k])
+        ctx.n_inputs = len(inputs)
+        inputs = tuple(_full(name, schema, inputs))
         ctx.dtypes = tuple(x.dtype for x in inputs[:k])
         ctx.have = [bool(w) for w in ([_grad_flags(schema, inputs)[0]] + [_grad_flags(schema, inputs)[1]] * (k - 1))]
         ctx.per_row = inputs[k + n_labels + [n for _, n in schema.options].index("reduction")] == "none"
-        ctx.n_inputs = len(inputs)
 
     def backward(ctx: Any, grad_value: torch.Tensor, *_: Any) -> Tuple[Optional[torch.Tensor], ...]:
         eager = _is_eager(grad_value)
@@ -372,7 +428,7 @@ def _option(kind: str, name: str, value: Any) -> Any:
     return value
 
 
-def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
+def _apply(call: _Call, *inputs: Any) -> Any:
     """``torch.ops.logitdiv.<name>`` on these inputs; asks for the gradients the inputs need."""
     k = len(call.logits)
     for x, n in zip(inputs[:k], call.logits):
@@ -382,8 +438,11 @@ def _apply(call: _Call, *inputs: Any) -> torch.Tensor:
     wanted = [grad_on and x.requires_grad for x in inputs[:k]]
     flags = [any(wanted)] + ([wanted[1]] if schema.optional_grad else [])
     options = [_option(t, n, call.options[n]) for t, n in schema.options]
+    late = {n: _option(t, n, call.options[n]) for t, n, _, _ in schema.late if n in call.options}
     op = getattr(torch.ops.logitdiv, call.name)
-    return op(*inputs[:k], *(_as_tensor(y) for y in inputs[k:]), *options, *flags)[0]
+    out = op(*inputs[:k], *(_as_tensor(y) for y in inputs[k:]), *options, *flags, **late)
+    extras = [out[1 + k + j] for j, (_, flag) in enumerate(schema.extras) if late.get(flag)]
+    return (out[0], *extras) if extras else out[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -394,20 +453,35 @@ def _pair(name: str, s: torch.Tensor, t: torch.Tensor, **options: Any) -> torch.
     return _apply(_Call(name, ("s", "t"), options=options), s, t)
 
 
-def kl(s: torch.Tensor, t: torch.Tensor, *, temperature: float = 1.0, where: Any = None, reduction: str = "none") -> torch.Tensor:
-    """KL(softmax(s/τ) ‖ softmax(t/τ)) per row, differentiable in s and t (see `logitdiv.kl`)."""
-    return _pair("kl", s, t, temperature=temperature, where=where, reduction=reduction)
+def _cap(softcap: Optional[float]) -> Dict[str, Any]:
+    # passed only when set, so a call without it is the operator call of the earlier schema
+    return {} if softcap is None else {"softcap": softcap}
 
 
-def sym_kl(s: torch.Tensor, t: torch.Tensor, *, temperature: float = 1.0, where: Any = None, reduction: str = "none") -> torch.Tensor:
+def kl(s: torch.Tensor, t: torch.Tensor, *, temperature: float = 1.0, where: Any = None, reduction: str = "none",
+       softcap: Optional[float] = None) -> torch.Tensor:
+    """KL(softmax(s/τ) ‖ softmax(t/τ)) per row, differentiable in s and t (see `logitdiv.kl`);
+    `softcap` c caps both inputs at c · tanh(x / c) first."""
+    return _pair("kl", s, t, temperature=temperature, where=where, reduction=reduction, **_cap(softcap))
+
+
+def sym_kl(s: torch.Tensor, t: torch.Tensor, *, temperature: float = 1.0, where: Any = None, reduction: str = "none",
+           softcap: Optional[float] = None) -> torch.Tensor:
     """KL(p‖q) + KL(q‖p) per row, differentiable (see `logitdiv.sym_kl`)."""
-    return _pair("sym_kl", s, t, temperature=temperature, where=where, reduction=reduction)
+    return _pair("sym_kl", s, t, temperature=temperature, where=where, reduction=reduction, **_cap(softcap))
 
 
 def js(s: torch.Tensor, t: torch.Tensor, *, beta: float = 0.5, temperature: float = 1.0, where: Any = None,
-       reduction: str = "none") -> torch.Tensor:
+       reduction: str = "none", softcap: Optional[float] = None) -> torch.Tensor:
     """β KL(p‖m) + (1−β) KL(q‖m) per row, differentiable (see `logitdiv.js`)."""
-    return _pair("js", s, t, beta=beta, temperature=temperature, where=where, reduction=reduction)
+    return _pair("js", s, t, beta=beta, temperature=temperature, where=where, reduction=reduction, **_cap(softcap))
+
+
+def tv(s: torch.Tensor, t: torch.Tensor, *, temperature: float = 1.0, where: Any = None, reduction: str = "none",
+       softcap: Optional[float] = None) -> torch.Tensor:
+    """The total variation distance ½ Σ |p − q| per row, with its subgradients in s and t (see
+    `logitdiv.tv`); Liger-Kernel's ``LigerTVDLoss`` takes probabilities, this takes logits."""
+    return _pair("tv", s, t, temperature=temperature, where=where, reduction=reduction, **_cap(softcap))
 
 
 def sigmoid_kl(s: torch.Tensor, t: torch.Tensor, *, weights: Any = None, temperature: float = 1.0, where: Any = None,
@@ -466,6 +540,15 @@ class JSDivergence(_PairModule):
         super().__init__(reduction=reduction, temperature=temperature, beta=beta)
 
 
+class TVDistance(_PairModule):
+    """`TVDistance(reduction="batchmean", temperature=1.0, softcap=None)(s, t)` = ½ Σ |p − q|."""
+
+    _fn = staticmethod(tv)
+
+    def __init__(self, *, reduction: str = "batchmean", temperature: float = 1.0, softcap: Optional[float] = None) -> None:
+        super().__init__(reduction=reduction, temperature=temperature, softcap=softcap)
+
+
 class SigmoidKL(_PairModule):
     """`SigmoidKL(weights=None, reduction="batchmean")(s, t)`: per-class Bernoulli KL."""
 
@@ -496,18 +579,35 @@ _FUNCTIONAL_NOTE = """
 
 
 def softmax_ce(logits: torch.Tensor, target: Any, *, label_smoothing: float = 0.0, ignore_index: int = -100,
-               temperature: float = 1.0, where: Any = None, reduction: str = "none") -> torch.Tensor:
+               temperature: float = 1.0, weight: Any = None, z_loss: float = 0.0, softcap: Optional[float] = None,
+               return_z_loss: bool = False, return_accuracy: bool = False, where: Any = None,
+               reduction: str = "none") -> Any:
     """Softmax cross-entropy per row, differentiable in `logits` (see `logitdiv.softmax_ce`).
 
     `target`: integer class indices of the leading shape (``ignore_index`` rows are ignored) or
     class probabilities of the logits' shape (not differentiated). Classes are on the last axis
     (torch's ``F.cross_entropy`` puts them on axis 1 for inputs of more than 2 axes). With
-    ``reduction="mean"`` it equals ``F.cross_entropy(logits, target, label_smoothing=ε,
-    ignore_index=i)`` (the mean over the rows not ignored; there are no class weights).
+    ``reduction="mean"`` it equals ``F.cross_entropy(logits, target, weight=w, label_smoothing=ε,
+    ignore_index=i)`` (with class indices and `weight`, the sum divided by Σ w_y over the rows not
+    ignored). `z_loss` (Liger-Kernel's ``lse_square_scale``) adds z · lse² per row, `softcap` caps
+    the logits at c · tanh(x / c) first. With ``return_z_loss`` / ``return_accuracy`` it returns
+    the tuple (loss, [z_term], [accuracy]) of what was asked for; those extras are not
+    differentiable (the z-term's gradient is in the loss's).
     """
+    late: Dict[str, Any] = {}
+    if weight is not None:
+        late["weight"] = weight
+    if z_loss != 0.0:
+        late["z_loss"] = z_loss
+    if softcap is not None:
+        late["softcap"] = softcap
+    if return_z_loss:
+        late["return_z_loss"] = True
+    if return_accuracy:
+        late["return_accuracy"] = True
     return _apply(_Call("softmax_ce", ("logits",), ("target",), dict(
         label_smoothing=label_smoothing, ignore_index=ignore_index, temperature=temperature, where=where,
-        reduction=reduction)), logits, target)
+        reduction=reduction, **late)), logits, target)
 
 
 def bce(logits: torch.Tensor, target: Any, *, pos_weight: Any = None, weights: Any = None, where: Any = None,
@@ -623,24 +723,37 @@ class _LossModule(torch.nn.Module):
 
 
 class CrossEntropyLoss(_LossModule):
-    """Softmax cross-entropy, as ``torch.nn.CrossEntropyLoss``: `CrossEntropyLoss(ignore_index=-100,
-    reduction="mean", label_smoothing=0.0)(input, target)`.
+    """Softmax cross-entropy, as ``torch.nn.CrossEntropyLoss``: `CrossEntropyLoss(weight=None, *,
+    ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0, softcap=None)(input, target)`.
 
     `input` has the classes on the **last** axis (``(N, C)``, or ``(B, T, V)`` for a language
     model); torch's module puts them on axis 1 for more than 2 axes (``input.movedim(1, -1)``
     converts, at the cost of a copy). `target` holds class indices of the leading shape or
-    probabilities of the input's shape (not differentiated). There are no class weights.
+    probabilities of the input's shape (not differentiated). `weight` (one per class, a buffer)
+    as torch's: "mean" over class indices divides by Σ w_y over the rows not ignored.
     Reductions: "mean" (default, as torch: over the rows not ignored), "sum", "none" (one value
     per row), "batchmean" (sum / all rows). The function `softmax_ce` defaults to "none".
-    `temperature` τ divides the logits first (τ = 1 is torch's). `where` (forward argument) is a
-    class mask or, with a last axis of length 1, a row mask."""
+    `temperature` τ divides the logits first (τ = 1 is torch's). `z_loss` (Liger-Kernel's
+    ``lse_square_scale``) adds z · lse² per row; `softcap` caps the logits at c · tanh(x / c).
+    `where` (forward argument) is a class mask or, with a last axis of length 1, a row mask."""
 
-    def __init__(self, *, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0,
-                 temperature: float = 1.0) -> None:
-        super().__init__(reduction, ignore_index=ignore_index, label_smoothing=label_smoothing, temperature=temperature)
+    def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0, temperature: float = 1.0, z_loss: float = 0.0,
+                 softcap: Optional[float] = None) -> None:
+        options: Dict[str, Any] = dict(ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                       temperature=temperature)
+        if z_loss != 0.0:
+            options["z_loss"] = z_loss
+        if softcap is not None:
+            options["softcap"] = softcap
+        super().__init__(reduction, **options)
+        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
 
     def forward(self, input: torch.Tensor, target: Any, where: Any = None) -> torch.Tensor:
-        return softmax_ce(input, target, where=where, reduction=self.reduction, **self.options)
+        options: Dict[str, Any] = dict(self.options)
+        if self.weight is not None:
+            options["weight"] = self.weight
+        return softmax_ce(input, target, where=where, reduction=self.reduction, **options)
 
 
 class BCEWithLogitsLoss(_LossModule):

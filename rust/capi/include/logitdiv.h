@@ -99,6 +99,19 @@ typedef struct ld_options {
   uint32_t kind;
   // The padding value among positives (`ld_sparse_multilabel_ce_*`, `ld_globalpointer_ce_*`). Default −1.
   int64_t pad;
+  // Optional per-class weights w_c ≥ 0 of `ld_softmax_ce_*`: `cols` doubles, one per class
+  // (PyTorch's `weight`). The row value becomes −Σ_c w_c t_c log p_c and, with class labels,
+  // LD_REDUCTION_MEAN divides by Σ w_y over the rows not ignored. NULL: no weights.
+  const double *class_weight;
+  // The z-loss scale z ≥ 0 of `ld_softmax_ce_*` (Liger-Kernel's `lse_square_scale`): z · lse² of
+  // the logits the softmax sees is added to every row that counts (divided by those rows, not by
+  // the weights, under LD_REDUCTION_MEAN). Default 0: no z-loss.
+  double z_loss;
+  // Logit soft-capping c > 0 (`ld_softmax_ce_*` and the softmax divergences `ld_kl_*`,
+  // `ld_sym_kl_*`, `ld_js_*`, `ld_tv_*`): every finite logit becomes c · tanh(x / c) before the
+  // temperature, gradients through the cap. Default 0: no cap (negative, NaN or infinite values
+  // are errors).
+  double softcap;
 } ld_options;
 
 #ifdef __cplusplus
@@ -115,8 +128,8 @@ enum ld_status ld_set_num_threads(size_t n);
 size_t ld_get_num_threads(void);
 
 // KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
-// Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
-// divergences); the others must keep their defaults.
+// Reads options: temperature, mask, reduction, softcap (and beta for `ld_js_*`; weights, not
+// softcap, for the sigmoid divergences); the others must keep their defaults.
 // Returns LD_OK or the failure's status (details in ld_last_error_message()); an output
 // (values, result, grad_s, grad_t) that overlaps an input or another output is LD_BAD_ARGUMENT,
 // and nothing is written.
@@ -184,7 +197,7 @@ enum ld_status ld_sym_kl_f64(const double *s,
                              double *grad_t);
 
 // β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
-// Reads options: temperature, beta, mask, reduction.
+// Reads options: temperature, beta, mask, reduction, softcap.
 //
 // # Safety
 // As `ld_kl_f32`.
@@ -205,6 +218,41 @@ enum ld_status ld_js_f32(const float *s,
 // # Safety
 // As `ld_kl_f32`.
 enum ld_status ld_js_f64(const double *s,
+                         size_t s_stride,
+                         const double *t,
+                         size_t t_stride,
+                         size_t rows,
+                         size_t cols,
+                         const struct ld_options *options,
+                         double *values,
+                         double *result,
+                         double *grad_s,
+                         double *grad_t);
+
+// The total variation distance ½ Σ_i |p_i − q_i| per row, p = softmax(s/τ), q = softmax(t/τ),
+// with its subgradients (sign(p_i − q_i) taken as 0 where p_i = q_i): ½ p_j (σ_j − Σ σ_i p_i) for
+// s and −½ q_j (σ_j − Σ σ_i q_i) for t (times 1/τ), σ = sign(p − q).
+// Reads options: temperature, mask, reduction, softcap.
+//
+// # Safety
+// As `ld_kl_f32`.
+enum ld_status ld_tv_f32(const float *s,
+                         size_t s_stride,
+                         const float *t,
+                         size_t t_stride,
+                         size_t rows,
+                         size_t cols,
+                         const struct ld_options *options,
+                         float *values,
+                         double *result,
+                         float *grad_s,
+                         float *grad_t);
+
+// The total variation distance, float64.
+//
+// # Safety
+// As `ld_kl_f32`.
+enum ld_status ld_tv_f64(const double *s,
                          size_t s_stride,
                          const double *t,
                          size_t t_stride,
@@ -286,7 +334,11 @@ enum ld_status ld_sigmoid_sym_kl_f64(const double *s,
 // or equal to options.ignore_index) or probabilities `target_probs` (rows × cols of the logits'
 // type, row stride `target_stride`, each finite and ≥ 0): exactly one of the two non-NULL.
 // Value −Σ t_i log p_i with p = softmax(logits/τ), t = (1−ε)·y + ε/C; gradient (Σt·p − t)/τ.
-// Reads options: temperature, label_smoothing, ignore_index, mask, row_mask, reduction.
+// With options.class_weight w: −Σ w_i t_i log p_i (PyTorch's `weight`; LD_REDUCTION_MEAN over
+// class labels divides by Σ w_y); options.z_loss z adds z · lse² per row; options.softcap c caps
+// every logit at c · tanh(x / c) first (see `ld_options`).
+// Reads options: temperature, label_smoothing, ignore_index, mask, row_mask, reduction,
+// class_weight, z_loss, softcap.
 // Returns LD_OK or the failure's status (details in ld_last_error_message()).
 //
 // # Safety
@@ -319,6 +371,53 @@ enum ld_status ld_softmax_ce_f64(const double *logits,
                                  double *values,
                                  double *result,
                                  double *grad);
+
+// `ld_softmax_ce_f32` with its extra outputs, each NULL to skip it: `z_values` (one per row, the
+// logits' type) the z-term z · lse² of each row (0 for a row that does not count), `z_result`
+// the z-term as it enters the reduced loss (its sum; divided by the rows that count for
+// LD_REDUCTION_MEAN, by all rows for LD_REDUCTION_BATCHMEAN), `correct` (one per row) 1 where the
+// row's argmax — the first largest present logit — is its label (for probability targets, the
+// first largest target probability) and 0 otherwise or where the row does not count, `accuracy`
+// the share of correct rows among the rows that count (NaN when none counts).
+// Reads options as `ld_softmax_ce_f32`.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_softmax_ce_ex_f32(const float *logits,
+                                    size_t logits_stride,
+                                    size_t rows,
+                                    size_t cols,
+                                    const int64_t *labels,
+                                    const float *target_probs,
+                                    size_t target_stride,
+                                    const struct ld_options *options,
+                                    float *values,
+                                    double *result,
+                                    float *grad,
+                                    float *z_values,
+                                    double *z_result,
+                                    float *correct,
+                                    double *accuracy);
+
+// `ld_softmax_ce_ex_f32`, float64.
+//
+// # Safety
+// As `ld_softmax_ce_f32`.
+enum ld_status ld_softmax_ce_ex_f64(const double *logits,
+                                    size_t logits_stride,
+                                    size_t rows,
+                                    size_t cols,
+                                    const int64_t *labels,
+                                    const double *target_probs,
+                                    size_t target_stride,
+                                    const struct ld_options *options,
+                                    double *values,
+                                    double *result,
+                                    double *grad,
+                                    double *z_values,
+                                    double *z_result,
+                                    double *correct,
+                                    double *accuracy);
 
 // Binary cross-entropy with logits summed over the classes of a row, against `target` (rows × cols
 // of the logits' type, values in [0, 1], row stride `target_stride`):
@@ -590,7 +689,7 @@ enum ld_status ld_rdrop_loss_f64(const double *s1,
 
 // The default options: temperature 1, β ½, reduction NONE, no mask, no weights, no row mask, no
 // pos_weight, label_smoothing 0, ignore_index −100, γ 0, no threshold (NaN), α unset (NaN), t2 1,
-// kind LD_RDROP_SOFTMAX, pad −1.
+// kind LD_RDROP_SOFTMAX, pad −1, no class_weight, z_loss 0, softcap 0 (no cap).
 struct ld_options ld_options_default(void);
 
 // A short static description of a status (any integer; unknown values are named so).

@@ -1,4 +1,4 @@
-//! The divergences: `ld_kl`, `ld_sym_kl`, `ld_js`, `ld_sigmoid_kl`, `ld_sigmoid_sym_kl`, each in
+//! The divergences: `ld_kl`, `ld_sym_kl`, `ld_js`, `ld_tv`, `ld_sigmoid_kl`, `ld_sigmoid_sym_kl`, each in
 //! f32 and f64. Arguments, in order: the two logit matrices with their row strides (in elements,
 //! ≥ cols), `rows`, `cols`, options (NULL = defaults), then the outputs, each NULL to skip it:
 //! `values` (one per row, the input's type), `result` (the reduced value in double; the sum of
@@ -34,9 +34,10 @@ unsafe fn call<T: Elem>(
             return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
         }
         let (base, extra) = match kind {
-            PairKind::Kl => ("kl", 0),
-            PairKind::SymKl => ("sym_kl", 0),
-            PairKind::Js => ("js", reads::BETA),
+            PairKind::Kl => ("kl", reads::SOFTCAP),
+            PairKind::SymKl => ("sym_kl", reads::SOFTCAP),
+            PairKind::Js => ("js", reads::BETA | reads::SOFTCAP),
+            PairKind::Tv => ("tv", reads::SOFTCAP),
             PairKind::SigmoidKl => ("sigmoid_kl", reads::WEIGHTS),
             PairKind::SigmoidSymKl => ("sigmoid_sym_kl", reads::WEIGHTS),
         };
@@ -54,7 +55,14 @@ unsafe fn call<T: Elem>(
         } else {
             Some(input("options.weights", o.weights, rows, cols, o.weights_stride, Repeat::Allowed)?)
         };
-        let opts = PairOptions { temperature: o.temperature, beta: o.beta, mask, weights, reduction: reduction(o.reduction)? };
+        let opts = PairOptions {
+            temperature: o.temperature,
+            beta: o.beta,
+            mask,
+            weights,
+            reduction: reduction(o.reduction)?,
+            softcap: options::softcap(&o),
+        };
         let out = PairOutputs {
             values: output_vec("values", values, rows)?,
             grad_s: output("grad_s", grad_s, rows, cols)?,
@@ -69,8 +77,8 @@ unsafe fn call<T: Elem>(
 }
 
 /// KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
-/// Reads options: temperature, mask, reduction (and beta for `ld_js_*`, weights for the sigmoid
-/// divergences); the others must keep their defaults.
+/// Reads options: temperature, mask, reduction, softcap (and beta for `ld_js_*`; weights, not
+/// softcap, for the sigmoid divergences); the others must keep their defaults.
 /// Returns LD_OK or the failure's status (details in ld_last_error_message()); an output
 /// (values, result, grad_s, grad_t) that overlaps an input or another output is LD_BAD_ARGUMENT,
 /// and nothing is written.
@@ -114,7 +122,7 @@ pub unsafe extern "C" fn ld_sym_kl_f64(s: *const f64, s_stride: usize, t: *const
 }
 
 /// β KL(p‖m) + (1−β) KL(q‖m), m = βp + (1−β)q (β in options.beta).
-/// Reads options: temperature, beta, mask, reduction.
+/// Reads options: temperature, beta, mask, reduction, softcap.
 ///
 /// # Safety
 /// As `ld_kl_f32`.
@@ -132,6 +140,29 @@ pub unsafe extern "C" fn ld_js_f32(s: *const f32, s_stride: usize, t: *const f32
 pub unsafe extern "C" fn ld_js_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
     unsafe { call(PairKind::Js, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// The total variation distance ½ Σ_i |p_i − q_i| per row, p = softmax(s/τ), q = softmax(t/τ),
+/// with its subgradients (sign(p_i − q_i) taken as 0 where p_i = q_i): ½ p_j (σ_j − Σ σ_i p_i) for
+/// s and −½ q_j (σ_j − Σ σ_i q_i) for t (times 1/τ), σ = sign(p − q).
+/// Reads options: temperature, mask, reduction, softcap.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_tv_f32(s: *const f32, s_stride: usize, t: *const f32, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad_s: *mut f32, grad_t: *mut f32) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
+    unsafe { call(PairKind::Tv, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
+}
+
+/// The total variation distance, float64.
+///
+/// # Safety
+/// As `ld_kl_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_tv_f64(s: *const f64, s_stride: usize, t: *const f64, t_stride: usize, rows: usize, cols: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad_s: *mut f64, grad_t: *mut f64) -> ld_status {
+    // SAFETY: the caller's pointer contract, forwarded.
+    unsafe { call(PairKind::Tv, s, s_stride, t, t_stride, rows, cols, options, values, result, grad_s, grad_t) }
 }
 
 /// Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row (weights in options.weights).

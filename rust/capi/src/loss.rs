@@ -1,4 +1,5 @@
-//! The losses against labels, each in f32 and f64: `ld_softmax_ce`, `ld_bce`, `ld_multilabel_ce`,
+//! The losses against labels, each in f32 and f64: `ld_softmax_ce` (and `ld_softmax_ce_ex` with the
+//! z-term and accuracy outputs), `ld_bce`, `ld_multilabel_ce`,
 //! `ld_sparse_multilabel_ce`, `ld_globalpointer_ce`, `ld_gamma_ce`, `ld_kd_loss`, `ld_rdrop_loss`.
 //!
 //! Arguments, in order: the logit matrices with their row strides (in elements, ≥ cols), `rows`,
@@ -9,7 +10,7 @@
 //! here computes: the core validates labels and options and does the mathematics.
 
 use logitdiv_core::{
-    BceOptions, Elem, GammaOptions, GlobalPointerOptions, KdOptions, LossOutputs, Masks, MultilabelOptions, Positives,
+    BceOptions, CeExtraOutputs, Elem, GammaOptions, GlobalPointerOptions, KdOptions, LossOutputs, Masks, MultilabelOptions, Positives,
     RdropOptions, Reduced, SoftmaxCeOptions, SparseMultilabelOptions, Target,
 };
 
@@ -86,6 +87,23 @@ fn write_result(result: Option<&mut f64>, reduced: Reduced) {
     }
 }
 
+/// The extra outputs of `ld_softmax_ce_ex_*`, each NULL to skip it.
+struct CeExtraPtrs<T> {
+    z_values: *mut T,
+    z_result: *mut f64,
+    correct: *mut T,
+    accuracy: *mut f64,
+}
+
+impl<T> CeExtraPtrs<T> {
+    const NONE: CeExtraPtrs<T> = CeExtraPtrs {
+        z_values: std::ptr::null_mut(),
+        z_result: std::ptr::null_mut(),
+        correct: std::ptr::null_mut(),
+        accuracy: std::ptr::null_mut(),
+    };
+}
+
 /// # Safety
 /// The pointer contracts of the entry points, forwarded.
 #[allow(clippy::too_many_arguments)]
@@ -101,19 +119,32 @@ unsafe fn softmax_ce<T: Elem>(
     values: *mut T,
     result: *mut f64,
     grad: *mut T,
+    extra: CeExtraPtrs<T>,
 ) -> ld_status {
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
         let result = output_scalar("result", result)?; // checked before any work
         need_classes(cols)?;
-        let read = reads::TEMPERATURE | reads::MASK | reads::ROW_MASK | reads::LABEL_SMOOTHING | reads::IGNORE_INDEX;
+        let read = reads::TEMPERATURE
+            | reads::MASK
+            | reads::ROW_MASK
+            | reads::LABEL_SMOOTHING
+            | reads::IGNORE_INDEX
+            | reads::CLASS_WEIGHT
+            | reads::Z_LOSS
+            | reads::SOFTCAP;
         let o = options::read(options, Name("softmax_ce", T::NAME), read)?;
+        let weight =
+            if o.class_weight.is_null() { None } else { Some(input_vec("options.class_weight", o.class_weight, cols)?) };
         let opts = SoftmaxCeOptions {
             label_smoothing: o.label_smoothing,
             temperature: o.temperature,
             masks: masks(&o, rows, cols)?,
             reduction: reduction(o.reduction)?,
+            weight,
+            z_loss: o.z_loss,
+            softcap: options::softcap(&o),
         };
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
         let target = target(labels, target_probs, target_stride, rows, cols, o.ignore_index, true)?;
@@ -123,8 +154,21 @@ unsafe fn softmax_ce<T: Elem>(
             grad: output("grad", grad, rows, cols)?,
             grad_second: None,
         };
-        let reduced = logitdiv_core::softmax_ce::<T, T, T>(logits, target, &opts, out)?;
-        write_result(result, reduced);
+        let z_result = output_scalar("z_result", extra.z_result)?;
+        let accuracy = output_scalar("accuracy", extra.accuracy)?;
+        let ext = CeExtraOutputs {
+            z_values: output_vec("z_values", extra.z_values, rows)?,
+            correct: output_vec("correct", extra.correct, rows)?,
+            accuracy: accuracy.is_some(),
+        };
+        let r = logitdiv_core::softmax_ce_ext::<T, T, T>(logits, target, &opts, out, ext)?;
+        write_result(result, r.loss);
+        if let Some(z) = z_result {
+            *z = r.z_loss;
+        }
+        if let Some(a) = accuracy {
+            *a = r.accuracy;
+        }
         Ok(())
     })
 }
@@ -448,7 +492,11 @@ unsafe fn rdrop_loss<T: Elem>(
 /// or equal to options.ignore_index) or probabilities `target_probs` (rows × cols of the logits'
 /// type, row stride `target_stride`, each finite and ≥ 0): exactly one of the two non-NULL.
 /// Value −Σ t_i log p_i with p = softmax(logits/τ), t = (1−ε)·y + ε/C; gradient (Σt·p − t)/τ.
-/// Reads options: temperature, label_smoothing, ignore_index, mask, row_mask, reduction.
+/// With options.class_weight w: −Σ w_i t_i log p_i (PyTorch's `weight`; LD_REDUCTION_MEAN over
+/// class labels divides by Σ w_y); options.z_loss z adds z · lse² per row; options.softcap c caps
+/// every logit at c · tanh(x / c) first (see `ld_options`).
+/// Reads options: temperature, label_smoothing, ignore_index, mask, row_mask, reduction,
+/// class_weight, z_loss, softcap.
 /// Returns LD_OK or the failure's status (details in ld_last_error_message()).
 ///
 /// # Safety
@@ -457,7 +505,7 @@ unsafe fn rdrop_loss<T: Elem>(
 #[no_mangle]
 pub unsafe extern "C" fn ld_softmax_ce_f32(logits: *const f32, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f32, target_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad) }
+    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad, CeExtraPtrs::NONE) }
 }
 
 /// Softmax cross-entropy, float64.
@@ -467,7 +515,36 @@ pub unsafe extern "C" fn ld_softmax_ce_f32(logits: *const f32, logits_stride: us
 #[no_mangle]
 pub unsafe extern "C" fn ld_softmax_ce_f64(logits: *const f64, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f64, target_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64) -> ld_status {
     // SAFETY: the caller's pointer contract, forwarded.
-    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad) }
+    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad, CeExtraPtrs::NONE) }
+}
+
+/// `ld_softmax_ce_f32` with its extra outputs, each NULL to skip it: `z_values` (one per row, the
+/// logits' type) the z-term z · lse² of each row (0 for a row that does not count), `z_result`
+/// the z-term as it enters the reduced loss (its sum; divided by the rows that count for
+/// LD_REDUCTION_MEAN, by all rows for LD_REDUCTION_BATCHMEAN), `correct` (one per row) 1 where the
+/// row's argmax — the first largest present logit — is its label (for probability targets, the
+/// first largest target probability) and 0 otherwise or where the row does not count, `accuracy`
+/// the share of correct rows among the rows that count (NaN when none counts).
+/// Reads options as `ld_softmax_ce_f32`.
+///
+/// # Safety
+/// As `ld_softmax_ce_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_softmax_ce_ex_f32(logits: *const f32, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f32, target_stride: usize, options: *const ld_options, values: *mut f32, result: *mut f64, grad: *mut f32, z_values: *mut f32, z_result: *mut f64, correct: *mut f32, accuracy: *mut f64) -> ld_status {
+    let extra = CeExtraPtrs { z_values, z_result, correct, accuracy };
+    // SAFETY: the caller's pointer contract, forwarded.
+    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad, extra) }
+}
+
+/// `ld_softmax_ce_ex_f32`, float64.
+///
+/// # Safety
+/// As `ld_softmax_ce_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn ld_softmax_ce_ex_f64(logits: *const f64, logits_stride: usize, rows: usize, cols: usize, labels: *const i64, target_probs: *const f64, target_stride: usize, options: *const ld_options, values: *mut f64, result: *mut f64, grad: *mut f64, z_values: *mut f64, z_result: *mut f64, correct: *mut f64, accuracy: *mut f64) -> ld_status {
+    let extra = CeExtraPtrs { z_values, z_result, correct, accuracy };
+    // SAFETY: the caller's pointer contract, forwarded.
+    unsafe { softmax_ce(logits, logits_stride, rows, cols, labels, target_probs, target_stride, options, values, result, grad, extra) }
 }
 
 /// Binary cross-entropy with logits summed over the classes of a row, against `target` (rows × cols

@@ -155,11 +155,24 @@ pub struct ld_options {
     pub kind: u32,
     /// The padding value among positives (`ld_sparse_multilabel_ce_*`, `ld_globalpointer_ce_*`). Default −1.
     pub pad: i64,
+    /// Optional per-class weights w_c ≥ 0 of `ld_softmax_ce_*`: `cols` doubles, one per class
+    /// (PyTorch's `weight`). The row value becomes −Σ_c w_c t_c log p_c and, with class labels,
+    /// LD_REDUCTION_MEAN divides by Σ w_y over the rows not ignored. NULL: no weights.
+    pub class_weight: *const f64,
+    /// The z-loss scale z ≥ 0 of `ld_softmax_ce_*` (Liger-Kernel's `lse_square_scale`): z · lse² of
+    /// the logits the softmax sees is added to every row that counts (divided by those rows, not by
+    /// the weights, under LD_REDUCTION_MEAN). Default 0: no z-loss.
+    pub z_loss: f64,
+    /// Logit soft-capping c > 0 (`ld_softmax_ce_*` and the softmax divergences `ld_kl_*`,
+    /// `ld_sym_kl_*`, `ld_js_*`, `ld_tv_*`): every finite logit becomes c · tanh(x / c) before the
+    /// temperature, gradients through the cap. Default 0: no cap (negative, NaN or infinite values
+    /// are errors).
+    pub softcap: f64,
 }
 
 /// The default options: temperature 1, β ½, reduction NONE, no mask, no weights, no row mask, no
 /// pos_weight, label_smoothing 0, ignore_index −100, γ 0, no threshold (NaN), α unset (NaN), t2 1,
-/// kind LD_RDROP_SOFTMAX, pad −1.
+/// kind LD_RDROP_SOFTMAX, pad −1, no class_weight, z_loss 0, softcap 0 (no cap).
 #[no_mangle]
 pub extern "C" fn ld_options_default() -> ld_options {
     ld_options {
@@ -181,7 +194,15 @@ pub extern "C" fn ld_options_default() -> ld_options {
         t2: 1,
         kind: ld_rdrop_kind::LD_RDROP_SOFTMAX as u32,
         pad: -1,
+        class_weight: std::ptr::null(),
+        z_loss: 0.0,
+        softcap: 0.0,
     }
+}
+
+/// The soft cap of the options: 0 means none; any other value goes to the core, which checks it.
+pub(crate) fn softcap(o: &ld_options) -> Option<f64> {
+    (o.softcap != 0.0).then_some(o.softcap)
 }
 
 /// The options a function reads (bit flags); `reduction` is read by every function.
@@ -200,6 +221,9 @@ pub(crate) mod reads {
     pub(crate) const T2: u32 = 1 << 11;
     pub(crate) const KIND: u32 = 1 << 12;
     pub(crate) const PAD: u32 = 1 << 13;
+    pub(crate) const CLASS_WEIGHT: u32 = 1 << 14;
+    pub(crate) const Z_LOSS: u32 = 1 << 15;
+    pub(crate) const SOFTCAP: u32 = 1 << 16;
 }
 
 /// The name of an entry point, `ld_<base>_<elem>`, formatted only for a message.
@@ -233,7 +257,7 @@ pub(crate) unsafe fn read(ptr: *const ld_options, function: Name, reads: u32) ->
     let d = ld_options_default();
     use reads::*;
     // (bit, name, holds its default, value, default)
-    let scalars: [(u32, &str, bool, &dyn std::fmt::Display, &str); 10] = [
+    let scalars: [(u32, &str, bool, &dyn std::fmt::Display, &str); 12] = [
         (TEMPERATURE, "temperature", o.temperature == d.temperature, &o.temperature, "1"),
         (BETA, "beta", o.beta == d.beta, &o.beta, "0.5"),
         (LABEL_SMOOTHING, "label_smoothing", o.label_smoothing == 0.0, &o.label_smoothing, "0"),
@@ -244,6 +268,9 @@ pub(crate) unsafe fn read(ptr: *const ld_options, function: Name, reads: u32) ->
         (T2, "t2", o.t2 == d.t2, &o.t2, "1"),
         (KIND, "kind", o.kind == d.kind, &o.kind, "0, LD_RDROP_SOFTMAX"),
         (PAD, "pad", o.pad == d.pad, &o.pad, "-1"),
+        // `== 0.0` is false for NaN, so a NaN is reported, not taken for the default
+        (Z_LOSS, "z_loss", o.z_loss == 0.0, &o.z_loss, "0"),
+        (SOFTCAP, "softcap", o.softcap == 0.0, &o.softcap, "0: no cap"),
     ];
     for (bit, name, is_default, value, default) in scalars {
         if reads & bit == 0 && !is_default {
@@ -258,6 +285,7 @@ pub(crate) unsafe fn read(ptr: *const ld_options, function: Name, reads: u32) ->
         (ROW_MASK, "row_mask", o.row_mask.is_null()),
         (WEIGHTS, "weights", o.weights.is_null()),
         (POS_WEIGHT, "pos_weight", o.pos_weight.is_null()),
+        (CLASS_WEIGHT, "class_weight", o.class_weight.is_null()),
     ];
     for (bit, name, is_null) in pointers {
         if reads & bit == 0 && !is_null {

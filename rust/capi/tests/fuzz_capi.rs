@@ -492,6 +492,7 @@ fn run_pair<T: Elem + Default>(c: &PairCase, table: &[(PairKind, PairFn<T>); 5])
         mask,
         weights,
         reduction,
+        ..PairOptions::default()
     };
     let n = rows * cols;
     let (mut v, mut gs, mut gt) = (vec![sentinel; rows], vec![sentinel; n], vec![sentinel; n]);

@@ -24,7 +24,7 @@ pub use error::Error;
 pub use loss::{
     bce, gamma_ce, globalpointer_ce, kd_loss, multilabel_ce, rdrop_loss, softmax_ce, sparse_multilabel_ce, BceOptions,
     GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks, MultilabelOptions, Positives,
-    RdropKind, RdropOptions, SoftmaxCeOptions, SparseMultilabelOptions, Target,
+    RdropKind, RdropOptions, SoftmaxCeOptions, SparseMultilabelOptions, Target, softmax_ce_ext, CeExtraOutputs, CeReduced,
 };
 pub use parallel::{num_threads, set_num_threads};
 pub use reduce::{Reduced, Reduction};

@@ -177,6 +177,28 @@ pub fn log_sigmoid_ratio_d(a: f64, b: f64, d: f64) -> f64 {
     }
 }
 
+/// The soft cap of a logit, c · tanh(x / c) (Gemma 2's logit soft-capping; c > 0). Only finite
+/// logits are capped: −inf stays −inf (an absent class stays absent), and +inf and NaN stay what
+/// they are, so the conventions for bad values are those of the uncapped logit.
+#[inline]
+pub fn softcap(x: f64, c: f64) -> f64 {
+    if x.is_finite() {
+        c * (x / c).tanh()
+    } else {
+        x
+    }
+}
+
+/// d/dx [c · tanh(x / c)] = 1 − tanh²(x/c) = sech²(x/c), formed as 4e^{−2|u|} / (1 + e^{−2|u|})²
+/// with u = x/c: no cancellation where tanh² → 1 (1 − tanh² would lose every digit there), and
+/// exactly 0 once e^{−2|u|} underflows.
+#[inline]
+pub fn softcap_slope(x: f64, c: f64) -> f64 {
+    let e = (-2.0 * (x / c).abs()).exp();
+    let d = 1.0 + e;
+    4.0 * e / (d * d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +254,28 @@ mod tests {
             let direct = softplus(-b) - softplus(-a);
             assert!((log_sigmoid_ratio(a, b) - direct).abs() <= 1e-13 * direct.abs());
         }
+    }
+    #[test]
+    fn softcap_and_its_slope() {
+        let c = 30.0;
+        for &x in &[0.0, 1e-8, -3.0, 25.0, 300.0, -1e4] {
+            let t: f64 = (x / c as f64).tanh();
+            assert!((softcap(x, c) - c * t).abs() <= 1e-15 * c);
+            // the slope against a central difference of the cap, where that is accurate
+            if x.abs() < 100.0 {
+                let h = 1e-5;
+                let fd = (softcap(x + h, c) - softcap(x - h, c)) / (2.0 * h);
+                assert!((softcap_slope(x, c) - fd).abs() < 1e-9, "x={x}");
+            }
+        }
+        // far out, 1 − tanh² is 0 in floating point; the slope keeps its digits: 4e^{-2u}
+        let u = 20.0f64;
+        let want = 4.0 * (-2.0 * u).exp() / (1.0 + (-2.0 * u).exp()).powi(2);
+        assert!((softcap_slope(u * c, c) - want).abs() <= 1e-15 * want);
+        assert!(1.0 - (u).tanh().powi(2) < 1e-16);
+        assert_eq!(softcap_slope(1e6, 1.0), 0.0);
+        assert_eq!(softcap(f64::NEG_INFINITY, c), f64::NEG_INFINITY);
+        assert_eq!(softcap(f64::INFINITY, c), f64::INFINITY);
+        assert!(softcap(f64::NAN, c).is_nan());
     }
 }

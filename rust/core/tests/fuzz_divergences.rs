@@ -174,6 +174,7 @@ fn run<E: Elem>(c: &Case, reduction: Reduction, values: bool, gs: bool, gt: bool
         mask,
         weights,
         reduction,
+        ..PairOptions::default()
     };
     let n = c.rows * c.cols;
     // values in f64: the kernel's own value, before any rounding to a narrower value type
@@ -259,7 +260,7 @@ fn expect_row(c: &Case, r: usize, round: impl Fn(f64) -> f64) -> (Expect, Vec<bo
             PairKind::Kl => a > f64::NEG_INFINITY && b == f64::NEG_INFINITY,
             PairKind::SymKl | PairKind::SigmoidSymKl => one_sided,
             PairKind::SigmoidKl => a > f64::NEG_INFINITY && b == f64::NEG_INFINITY,
-            PairKind::Js => false,
+            PairKind::Js | PairKind::Tv => false,
         };
         huge |= (a.abs() > 1e150 && a.is_finite())
             || (b.abs() > 1e150 && b.is_finite())

@@ -424,6 +424,7 @@ fn check_ce<E: Elem>(c: &CeCase, gamma_loss: bool) -> Result<(), TestCaseError> 
             temperature: c.temperature,
             masks: b.masks(),
             reduction: b.reduction,
+            ..SoftmaxCeOptions::default()
         };
         result = softmax_ce(logits, target, &opts, bufs.outputs(b.rows, b.cols, want)).map(|r| r.value);
         valid = ce_labels_ok(c) && unit(c.eps) && tau_ok(c.temperature);

@@ -21,6 +21,7 @@ struct Args<'py, 'a> {
     values: Option<&'a Bound<'py, PyAny>>,
     grad_s: Option<&'a Bound<'py, PyAny>>,
     grad_t: Option<&'a Bound<'py, PyAny>>,
+    softcap: Option<f64>,
 }
 
 fn run<S: Stored, V: logitdiv_core::Elem + Element>(py: Python<'_>, a: &Args<'_, '_>) -> PyResult<(f64, usize)> {
@@ -40,6 +41,7 @@ fn run<S: Stored, V: logitdiv_core::Elem + Element>(py: Python<'_>, a: &Args<'_,
         mask: mask_arr.as_ref().map(|m| rows("where", m)).transpose()?,
         weights: weights_arr.as_ref().map(|w| rows("weights", w)).transpose()?,
         reduction: a.reduction,
+        softcap: a.softcap,
     };
     let values = match values_arr.as_mut() {
         Some(v) => Some(v.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?),
@@ -58,10 +60,11 @@ fn run<S: Stored, V: logitdiv_core::Elem + Element>(py: Python<'_>, a: &Args<'_,
 
 /// Computes divergence `kind` between the rows of `s` and `t` (2-D, same shape). `elem` names the
 /// storage type ("f32", "f64", "f16", "bf16"; half types as uint16 bits). Per-row values go to
-/// `values` (1-D, float32 or float64), gradients to `grad_s`/`grad_t` (like the inputs).
+/// `values` (1-D, float32 or float64), gradients to `grad_s`/`grad_t` (like the inputs); `softcap`
+/// caps the logits of the softmax kinds at c · tanh(x / c) first.
 /// Returns (reduced value, number of rows that counted).
 #[pyfunction]
-#[pyo3(signature = (kind, elem, s, t, mask, weights, temperature, beta, reduction, values, grad_s, grad_t))]
+#[pyo3(signature = (kind, elem, s, t, mask, weights, temperature, beta, reduction, values, grad_s, grad_t, softcap=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pair_divergence<'py>(
     py: Python<'py>,
@@ -77,6 +80,7 @@ pub(crate) fn pair_divergence<'py>(
     values: Option<&Bound<'py, PyAny>>,
     grad_s: Option<&Bound<'py, PyAny>>,
     grad_t: Option<&Bound<'py, PyAny>>,
+    softcap: Option<f64>,
 ) -> PyResult<(f64, usize)> {
     let args = Args {
         kind: PairKind::parse(kind).map_err(core_error)?,
@@ -90,6 +94,7 @@ pub(crate) fn pair_divergence<'py>(
         values,
         grad_s,
         grad_t,
+        softcap,
     };
     match elem {
         "f32" => run::<f32, f32>(py, &args),

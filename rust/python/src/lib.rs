@@ -85,6 +85,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kwargs.set_item("after_in_child", m.getattr("_after_fork_in_child")?)?;
     m.py().import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
     m.add_function(wrap_pyfunction!(loss::softmax_ce, m)?)?;
+    m.add_function(wrap_pyfunction!(loss::softmax_ce_ext, m)?)?;
     m.add_function(wrap_pyfunction!(loss::bce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::multilabel_ce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::sparse_multilabel_ce, m)?)?;

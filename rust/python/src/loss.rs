@@ -2,7 +2,7 @@
 //! (f32, f64, f16, bf16 as uint16 bits) and the probability labels' type (f32, f64).
 
 use logitdiv_core::{
-    BceOptions, Elem, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks,
+    BceOptions, CeExtraOutputs, Elem, GammaOptions, GlobalPointerOptions, GpReduction, KdOptions, LossOutputs, Masks,
     MultilabelOptions, Positives, RdropKind, RdropOptions, Reduction, SoftmaxCeOptions, SparseMultilabelOptions,
     Target,
 };
@@ -143,16 +143,28 @@ struct CeArgs<'a, 'py> {
     reduction: Reduction,
     values: Any<'a, 'py>,
     grad: Any<'a, 'py>,
+    weight: Any<'a, 'py>,
+    z_loss: f64,
+    softcap: Option<f64>,
+    z_values: Any<'a, 'py>,
+    correct: Any<'a, 'py>,
+    accuracy: bool,
 }
+
+/// (reduced value, rows that counted, reduced z-term, correct rows, accuracy)
+type CeOut = (f64, usize, f64, usize, f64);
 
 fn run_ce<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
     py: Python<'_>,
     a: &CeArgs<'_, '_>,
-) -> PyResult<(f64, usize)> {
+) -> PyResult<CeOut> {
     let logits_arr = readonly::<S::Raw>("logits", a.logits)?;
     let target_arr = TargetArrays::<T>::borrow(a.labels, a.probs, a.ignore_index)?;
     let mask_arr = MaskArrays::borrow(a.class_mask, a.row_mask)?;
+    let weight_arr = a.weight.map(|w| readonly_1d::<f64>("weight", w)).transpose()?;
     let mut outs = Outs::<S, V>::borrow(a.values, a.grad, None)?;
+    let mut z_arr = a.z_values.map(|v| readwrite_1d::<V>("z_out", v)).transpose()?;
+    let mut c_arr = a.correct.map(|v| readwrite_1d::<V>("accuracy_out", v)).transpose()?;
     let logits = elem_rows::<S>(rows("logits", &logits_arr)?);
     let target = target_arr.target()?.ok_or_else(|| PyValueError::new_err("a target is required"))?;
     let opts = SoftmaxCeOptions {
@@ -160,10 +172,19 @@ fn run_ce<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
         temperature: a.temperature,
         masks: mask_arr.masks()?,
         reduction: a.reduction,
+        weight: weight_arr.as_ref().map(|w| slice("weight", w)).transpose()?,
+        z_loss: a.z_loss,
+        softcap: a.softcap,
+    };
+    let contiguous = |what: &'static str| move |_| PyValueError::new_err(format!("{what} must be C-contiguous and aligned"));
+    let extra = CeExtraOutputs {
+        z_values: z_arr.as_mut().map(|v| v.as_slice_mut().map_err(contiguous("z_out"))).transpose()?,
+        correct: c_arr.as_mut().map(|v| v.as_slice_mut().map_err(contiguous("accuracy_out"))).transpose()?,
+        accuracy: a.accuracy,
     };
     let out = outs.outputs()?;
-    let r = py.detach(move || logitdiv_core::softmax_ce(logits, target, &opts, out)).map_err(core_error)?;
-    Ok((r.value, r.counted))
+    let r = py.detach(move || logitdiv_core::softmax_ce_ext(logits, target, &opts, out, extra)).map_err(core_error)?;
+    Ok((r.loss.value, r.loss.counted, r.z_loss, r.correct, r.accuracy))
 }
 
 /// Softmax cross-entropy of 2-D `logits` against class indices `labels` (1-D int64) or
@@ -187,6 +208,42 @@ pub(crate) fn softmax_ce<'py>(
     values: Any<'_, 'py>,
     grad: Any<'_, 'py>,
 ) -> PyResult<(f64, usize)> {
+    let r = softmax_ce_ext(
+        py, elem, telem, logits, labels, probs, ignore_index, label_smoothing, temperature, class_mask, row_mask,
+        reduction, values, grad, None, 0.0, None, None, None, false,
+    )?;
+    Ok((r.0, r.1))
+}
+
+/// `softmax_ce` with the options of LLM training: per-class `weight` (1-D float64, one per class),
+/// the z-loss scale `z_loss`, the logit soft cap `softcap`; per-row outputs `z_values` (the
+/// z-term) and `correct` (1 where the argmax is the label), and `accuracy` (count the correct
+/// rows). Returns (reduced value, rows that counted, reduced z-term, correct rows, accuracy).
+#[pyfunction]
+#[pyo3(signature = (elem, telem, logits, labels, probs, ignore_index, label_smoothing, temperature, class_mask, row_mask, reduction, values, grad, weight, z_loss, softcap, z_values, correct, accuracy))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn softmax_ce_ext<'py>(
+    py: Python<'py>,
+    elem: &str,
+    telem: &str,
+    logits: &Bound<'py, PyAny>,
+    labels: Any<'_, 'py>,
+    probs: Any<'_, 'py>,
+    ignore_index: i64,
+    label_smoothing: f64,
+    temperature: f64,
+    class_mask: Any<'_, 'py>,
+    row_mask: Any<'_, 'py>,
+    reduction: &str,
+    values: Any<'_, 'py>,
+    grad: Any<'_, 'py>,
+    weight: Any<'_, 'py>,
+    z_loss: f64,
+    softcap: Option<f64>,
+    z_values: Any<'_, 'py>,
+    correct: Any<'_, 'py>,
+    accuracy: bool,
+) -> PyResult<CeOut> {
     let args = CeArgs {
         logits,
         labels,
@@ -199,6 +256,12 @@ pub(crate) fn softmax_ce<'py>(
         reduction: self::reduction(reduction)?,
         values,
         grad,
+        weight,
+        z_loss,
+        softcap,
+        z_values,
+        correct,
+        accuracy,
     };
     dispatch!(run_ce, py, &args, elem, telem)
 }

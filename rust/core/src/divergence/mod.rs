@@ -37,6 +37,8 @@ pub enum PairKind {
     SigmoidKl,
     /// Σ_i (σ(s_i/τ) − σ(t_i/τ)) (s_i/τ − t_i/τ), the GlobalPointer KL.
     SigmoidSymKl,
+    /// The total variation distance ½ Σ_i |p_i − q_i|.
+    Tv,
 }
 
 impl PairKind {
@@ -47,9 +49,10 @@ impl PairKind {
             "js" => PairKind::Js,
             "sigmoid_kl" => PairKind::SigmoidKl,
             "sigmoid_sym_kl" | "gp_kl" => PairKind::SigmoidSymKl,
+            "tv" => PairKind::Tv,
             other => {
                 return Err(bad_argument(format!(
-                    "unknown divergence {other:?}; expected one of kl, sym_kl, js, sigmoid_kl, sigmoid_sym_kl"
+                    "unknown divergence {other:?}; expected one of kl, sym_kl, js, tv, sigmoid_kl, sigmoid_sym_kl"
                 )))
             }
         })
@@ -72,11 +75,14 @@ pub struct PairOptions<'a> {
     /// Per-class weights ≥ 0 of the sigmoid family; stride 0 repeats one row.
     pub weights: Option<Rows<'a, f64>>,
     pub reduction: Reduction,
+    /// Logit soft-capping c > 0 of the softmax divergences: every finite logit of both rows becomes
+    /// c · tanh(x / c) before the temperature, with exact gradients through the cap. `None`: no cap.
+    pub softcap: Option<f64>,
 }
 
 impl Default for PairOptions<'_> {
     fn default() -> Self {
-        PairOptions { temperature: 1.0, beta: 0.5, mask: None, weights: None, reduction: Reduction::None }
+        PairOptions { temperature: 1.0, beta: 0.5, mask: None, weights: None, reduction: Reduction::None, softcap: None }
     }
 }
 
@@ -120,6 +126,10 @@ fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairO
     if let Some(m) = &opts.mask {
         check_same("the mask", rows, cols, m.rows(), m.cols())?;
     }
+    if opts.softcap.is_some() && kind.is_sigmoid() {
+        return Err(bad_argument("softcap applies to the softmax divergences (kl, sym_kl, js, tv) only"));
+    }
+    crate::loss::check_softcap(opts.softcap)?;
     if let Some(w) = &opts.weights {
         if !kind.is_sigmoid() {
             return Err(bad_argument("per-class weights apply to the sigmoid divergences only"));
@@ -158,7 +168,7 @@ pub fn pair_divergence<E: Elem, V: Elem>(
     let rows = s.rows();
     let inv_tau = 1.0 / opts.temperature;
     let params = RowParams { inv_tau, beta: opts.beta, grad_scale: opts.reduction.grad_scale(rows) * inv_tau };
-    let (mask, weights) = (opts.mask, opts.weights);
+    let (mask, weights, cap) = (opts.mask, opts.weights, opts.softcap);
     let row_kernel = |r: usize, g: GradRows<'_, E>| {
         let m = mask.as_ref().map(|m| m.row(r));
         if kind.is_sigmoid() {
@@ -167,6 +177,8 @@ pub fn pair_divergence<E: Elem, V: Elem>(
                 return sigmoid::row_in_pieces(kind, s.row(r), t.row(r), m, w, &params, g);
             }
             sigmoid::row(kind, s.row(r), t.row(r), m, w, &params, g)
+        } else if let Some(c) = cap {
+            softmax::capped_row(kind, s.row(r), t.row(r), m, c, &params, g)
         } else {
             softmax::row(kind, s.row(r), t.row(r), m, &params, g)
         }

@@ -1,9 +1,11 @@
 //! The softmax family row kernel: online max/sum statistics in one sweep, the accurate
 //! non-negative terms in a second, the gradients (if asked) in a third while the row is in cache.
 
+use std::cell::RefCell;
+
 use super::{fill, out_of_domain, PairKind, RowParams};
 use crate::element::Elem;
-use crate::math::{kl_term, prob_diff, sym_term};
+use crate::math::{kl_term, prob_diff, softcap, softcap_slope, sym_term};
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::{vmath, Scalar};
 
@@ -93,6 +95,46 @@ struct Sums {
     third: f64,
 }
 
+/// The probability sums of the total variation's gradient, by the sign of w = log p − log q:
+/// p_j (σ_j − Σ σ_i p_i) is formed as p_j (2P₋ + P₀) for σ_j = +1, −p_j (2P₊ + P₀) for σ_j = −1
+/// and p_j (P₋ − P₊) for σ_j = 0 (Σ p = 1), sums of non-negative terms; likewise for q.
+#[derive(Default)]
+struct SignSums {
+    /// [Σ_{w>0}, Σ_{w<0}, Σ_{w=0}] of p, and of q
+    p: [f64; 3],
+    q: [f64; 3],
+}
+
+impl SignSums {
+    #[inline]
+    fn slot(w: f64) -> usize {
+        if w > 0.0 {
+            0
+        } else if w < 0.0 {
+            1
+        } else {
+            2
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, p: f64, q: f64, w: f64) {
+        let k = Self::slot(w);
+        self.p[k] += p;
+        self.q[k] += q;
+    }
+
+    /// σ_j − Σ_i σ_i x_i for the sums `x` of p or q, σ_j the sign of w_j.
+    #[inline]
+    fn centred(x: &[f64; 3], w: f64) -> f64 {
+        match Self::slot(w) {
+            0 => 2.0 * x[1] + x[2],
+            1 => -(2.0 * x[0] + x[2]),
+            _ => x[1] - x[0],
+        }
+    }
+}
+
 /// Gradients are written as `G`: the input type, or f64 where a loss adds further terms to them.
 pub(crate) fn row<E: Elem, G: Elem>(
     kind: PairKind,
@@ -174,6 +216,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
 
     // Sweep 2: the non-negative terms.
     let mut sums = Sums::default();
+    let mut signs = SignSums::default();
     for i in 0..s.len() {
         if !present(i) {
             continue;
@@ -198,6 +241,13 @@ pub(crate) fn row<E: Elem, G: Elem>(
                 sums.first += kl_term(p, m, ra);
                 sums.second += kl_term(q, m, rb);
             }
+            PairKind::Tv => {
+                // |p − q| from the cancellation-free difference
+                sums.first += prob_diff(p, q, w).abs();
+                if want_grad {
+                    signs.add(p, q, w);
+                }
+            }
             PairKind::SigmoidKl | PairKind::SigmoidSymKl => unreachable!("sigmoid kinds use their own kernel"),
         }
     }
@@ -210,6 +260,7 @@ pub(crate) fn row<E: Elem, G: Elem>(
                 beta * sums.first + (1.0 - beta) * sums.second
             }
         }
+        PairKind::Tv => 0.5 * sums.first,
         _ => sums.first,
     };
     if !want_grad {
@@ -242,6 +293,11 @@ pub(crate) fn row<E: Elem, G: Elem>(
                     let (ra, rb) = js_log_ratios(w, beta);
                     (beta * p_times(ra - sums.first), (1.0 - beta) * q_times(rb - sums.second))
                 }
+                // a subgradient: sign(p − q) taken as 0 where p = q
+                PairKind::Tv => (
+                    0.5 * p_times(SignSums::centred(&signs.p, w)),
+                    -0.5 * q_times(SignSums::centred(&signs.q, w)),
+                ),
                 PairKind::SigmoidKl | PairKind::SigmoidSymKl => unreachable!(),
             }
         };
@@ -253,4 +309,52 @@ pub(crate) fn row<E: Elem, G: Elem>(
         }
     }
     RowValue { value, counts: true }
+}
+
+thread_local! {
+    /// Per-thread f64 rows of [`capped_row`]: the capped logits of both rows and their gradients.
+    static CAPPED: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`row`] of the soft-capped logits c · tanh(x / c) (formed in f64; −inf stays absent, +inf and
+/// NaN stay bad), with the gradients carried through the cap: each is multiplied by the slope
+/// sech²(x / c) at the input's logit.
+pub(crate) fn capped_row<E: Elem, G: Elem>(
+    kind: PairKind,
+    s: &[E],
+    t: &[E],
+    mask: Option<&[u8]>,
+    c: f64,
+    prm: &RowParams,
+    grads: GradRows<'_, G>,
+) -> RowValue {
+    CAPPED.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let n = s.len();
+        buf.resize(4 * n, 0.0);
+        let (cs, rest) = buf.split_at_mut(n);
+        let (ct, rest) = rest.split_at_mut(n);
+        let (gs, gt) = rest.split_at_mut(n);
+        for i in 0..n {
+            cs[i] = softcap(s[i].to_f64(), c);
+            ct[i] = softcap(t[i].to_f64(), c);
+        }
+        let [out_s, out_t] = grads;
+        let v = row::<f64, f64>(
+            kind,
+            cs,
+            ct,
+            mask,
+            prm,
+            [out_s.is_some().then_some(&mut gs[..]), out_t.is_some().then_some(&mut gt[..])],
+        );
+        for (out, g, x) in [(out_s, &*gs, s), (out_t, &*gt, t)] {
+            if let Some(out) = out {
+                for i in 0..n {
+                    out[i] = G::from_f64(g[i] * softcap_slope(x[i].to_f64(), c));
+                }
+            }
+        }
+        v
+    })
 }

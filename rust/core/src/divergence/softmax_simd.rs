@@ -117,7 +117,7 @@ impl<E: Load<Real = f32>, G: Elem> Kernel for Pair<'_, '_, '_, E, G> {
             PairKind::Kl => body::<S, E, G, KL>(simd, self),
             PairKind::SymKl => body::<S, E, G, SYM>(simd, self),
             PairKind::Js => body::<S, E, G, JS>(simd, self),
-            PairKind::SigmoidKl | PairKind::SigmoidSymKl => None,
+            PairKind::SigmoidKl | PairKind::SigmoidSymKl | PairKind::Tv => None,
         }
     }
 }

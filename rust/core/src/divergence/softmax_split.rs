@@ -87,7 +87,7 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
         PairKind::Kl => KL,
         PairKind::SymKl => SYM,
         PairKind::Js => JS,
-        PairKind::SigmoidKl | PairKind::SigmoidSymKl => return None,
+        PairKind::SigmoidKl | PairKind::SigmoidSymKl | PairKind::Tv => return None,
     };
     // one shift for every piece (their statistics merge), from the row's first block
     let c = on(isa, TopShift { s, t });

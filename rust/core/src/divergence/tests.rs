@@ -213,3 +213,88 @@ fn long_sigmoid_rows_in_pieces_match_the_whole_row() {
         }
     }
 }
+
+fn naive_tv(s: &[f64], t: &[f64]) -> f64 {
+    let (p, q) = (softmax(s), softmax(t));
+    0.5 * p.iter().zip(&q).map(|(p, q)| (p - q).abs()).sum::<f64>()
+}
+
+fn capped(x: &[f64], c: f64) -> Vec<f64> {
+    x.iter().map(|v| c * (v / c).tanh()).collect()
+}
+
+fn central_differences(x: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    let h = 1e-6;
+    (0..x.len())
+        .map(|i| {
+            let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+            xp[i] += h;
+            xm[i] -= h;
+            (f(&xp) - f(&xm)) / (2.0 * h)
+        })
+        .collect()
+}
+
+#[test]
+fn tv_matches_its_definition_and_its_gradient_the_differences() {
+    for tau in [1.0, 1.7] {
+        let opts = PairOptions { temperature: tau, ..PairOptions::default() };
+        let (v, gs, gt) = run(PairKind::Tv, &S, &T, &opts);
+        let sc = |x: &[f64]| x.iter().map(|v| v / tau).collect::<Vec<_>>();
+        assert!((v - naive_tv(&sc(&S), &sc(&T))).abs() < 1e-15);
+        let fs = central_differences(&S, |x| naive_tv(&sc(x), &sc(&T)));
+        let ft = central_differences(&T, |x| naive_tv(&sc(&S), &sc(x)));
+        for i in 0..S.len() {
+            assert!((gs[i] - fs[i]).abs() < 1e-8 && (gt[i] - ft[i]).abs() < 1e-8, "τ={tau} class {i}");
+        }
+    }
+    // equal rows: exactly 0, and the subgradient 0 (sign 0 everywhere)
+    let (v, gs, _) = run(PairKind::Tv, &S, &S, &PairOptions::default());
+    assert_eq!(v, 0.0);
+    assert!(gs.iter().all(|g| *g == 0.0));
+    // a shift of one row changes nothing; disjoint supports give 1, finite gradients
+    let shifted: Vec<f64> = T.iter().map(|v| v + 40.0).collect();
+    assert!((run(PairKind::Tv, &S, &shifted, &PairOptions::default()).0 - naive_tv(&S, &T)).abs() < 1e-14);
+    let (v, gs, gt) = run(PairKind::Tv, &[0.0, f64::NEG_INFINITY], &[f64::NEG_INFINITY, 0.0], &PairOptions::default());
+    assert_eq!(v, 1.0);
+    assert!(gs.iter().chain(&gt).all(|g| g.is_finite()));
+}
+
+#[test]
+fn tv_of_nearly_equal_rows_keeps_its_digits() {
+    // p − q formed as p·(−expm1(−w)): a difference δ = 2^-40 in one logit (exact) gives
+    // TV = p(1−p)·δ to first order
+    let s = [0.3, -1.2, 2.0, 0.7, -0.4];
+    let mut t = s;
+    let delta = 2f64.powi(-40);
+    t[2] += delta;
+    let p = softmax(&s)[2];
+    let want = p * (1.0 - p) * delta;
+    let v = run(PairKind::Tv, &s, &t, &PairOptions::default()).0;
+    assert!((v - want).abs() < 1e-6 * want, "{v} vs {want}");
+}
+
+#[test]
+fn softcap_is_the_divergence_of_the_capped_logits_with_gradients_through_the_cap() {
+    let (c, s, t): (f64, Vec<f64>, Vec<f64>) = (1.5, S.iter().map(|v| 2.0 * v).collect(), T.iter().map(|v| 2.0 * v).collect());
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js, PairKind::Tv] {
+        let opts = PairOptions { softcap: Some(c), temperature: 1.3, ..PairOptions::default() };
+        let plain = PairOptions { temperature: 1.3, ..PairOptions::default() };
+        let (v, gs, gt) = run(kind, &s, &t, &opts);
+        let f = |a: &[f64], b: &[f64]| run(kind, &capped(a, c), &capped(b, c), &plain).0;
+        assert!((v - f(&s, &t)).abs() < 1e-15, "{kind:?}");
+        let fs = central_differences(&s, |x| f(x, &t));
+        let ft = central_differences(&t, |x| f(&s, x));
+        for i in 0..s.len() {
+            assert!((gs[i] - fs[i]).abs() < 1e-8 && (gt[i] - ft[i]).abs() < 1e-8, "{kind:?} class {i}");
+        }
+    }
+    let bad = PairOptions { softcap: Some(1.0), ..PairOptions::default() };
+    let out = PairOutputs::<f64, f64>::default();
+    let r = pair_divergence(PairKind::SigmoidKl, Rows::contiguous(&S, 1, 5).unwrap(), Rows::contiguous(&T, 1, 5).unwrap(), &bad, out);
+    assert!(r.unwrap_err().to_string().contains("softmax divergences"));
+    let zero = PairOptions { softcap: Some(0.0), ..PairOptions::default() };
+    let out = PairOutputs::<f64, f64>::default();
+    let r = pair_divergence(PairKind::Kl, Rows::contiguous(&S, 1, 5).unwrap(), Rows::contiguous(&T, 1, 5).unwrap(), &zero, out);
+    assert!(r.unwrap_err().to_string().contains("softcap"));
+}

@@ -48,7 +48,7 @@ pub use globalpointer::{globalpointer_ce, GlobalPointerOptions, GpReduction};
 pub use labels::{Positives, Target};
 pub use multilabel::{multilabel_ce, MultilabelOptions};
 pub use rdrop::{rdrop_loss, RdropKind, RdropOptions};
-pub use softmax_ce::{softmax_ce, SoftmaxCeOptions};
+pub use softmax_ce::{softmax_ce, softmax_ce_ext, CeExtraOutputs, CeReduced, SoftmaxCeOptions};
 pub use sparse::{sparse_multilabel_ce, SparseMultilabelOptions};
 
 /// Where results go; `None` means "don't compute it". `values` receives one value per row.
@@ -172,6 +172,14 @@ pub(crate) fn check_temperature(t: f64) -> Result<(), Error> {
     Ok(())
 }
 
+/// A soft cap c must be finite and > 0 (`None`: no cap).
+pub(crate) fn check_softcap(c: Option<f64>) -> Result<(), Error> {
+    match c {
+        Some(c) if !(c.is_finite() && c > 0.0) => Err(bad_argument(format!("softcap must be finite and > 0; got {c}"))),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn check_unit(what: &str, x: f64) -> Result<(), Error> {
     if !(0.0..=1.0).contains(&x) {
         return Err(bad_argument(format!("{what} must lie in [0, 1]; got {x}")));
@@ -236,3 +244,5 @@ pub(crate) fn store<E: Elem>(slot: &mut E, d: f64, add: bool) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_llm;
