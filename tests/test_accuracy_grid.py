@@ -270,8 +270,7 @@ REDUCED_DIV = (
 REDUCED_DIV_LONG = (
     ((1.0, -5.0, (1e-3,), SPLIT_C, 4.0), lambda div, dname: dname in ("float32", "float64")),
     ((8.0, -5.0, (1e-5,), 10**6, 0.5),
-     lambda div, dname: (div, dname) in {("kl", "float32"), ("js", "float32"), ("sigmoid_sym_kl", "float32"),
-                                         ("kl", "float64")}),
+     lambda div, dname: (div, dname) in {("kl", "float32"), ("js", "float32"), ("sigmoid_sym_kl", "float32")}),
 )
 TAGS = ("dominant60-T1", "dominant45-T0.75", "scale30-noise0.1-C100-T0.5")
 
@@ -436,7 +435,7 @@ def test_exact_constant_shift_gives_exactly_zero(div, dname, path, simd_path):
     """Multiples of 1/4 in [−16, 16] plus ±4 or −5: exact in every dtype, so p = q exactly and
     the truth is 0 (value and gradients)."""
     rng = np.random.default_rng(_seed("shift", dname))
-    s64 = rng.integers(-64, 65, size=(3, 3000)) / 4.0
+    s64 = rng.integers(-64, 65, size=(3, 1000)) / 4.0
     s = s64.astype(DTYPES[dname])
     simd_path(path)
     for c in (4.0, -4.0, -5.0):
@@ -578,7 +577,7 @@ def test_mp_reference_matches_the_textbook_definitions_at_300_digits(div, dname)
     t[i] = (s[i].astype(np.float64) + float(ulp(s[i].astype(np.float64), dname))).astype(dt)
     assert t[i] != s[i]
     rows.append((s, t, 0.5))
-    for sc, sh, eps, T in ((30.0, 0.0, (1e-5,), 0.5), (8.0, -5.0, (1e-5,), 0.75)):
+    for sc, sh, eps, T in ((30.0, 5.0, (1e-5,), 0.75),):
         s, t = _base_rows(sc, sh, eps, 40)
         rows += [(s[r].astype(dt), t[r].astype(dt), T) for r in range(len(eps))]
     for tag in TAGS:
