@@ -141,25 +141,36 @@ pub(super) struct Stats {
 /// a difference of small numbers when p_k ≈ 1 — w_k = δ_k + l must not carry an error of ulp(c).
 #[inline(always)]
 pub(super) fn top_shift<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E]) -> f32 {
-    let mut buf = [0.0f32; BLOCK];
-    let mut mx = [f32::NEG_INFINITY; BLOCK];
-    for c in s.chunks(BLOCK) {
+    // the first block holding the row's max, from each block's max (vector code), then the class
+    // within that block (a short scalar search)
+    let (mut buf, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let (mut m, mut at) = (f32::NEG_INFINITY, usize::MAX);
+    for (j, c) in s.chunks(BLOCK).enumerate() {
         let x = E::load(simd, c, &mut buf);
-        let m = &mut mx[..x.len()];
-        for i in 0..x.len() {
-            m[i] = m[i].max(x[i]);
+        // per-position maxima over 32 lanes (a loop LLVM vectorises), then those 32
+        let mut lanes = [f32::NEG_INFINITY; 32];
+        for part in x.chunks(32) {
+            for (l, &v) in lanes.iter_mut().zip(part) {
+                *l = l.max(v);
+            }
+        }
+        let bm = hmax(&lanes);
+        if bm > m {
+            (m, at) = (bm, j);
         }
     }
-    let m = hmax(&mx[..s.len().min(BLOCK)]);
-    let mut by = [0.0f32; BLOCK];
-    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
-        let x = E::load(simd, cx, &mut buf);
-        if let Some(i) = x.iter().position(|&v| v == m) {
-            let c = x[i] - E::load(simd, cy, &mut by)[i];
-            return if c.is_finite() { c } else { 0.0 };
-        }
+    if at == usize::MAX {
+        return 0.0;
     }
-    0.0
+    let r = at * BLOCK..(at * BLOCK + BLOCK).min(s.len());
+    let x = E::load(simd, &s[r.clone()], &mut buf);
+    let y = E::load(simd, &t[r], &mut by);
+    let c = x.iter().position(|&v| v == m).map_or(0.0, |i| x[i] - y[i]);
+    if c.is_finite() {
+        c
+    } else {
+        0.0
+    }
 }
 
 /// Sweep 1; `None` when a logit is not finite.
