@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 import logitdiv as ld
 import logitdiv.torch as ldt
+from bench import cpu_hz  # benches/ is on sys.path when this script runs
 
 SHAPES = {
     "lm": (2048, 32000),
@@ -201,16 +202,6 @@ def bench(case: Case, shape, use_compile: bool) -> Tuple[int, Dict[str, Optional
         except Exception as e:  # no C++ compiler, an inductor limitation...
             note = f"torch.compile failed: {type(e).__name__}"
     return logits[0].numel(), row, note
-
-
-def cpu_hz() -> Optional[float]:
-    """The clock the kernel reports for this CPU (for cycles per element: time × clock × threads)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            mhz = [float(line.split(":")[1]) for line in f if line.startswith("cpu MHz")]
-        return statistics.median(mhz) * 1e6 if mhz else None
-    except OSError:
-        return None
 
 
 def main(argv=None) -> int:
