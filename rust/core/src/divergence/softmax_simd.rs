@@ -533,9 +533,10 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_,
     let sh = st.shape(prm);
     let sums = terms::<S, E, K>(simd, s, t, &sh, K == SYM && want_grad);
     let value = value::<K>(sums, prm);
-    if !(value >= TINY) {
+    if !(value >= TINY) && !(K == JS && js_trivial(prm)) {
         // far below f32's normal range the lanes' terms lose relative digits (or it is NaN or 0):
-        // the scalar f64 kernel computes it, equal rows included (exactly 0 there)
+        // the scalar f64 kernel computes it, equal rows included (exactly 0 there); a JS with β of
+        // 0 or 1 is exactly 0 here too
         return None;
     }
     if !want_grad {

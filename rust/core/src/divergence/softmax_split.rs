@@ -110,7 +110,7 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
         SYM => softmax_simd::value::<SYM>(sums, prm),
         _ => softmax_simd::value::<JS>(sums, prm),
     };
-    if !(value >= softmax_simd::TINY) {
+    if !(value >= softmax_simd::TINY) && !(k == JS && (prm.beta == 0.0 || prm.beta == 1.0)) {
         return None;
     }
     if want_grad {
