@@ -378,22 +378,31 @@ def _gpu_doc(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 @_gpu_doc("kl")
+def _no_extension(what: str, asked: bool) -> None:
+    """The options the CuPy kernels do not have yet: refused, never silently ignored."""
+    if asked:
+        raise NotImplementedError(f"{what}: no CuPy kernel yet; pass NumPy arrays (or CPU tensors)")
+
+
 def kl(s: Any, t: Any, *, temperature: float = 1.0, where: Any = None, reduction: str = "none", grad: bool = False,
-       out: Any = None, grad_out: Any = None) -> Any:
+       out: Any = None, grad_out: Any = None, softcap: Optional[float] = None) -> Any:
+    _no_extension("softcap", softcap is not None)
     return _pair("kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5, reduction=reduction,
                  grad=grad, out=out, grad_out=grad_out)
 
 
 @_gpu_doc("sym_kl")
 def sym_kl(s: Any, t: Any, *, temperature: float = 1.0, where: Any = None, reduction: str = "none",
-           grad: bool = False, out: Any = None, grad_out: Any = None) -> Any:
+           grad: bool = False, out: Any = None, grad_out: Any = None, softcap: Optional[float] = None) -> Any:
+    _no_extension("softcap", softcap is not None)
     return _pair("sym_kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5, reduction=reduction,
                  grad=grad, out=out, grad_out=grad_out)
 
 
 @_gpu_doc("js")
 def js(s: Any, t: Any, *, beta: float = 0.5, temperature: float = 1.0, where: Any = None, reduction: str = "none",
-       grad: bool = False, out: Any = None, grad_out: Any = None) -> Any:
+       grad: bool = False, out: Any = None, grad_out: Any = None, softcap: Optional[float] = None) -> Any:
+    _no_extension("softcap", softcap is not None)
     return _pair("js", s, t, temperature=temperature, where=where, weights=None, beta=beta, reduction=reduction,
                  grad=grad, out=out, grad_out=grad_out)
 
@@ -425,8 +434,12 @@ def _loss_logits(dev: Any, logits: Any, reduction: str, grad: Any) -> Tuple[Any,
 
 @_gpu_doc("softmax_ce")
 def softmax_ce(logits: Any, target: Any, *, label_smoothing: float = 0.0, ignore_index: int = -100,
-               temperature: float = 1.0, where: Any = None, reduction: str = "none", grad: bool = False,
-               out: Any = None, grad_out: Any = None) -> Any:
+               temperature: float = 1.0, weight: Any = None, z_loss: float = 0.0, softcap: Optional[float] = None,
+               return_z_loss: bool = False, return_accuracy: bool = False, where: Any = None,
+               reduction: str = "none", grad: bool = False, out: Any = None, grad_out: Any = None) -> Any:
+    _no_extension("weight, z_loss, softcap, return_z_loss and return_accuracy",
+                  weight is not None or softcap is not None or bool(return_z_loss) or bool(return_accuracy)
+                  or not (type(z_loss) in (int, float) and z_loss == 0))
     dev = _device()
     arr, reduction, grad = _loss_logits(dev, logits, reduction, grad)
     shape, dtype, lead = tuple(arr.shape), arr.dtype, tuple(arr.shape[:-1])

@@ -190,9 +190,8 @@ def kl(
     softcap: Optional[float] = None,
 ) -> Result:
     if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
-        _no_gpu_softcap(softcap)
         return _dispatch.gpu().kl(s, t, temperature=temperature, where=where, reduction=reduction,
-                                  grad=grad, out=out, grad_out=grad_out)
+                                  grad=grad, out=out, grad_out=grad_out, softcap=softcap)
     return _pair("kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
 
@@ -222,9 +221,8 @@ def sym_kl(
     softcap: Optional[float] = None,
 ) -> Result:
     if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
-        _no_gpu_softcap(softcap)
         return _dispatch.gpu().sym_kl(s, t, temperature=temperature, where=where, reduction=reduction,
-                                  grad=grad, out=out, grad_out=grad_out)
+                                  grad=grad, out=out, grad_out=grad_out, softcap=softcap)
     return _pair("sym_kl", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
 
@@ -256,9 +254,8 @@ def js(
     softcap: Optional[float] = None,
 ) -> Result:
     if not (type(s) is np.ndarray and type(t) is np.ndarray) and _dispatch.on_gpu(s, t):
-        _no_gpu_softcap(softcap)
         return _dispatch.gpu().js(s, t, beta=beta, temperature=temperature, where=where, reduction=reduction,
-                                  grad=grad, out=out, grad_out=grad_out)
+                                  grad=grad, out=out, grad_out=grad_out, softcap=softcap)
     return _pair("js", s, t, temperature=temperature, where=where, weights=None, beta=beta,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
 
@@ -294,11 +291,6 @@ def tv(
         raise NotImplementedError("tv has no CuPy kernel yet; pass NumPy arrays (or CPU tensors)")
     return _pair("tv", s, t, temperature=temperature, where=where, weights=None, beta=0.5,
                  reduction=reduction, grad=grad, out=out, grad_out=grad_out, softcap=softcap)
-
-
-def _no_gpu_softcap(softcap: Any) -> None:
-    if softcap is not None:
-        raise NotImplementedError("softcap has no CuPy kernel yet; pass NumPy arrays (or CPU tensors)")
 
 
 @_doc("""Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.

@@ -298,12 +298,10 @@ def softmax_ce(
     extended = (weight is not None or softcap is not None or return_z_loss is not False
                 or return_accuracy is not False or not (type(z_loss) in (int, float) and z_loss == 0))
     if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
-        if extended:
-            raise NotImplementedError("weight, z_loss, softcap and return_z_loss/return_accuracy have no CuPy "
-                                      "kernel yet; pass NumPy arrays (or CPU tensors)")
         return _dispatch.gpu().softmax_ce(logits, target, label_smoothing=label_smoothing,
-            ignore_index=ignore_index, temperature=temperature, where=where, reduction=reduction, grad=grad,
-            out=out, grad_out=grad_out)
+            ignore_index=ignore_index, temperature=temperature, weight=weight, z_loss=z_loss, softcap=softcap,
+            return_z_loss=return_z_loss, return_accuracy=return_accuracy, where=where, reduction=reduction,
+            grad=grad, out=out, grad_out=grad_out)
     arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     labels, probs, telem = _softmax_target(target, shape, dtype)

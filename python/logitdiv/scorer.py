@@ -7,7 +7,7 @@ merge scorers that saw different rows, pickle them, and ask for the `Summary` at
 >>> rng = np.random.default_rng(0)
 >>> sc = ld.Scorer(metrics=("kl", "top1"))
 >>> for _ in range(3):
-...     a = rng.standard_normal((100, 20)); sc.update(a, a + 0.01 * rng.standard_normal(a.shape))
+...     a = rng.standard_normal((100, 20)); _ = sc.update(a, a + 0.01 * rng.standard_normal(a.shape))
 >>> sc.summary().rows
 300
 
