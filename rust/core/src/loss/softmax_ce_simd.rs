@@ -41,7 +41,7 @@ pub(crate) fn class_row<E: Elem, G: Elem>(
     if s.is_empty() || label >= s.len() {
         return None;
     }
-    if prm.add && grad.is_some() && same_type_slice::<G, f64>(&[]).is_none() {
+    if prm.add && grad.is_some() && G::NAME != f64::NAME {
         return None;
     }
     if let Some(s) = same_type_slice::<E, f32>(s) {
@@ -137,7 +137,7 @@ fn sums<S: Simd, L: Load<Real = f32>, const B: usize>(simd: S, s: &[L], inv: f32
 }
 
 /// Writes (or adds) `scale · (p_i − t_i)` for every class, t = (1−ε)·onehot(label) + ε/n; the
-/// label's own entry is then recomputed in f64 (`label_grad`).
+/// caller then recomputes the label's own entry in f64.
 #[inline(always)]
 fn gradient<S: Simd, L: Load<Real = f32>, G: Elem>(
     simd: S,
