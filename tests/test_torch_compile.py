@@ -290,3 +290,43 @@ def test_meta_tensors_give_shapes_and_dtypes():
     assert ldt.kl(s, s).dtype == torch.float32 and ldt.kl(t.double(), t.double(), reduction="sum").shape == ()
     gp = torch.empty(2, H, L, L, device="meta", dtype=torch.float64)
     assert ldt.globalpointer_ce(gp, torch.zeros(2, H, 1, 2, dtype=torch.long)).shape == (2, H)
+
+
+class _Watch(torch.utils._python_dispatch.TorchDispatchMode):
+    """A dispatch mode that only records the operators it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_eager_calls_skip_the_dispatcher_and_match_the_operator(name):
+    """An eager call runs the operator's own compute and backward as an autograd.Function
+    (`_direct`: no dispatcher); under a dispatch mode — as under a tracer — the call is the
+    operator, which the mode sees. Both give the same loss and gradients, bit for bit."""
+    def run(watch: Any) -> Tuple[torch.Tensor, list]:
+        model = TwoHeads(LOSSES[name][1])
+        x, y = torch.randn(B, D, generator=torch.Generator().manual_seed(1)), labels()
+        a, b = model(x)
+        a.retain_grad()
+        with watch:
+            loss = LOSSES[name][0](a, b, y)
+        loss.backward()
+        return loss.detach(), [a.grad] + [p.grad for p in model.parameters()]
+
+    import contextlib
+
+    eager_loss, eager_grads = run(contextlib.nullcontext())
+    watch = _Watch()
+    op_loss, op_grads = run(watch)
+    assert any(s.startswith("logitdiv.") for s in watch.seen), watch.seen
+    assert torch.equal(eager_loss, op_loss)
+    for g, h in zip(eager_grads, op_grads):
+        assert (g is None and h is None) or torch.equal(g, h)
+    x = torch.randn(2, C, requires_grad=True)
+    assert type(ldt.kl(x, x.detach()).grad_fn).__name__.startswith("kl_direct")

@@ -385,7 +385,7 @@ def test_non_cpu_tensor_is_a_clear_error():
 
 def test_a_backend_plugs_in_by_device_type(monkeypatch):
     """The structure a GPU backend uses: the device type picks a backend, which gives the arrays,
-    the function and the output tensor (here a stand-in for the CPU's that records the call)."""
+    the function, the output tensor and the gradient buffers (here a stand-in for the CPU's that records the call)."""
     calls = []
 
     class Fake:
@@ -407,6 +407,10 @@ def test_a_backend_plugs_in_by_device_type(monkeypatch):
         @staticmethod
         def tensor(value, device):
             return torch.tensor(value)
+
+        @staticmethod
+        def empty(shape, dtype, device):
+            return torch.empty(shape, dtype=dtype, device=device)
 
     monkeypatch.setitem(ldt._BACKENDS, "cpu", lambda: Fake)
     s = torch.empty(2, 3, requires_grad=True)

@@ -3,7 +3,8 @@
 //! 1 thread and all threads, float32 and float16.
 //!
 //! cargo run --release -p logitdiv-core --example kernel_bench [-- ROWS COLS [KIND ...]]
-//! (KERNEL_BENCH_VALUE_ONLY=1 skips the gradients, KERNEL_BENCH_F32_ONLY=1 the float16 input)
+//! (KERNEL_BENCH_VALUE_ONLY=1 skips the gradients, KERNEL_BENCH_F32_ONLY=1 the float16 input,
+//! KERNEL_BENCH_THREADS=N runs N threads only)
 
 use std::hint::black_box;
 
@@ -123,11 +124,15 @@ fn run_ce<E: Elem>(label: &str, rows: usize, cols: usize, threads: &[usize]) {
             let out: LossOutputs<'_, E, f64> = LossOutputs { values: None, grad: None, grad_second: None };
             black_box(softmax_ce(sr, target(), &opts, out).unwrap());
         });
-        let grads = best(|| {
+        let grads = if std::env::var_os("KERNEL_BENCH_VALUE_ONLY").is_some() {
+            f64::NAN
+        } else {
+            best(|| {
             let out: LossOutputs<'_, E, f64> =
                 LossOutputs { values: None, grad: Some(RowsMut::contiguous(&mut g, rows, cols).unwrap()), grad_second: None };
             black_box(softmax_ce(sr, target(), &opts, out).unwrap());
-        });
+            })
+        };
         println!(
             "softmax_ce {label} ({rows}, {cols}) threads={n}: value {:.3} G elem/s, value+grad {:.3} G elem/s",
             elems / value / 1e9,
@@ -140,10 +145,15 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows = args.first().and_then(|a| a.parse().ok()).unwrap_or(2048);
     let cols = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32000);
-    let threads = [1, std::thread::available_parallelism().map_or(1, |n| n.get())];
+    let threads: Vec<usize> = match std::env::var("KERNEL_BENCH_THREADS") {
+        Ok(n) => vec![n.trim().parse().expect("KERNEL_BENCH_THREADS: a number")],
+        Err(_) => vec![1, std::thread::available_parallelism().map_or(1, |n| n.get())],
+    };
     if args.get(2).map(String::as_str) == Some("softmax_ce") {
         run_ce::<f32>("f32", rows, cols, &threads);
-        run_ce::<f16>("f16", rows, cols, &threads);
+        if std::env::var_os("KERNEL_BENCH_F32_ONLY").is_none() {
+            run_ce::<f16>("f16", rows, cols, &threads);
+        }
         return;
     }
     let kinds: Vec<PairKind> = if args.len() > 2 {
