@@ -124,9 +124,9 @@ def test_one_dimensional_input_gives_a_zero_d_value(rng):
 
 def _big_case(dtype):
     rng = np.random.default_rng(99)
-    # 24 × 3000 elements: above the size (2^15) below which a call stays on the calling thread
-    s = rng.normal(0, 3, (24, 3000)).astype(dtype)
-    t = (s.astype(np.float64) + rng.normal(0, 0.3, (24, 3000))).astype(dtype)
+    # 48 × 3000 elements: above the size (2^17) below which a call stays on the calling thread
+    s = rng.normal(0, 3, (48, 3000)).astype(dtype)
+    t = (s.astype(np.float64) + rng.normal(0, 0.3, (48, 3000))).astype(dtype)
     where = rng.random(3000) < 0.9
     return s, t, where
 

@@ -25,7 +25,7 @@ import pytest
 
 import logitdiv as ld
 
-ROWS, COLS = 48, 1024  # 49152 elements: above the size (2^15) below which a call stays on the calling thread
+ROWS, COLS = 128, 1024  # 2^17 elements: the size from which a call runs on several threads
 
 
 def make_inputs(seed: int):

@@ -25,13 +25,13 @@ use crate::simd::block::{hmax, hsum, BLOCK};
 use crate::simd::convert::{same_type_slice, same_type_slice_mut, store_scaled};
 use crate::simd::{dispatch, vmath, Kernel, Load, Simd};
 
-/// Accumulator lanes for rows shorter than [`LONG_ROW`]: zeroing and folding [`BLOCK`] lanes
+/// Rows shorter than this take [`short_sums`]: zeroing and folding [`BLOCK`] lanes of spans
 /// would cost more than a short row itself.
-const SHORT_BLOCK: usize = 32;
 const LONG_ROW: usize = 4 * BLOCK;
 
 /// The cross-entropy of one row against class `label`, gradient written (or added, `prm.add`)
-/// when asked; `None` when the row is not for this path (nothing was written).
+/// when asked; `None` when the row is not for this path (nothing was added; a gradient row to be
+/// overwritten may hold scratch, which the scalar kernel then overwrites).
 pub(crate) fn class_row<E: Elem, G: Elem>(
     s: &[E],
     label: usize,
@@ -136,6 +136,109 @@ fn sums<S: Simd, L: Load<Real = f32>, const B: usize>(simd: S, s: &[L], inv: f32
     Some(Sums { max: m, below: hsum(&zr[..used]), at_max: hsum(&zk[..used]), gap: hsum(&zb[..used]) })
 }
 
+/// Lanes of the short-row loops: four AVX2 vectors. Every loop over a chunk has this fixed trip
+/// count (the last chunk padded), so it vectorises whole, with no scalar remainder.
+const W: usize = 32;
+
+/// The row's chunks of `W` classes as f32, in order: `f` gets each full chunk where it lies (or
+/// converted, for half precision) and the last, partial one padded with `pad`.
+macro_rules! for_each_chunk {
+    ($simd:expr, $s:expr, $pad:expr, |$start:ident, $x:ident| $body:block) => {{
+        let s = $s;
+        let mut buf = [0.0f32; BLOCK];
+        let full = s.len() / W * W;
+        for $start in (0..full).step_by(W) {
+            let $x: &[f32; W] = L::load($simd, &s[$start..$start + W], &mut buf).try_into().unwrap();
+            $body
+        }
+        if full < s.len() {
+            let mut padded = [$pad; W];
+            for (p, v) in padded.iter_mut().zip(&s[full..]) {
+                *p = v.to_real();
+            }
+            let ($start, $x) = (full, &padded);
+            $body
+        }
+    }};
+}
+
+/// Σ v in f64, halving (the order fixed by W alone).
+#[inline(always)]
+fn fold(v: &[f32; W]) -> f64 {
+    let mut a = [0.0f64; W];
+    for i in 0..W {
+        a[i] = f64::from(v[i]);
+    }
+    let mut n = W;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            a[i] += a[i + n];
+        }
+    }
+    a[0]
+}
+
+/// [`sums`] for a row shorter than [`LONG_ROW`]: one sweep for the max, one for the terms, each
+/// summed in f32 per lane (at most `LONG_ROW / W` = 32 terms, a relative error below 32 units of
+/// f32's rounding, 2e-6) and across lanes in f64. The padding of the last chunk is the max
+/// itself: a term 0 below the max, one more class at it (taken back), nothing for B.
+///
+/// `terms`, when given (an f32 gradient row being overwritten), receives every e^{(x − M)/τ}: the
+/// gradient is then one multiply-add per class instead of a second exponential.
+#[inline(always)]
+fn short_sums<S: Simd, L: Load<Real = f32>, const KEEP: bool>(
+    simd: S,
+    s: &[L],
+    inv: f32,
+    smooth: bool,
+    mut terms: Option<&mut [f32]>,
+) -> Option<Sums> {
+    let mut mx = [f32::NEG_INFINITY; W];
+    for_each_chunk!(simd, s, f32::NEG_INFINITY, |_start, x| {
+        for i in 0..W {
+            mx[i] = mx[i].max(x[i]);
+        }
+    });
+    let mut n = W;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            mx[i] = mx[i].max(mx[i + n]);
+        }
+    }
+    let m = mx[0];
+    let (mut r, mut k, mut b, mut chk) = ([0.0f32; W], [0.0f32; W], [0.0f32; W], [0.0f32; W]);
+    let mut e = [0.0f32; W];
+    for_each_chunk!(simd, s, m, |start, x| {
+        for i in 0..W {
+            // a select that keeps an accumulator as it is becomes a masked store (slow):
+            // multiply by 0 or 1 instead
+            let below = if x[i] == m { 0.0f32 } else { 1.0 };
+            e[i] = vmath::exp_nonpos(simd, (x[i] - m) * inv);
+            r[i] += e[i] * below;
+            k[i] += 1.0 - below;
+            chk[i] += x[i] * 0.0;
+            if smooth {
+                b[i] += m - x[i];
+            }
+        }
+        if let Some(t) = terms.as_deref_mut().filter(|_| KEEP) {
+            if start + W <= t.len() {
+                t[start..start + W].copy_from_slice(&e);
+            } else {
+                let n = t.len() - start;
+                t[start..].copy_from_slice(&e[..n]);
+            }
+        }
+    });
+    if fold(&chk).is_nan() {
+        return None;
+    }
+    let pads = (s.len().div_ceil(W) * W - s.len()) as f64;
+    Some(Sums { max: m, below: fold(&r), at_max: fold(&k) - pads, gap: fold(&b) })
+}
+
 /// Writes (or adds) `scale · (p_i − t_i)` for every class, t = (1−ε)·onehot(label) + ε/n; the
 /// caller then recomputes the label's own entry in f64.
 #[inline(always)]
@@ -150,16 +253,13 @@ fn gradient<S: Simd, L: Load<Real = f32>, G: Elem>(
     add: bool,
     g: &mut [G],
 ) {
-    let mut buf = [0.0f32; BLOCK];
-    let mut o = [0.0f32; BLOCK];
-    let mut start = 0;
-    for c in s.chunks(BLOCK) {
-        let x = L::load(simd, c, &mut buf);
-        let n = x.len();
-        let o = &mut o[..n];
-        for i in 0..n {
+    let mut o = [0.0f32; W];
+    for_each_chunk!(simd, s, m, |start, x| {
+        for i in 0..W {
             o[i] = vmath::exp_nonpos(simd, (x[i] - m) * inv) * inv_z - spread;
         }
+        let n = W.min(s.len() - start);
+        let o = &o[..n];
         let g = &mut g[start..start + n];
         match same_type_slice_mut::<G, f64>(g) {
             Some(g) if add => {
@@ -174,8 +274,7 @@ fn gradient<S: Simd, L: Load<Real = f32>, G: Elem>(
             }
             None => store_scaled(simd, g, o, scale as f32),
         }
-        start += n;
-    }
+    });
 }
 
 impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
@@ -189,8 +288,19 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
             return None;
         }
         let smooth = prm.eps > 0.0;
-        let z = if s.len() < LONG_ROW {
-            sums::<S, L, SHORT_BLOCK>(simd, s, inv, smooth)?
+        // a short row's terms go into an f32 gradient row that is overwritten (on a decline the
+        // scalar kernel overwrites it too)
+        let mut grad = grad;
+        let mut terms = None;
+        if s.len() < LONG_ROW && !prm.add {
+            terms = grad.as_deref_mut().and_then(same_type_slice_mut::<G, f32>);
+        }
+        let have_terms = terms.is_some();
+        // (two instances: a value-only sweep without the stores)
+        let z = if have_terms {
+            short_sums::<S, L, true>(simd, s, inv, smooth, terms)?
+        } else if s.len() < LONG_ROW {
+            short_sums::<S, L, false>(simd, s, inv, smooth, None)?
         } else {
             sums::<S, L, BLOCK>(simd, s, inv, smooth)?
         };
@@ -215,7 +325,16 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
             let spread = if smooth { prm.eps / s.len() as f64 } else { 0.0 };
             let inv_z = 1.0 / (1.0 + st.lse.rest);
             let before = if prm.add { g[label].to_f64() } else { 0.0 };
-            gradient(simd, s, z.max, inv, inv_z as f32, spread as f32, prm.grad_scale, prm.add, g);
+            match same_type_slice_mut::<G, f32>(g) {
+                Some(g) if have_terms => {
+                    // the same arithmetic as `gradient`, from the stored terms
+                    let (inv_z, spread, scale) = (inv_z as f32, spread as f32, prm.grad_scale as f32);
+                    for v in g.iter_mut() {
+                        *v = (*v * inv_z - spread) * scale;
+                    }
+                }
+                _ => gradient(simd, s, z.max, inv, inv_z as f32, spread as f32, prm.grad_scale, prm.add, g),
+            }
             // the label's entry p − (1 − ε) − ε/n, free of cancellation when p ≈ 1
             let one_minus_p = if x_label == max {
                 st.lse.rest * inv_z
@@ -226,5 +345,73 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
             g[label] = G::from_f64(before + prm.grad_scale * d);
         }
         Some(RowValue { value, counts: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+
+    use super::super::labels::RowTarget;
+    use super::super::softmax_ce::{ce_row, CeParams};
+    use crate::element::Elem;
+    use crate::testing::noise;
+
+    /// (value, gradient) of one row: the fast path for f32/f16 input, the scalar f64 kernel for
+    /// the same values widened to f64.
+    fn row<E: Elem, G: Elem>(s: &[E], label: usize, prm: &CeParams, garbage: f64) -> (f64, Vec<f64>) {
+        let mut g = vec![G::from_f64(garbage); s.len()];
+        let v = ce_row::<E, f64, G>(s, RowTarget::Class(label), None, prm, Some(&mut g), 0).unwrap();
+        (v.value, g.iter().map(|x| x.to_f64()).collect())
+    }
+
+    #[test]
+    fn every_row_length_matches_the_scalar_kernel() {
+        // lengths around the lane chunks (W = 32) and the short/long boundary (1024)
+        let lengths = (1..=40).chain([63, 64, 65, 100, 1000, 1023, 1024, 1025, 3000]);
+        for n in lengths {
+            for (eps, tau, scale) in [(0.0, 1.0, 4.0), (0.1, 0.5, 8.0), (0.0, 2.0, 30.0)] {
+                let x: Vec<f32> = noise(n, n as u64).iter().map(|v| (v * scale) as f32).collect();
+                let top = (0..n).fold(0, |b, i| if x[i] > x[b] { i } else { b });
+                for label in [0, n / 2, top] {
+                    let prm = CeParams { inv_tau: 1.0 / tau, eps, grad_scale: 0.25 / tau, add: false };
+                    let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+                    let (want, gw) = row::<f64, f64>(&wide, label, &prm, 0.0);
+                    let gmax = gw.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                    // f32 gradients (the stored-terms sweep for short rows) and f64 ones
+                    for (got, g) in [row::<f32, f32>(&x, label, &prm, 7.0), row::<f32, f64>(&x, label, &prm, 7.0)] {
+                        assert!((got - want).abs() <= 1e-5 * want.abs() + 1e-12, "n={n} eps={eps}: {got} vs {want}");
+                        for (i, (a, b)) in g.iter().zip(&gw).enumerate() {
+                            assert!((a - b).abs() <= 1e-5 * gmax + 1e-7 * b.abs(), "n={n} label={label}: g[{i}] {a} vs {b}");
+                        }
+                    }
+                    let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+                    let hw: Vec<f64> = h.iter().map(|v| v.to_f64()).collect();
+                    let (want, _) = row::<f64, f64>(&hw, label, &prm, 0.0);
+                    let (got, _) = row::<f16, f32>(&h, label, &prm, 7.0);
+                    assert!((got - want).abs() <= 1e-5 * want.abs() + 1e-12, "f16 n={n}: {got} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_declined_row_overwrites_the_scratch_terms() {
+        // a non-finite logit sends the row to the scalar kernel after the fast sweep has used the
+        // gradient row for its terms: every entry must come out as the scalar kernel's
+        for n in [5, 100, 1000] {
+            for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+                let mut x: Vec<f32> = noise(n, 3).iter().map(|v| (v * 4.0) as f32).collect();
+                x[n - 1] = bad;
+                let prm = CeParams { inv_tau: 1.0, eps: 0.1, grad_scale: 1.0, add: false };
+                let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+                let (want, gw) = row::<f64, f64>(&wide, 1, &prm, 0.0);
+                let (got, g) = row::<f32, f32>(&x, 1, &prm, 7.0);
+                assert!(got.is_nan() == want.is_nan() && (got.is_nan() || got == want), "{bad}: {got} vs {want}");
+                for (a, b) in g.iter().zip(&gw) {
+                    assert!(a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-6 * b.abs().max(1e-30)), "{bad}: {a} vs {b}");
+                }
+            }
+        }
     }
 }

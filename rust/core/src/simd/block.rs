@@ -58,8 +58,41 @@ fn halve<T: Real, const N: usize>(v: &[T]) -> T {
 /// max v, ignoring NaN like `f32::max` (−inf for an empty or all-NaN slice). Kernels update
 /// maxima with `Real::max` too: it compiles to a vector max, where a select that may keep the old
 /// value becomes a masked store (microcoded, 5× slower on AMD). Check for NaN separately.
+///
+/// By halving, like [`hsum`] (a fold lane by lane is a chain of `v.len()` dependent maxima, 256
+/// per span in the kernels); the maximum does not depend on the order. Inlined, like [`hsum`].
+#[inline(always)]
 pub fn hmax<T: Real>(v: &[T]) -> T {
-    v.iter().fold(T::NEG_INFINITY, |m, &x| m.max(x))
+    let m = if v.len() > BLOCK {
+        v.chunks(BLOCK).map(halve_max::<T, BLOCK>).fold(T::NEG_INFINITY, |m, x| m.max(x))
+    } else if v.len() <= 32 {
+        halve_max::<T, 32>(v)
+    } else {
+        halve_max::<T, BLOCK>(v)
+    };
+    // NaN only where every element is NaN (max keeps the other operand of a NaN)
+    if m.is_nan() {
+        T::NEG_INFINITY
+    } else {
+        m
+    }
+}
+
+/// max v for v.len() ≤ N by halving on a copy (−inf for an empty slice, NaN where all are NaN).
+#[inline(always)]
+fn halve_max<T: Real, const N: usize>(v: &[T]) -> T {
+    let mut buf = [T::NEG_INFINITY; N];
+    buf[..v.len()].copy_from_slice(v);
+    let mut n = v.len();
+    while n > 1 {
+        let half = n / 2;
+        let (keep, fold) = buf[..n].split_at_mut(n - half);
+        for (a, &b) in keep.iter_mut().zip(fold.iter()) {
+            *a = a.max(b);
+        }
+        n -= half;
+    }
+    buf[0]
 }
 
 #[cfg(test)]
@@ -73,6 +106,18 @@ mod tests {
         assert_eq!(hmax(&[1.0f32, 7.0, -3.0, f32::NAN, 2.0]), 7.0);
         assert_eq!(hmax(&[f64::NEG_INFINITY; 8]), f64::NEG_INFINITY);
         assert_eq!(hmax::<f64>(&[]), f64::NEG_INFINITY);
+        assert_eq!(hmax(&[f32::NAN; 40]), f32::NEG_INFINITY);
+        // every length and position of the largest, against the fold it replaces
+        for n in [1usize, 2, 3, 7, 31, 32, 33, 255, 256, 257, 1000] {
+            for at in [0, n / 3, n - 1] {
+                let mut v: Vec<f32> = (0..n).map(|i| -((i * 7919 % 97) as f32)).collect();
+                v[at] = 5.0;
+                if n > 2 {
+                    v[(at + 1) % n] = f32::NAN;
+                }
+                assert_eq!(hmax(&v), 5.0, "n={n} at={at}");
+            }
+        }
         // pairwise: (1e16 + 1) + (−1e16 + 0) would lose the 1; (1e16 − 1e16) + (1 + 0) keeps it
         assert_eq!(hsum(&[1e16f64, 1.0, -1e16, 0.0]), 1.0);
         let long: Vec<f64> = (0..1000).map(f64::from).collect();
