@@ -1,6 +1,7 @@
 """Divergences between two logit arrays: softmax KL, symmetric KL, Jensen–Shannon, and the sigmoid
 ("GlobalPointer") KL and symmetric KL. The mathematics is in MATH.md; the computation is in the
-Rust core, which sums non-negative terms free of cancellation in float64."""
+Rust core, which sums non-negative terms free of cancellation (float32 lanes of at most 8 terms,
+then float64: docs/MATH.md §7)."""
 
 from __future__ import annotations
 

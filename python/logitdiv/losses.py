@@ -1,7 +1,8 @@
 """Losses against labels, straight from logits, with their gradients: softmax cross-entropy, binary
 cross-entropy, Su's multilabel softmax cross-entropy (dense, sparse, GlobalPointer), the
 γ-cross-entropy, knowledge distillation and R-Drop. The mathematics is in MATH.md (section 2); the
-computation is in the Rust core, which sums non-negative terms in float64.
+computation is in the Rust core, which sums non-negative terms with a bounded error (f32
+lanes of at most 8 to 32 terms, then float64: docs/MATH.md §7).
 
 Conventions shared by every loss here (and with the divergences):
 
@@ -426,7 +427,8 @@ def multilabel_ce(
     ``multilabel_categorical_crossentropy``. A class is predicted positive when its logit is > 0.
     Gradient: (1−y_i) e^{s_i}/Z_neg − y_i e^{−s_i}/Z_pos, Z the two sums including the 1. Both logs
     are formed as log1p of the sums, so tiny losses keep their digits; no ±1e12 constants are used.
-    With one positive j it is the softmax CE of class j against the negatives and a zero logit.
+    With one positive j it is log(e^{CE_j} + Σ_neg e^{s_i}), CE_j the softmax CE of class j against
+    the negatives and a zero logit.
 
     Parameters
     ----------
@@ -644,7 +646,7 @@ def gamma_ce(
     """The γ-cross-entropy of Su (kexue.fm/archives/9526, after arXiv 2302.13344), per row:
     −log(γ + (1−γ) p_y)/(1−γ), p = softmax(logits), γ ∈ [0, 1).
 
-    γ = 0 is the softmax CE; as γ → 1 it tends to −p_y, so confident rows weigh less (a remedy
+    γ = 0 is the softmax CE; as γ → 1 it tends to 1 − p_y, so confident rows weigh less (a remedy
     for over-confidence). Evaluated as −logaddexp(log γ, log(1−γ) + log p_y)/(1−γ), or as
     −log1p(−(1−γ)(1−p_y))/(1−γ) when p_y > ½. Gradient: r·(p − onehot(y)), r = p_y/(γ + (1−γ) p_y).
 

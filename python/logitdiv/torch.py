@@ -1,11 +1,14 @@
 """PyTorch integration: logitdiv's divergences and losses as differentiable functions on tensors.
 
-Each function is a `torch.autograd.Function` over the native kernels: CPU tensors (float32,
-float64, float16, bfloat16) are read in place through NumPy views (no copy), the gradients are
-computed in the forward's fused pass into tensors allocated once, and backward only scales them
-by grad_output (returning them untouched when grad_output is the scalar 1, as after
-`loss.backward()`). Double backward (create_graph=True) is refused with a clear error. Importing `logitdiv` never
-imports torch; importing `logitdiv.torch` does.
+Each function is a PyTorch custom operator, ``torch.ops.logitdiv.<name>`` (fake and autograd
+registrations, so torch.compile, torch.export and make_fx keep it in their graphs); an eager call
+runs the operator's own compute and backward as a `torch.autograd.Function` without the
+dispatcher's Python layers (`_direct`). CPU tensors (float32, float64, float16, bfloat16) are
+read in place through NumPy views (no copy), the gradients are computed in the forward's fused
+pass into tensors allocated once (in NumPy memory: huge pages), and backward only scales them by
+grad_output (returning them untouched when grad_output is the scalar 1, as after
+`loss.backward()`). Double backward (create_graph=True) is refused with a clear error. Importing
+`logitdiv` never imports torch; importing `logitdiv.torch` does.
 
 Labels (class indices, positives, spans, masks, weights) may be tensors or arrays; they are
 never differentiated. Probability targets are not differentiated either: a target tensor that

@@ -23,14 +23,15 @@ use super::RowParams;
 use crate::element::Elem;
 use crate::math::x_minus_log1p;
 use crate::parallel::{GradRows, RowValue};
-use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::block::{
+    for_each_chunk, for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, BLOCK, LANES,
+};
 use crate::simd::convert::store_scaled;
 use crate::simd::{vmath, Load, Simd};
 
 
-/// Accumulator lanes for rows shorter than [`LONG_ROW`]: a short row's work is small, and zeroing
-/// and folding [`BLOCK`]-sized accumulators (~20 KiB) would cost more than the row itself.
-const SHORT_BLOCK: usize = 32;
+/// Rows shorter than this take [`short_partial`]: a short row's work is small, and zeroing and
+/// folding [`BLOCK`]-sized accumulators (~20 KiB) per span would cost more than the row itself.
 const LONG_ROW: usize = 4 * BLOCK;
 
 /// The correction may be at most this many times the value (see the module notes).
@@ -198,6 +199,57 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
     }
 }
 
+/// [`partial`] for a row shorter than [`LONG_ROW`], in chunks of [`LANES`] classes
+/// (`for_each_chunk_pair!`): one sweep for the max of s, then one for the terms, summed in f32 per
+/// lane over at most 8 chunks (≤ 8 roundings, as the spans of [`partial`]) and in f64 across them.
+/// The padding is s = M, t = M − c (δ ≈ 0, every term finite) weighted 0; if a pad's δ were beyond
+/// range its term would be NaN and the row declined, never wrong.
+#[inline(always)]
+fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    inv: f32,
+    c: f32,
+) -> Partial {
+    let mut mx = [f32::NEG_INFINITY; LANES];
+    for_each_chunk!(simd, E, s, f32::NEG_INFINITY, |_start, x| {
+        for i in 0..LANES {
+            mx[i] = mx[i].max(x[i]);
+        }
+    });
+    let m = max_lanes(&mx);
+    let (mut fe, mut fa, mut fu, mut f1, mut f2) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+    let (mut ze, mut za, mut zu, mut z1, mut z2) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+    let n = s.len();
+    for_each_chunk_pair!(simd, E, s, t, (m, m - c), |start, x, y, valid| {
+        for i in 0..LANES {
+            let e = vmath::exp_nonpos(simd, (x[i] - m) * inv) * valid[i];
+            let nd = neg_delta(simd, x[i], y[i], inv, c);
+            // beyond MAX_NEG_DELTA, e^{−δ} − 1 is inf: the sums turn inf or NaN (declined)
+            let (em1, ph) = vmath::exp_m1_phi(simd, nd, MAX_NEG_DELTA);
+            fe[i] += e;
+            fu[i] += e * em1;
+            if PHI {
+                fa[i] += e * ph;
+            }
+            if SYM {
+                f1[i] += e * (nd * em1); // p δ (1 − e^{−δ}) ≥ 0
+                f2[i] -= (e * nd) * (em1 + 1.0); // p δ e^{−δ}
+            }
+        }
+        if (start / LANES) % 8 == 7 || start + LANES >= n {
+            for (z, f) in [(&mut ze, &mut fe), (&mut za, &mut fa), (&mut zu, &mut fu), (&mut z1, &mut f1), (&mut z2, &mut f2)] {
+                for i in 0..LANES {
+                    z[i] += f64::from(f[i]);
+                }
+                *f = [0.0; LANES];
+            }
+        }
+    });
+    Partial { m, e: sum_lanes_f64(&ze), a: sum_lanes_f64(&za), u: sum_lanes_f64(&zu), s1: sum_lanes_f64(&z1), s2: sum_lanes_f64(&z2) }
+}
+
 /// What the gradient sweep needs of a row's sums.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Plan {
@@ -265,14 +317,10 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     mut gt: Option<&mut [G]>,
 ) {
     let Plan { m, c, inv, g, inv_zs, u, inv_1u, lu, kl_pq, kl_qp } = *pl;
-    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let (mut o1, mut o2) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let mut start = 0;
-    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
-        let (x, y) = (E::load(simd, cx, &mut bx), E::load(simd, cy, &mut by));
-        let n = x.len();
-        let (y, o1, o2) = (&y[..n], &mut o1[..n], &mut o2[..n]);
-        for i in 0..n {
+    let (mut o1, mut o2) = ([0.0f32; LANES], [0.0f32; LANES]);
+    // the padding (s = M, t = M − c) gives finite values that are not stored
+    for_each_chunk_pair!(simd, E, s, t, (m, m - c), |start, x, y, _valid| {
+        for i in 0..LANES {
             let p = vmath::exp_nonpos(simd, (x[i] - m) * inv) * inv_zs;
             let delta = -neg_delta(simd, x[i], y[i], inv, c);
             let em1 = vmath::exp_m1(simd, -delta);
@@ -287,14 +335,14 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
                 o2[i] = -pq;
             }
         }
+        let n = LANES.min(s.len() - start);
         if let Some(gs) = gs.as_deref_mut() {
-            store_scaled(simd, &mut gs[start..start + n], o1, g);
+            store_scaled(simd, &mut gs[start..start + n], &o1[..n], g);
         }
         if let Some(gt) = gt.as_deref_mut() {
-            store_scaled(simd, &mut gt[start..start + n], o2, g);
+            store_scaled(simd, &mut gt[start..start + n], &o2[..n], g);
         }
-        start += n;
-    }
+    });
 }
 
 /// The shift c and the row's sums with accumulators of `B` lanes (`phi`: also Σ p φ(δ)).
@@ -331,7 +379,13 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
     let phi = !SYM || want_grad;
     let (c, z) = if s.len() < LONG_ROW {
-        shift_and_sums::<S, E, SYM, SHORT_BLOCK>(simd, s, t, inv, inv64, phi)
+        let c = shift::<S, E, LANES>(simd, s, t);
+        let z = if phi {
+            short_partial::<S, E, SYM, true>(simd, s, t, inv, c)
+        } else {
+            short_partial::<S, E, SYM, false>(simd, s, t, inv, c)
+        };
+        (c, z)
     } else {
         shift_and_sums::<S, E, SYM, BLOCK>(simd, s, t, inv, inv64, phi)
     };

@@ -21,7 +21,7 @@ use super::online::MaxRest;
 use super::softmax_ce::{CeParams, Stats};
 use crate::element::Elem;
 use crate::parallel::RowValue;
-use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::block::{for_each_chunk, hmax, hsum, max_lanes, sum_lanes, BLOCK, LANES as W};
 use crate::simd::convert::{same_type_slice, same_type_slice_mut, store_scaled};
 use crate::simd::{dispatch, vmath, Kernel, Load, Simd};
 
@@ -136,49 +136,6 @@ fn sums<S: Simd, L: Load<Real = f32>, const B: usize>(simd: S, s: &[L], inv: f32
     Some(Sums { max: m, below: hsum(&zr[..used]), at_max: hsum(&zk[..used]), gap: hsum(&zb[..used]) })
 }
 
-/// Lanes of the short-row loops: four AVX2 vectors. Every loop over a chunk has this fixed trip
-/// count (the last chunk padded), so it vectorises whole, with no scalar remainder.
-const W: usize = 32;
-
-/// The row's chunks of `W` classes as f32, in order: `f` gets each full chunk where it lies (or
-/// converted, for half precision) and the last, partial one padded with `pad`.
-macro_rules! for_each_chunk {
-    ($simd:expr, $s:expr, $pad:expr, |$start:ident, $x:ident| $body:block) => {{
-        let s = $s;
-        let mut buf = [0.0f32; BLOCK];
-        let full = s.len() / W * W;
-        for $start in (0..full).step_by(W) {
-            let $x: &[f32; W] = L::load($simd, &s[$start..$start + W], &mut buf).try_into().unwrap();
-            $body
-        }
-        if full < s.len() {
-            let mut padded = [$pad; W];
-            for (p, v) in padded.iter_mut().zip(&s[full..]) {
-                *p = v.to_real();
-            }
-            let ($start, $x) = (full, &padded);
-            $body
-        }
-    }};
-}
-
-/// Σ v in f64, halving (the order fixed by W alone).
-#[inline(always)]
-fn fold(v: &[f32; W]) -> f64 {
-    let mut a = [0.0f64; W];
-    for i in 0..W {
-        a[i] = f64::from(v[i]);
-    }
-    let mut n = W;
-    while n > 1 {
-        n /= 2;
-        for i in 0..n {
-            a[i] += a[i + n];
-        }
-    }
-    a[0]
-}
-
 /// [`sums`] for a row shorter than [`LONG_ROW`]: one sweep for the max, one for the terms, each
 /// summed in f32 per lane (at most `LONG_ROW / W` = 32 terms, a relative error below 32 units of
 /// f32's rounding, 2e-6) and across lanes in f64. The padding of the last chunk is the max
@@ -195,22 +152,15 @@ fn short_sums<S: Simd, L: Load<Real = f32>, const KEEP: bool>(
     mut terms: Option<&mut [f32]>,
 ) -> Option<Sums> {
     let mut mx = [f32::NEG_INFINITY; W];
-    for_each_chunk!(simd, s, f32::NEG_INFINITY, |_start, x| {
+    for_each_chunk!(simd, L, s, f32::NEG_INFINITY, |_start, x| {
         for i in 0..W {
             mx[i] = mx[i].max(x[i]);
         }
     });
-    let mut n = W;
-    while n > 1 {
-        n /= 2;
-        for i in 0..n {
-            mx[i] = mx[i].max(mx[i + n]);
-        }
-    }
-    let m = mx[0];
+    let m = max_lanes(&mx);
     let (mut r, mut k, mut b, mut chk) = ([0.0f32; W], [0.0f32; W], [0.0f32; W], [0.0f32; W]);
     let mut e = [0.0f32; W];
-    for_each_chunk!(simd, s, m, |start, x| {
+    for_each_chunk!(simd, L, s, m, |start, x| {
         for i in 0..W {
             // a select that keeps an accumulator as it is becomes a masked store (slow):
             // multiply by 0 or 1 instead
@@ -232,11 +182,11 @@ fn short_sums<S: Simd, L: Load<Real = f32>, const KEEP: bool>(
             }
         }
     });
-    if fold(&chk).is_nan() {
+    if sum_lanes(&chk).is_nan() {
         return None;
     }
     let pads = (s.len().div_ceil(W) * W - s.len()) as f64;
-    Some(Sums { max: m, below: fold(&r), at_max: fold(&k) - pads, gap: fold(&b) })
+    Some(Sums { max: m, below: sum_lanes(&r), at_max: sum_lanes(&k) - pads, gap: sum_lanes(&b) })
 }
 
 /// Writes (or adds) `scale · (p_i − t_i)` for every class, t = (1−ε)·onehot(label) + ε/n; the
@@ -254,7 +204,7 @@ fn gradient<S: Simd, L: Load<Real = f32>, G: Elem>(
     g: &mut [G],
 ) {
     let mut o = [0.0f32; W];
-    for_each_chunk!(simd, s, m, |start, x| {
+    for_each_chunk!(simd, L, s, m, |start, x| {
         for i in 0..W {
             o[i] = vmath::exp_nonpos(simd, (x[i] - m) * inv) * inv_z - spread;
         }

@@ -95,6 +95,109 @@ fn halve_max<T: Real, const N: usize>(v: &[T]) -> T {
     buf[0]
 }
 
+/// Lanes of the loops over short rows (`for_each_chunk!`): four AVX2 vectors. Every loop over a
+/// chunk has this fixed trip count (the last chunk padded), so it vectorises whole, with no
+/// scalar remainder, and the accumulators are a few registers' worth, not [`BLOCK`] positions.
+pub const LANES: usize = 32;
+
+/// Runs `$body` on each chunk of [`LANES`] classes of the row `$s` (of element type `$E`), as an
+/// f32 array `$x`, with `$start` its first class: full chunks where they lie (converted, for half
+/// precision), the last, partial one padded with `$pad`. The body is instantiated twice (full
+/// chunks and the padded one), so it is kept inline: a closure would be left out of line,
+/// compiled without the path's features.
+macro_rules! for_each_chunk {
+    ($simd:expr, $E:ty, $s:expr, $pad:expr, |$start:ident, $x:ident| $body:block) => {{
+        use $crate::simd::block::{BLOCK, LANES};
+        let row = $s;
+        let mut buf = [0.0f32; BLOCK];
+        let full = row.len() / LANES * LANES;
+        for $start in (0..full).step_by(LANES) {
+            let $x: &[f32; LANES] =
+                <$E as $crate::simd::Load>::load($simd, &row[$start..$start + LANES], &mut buf).try_into().unwrap();
+            $body
+        }
+        if full < row.len() {
+            let mut padded = [$pad; LANES];
+            for (p, &v) in padded.iter_mut().zip(&row[full..]) {
+                *p = <$E as $crate::simd::Load>::to_real(v);
+            }
+            let ($start, $x) = (full, &padded);
+            $body
+        }
+    }};
+}
+
+/// [`for_each_chunk!`] over two rows of one length at once (`$x`, `$y`), with `$valid` the
+/// chunk's [`LANES`] weights: 1 for a class of the row, 0 for padding (all 1 in full chunks,
+/// where multiplying by it folds away).
+macro_rules! for_each_chunk_pair {
+    ($simd:expr, $E:ty, $s:expr, $t:expr, ($pad_x:expr, $pad_y:expr), |$start:ident, $x:ident, $y:ident, $valid:ident| $body:block) => {{
+        use $crate::simd::block::{BLOCK, LANES};
+        let (row_s, row_t) = ($s, $t);
+        let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+        let full = row_s.len() / LANES * LANES;
+        let ones = [1.0f32; LANES];
+        for $start in (0..full).step_by(LANES) {
+            let $x: &[f32; LANES] =
+                <$E as $crate::simd::Load>::load($simd, &row_s[$start..$start + LANES], &mut bx).try_into().unwrap();
+            let $y: &[f32; LANES] =
+                <$E as $crate::simd::Load>::load($simd, &row_t[$start..$start + LANES], &mut by).try_into().unwrap();
+            let $valid = &ones;
+            $body
+        }
+        if full < row_s.len() {
+            let (mut px, mut py, mut pv) = ([$pad_x; LANES], [$pad_y; LANES], [0.0f32; LANES]);
+            for i in 0..row_s.len() - full {
+                px[i] = <$E as $crate::simd::Load>::to_real(row_s[full + i]);
+                py[i] = <$E as $crate::simd::Load>::to_real(row_t[full + i]);
+                pv[i] = 1.0;
+            }
+            let ($start, $x, $y, $valid) = (full, &px, &py, &pv);
+            $body
+        }
+    }};
+}
+
+pub(crate) use {for_each_chunk, for_each_chunk_pair};
+
+/// Σ v over [`LANES`] f32 lanes, in f64 by halving (the order fixed by `LANES` alone).
+#[inline(always)]
+pub fn sum_lanes(v: &[f32; LANES]) -> f64 {
+    let mut a = [0.0f64; LANES];
+    for i in 0..LANES {
+        a[i] = f64::from(v[i]);
+    }
+    sum_lanes_f64(&a)
+}
+
+/// Σ v over [`LANES`] f64 lanes by halving.
+#[inline(always)]
+pub fn sum_lanes_f64(v: &[f64; LANES]) -> f64 {
+    let mut a = *v;
+    let mut n = LANES;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            a[i] += a[i + n];
+        }
+    }
+    a[0]
+}
+
+/// max v over [`LANES`] lanes by halving, ignoring NaN like `f32::max` (NaN only if all are).
+#[inline(always)]
+pub fn max_lanes(v: &[f32; LANES]) -> f32 {
+    let mut a = *v;
+    let mut n = LANES;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            a[i] = a[i].max(a[i + n]);
+        }
+    }
+    a[0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
