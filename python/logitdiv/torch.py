@@ -304,6 +304,8 @@ def _define(name: str) -> None:
     _LIB.define(f"{name}({', '.join(params)}) -> ({', '.join(['Tensor'] * (1 + k + len(schema.extras)))})")
     qualname = f"logitdiv::{name}"
     n_options = len(schema.options)
+    option_names = [n for _, n in schema.options]
+    at_reduction = k + n_labels + option_names.index("reduction")
 
     def extras_wanted(args: Sequence[Any]) -> list:
         late = _late(schema, args)
@@ -312,7 +314,7 @@ def _define(name: str) -> None:
     def compute(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
         args = tuple(_full(name, schema, args, kwargs))
         xs, labels = args[:k], args[k:k + n_labels]
-        options = dict(zip((n for _, n in schema.options), args[k + n_labels:k + n_labels + n_options]))
+        options = dict(zip(option_names, args[k + n_labels:k + n_labels + n_options]))
         options.update(_late(schema, args))
         want, want_second = _grad_flags(schema, args)
         wanted_extras = extras_wanted(args)
@@ -321,7 +323,7 @@ def _define(name: str) -> None:
         fn = backend.function(name)
         arrays = [backend.array(x, n) for x, n in zip(xs, logits)]
         aux = [backend.aux(y, n) for y, (_, n) in zip(labels, schema.labels)]
-        options = {key: backend.aux(v, key) for key, v in options.items()}
+        options = {key: backend.aux(v, key) if isinstance(v, torch.Tensor) else v for key, v in options.items()}
         device = xs[0].device
         dtype, vdtype = _dtypes(xs)
 
@@ -349,7 +351,7 @@ def _define(name: str) -> None:
         args = tuple(_full(name, schema, args, kwargs))
         xs = args[:k]
         dtype, vdtype = _dtypes(xs)
-        reduction = args[k + n_labels + [n for _, n in schema.options].index("reduction")]
+        reduction = args[at_reduction]
         value = xs[0].new_empty(A.value_shape(name, tuple(xs[0].shape), reduction), dtype=vdtype)
         want, want_second = _grad_flags(schema, args)
         wanted = [want] + [want_second] * (k - 1)
@@ -365,8 +367,9 @@ def _define(name: str) -> None:
         ctx.n_inputs = len(inputs)
         inputs = tuple(_full(name, schema, inputs))
         ctx.dtypes = tuple(x.dtype for x in inputs[:k])
-        ctx.have = [bool(w) for w in ([_grad_flags(schema, inputs)[0]] + [_grad_flags(schema, inputs)[1]] * (k - 1))]
-        ctx.per_row = inputs[k + n_labels + [n for _, n in schema.options].index("reduction")] == "none"
+        want, want_second = _grad_flags(schema, inputs)
+        ctx.have = [bool(want)] + [bool(want_second)] * (k - 1)
+        ctx.per_row = inputs[at_reduction] == "none"
 
     def backward(ctx: Any, grad_value: Optional[torch.Tensor], *_: Any) -> Tuple[Optional[torch.Tensor], ...]:
         if grad_value is None:  # only an extra output was used, and it is not differentiable
@@ -466,6 +469,8 @@ def _as_tensor(x: Any) -> Any:
 def _option(kind: str, name: str, value: Any) -> Any:
     """An option in its schema type, or the TypeError the NumPy API would raise for it: the
     dispatcher's own error for a mistyped argument is a RuntimeError. Ranges stay core's rule."""
+    if type(value) is float and kind == "float" or type(value) is str and kind == "str":
+        return value  # the common case, as it is
     if kind.startswith("Tensor"):
         return _as_tensor(value)
     if kind.endswith("?") and value is None:

@@ -24,7 +24,7 @@ use crate::element::Elem;
 use crate::math::x_minus_log1p;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{
-    for_each_chunk, for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, BLOCK, LANES,
+    for_each_chunk, for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES,
 };
 use crate::simd::convert::store_scaled;
 use crate::simd::{vmath, Load, Simd};
@@ -239,11 +239,15 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>
             }
         }
         if (start / LANES) % 8 == 7 || start + LANES >= n {
-            for (z, f) in [(&mut ze, &mut fe), (&mut za, &mut fa), (&mut zu, &mut fu), (&mut z1, &mut f1), (&mut z2, &mut f2)] {
-                for i in 0..LANES {
-                    z[i] += f64::from(f[i]);
-                }
-                *f = [0.0; LANES];
+            // one call per pair: a loop over the pairs is not vectorised
+            widen_into(&mut ze, &mut fe);
+            widen_into(&mut zu, &mut fu);
+            if PHI {
+                widen_into(&mut za, &mut fa);
+            }
+            if SYM {
+                widen_into(&mut z1, &mut f1);
+                widen_into(&mut z2, &mut f2);
             }
         }
     });

@@ -170,32 +170,58 @@ pub fn sum_lanes(v: &[f32; LANES]) -> f64 {
     sum_lanes_f64(&a)
 }
 
-/// Σ v over [`LANES`] f64 lanes by halving.
+/// Σ v over [`LANES`] f64 lanes by halving. The halvings are written out: a loop whose length
+/// halves at run time is not vectorised.
 #[inline(always)]
 pub fn sum_lanes_f64(v: &[f64; LANES]) -> f64 {
     let mut a = *v;
-    let mut n = LANES;
-    while n > 1 {
-        n /= 2;
-        for i in 0..n {
-            a[i] += a[i + n];
-        }
-    }
-    a[0]
+    sum_step::<16>(&mut a);
+    sum_step::<8>(&mut a);
+    sum_step::<4>(&mut a);
+    sum_step::<2>(&mut a);
+    a[0] + a[1]
 }
 
 /// max v over [`LANES`] lanes by halving, ignoring NaN like `f32::max` (NaN only if all are).
 #[inline(always)]
 pub fn max_lanes(v: &[f32; LANES]) -> f32 {
     let mut a = *v;
-    let mut n = LANES;
-    while n > 1 {
-        n /= 2;
-        for i in 0..n {
-            a[i] = a[i].max(a[i + n]);
-        }
+    max_step::<16>(&mut a);
+    max_step::<8>(&mut a);
+    max_step::<4>(&mut a);
+    max_step::<2>(&mut a);
+    a[0].max(a[1])
+}
+
+// the halvings above start at 16
+const _: () = assert!(LANES == 32);
+
+/// a[i] += a[i + N] for i < N: one step of a halving (a fixed trip count, vectorised).
+#[inline(always)]
+fn sum_step<const N: usize>(a: &mut [f64; LANES]) {
+    // two slices, so that LLVM sees the halves apart (indexing one array is not vectorised)
+    let (lo, hi) = a.split_at_mut(N);
+    for i in 0..N {
+        lo[i] += hi[i];
     }
-    a[0]
+}
+
+/// a[i] = max(a[i], a[i + N]) for i < N.
+#[inline(always)]
+fn max_step<const N: usize>(a: &mut [f32; LANES]) {
+    let (lo, hi) = a.split_at_mut(N);
+    for i in 0..N {
+        lo[i] = lo[i].max(hi[i]);
+    }
+}
+
+/// z += f (widened to f64), then f = 0: folding a chunk loop's f32 lane sums into f64 ones.
+#[inline(always)]
+pub fn widen_into(z: &mut [f64; LANES], f: &mut [f32; LANES]) {
+    for i in 0..LANES {
+        z[i] += f64::from(f[i]);
+    }
+    *f = [0.0; LANES];
 }
 
 #[cfg(test)]
