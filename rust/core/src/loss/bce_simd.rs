@@ -10,8 +10,8 @@ use half::{bf16, f16};
 
 use crate::element::Elem;
 use crate::parallel::RowValue;
-use crate::simd::block::{hsum, BLOCK};
-use crate::simd::convert::same_type_slice;
+use crate::simd::block::{hsum, BLOCK, LANES};
+use crate::simd::convert::{same_type_slice, store_scaled};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// The fast path for one row (`None`: declined, run the scalar kernel). Writes `scale · d` into
@@ -68,68 +68,84 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for BceRow<'_, L, T, G> {
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
-        let BceRow { s, y, scale, mut grad } = self;
-        let mut bx = [0.0f32; BLOCK];
-        let (mut wn, mut wp, mut ok) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
-        let (mut term, mut d, mut pres) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
-        let mut chk = [0.0f32; BLOCK];
-        let (mut acc, mut cnt) = ([0.0f64; BLOCK], [0.0f64; BLOCK]);
-        let mut off = 0;
-        for (cs, cy) in s.chunks(BLOCK).zip(y.chunks(BLOCK)) {
-            let x = L::load(simd, cs, &mut bx);
-            let n = x.len();
-            {
-                let (wn, wp, ok) = (&mut wn[..n], &mut wp[..n], &mut ok[..n]);
-                for i in 0..n {
-                    let v = cy[i].to_f64();
-                    wn[i] = (1.0 - v) as f32;
-                    wp[i] = v as f32;
-                    ok[i] = if (v >= 0.0) & (v <= 1.0) { 0.0 } else { f32::NAN };
-                }
-            }
-            let (wn, wp, ok) = (&wn[..n], &wp[..n], &ok[..n]);
-            let (term, d, pres, chk) = (&mut term[..n], &mut d[..n], &mut pres[..n], &mut chk[..n]);
-            for i in 0..n {
-                let v = x[i];
-                let absent = v == f32::NEG_INFINITY;
-                let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
-                chk[i] += bad + ok[i];
-                let xv = if absent { 0.0 } else { v };
-                let e = vmath::exp(simd, -xv.abs());
-                let sp = vmath::ln_1p(simd, e);
-                let (sp_pos, sp_neg) = (xv.max(0.0) + sp, (-xv).max(0.0) + sp); // softplus(x), softplus(−x)
-                let big = 1.0 / (1.0 + e);
-                let small = e * big;
-                let (sig, sig_neg) = if xv >= 0.0 { (big, small) } else { (small, big) };
-                let t = wp[i] * sp_neg + wn[i] * sp_pos;
-                let g = wn[i] * sig - wp[i] * sig_neg;
-                term[i] = if absent { 0.0 } else { t };
-                d[i] = if absent { 0.0 } else { g };
-                pres[i] = if absent { 0.0 } else { 1.0 };
-            }
-            let (acc, cnt) = (&mut acc[..n], &mut cnt[..n]);
-            for i in 0..n {
-                acc[i] += f64::from(term[i]);
-                cnt[i] += f64::from(pres[i]);
-            }
-            if let Some(g) = grad.as_deref_mut() {
-                let g = &mut g[off..off + n];
-                for i in 0..n {
-                    g[i] = G::from_f64(scale * f64::from(d[i]));
-                }
-            }
-            off += n;
+        // a short row in blocks of LANES: zeroing ten BLOCK-sized arrays per row (~12 KiB)
+        // would cost more than the row itself
+        if self.s.len() < SHORT_ROW {
+            body::<S, L, T, G, LANES>(simd, self)
+        } else {
+            body::<S, L, T, G, BLOCK>(simd, self)
         }
-        let used = s.len().min(BLOCK);
-        if hsum(&chk[..used]).is_nan() {
-            return None;
-        }
-        let value = hsum(&acc[..used]);
-        if !value.is_finite() {
-            return None;
-        }
-        Some(RowValue { value, counts: hsum(&cnt[..used]) > 0.0 })
     }
+}
+
+/// Rows shorter than this take blocks of [`LANES`] classes.
+const SHORT_ROW: usize = 4 * BLOCK;
+
+/// One sweep in blocks of `B` classes (the accumulators: `B` lanes).
+#[inline(always)]
+fn body<S: Simd, L: Load<Real = f32>, T: Elem, G: Elem, const B: usize>(
+    simd: S,
+    row: BceRow<'_, L, T, G>,
+) -> Option<RowValue> {
+    let BceRow { s, y, scale, mut grad } = row;
+    let mut bx = [0.0f32; BLOCK];
+    let (mut wn, mut wp, mut ok) = ([0.0f32; B], [0.0f32; B], [0.0f32; B]);
+    let (mut term, mut d, mut pres) = ([0.0f32; B], [0.0f32; B], [0.0f32; B]);
+    let mut chk = [0.0f32; B];
+    let (mut acc, mut cnt) = ([0.0f64; B], [0.0f64; B]);
+    let mut off = 0;
+    for (cs, cy) in s.chunks(B).zip(y.chunks(B)) {
+        let x = L::load(simd, cs, &mut bx);
+        let n = x.len();
+        {
+            let (wn, wp, ok) = (&mut wn[..n], &mut wp[..n], &mut ok[..n]);
+            for i in 0..n {
+                let v = cy[i].to_f64();
+                wn[i] = (1.0 - v) as f32;
+                wp[i] = v as f32;
+                ok[i] = if (v >= 0.0) & (v <= 1.0) { 0.0 } else { f32::NAN };
+            }
+        }
+        let (wn, wp, ok) = (&wn[..n], &wp[..n], &ok[..n]);
+        let (term, d, pres, chk) = (&mut term[..n], &mut d[..n], &mut pres[..n], &mut chk[..n]);
+        for i in 0..n {
+            let v = x[i];
+            let absent = v == f32::NEG_INFINITY;
+            let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
+            chk[i] += bad + ok[i];
+            let xv = if absent { 0.0 } else { v };
+            let e = vmath::exp(simd, -xv.abs());
+            let sp = vmath::ln_1p(simd, e);
+            let (sp_pos, sp_neg) = (xv.max(0.0) + sp, (-xv).max(0.0) + sp); // softplus(x), softplus(−x)
+            let big = 1.0 / (1.0 + e);
+            let small = e * big;
+            let (sig, sig_neg) = if xv >= 0.0 { (big, small) } else { (small, big) };
+            let t = wp[i] * sp_neg + wn[i] * sp_pos;
+            let g = wn[i] * sig - wp[i] * sig_neg;
+            term[i] = if absent { 0.0 } else { t };
+            d[i] = if absent { 0.0 } else { g };
+            pres[i] = if absent { 0.0 } else { 1.0 };
+        }
+        let (acc, cnt) = (&mut acc[..n], &mut cnt[..n]);
+        for i in 0..n {
+            acc[i] += f64::from(term[i]);
+            cnt[i] += f64::from(pres[i]);
+        }
+        if let Some(g) = grad.as_deref_mut() {
+            // in lanes (a scalar f64 product and rounding per class cost more than the terms)
+            store_scaled(simd, &mut g[off..off + n], d, scale as f32);
+        }
+        off += n;
+    }
+    let used = s.len().min(B);
+    if hsum(&chk[..used]).is_nan() {
+        return None;
+    }
+    let value = hsum(&acc[..used]);
+    if !value.is_finite() {
+        return None;
+    }
+    Some(RowValue { value, counts: hsum(&cnt[..used]) > 0.0 })
 }
 
 #[cfg(test)]

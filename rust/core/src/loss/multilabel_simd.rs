@@ -18,8 +18,8 @@ use half::{bf16, f16};
 use crate::element::Elem;
 use crate::math::softplus;
 use crate::parallel::RowValue;
-use crate::simd::block::{hmax, hsum, BLOCK};
-use crate::simd::convert::same_type_slice;
+use crate::simd::block::{hmax, hsum, BLOCK, LANES};
+use crate::simd::convert::{same_type_slice, store_scaled};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// The fast path for one row (`None`: declined, run the scalar kernel).
@@ -112,112 +112,130 @@ impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G
 
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
-        let MultilabelRow { s, y, scale, add, grad } = self;
-        let mut bx = [0.0f32; BLOCK];
-        let mut wn = [0.0f32; BLOCK];
-        let mut wp = [0.0f32; BLOCK];
-        let mut ok = [0.0f32; BLOCK];
-        let used = s.len().min(BLOCK);
-
-        // Sweep 1: the maxima of x over the negative part and of −x over the positive part, the
-        // validity check, the count of present classes.
-        let mut mn = [f32::NEG_INFINITY; BLOCK];
-        let mut mp = [f32::NEG_INFINITY; BLOCK];
-        let mut chk = [0.0f32; BLOCK];
-        let mut cnt = [0.0f32; BLOCK];
-        for (cs, cy) in s.chunks(BLOCK).zip(y.chunks(BLOCK)) {
-            let x = L::load(simd, cs, &mut bx);
-            let n = x.len();
-            load_labels(cy, &mut wn, &mut wp, &mut ok);
-            let (wn, wp, ok) = (&wn[..n], &wp[..n], &ok[..n]);
-            let (mn, mp, chk, cnt) = (&mut mn[..n], &mut mp[..n], &mut chk[..n], &mut cnt[..n]);
-            for i in 0..n {
-                let v = x[i];
-                let absent = v == f32::NEG_INFINITY;
-                // −inf with a positive label, NaN, +inf: NaN in the check
-                let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
-                chk[i] += bad + ok[i];
-                let xn = if !absent & (wn[i] > 0.0) { v } else { f32::NEG_INFINITY };
-                let xp = if !absent & (wp[i] > 0.0) { -v } else { f32::NEG_INFINITY };
-                mn[i] = mn[i].max(xn);
-                mp[i] = mp[i].max(xp);
-                cnt[i] += f32::from(u8::from(!absent));
-            }
+        // a short row in blocks of LANES: zeroing a dozen BLOCK-sized arrays per row (~14 KiB)
+        // would cost more than the row itself
+        if self.s.len() < SHORT_ROW {
+            body::<S, L, T, G, LANES>(simd, self)
+        } else {
+            body::<S, L, T, G, BLOCK>(simd, self)
         }
-        if hsum(&chk[..used]).is_nan() {
-            return None;
-        }
-        let (m_neg, m_pos) = (hmax(&mn[..used]), hmax(&mp[..used]));
-        // the shifts: the maxima, or 0 for an empty part (whose sum is then 0)
-        let (sh_neg, sh_pos) = (if m_neg.is_finite() { m_neg } else { 0.0 }, if m_pos.is_finite() { m_pos } else { 0.0 });
-
-        // Sweep 2: S_neg = Σ (1−y) e^{x − m_neg}, S_pos = Σ y e^{−x − m_pos}.
-        let mut tn = [0.0f32; BLOCK];
-        let mut tp = [0.0f32; BLOCK];
-        let mut an = [0.0f64; BLOCK];
-        let mut ap = [0.0f64; BLOCK];
-        for (cs, cy) in s.chunks(BLOCK).zip(y.chunks(BLOCK)) {
-            let x = L::load(simd, cs, &mut bx);
-            let n = x.len();
-            load_labels(cy, &mut wn, &mut wp, &mut ok);
-            let (wn, wp) = (&wn[..n], &wp[..n]);
-            let (tn, tp) = (&mut tn[..n], &mut tp[..n]);
-            for i in 0..n {
-                let v = x[i];
-                // −inf (absent, label 0): e^{−inf} = 0 on the negative side, weight 0 on the other
-                let en = vmath::exp(simd, (v - sh_neg).min(0.0));
-                let ep = vmath::exp(simd, (-v - sh_pos).min(0.0));
-                tn[i] = wn[i] * en;
-                tp[i] = if wp[i] > 0.0 { wp[i] * ep } else { 0.0 };
-            }
-            let (an, ap) = (&mut an[..n], &mut ap[..n]);
-            for i in 0..n {
-                an[i] += f64::from(tn[i]);
-                ap[i] += f64::from(tp[i]);
-            }
-        }
-        let s_neg = hsum(&an[..used]);
-        let s_pos = hsum(&ap[..used]);
-        let log_zneg = log1p_sum(f64::from(sh_neg), s_neg);
-        let log_zpos = log1p_sum(f64::from(sh_pos), s_pos);
-        let value = log_zneg + log_zpos;
-        if !value.is_finite() {
-            return None;
-        }
-
-        // Sweep 3: gradients (1−y) e^{x − m}·e^{m − log Z_neg} − y e^{−x − m'}·e^{m' − log Z_pos}.
-        if let Some(g) = grad {
-            let cn = (f64::from(sh_neg) - log_zneg).exp() as f32;
-            let cp = (f64::from(sh_pos) - log_zpos).exp() as f32;
-            let mut d = [0.0f32; BLOCK];
-            let mut off = 0;
-            for (cs, cy) in s.chunks(BLOCK).zip(y.chunks(BLOCK)) {
-                let x = L::load(simd, cs, &mut bx);
-                let n = x.len();
-                load_labels(cy, &mut wn, &mut wp, &mut ok);
-                let (wn, wp, d) = (&wn[..n], &wp[..n], &mut d[..n]);
-                for i in 0..n {
-                    let v = x[i];
-                    let en = vmath::exp(simd, (v - sh_neg).min(0.0)) * cn;
-                    let ep = vmath::exp(simd, (-v - sh_pos).min(0.0)) * cp;
-                    let pos = if wp[i] > 0.0 { wp[i] * ep } else { 0.0 };
-                    d[i] = wn[i] * en - pos;
-                }
-                let g = &mut g[off..off + n];
-                if add {
-                    for i in 0..n {
-                        g[i] = G::from_f64(g[i].to_f64() + scale * f64::from(d[i]));
-                    }
-                } else {
-                    for i in 0..n {
-                        g[i] = G::from_f64(scale * f64::from(d[i]));
-                    }
-                }
-                off += n;
-            }
-        }
-        Some(RowValue { value, counts: hsum(&cnt[..used]) > 0.0 })
     }
+}
+
+/// Rows shorter than this take blocks of [`LANES`] classes.
+const SHORT_ROW: usize = 4 * BLOCK;
+
+/// The three sweeps in blocks of `B` classes (the accumulators: `B` lanes).
+#[inline(always)]
+fn body<S: Simd, L: Load<Real = f32>, T: Elem, G: Elem, const B: usize>(
+    simd: S,
+    row: MultilabelRow<'_, L, T, G>,
+) -> Option<RowValue> {
+    let MultilabelRow { s, y, scale, add, grad } = row;
+    let mut bx = [0.0f32; BLOCK];
+    let mut wn = [0.0f32; B];
+    let mut wp = [0.0f32; B];
+    let mut ok = [0.0f32; B];
+    let used = s.len().min(B);
+
+    // Sweep 1: the maxima of x over the negative part and of −x over the positive part, the
+    // validity check, the count of present classes.
+    let mut mn = [f32::NEG_INFINITY; B];
+    let mut mp = [f32::NEG_INFINITY; B];
+    let mut chk = [0.0f32; B];
+    let mut cnt = [0.0f32; B];
+    for (cs, cy) in s.chunks(B).zip(y.chunks(B)) {
+        let x = L::load(simd, cs, &mut bx);
+        let n = x.len();
+        load_labels(cy, &mut wn, &mut wp, &mut ok);
+        let (wn, wp, ok) = (&wn[..n], &wp[..n], &ok[..n]);
+        let (mn, mp, chk, cnt) = (&mut mn[..n], &mut mp[..n], &mut chk[..n], &mut cnt[..n]);
+        for i in 0..n {
+            let v = x[i];
+            let absent = v == f32::NEG_INFINITY;
+            // −inf with a positive label, NaN, +inf: NaN in the check
+            let bad = if absent { if wp[i] > 0.0 { f32::NAN } else { 0.0 } } else { (v - v) * 0.0 };
+            chk[i] += bad + ok[i];
+            let xn = if !absent & (wn[i] > 0.0) { v } else { f32::NEG_INFINITY };
+            let xp = if !absent & (wp[i] > 0.0) { -v } else { f32::NEG_INFINITY };
+            mn[i] = mn[i].max(xn);
+            mp[i] = mp[i].max(xp);
+            cnt[i] += f32::from(u8::from(!absent));
+        }
+    }
+    if hsum(&chk[..used]).is_nan() {
+        return None;
+    }
+    let (m_neg, m_pos) = (hmax(&mn[..used]), hmax(&mp[..used]));
+    // the shifts: the maxima, or 0 for an empty part (whose sum is then 0)
+    let (sh_neg, sh_pos) = (if m_neg.is_finite() { m_neg } else { 0.0 }, if m_pos.is_finite() { m_pos } else { 0.0 });
+
+    // Sweep 2: S_neg = Σ (1−y) e^{x − m_neg}, S_pos = Σ y e^{−x − m_pos}.
+    let mut tn = [0.0f32; B];
+    let mut tp = [0.0f32; B];
+    let mut an = [0.0f64; B];
+    let mut ap = [0.0f64; B];
+    for (cs, cy) in s.chunks(B).zip(y.chunks(B)) {
+        let x = L::load(simd, cs, &mut bx);
+        let n = x.len();
+        load_labels(cy, &mut wn, &mut wp, &mut ok);
+        let (wn, wp) = (&wn[..n], &wp[..n]);
+        let (tn, tp) = (&mut tn[..n], &mut tp[..n]);
+        for i in 0..n {
+            let v = x[i];
+            // −inf (absent, label 0): e^{−inf} = 0 on the negative side, weight 0 on the other
+            let en = vmath::exp(simd, (v - sh_neg).min(0.0));
+            let ep = vmath::exp(simd, (-v - sh_pos).min(0.0));
+            tn[i] = wn[i] * en;
+            tp[i] = if wp[i] > 0.0 { wp[i] * ep } else { 0.0 };
+        }
+        let (an, ap) = (&mut an[..n], &mut ap[..n]);
+        for i in 0..n {
+            an[i] += f64::from(tn[i]);
+            ap[i] += f64::from(tp[i]);
+        }
+    }
+    let s_neg = hsum(&an[..used]);
+    let s_pos = hsum(&ap[..used]);
+    let log_zneg = log1p_sum(f64::from(sh_neg), s_neg);
+    let log_zpos = log1p_sum(f64::from(sh_pos), s_pos);
+    let value = log_zneg + log_zpos;
+    if !value.is_finite() {
+        return None;
+    }
+
+    // Sweep 3: gradients (1−y) e^{x − m}·e^{m − log Z_neg} − y e^{−x − m'}·e^{m' − log Z_pos}.
+    if let Some(g) = grad {
+        let cn = (f64::from(sh_neg) - log_zneg).exp() as f32;
+        let cp = (f64::from(sh_pos) - log_zpos).exp() as f32;
+        let mut d = [0.0f32; B];
+        let mut off = 0;
+        for (cs, cy) in s.chunks(B).zip(y.chunks(B)) {
+            let x = L::load(simd, cs, &mut bx);
+            let n = x.len();
+            load_labels(cy, &mut wn, &mut wp, &mut ok);
+            let (wn, wp, d) = (&wn[..n], &wp[..n], &mut d[..n]);
+            for i in 0..n {
+                let v = x[i];
+                let en = vmath::exp(simd, (v - sh_neg).min(0.0)) * cn;
+                let ep = vmath::exp(simd, (-v - sh_pos).min(0.0)) * cp;
+                let pos = if wp[i] > 0.0 { wp[i] * ep } else { 0.0 };
+                d[i] = wn[i] * en - pos;
+            }
+            let g = &mut g[off..off + n];
+            if add {
+                for i in 0..n {
+                    g[i] = G::from_f64(g[i].to_f64() + scale * f64::from(d[i]));
+                }
+            } else {
+                // in lanes, as the other kernels store (a scalar f64 product and rounding per
+                // class cost more than the two exponentials)
+                store_scaled(simd, g, d, scale as f32);
+            }
+            off += n;
+        }
+    }
+    Some(RowValue { value, counts: hsum(&cnt[..used]) > 0.0 })
 }
 
 #[cfg(test)]
