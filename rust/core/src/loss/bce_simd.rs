@@ -10,9 +10,9 @@ use half::{bf16, f16};
 
 use crate::element::Elem;
 use crate::parallel::RowValue;
-use crate::simd::block::{hsum, BLOCK, LANES};
+use crate::simd::block::{hsum, Blocked, BlockedRow, BLOCK};
 use crate::simd::convert::{same_type_slice, store_scaled};
-use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
+use crate::simd::{dispatch, dispatch_on, vmath, Isa, Load, Simd};
 
 /// The fast path for one row (`None`: declined, run the scalar kernel). Writes `scale · d` into
 /// `grad` when given.
@@ -51,8 +51,8 @@ fn typed<L: Load<Real = f32>, T: Elem, G: Elem>(
 ) -> Option<RowValue> {
     let k = BceRow { s, y, scale, grad };
     match isa {
-        None => dispatch(k),
-        Some(isa) => dispatch_on(isa, k).ok()?,
+        None => dispatch(Blocked(k)),
+        Some(isa) => dispatch_on(isa, Blocked(k)).ok()?,
     }
 }
 
@@ -63,23 +63,18 @@ struct BceRow<'a, L, T, G> {
     grad: Option<&'a mut [G]>,
 }
 
-impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for BceRow<'_, L, T, G> {
+impl<L: Load<Real = f32>, T: Elem, G: Elem> BlockedRow for BceRow<'_, L, T, G> {
     type Output = Option<RowValue>;
 
+    fn len(&self) -> usize {
+        self.s.len()
+    }
+
     #[inline(always)]
-    fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
-        // a short row in blocks of LANES: zeroing ten BLOCK-sized arrays per row (~12 KiB)
-        // would cost more than the row itself
-        if self.s.len() < SHORT_ROW {
-            body::<S, L, T, G, LANES>(simd, self)
-        } else {
-            body::<S, L, T, G, BLOCK>(simd, self)
-        }
+    fn body<S: Simd, const B: usize>(self, simd: S) -> Option<RowValue> {
+        body::<S, L, T, G, B>(simd, self)
     }
 }
-
-/// Rows shorter than this take blocks of [`LANES`] classes.
-const SHORT_ROW: usize = 4 * BLOCK;
 
 /// One sweep in blocks of `B` classes (the accumulators: `B` lanes).
 #[inline(always)]

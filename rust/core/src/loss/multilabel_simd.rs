@@ -18,9 +18,9 @@ use half::{bf16, f16};
 use crate::element::Elem;
 use crate::math::softplus;
 use crate::parallel::RowValue;
-use crate::simd::block::{hmax, hsum, BLOCK, LANES};
+use crate::simd::block::{hmax, hsum, Blocked, BlockedRow, BLOCK};
 use crate::simd::convert::{same_type_slice, store_scaled};
-use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
+use crate::simd::{dispatch, dispatch_on, vmath, Isa, Load, Simd};
 
 /// The fast path for one row (`None`: declined, run the scalar kernel).
 pub(crate) fn try_row<E: Elem, T: Elem, G: Elem>(
@@ -68,8 +68,8 @@ fn typed<L: Load<Real = f32>, T: Elem, G: Elem>(
 ) -> Option<RowValue> {
     let k = MultilabelRow { s, y, scale, add, grad };
     match isa {
-        None => dispatch(k),
-        Some(isa) => dispatch_on(isa, k).ok()?,
+        None => dispatch(Blocked(k)),
+        Some(isa) => dispatch_on(isa, Blocked(k)).ok()?,
     }
 }
 
@@ -107,23 +107,18 @@ fn log1p_sum(m: f64, sum: f64) -> f64 {
     }
 }
 
-impl<L: Load<Real = f32>, T: Elem, G: Elem> Kernel for MultilabelRow<'_, L, T, G> {
+impl<L: Load<Real = f32>, T: Elem, G: Elem> BlockedRow for MultilabelRow<'_, L, T, G> {
     type Output = Option<RowValue>;
 
+    fn len(&self) -> usize {
+        self.s.len()
+    }
+
     #[inline(always)]
-    fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
-        // a short row in blocks of LANES: zeroing a dozen BLOCK-sized arrays per row (~14 KiB)
-        // would cost more than the row itself
-        if self.s.len() < SHORT_ROW {
-            body::<S, L, T, G, LANES>(simd, self)
-        } else {
-            body::<S, L, T, G, BLOCK>(simd, self)
-        }
+    fn body<S: Simd, const B: usize>(self, simd: S) -> Option<RowValue> {
+        body::<S, L, T, G, B>(simd, self)
     }
 }
-
-/// Rows shorter than this take blocks of [`LANES`] classes.
-const SHORT_ROW: usize = 4 * BLOCK;
 
 /// The three sweeps in blocks of `B` classes (the accumulators: `B` lanes).
 #[inline(always)]

@@ -6,6 +6,7 @@
 //! [`hsum`] or [`hmax`]. See the [module notes](super) for why blocks rather than register-sized
 //! lane arrays.
 
+use super::dispatch::{Kernel, Simd};
 use super::vmath::Real;
 
 /// Elements per block: accumulators of 256 f64 are 2 KiB of stack, and loops over 256 elements
@@ -93,6 +94,34 @@ fn halve_max<T: Real, const N: usize>(v: &[T]) -> T {
         n -= half;
     }
     buf[0]
+}
+
+/// Rows shorter than this run a [`BlockedRow`] in blocks of [`LANES`] classes: zeroing and
+/// folding a dozen [`BLOCK`]-sized arrays per row would cost more than a short row itself.
+pub const SHORT_ROW: usize = 4 * BLOCK;
+
+/// A row kernel written for blocks of `B` classes (its accumulators: `B` lanes).
+pub(crate) trait BlockedRow {
+    type Output;
+    /// The number of classes of the row.
+    fn len(&self) -> usize;
+    fn body<S: Simd, const B: usize>(self, simd: S) -> Self::Output;
+}
+
+/// A [`BlockedRow`] as a [`Kernel`]: blocks of [`LANES`] for a short row, [`BLOCK`] otherwise.
+pub(crate) struct Blocked<K>(pub K);
+
+impl<K: BlockedRow> Kernel for Blocked<K> {
+    type Output = K::Output;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> K::Output {
+        if self.0.len() < SHORT_ROW {
+            self.0.body::<S, LANES>(simd)
+        } else {
+            self.0.body::<S, BLOCK>(simd)
+        }
+    }
 }
 
 /// Lanes of the loops over short rows (`for_each_chunk!`): four AVX2 vectors. Every loop over a
