@@ -8,7 +8,8 @@
 //! is the contract there).
 //!
 //! The sweeps, as in the scalar kernel:
-//! 1. per span of 2048 classes (in L1): the span's maxima of both rows and a finiteness flag, then
+//! 1. per span of 8 blocks (2048 classes, or 256 on a short row; in L1): the span's maxima of
+//!    both rows and a finiteness flag, then
 //!    Σ e^{(x − max)/τ}, Σ e^{(y − max)/τ} and D = Σ e^{(x − max)/τ} expm1((y − x)/τ), rescaled
 //!    when a maximum moves; lse(s') − lse(t') = −log1p(D / Σ e^{…}) when that ratio is > −½, so
 //!    w = log p − log q keeps its digits on nearly identical rows;
@@ -28,7 +29,7 @@ use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::convert::{same_type_slice, store_scaled};
-use crate::simd::block::{hmax, hsum, BLOCK};
+use crate::simd::block::{hmax, hsum, BLOCK, LANES, SHORT_ROW};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// Row values below this are left to the scalar f64 kernel (f32 terms near f32's subnormal range
@@ -37,9 +38,6 @@ pub(super) const TINY: f64 = 1e-30;
 
 /// Rows with fewer classes keep the scalar kernel.
 pub(crate) const MIN_COLS: usize = 16;
-
-/// Classes per span of sweep 1 (both rows of a span stay in L1).
-const SPAN: usize = 8 * BLOCK;
 
 /// Below this w the KL term is formed as p (w − 1) + q (e^{−w} would overflow; no cancellation there).
 const W_LO: f32 = -20.0;
@@ -175,15 +173,15 @@ pub(super) fn top_shift<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E])
 
 /// Sweep 1; `None` when a logit is not finite.
 #[inline(always)]
-pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64, c: f32) -> Option<Stats> {
+pub(super) fn stats<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64, c: f32) -> Option<Stats> {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let (mut ea, mut eb, mut em) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let (mut sa, mut sb, mut da) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
-    let mut bad = [0.0f32; BLOCK];
+    let (mut ea, mut eb, mut em) = ([0.0f32; B], [0.0f32; B], [0.0f32; B]);
+    let (mut sa, mut sb, mut da) = ([0.0f64; B], [0.0f64; B], [0.0f64; B]);
+    let mut bad = [0.0f32; B];
     let (mut ma, mut mb) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
-    for (xs, ys) in s.chunks(SPAN).zip(t.chunks(SPAN)) {
-        let (mut mxa, mut mxb) = ([f32::NEG_INFINITY; BLOCK], [f32::NEG_INFINITY; BLOCK]);
-        for (cx, cy) in xs.chunks(BLOCK).zip(ys.chunks(BLOCK)) {
+    for (xs, ys) in s.chunks(8 * B).zip(t.chunks(8 * B)) {
+        let (mut mxa, mut mxb) = ([f32::NEG_INFINITY; B], [f32::NEG_INFINITY; B]);
+        for (cx, cy) in xs.chunks(B).zip(ys.chunks(B)) {
             let x = E::load(simd, cx, &mut bx);
             let y = E::load(simd, cy, &mut by);
             let n = x.len();
@@ -195,7 +193,7 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv
                 bd[i] = bd[i] + (x[i] - x[i]) + (y[i] - y[i]);
             }
         }
-        let used = xs.len().min(BLOCK);
+        let used = xs.len().min(B);
         let (na, nb) = (hmax(&mxa[..used]), hmax(&mxb[..used]));
         if na > ma {
             let r = ((f64::from(ma) - f64::from(na)) * inv64).exp();
@@ -212,7 +210,7 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv
             }
             mb = nb;
         }
-        for (cx, cy) in xs.chunks(BLOCK).zip(ys.chunks(BLOCK)) {
+        for (cx, cy) in xs.chunks(B).zip(ys.chunks(B)) {
             let x = E::load(simd, cx, &mut bx);
             let y = E::load(simd, cy, &mut by);
             let n = x.len();
@@ -231,7 +229,7 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E], inv
             }
         }
     }
-    let used = s.len().min(BLOCK);
+    let used = s.len().min(B);
     if !hsum(&bad[..used]).is_finite() {
         return None;
     }
@@ -387,12 +385,12 @@ pub(super) struct Shape {
 /// Sweep 2 over a stretch of a row: the sums of the non-negative terms. KL: [Σ p φ]; sym-KL:
 /// [Σ (p − q) w] and, with `need3` (its gradients), [·, KL(p‖q), KL(q‖p)]; JS: [KL(p‖m), KL(q‖m)].
 #[inline(always)]
-pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E], t: &[E], sh: &Shape, need3: bool) -> [f64; 3] {
+pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8, const B: usize>(simd: S, s: &[E], t: &[E], sh: &Shape, need3: bool) -> [f64; 3] {
     let Shape { ma, mb, c, l, pa, pb, inv, beta, beta_c } = *sh;
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let (mut t1, mut t2, mut t3) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let (mut a1, mut a2, mut a3) = ([0.0f64; BLOCK], [0.0f64; BLOCK], [0.0f64; BLOCK]);
-    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
+    let (mut t1, mut t2, mut t3) = ([0.0f32; B], [0.0f32; B], [0.0f32; B]);
+    let (mut a1, mut a2, mut a3) = ([0.0f64; B], [0.0f64; B], [0.0f64; B]);
+    for (cx, cy) in s.chunks(B).zip(t.chunks(B)) {
         let x = E::load(simd, cx, &mut bx);
         let y = E::load(simd, cy, &mut by);
         let n = x.len();
@@ -437,7 +435,7 @@ pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8>(simd: S, s: &[E],
             }
         }
     }
-    let used = s.len().min(BLOCK);
+    let used = s.len().min(B);
     [hsum(&a1[..used]), hsum(&a2[..used]), hsum(&a3[..used])]
 }
 
@@ -459,7 +457,7 @@ pub(super) fn value<const K: u8>(sums: [f64; 3], prm: &RowParams) -> f64 {
 /// with respect to s/τ and t/τ, scaled by grad_scale (which holds 1/τ); `sums` from sweep 2.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
+pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8, const B: usize>(
     simd: S,
     s: &[E],
     t: &[E],
@@ -474,9 +472,9 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(
     let trivial = K == JS && js_trivial(prm);
     let (c1, c2, c3) = (sums[0] as f32, sums[1] as f32, sums[2] as f32);
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    let (mut gs32, mut gt32) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let (mut gs32, mut gt32) = ([0.0f32; B], [0.0f32; B]);
     let mut start = 0;
-    for (cx, cy) in s.chunks(BLOCK).zip(t.chunks(BLOCK)) {
+    for (cx, cy) in s.chunks(B).zip(t.chunks(B)) {
         let x = E::load(simd, cx, &mut bx);
         let y = E::load(simd, cy, &mut by);
         let n = x.len();
@@ -526,12 +524,32 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_,
             return Some(v);
         }
     }
+    if s.len() < SHORT_ROW {
+        two_pass::<S, E, G, K, LANES>(simd, s, t, prm, grads)
+    } else {
+        two_pass::<S, E, G, K, BLOCK>(simd, s, t, prm, grads)
+    }
+}
+
+/// The two-pass kernel in blocks of `B` classes (accumulators of `B` lanes: [`LANES`] for a short
+/// row, whose work is less than zeroing and folding [`BLOCK`]-sized ones). Out of line in debug
+/// builds: there `inline(always)` would put both instances' arrays in one frame, beyond a test
+/// thread's stack; a release build inlines it into the path's entry point, as it must.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline(never))]
+fn two_pass<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8, const B: usize>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    prm: &RowParams,
+    grads: &mut GradRows<'_, G>,
+) -> Option<RowValue> {
     let want_grad = grads.iter().any(Option::is_some);
     let inv = prm.inv_tau as f32;
     let c = top_shift(simd, s, t);
-    let st = stats(simd, s, t, inv, prm.inv_tau, c)?;
+    let st = stats::<S, E, B>(simd, s, t, inv, prm.inv_tau, c)?;
     let sh = st.shape(prm);
-    let sums = terms::<S, E, K>(simd, s, t, &sh, K == SYM && want_grad);
+    let sums = terms::<S, E, K, B>(simd, s, t, &sh, K == SYM && want_grad);
     let value = value::<K>(sums, prm);
     if !(value >= TINY) && !(K == JS && js_trivial(prm)) {
         // far below f32's normal range the lanes' terms lose relative digits (or it is NaN or 0):
@@ -547,7 +565,7 @@ fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_,
         return Some(RowValue { value, counts: true });
     }
     let [gs, gt] = grads;
-    gradients::<S, E, G, K>(simd, s, t, &sh, sums, prm, gs.as_deref_mut(), gt.as_deref_mut());
+    gradients::<S, E, G, K, B>(simd, s, t, &sh, sums, prm, gs.as_deref_mut(), gt.as_deref_mut());
     Some(RowValue { value, counts: true })
 }
 

@@ -206,7 +206,7 @@ impl<E: Load<Real = f32>> Kernel for TwoPassStats<'_, E> {
     type Output = Option<Stats>;
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Option<Stats> {
-        softmax_simd::stats(simd, self.s, self.t, self.prm.inv_tau as f32, self.prm.inv_tau, self.c)
+        softmax_simd::stats::<S, E, BLOCK>(simd, self.s, self.t, self.prm.inv_tau as f32, self.prm.inv_tau, self.c)
     }
 }
 
@@ -224,9 +224,9 @@ impl<E: Load<Real = f32>> Kernel for TwoPassTerms<'_, E> {
     fn run<S: Simd>(self, simd: S) -> [f64; 3] {
         let (s, t, sh, need3) = (self.s, self.t, self.sh, self.need3);
         match self.k {
-            KL => softmax_simd::terms::<S, E, KL>(simd, s, t, sh, need3),
-            SYM => softmax_simd::terms::<S, E, SYM>(simd, s, t, sh, need3),
-            _ => softmax_simd::terms::<S, E, JS>(simd, s, t, sh, need3),
+            KL => softmax_simd::terms::<S, E, KL, BLOCK>(simd, s, t, sh, need3),
+            SYM => softmax_simd::terms::<S, E, SYM, BLOCK>(simd, s, t, sh, need3),
+            _ => softmax_simd::terms::<S, E, JS, BLOCK>(simd, s, t, sh, need3),
         }
     }
 }
@@ -248,9 +248,9 @@ impl<E: Load<Real = f32>, G: Elem> Kernel for TwoPassGrads<'_, '_, E, G> {
     fn run<S: Simd>(self, simd: S) {
         let (s, t, sh, sums, prm, gs, gt) = (self.s, self.t, self.sh, self.sums, self.prm, self.gs, self.gt);
         match self.k {
-            KL => softmax_simd::gradients::<S, E, G, KL>(simd, s, t, sh, sums, prm, gs, gt),
-            SYM => softmax_simd::gradients::<S, E, G, SYM>(simd, s, t, sh, sums, prm, gs, gt),
-            _ => softmax_simd::gradients::<S, E, G, JS>(simd, s, t, sh, sums, prm, gs, gt),
+            KL => softmax_simd::gradients::<S, E, G, KL, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
+            SYM => softmax_simd::gradients::<S, E, G, SYM, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
+            _ => softmax_simd::gradients::<S, E, G, JS, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
         }
     }
 }
