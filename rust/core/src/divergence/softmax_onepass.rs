@@ -109,6 +109,19 @@ fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
     -(vmath::diff_minus(simd, x, y, c) * inv)
 }
 
+/// What one class adds to the sums of [`Partial`], given its weight e = e^{s' − m'}: e,
+/// e (e^{−δ} − 1), e φ(δ) (with `PHI`, else 0), and with `SYM` e δ (1 − e^{−δ}) ≥ 0 and
+/// e δ e^{−δ} (subtracted; else 0s, not added). Beyond
+/// `MAX_NEG_DELTA`, e^{−δ} − 1 is inf: the sums turn inf or NaN (declined).
+#[inline(always)]
+fn class_terms<S: Simd, const SYM: bool, const PHI: bool>(simd: S, e: f32, x: f32, y: f32, inv: f32, c: f32) -> [f32; 5] {
+    let nd = neg_delta(simd, x, y, inv, c);
+    let (em1, ph) = vmath::exp_m1_phi(simd, nd, MAX_NEG_DELTA);
+    let ta = if PHI { e * ph } else { 0.0 };
+    let (t1, t2) = if SYM { (e * (nd * em1), (e * nd) * (em1 + 1.0)) } else { (0.0, 0.0) };
+    [e, e * em1, ta, t1, t2]
+}
+
 /// The sweep over a stretch, with accumulators of `B` lanes. Per span of 8·B classes (both rows of
 /// a span stay in L1 between its two loops): the max of s (rescaling the f64 sums when it moves),
 /// then the terms, summed in f32 per position over the span's blocks (at most 8 terms: ≤ 8
@@ -159,17 +172,15 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
             let (y, fe, fa, fu, f1, f2) = (&y[..n], &mut fe[..n], &mut fa[..n], &mut fu[..n], &mut f1[..n], &mut f2[..n]);
             for i in 0..n {
                 let e = vmath::exp_nonpos(simd, (x[i] - m) * inv);
-                let nd = neg_delta(simd, x[i], y[i], inv, c);
-                // beyond MAX_NEG_DELTA, e^{−δ} − 1 is inf: the sums turn inf or NaN (declined)
-                let (em1, ph) = vmath::exp_m1_phi(simd, nd, MAX_NEG_DELTA);
-                fe[i] += e;
-                fu[i] += e * em1;
+                let [te, tu, ta, t1, t2] = class_terms::<S, SYM, PHI>(simd, e, x[i], y[i], inv, c);
+                fe[i] += te;
+                fu[i] += tu;
                 if PHI {
-                    fa[i] += e * ph;
+                    fa[i] += ta;
                 }
                 if SYM {
-                    f1[i] += e * (nd * em1); // p δ (1 − e^{−δ}) ≥ 0
-                    f2[i] -= (e * nd) * (em1 + 1.0); // p δ e^{−δ}
+                    f1[i] += t1;
+                    f2[i] -= t2;
                 }
             }
         }
@@ -225,17 +236,15 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>
     for_each_chunk_pair!(simd, E, s, t, (m, m - c), |start, x, y, valid| {
         for i in 0..LANES {
             let e = vmath::exp_nonpos(simd, (x[i] - m) * inv) * valid[i];
-            let nd = neg_delta(simd, x[i], y[i], inv, c);
-            // beyond MAX_NEG_DELTA, e^{−δ} − 1 is inf: the sums turn inf or NaN (declined)
-            let (em1, ph) = vmath::exp_m1_phi(simd, nd, MAX_NEG_DELTA);
-            fe[i] += e;
-            fu[i] += e * em1;
+            let [te, tu, ta, t1, t2] = class_terms::<S, SYM, PHI>(simd, e, x[i], y[i], inv, c);
+            fe[i] += te;
+            fu[i] += tu;
             if PHI {
-                fa[i] += e * ph;
+                fa[i] += ta;
             }
             if SYM {
-                f1[i] += e * (nd * em1); // p δ (1 − e^{−δ}) ≥ 0
-                f2[i] -= (e * nd) * (em1 + 1.0); // p δ e^{−δ}
+                f1[i] += t1;
+                f2[i] -= t2;
             }
         }
         if (start / LANES) % 8 == 7 || start + LANES >= n {

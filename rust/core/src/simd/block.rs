@@ -25,9 +25,9 @@ pub fn hsum<T: Real>(v: &[T]) -> T {
     }
     // A short slice is halved in a short buffer (zeroing BLOCK lanes would cost more than the sum).
     if v.len() <= 32 {
-        halve::<T, 32>(v)
+        halve::<T, 32, false>(v)
     } else {
-        halve::<T, BLOCK>(v)
+        halve::<T, BLOCK, false>(v)
     }
 }
 
@@ -38,18 +38,19 @@ fn hsum_split<T: Real>(v: &[T]) -> T {
     hsum(lo) + hsum(hi)
 }
 
-/// Σ v for v.len() ≤ N, by halving in place on a copy: each step is one vectorisable loop of
-/// run-time length, and the order depends only on v.len().
+/// Σ v (or, with `MAX`, max v) for v.len() ≤ N, by halving in place on a copy: each step is one
+/// vectorisable loop of run-time length, and the order depends only on v.len(). The padding is
+/// the operation's identity (an empty slice gives 0, or −inf).
 #[inline(always)]
-fn halve<T: Real, const N: usize>(v: &[T]) -> T {
-    let mut buf = [T::ZERO; N];
+fn halve<T: Real, const N: usize, const MAX: bool>(v: &[T]) -> T {
+    let mut buf = [if MAX { T::NEG_INFINITY } else { T::ZERO }; N];
     buf[..v.len()].copy_from_slice(v);
     let mut n = v.len();
     while n > 1 {
         let half = n / 2;
         let (keep, fold) = buf[..n].split_at_mut(n - half);
         for (a, &b) in keep.iter_mut().zip(fold.iter()) {
-            *a = *a + b;
+            *a = if MAX { a.max(b) } else { *a + b };
         }
         n -= half;
     }
@@ -65,11 +66,11 @@ fn halve<T: Real, const N: usize>(v: &[T]) -> T {
 #[inline(always)]
 pub fn hmax<T: Real>(v: &[T]) -> T {
     let m = if v.len() > BLOCK {
-        v.chunks(BLOCK).map(halve_max::<T, BLOCK>).fold(T::NEG_INFINITY, |m, x| m.max(x))
+        v.chunks(BLOCK).map(halve::<T, BLOCK, true>).fold(T::NEG_INFINITY, |m, x| m.max(x))
     } else if v.len() <= 32 {
-        halve_max::<T, 32>(v)
+        halve::<T, 32, true>(v)
     } else {
-        halve_max::<T, BLOCK>(v)
+        halve::<T, BLOCK, true>(v)
     };
     // NaN only where every element is NaN (max keeps the other operand of a NaN)
     if m.is_nan() {
@@ -77,23 +78,6 @@ pub fn hmax<T: Real>(v: &[T]) -> T {
     } else {
         m
     }
-}
-
-/// max v for v.len() ≤ N by halving on a copy (−inf for an empty slice, NaN where all are NaN).
-#[inline(always)]
-fn halve_max<T: Real, const N: usize>(v: &[T]) -> T {
-    let mut buf = [T::NEG_INFINITY; N];
-    buf[..v.len()].copy_from_slice(v);
-    let mut n = v.len();
-    while n > 1 {
-        let half = n / 2;
-        let (keep, fold) = buf[..n].split_at_mut(n - half);
-        for (a, &b) in keep.iter_mut().zip(fold.iter()) {
-            *a = a.max(b);
-        }
-        n -= half;
-    }
-    buf[0]
 }
 
 /// Rows shorter than this run a [`BlockedRow`] in blocks of [`LANES`] classes: zeroing and
