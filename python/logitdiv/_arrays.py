@@ -149,11 +149,50 @@ def broadcast_rows(x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> np.
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
         arr = arr.astype(dtype, copy=False)
+    check_broadcasts(arr.shape, shape, name)
+    return rows_view(np.broadcast_to(arr, shape))
+
+
+def check_broadcasts(x_shape: Tuple[int, ...], shape: Tuple[int, ...], name: str) -> None:
+    """ValueError unless an array of `x_shape` broadcasts to the logits' `shape`."""
     try:
-        full = np.broadcast_to(arr, shape)
+        full = np.broadcast_shapes(tuple(x_shape), tuple(shape))
     except ValueError:
-        raise ValueError(f"{name} has shape {arr.shape}, which does not broadcast to the logits' shape {shape}") from None
-    return rows_view(full)
+        full = None
+    if full != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(x_shape)}, which does not broadcast to the logits' shape {tuple(shape)}")
+
+
+def where_masks_rows(where_shape: Tuple[int, ...], where_dtype: Any, shape: Tuple[int, ...]) -> bool:
+    """The rule of the losses' `where` (NumPy and JAX façades): a boolean array broadcastable to
+    the logits; True when it masks rows (a scalar, or a last axis of length 1), False for classes."""
+    if np.dtype(where_dtype) != np.bool_:
+        raise TypeError(f"where must be a boolean array; got dtype {np.dtype(where_dtype)}")
+    check_broadcasts(where_shape, shape, "where")
+    return len(where_shape) == 0 or where_shape[-1] == 1
+
+
+def softmax_target_kind(target_dtype: Any, target_shape: Tuple[int, ...], shape: Tuple[int, ...],
+                        name: str = "target") -> str:
+    """The rule of a softmax target (NumPy and JAX façades): "classes" for integer class indices
+    of the logits' leading shape, "probs" for floating-point probabilities of the logits' shape."""
+    dtype = np.dtype(target_dtype)
+    lead, target_shape, shape = tuple(shape[:-1]), tuple(target_shape), tuple(shape)
+    if dtype.kind in "iu":
+        if target_shape != lead:
+            raise ValueError(
+                f"{name} holds class indices and must have the logits' leading shape {lead}; got shape {target_shape}"
+                f" (logits {shape})"
+            )
+        return "classes"
+    if dtype.kind == "f" or dtype.name == "bfloat16":
+        if target_shape != shape:
+            raise ValueError(
+                f"{name} holds class probabilities and must have the logits' shape {shape}; got shape {target_shape}"
+                + (" (for class indices pass an integer array)" if target_shape == lead else "")
+            )
+        return "probs"
+    raise TypeError(f"{name} must be integer class indices or floating-point probabilities; got dtype {dtype}")
 
 
 def check_reduction(reduction: str) -> str:

@@ -5,10 +5,13 @@ the gradients (the fused pass) and whose backward only scales the saved gradient
 cotangent. They work under `jax.jit`, `jax.grad` / `jax.value_and_grad` and `jax.vmap`, and any
 composition of them (no higher-order derivatives: the gradient has no derivative of its own).
 
-The core is reached through `jax.pure_callback` (`vmap_method="broadcast_all"`; a vmapped call
-runs the core once per batch element, so every reduction stays per element), on the CPU. Not
-(yet) through XLA's FFI: an FFI handler is native code with XLA's C calling convention, which
-has to live in the wheel's compiled extension; see README, "From JAX".
+The core is reached through XLA's foreign-function interface: one native handler
+(rust/python/src/xla.rs, registered as the XLA target "logitdiv" on first use) that reads XLA's
+buffers in place and calls the C ABI — no host callback, no copy, the GIL never taken. The
+backward multiplies the saved gradients by the cotangent in their own buffer, and not at all for
+a cotangent of 1 (a loss differentiated as it is). Under `jax.vmap` each batch element is one
+native call (``vmap_method="sequential"``), so every reduction stays per element. Inputs in
+float16/bfloat16 are widened to float32 (exactly) for the call, their gradients rounded back.
 
 Options (temperature, reduction, alpha, ...) are static Python values; labels, masks and weights
 are arrays and are never differentiated. `pip install 'logitdiv[jax]'`.
@@ -30,8 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import logitdiv as _ld
 from logitdiv import _arrays as A
+from logitdiv import _native
+from logitdiv.losses import _int_option
 
 __all__ = [
     "kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
@@ -58,29 +62,190 @@ def _n_extras(name: str, static: Dict[str, Any]) -> int:
     return sum(bool(static.get(flag)) for flag in _EXTRAS.get(name, ()))
 
 
-def _host(name: str, ndim: int, treedef: Any, static: Dict[str, Any], k: int, want: Tuple[bool, ...],
-          *flat: np.ndarray) -> Tuple[np.ndarray, ...]:
-    """The NumPy API on the callback's arrays. Under vmap every operand carries the same leading
-    batch axes (``broadcast_all``); each batch element is one call, so reductions stay per element."""
-    flat = tuple(np.asarray(x) for x in flat)  # the callback gets jax Arrays on the host: NumPy views
-    batch = flat[0].shape[:flat[0].ndim - ndim]
-    if batch:
-        n = int(np.prod(batch))
-        items = [x.reshape((n,) + x.shape[len(batch):]) for x in flat]
-        outs = [_host(name, ndim, treedef, static, k, want, *(x[i] for x in items)) for i in range(n)]
-        return tuple(np.stack(o).reshape(batch + o[0].shape) for o in zip(*outs))
-    xs = flat[:k]
-    labels, options = jax.tree_util.tree_unflatten(treedef, flat[k:])
-    fn = getattr(_ld, name)
-    n_extras = _n_extras(name, static)
-    if not any(want):
-        res = fn(*xs, *labels, **options, **static)
-        return tuple(np.asarray(r) for r in res) if n_extras else (np.asarray(res),)
-    extra = {"grad_teacher": want[1]} if name == "kd_loss" else {}
-    value, *rest = fn(*xs, *labels, grad=True, **options, **static, **extra)
-    # (value, *extras, *grads) from the NumPy API; the callback returns (value, *grads, *extras)
-    extras, grads = rest[:n_extras], rest[n_extras:]
-    return (np.asarray(value), *grads, *(np.asarray(e) for e in extras))
+# ----------------------------------------------------------------------------------------------
+# the call into the native handler (rust/python/src/xla.rs): operands by role, options as numbers
+
+_TARGET = "logitdiv"
+_IN_ROLES = ("x0", "x1", "labels", "target", "mask", "weights", "row_mask", "pos_weight", "class_weight")
+_OUT_ROLES = ("values", "result", "grad0", "grad1", "z_values", "z_result", "correct", "accuracy")
+# ld_options' numeric fields (the handler's `Opt` order) and their defaults (the C ABI's)
+_OPTS = {"temperature": 1.0, "beta": 0.5, "reduction": 0, "label_smoothing": 0.0, "ignore_index": -100, "gamma": 0.0,
+         "threshold": float("nan"), "alpha": float("nan"), "t2": 1, "kind": 0, "pad": -1, "z_loss": 0.0, "softcap": 0.0,
+         "layout": 0}
+_REDUCTION_CODES = {"none": 0, "sum": 1, "mean": 2, "batchmean": 3, "sum_heads_mean_batch": 4}
+_RDROP_KINDS = {"softmax": 0, "sigmoid": 1}
+_registered = False
+
+
+def _register() -> None:
+    """Registers the handler with XLA once (the first call of any function)."""
+    global _registered
+    if not _registered:
+        jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(_native.xla_handler()), platform="cpu")
+        _registered = True
+
+
+def _float_array(x: Any, name: str) -> jax.Array:
+    """Weights and the like as float32 or float64 (the handler widens float32)."""
+    x = jnp.asarray(x)
+    if x.dtype.kind not in "fiub" and x.dtype != jnp.bfloat16:
+        raise TypeError(f"{name} must be a real numeric array; got dtype {x.dtype}")
+    return x if x.dtype in (jnp.float32, jnp.float64) else x.astype(jnp.float32)
+
+
+def _per_class(x: Any, shape: Tuple[int, ...], name: str) -> jax.Array:
+    """Weights broadcastable to the logits: one row of C when they are per class, else the whole shape."""
+    x = _float_array(x, name)
+    A.check_broadcasts(x.shape, shape, name)
+    if x.size == shape[-1] and x.shape[-1:] == shape[-1:]:
+        return x.reshape(-1)
+    return jnp.broadcast_to(x, shape)
+
+
+def _int_labels(x: Any, name: str) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.dtype == jnp.bool_ or x.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class indices; got dtype {x.dtype}")
+    return x if x.dtype in (jnp.int32, jnp.int64) else x.astype(jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
+
+
+def _where(ins: Dict[str, Any], where: Any, shape: Tuple[int, ...], rows: bool = True) -> None:
+    """`where` as the class mask, or (losses, last axis of length 1) the row mask."""
+    if where is None:
+        return
+    w = jnp.asarray(where)
+    if rows and A.where_masks_rows(w.shape, w.dtype, shape):
+        ins["row_mask"] = jnp.broadcast_to(w if w.ndim == 0 else w[..., 0], shape[:-1])
+        return
+    if w.dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean array; got dtype {w.dtype}")
+    A.check_broadcasts(w.shape, shape, "where")
+    ins["mask"] = jnp.broadcast_to(w, shape)
+
+
+def _softmax_target(ins: Dict[str, Any], target: Any, shape: Tuple[int, ...], dtype: Any, name: str = "target") -> None:
+    target = jnp.asarray(target)
+    if A.softmax_target_kind(target.dtype, target.shape, shape, name) == "classes":
+        ins["labels"] = _int_labels(target, name)
+    else:
+        ins["target"] = target.astype(dtype)
+
+
+def _operands(name: str, shape: Tuple[int, ...], dtype: Any, labels: Sequence[Any], options: Dict[str, Any],
+              static: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, float]]:
+    """The operands (by role) besides the logits and the options of one call, with the NumPy API's
+    checks of what only Python sees (shapes, types); values are checked by the C ABI."""
+    ins: Dict[str, Any] = {}
+    opts: Dict[str, float] = {}
+    reduction = static.get("reduction", "none")
+    if name == "globalpointer_ce":
+        if reduction not in _REDUCTION_CODES:
+            raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTION_CODES))}; got {reduction!r}")
+    else:
+        reduction = A.check_reduction(reduction)
+    opts["reduction"] = _REDUCTION_CODES[reduction]
+    for key in ("temperature", "beta", "label_smoothing", "alpha", "gamma", "z_loss"):
+        if key in static:
+            opts[key] = A.check_number(static[key], key)
+    for key in ("ignore_index", "pad"):
+        if key in static:
+            opts[key] = _int_option(static[key], key)
+    if static.get("softcap") is not None:
+        opts["softcap"] = A.check_number(static["softcap"], "softcap")
+    if static.get("threshold") is not None:
+        opts["threshold"] = A.check_number(static["threshold"], "threshold")
+    if "t2" in static:
+        opts["t2"] = int(A.check_flag(static["t2"], "t2"))
+    where = options.get("where")
+    if name in ("kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl"):
+        _where(ins, where, shape, rows=False)
+        if options.get("weights") is not None:
+            ins["weights"] = _per_class(options["weights"], shape, "weights")
+    elif name in ("softmax_ce", "gamma_ce"):
+        if name == "gamma_ce":
+            ins["labels"] = _int_labels(labels[0], "target")
+            A.softmax_target_kind(ins["labels"].dtype, ins["labels"].shape, shape)
+        else:
+            _softmax_target(ins, labels[0], shape, dtype)
+        _where(ins, where, shape)
+        if options.get("weight") is not None:
+            w = _float_array(options["weight"], "weight")
+            if w.ndim != 1:
+                raise ValueError(f"weight must be a 1-D array of one weight per class ({shape[-1]}); got shape {w.shape}")
+            ins["class_weight"] = w
+    elif name in ("bce", "multilabel_ce"):
+        target = jnp.asarray(labels[0])
+        if target.shape != tuple(shape):
+            raise ValueError(f"target must have the logits' shape {shape}; got shape {target.shape}")
+        ins["target"] = target.astype(dtype)
+        _where(ins, where, shape)
+        for key in ("pos_weight", "weights"):
+            if options.get(key) is not None:
+                ins[key] = _per_class(options[key], shape, key)
+    elif name == "sparse_multilabel_ce":
+        pos = _int_labels(labels[0], "positives")
+        if pos.shape[:-1] != tuple(shape[:-1]) or pos.ndim != len(shape):
+            raise ValueError(f"positives must have shape {tuple(shape[:-1])} + (K,); got shape {pos.shape}")
+        ins["labels"] = pos
+        _where(ins, where, shape)
+    elif name == "globalpointer_ce":
+        if len(shape) != 4 or shape[2] != shape[3]:
+            raise ValueError(f"GlobalPointer logits must have shape (B, heads, L, L); got shape {shape}")
+        b, heads, length, _ = shape
+        pos = _int_labels(labels[0], "spans_or_positives")
+        if pos.ndim == 4 and pos.shape[:2] == (b, heads) and pos.shape[3] == 2:
+            opts["layout"] = 1
+        elif not (pos.ndim == 3 and pos.shape[:2] == (b, heads)):
+            raise ValueError(
+                f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
+                f" for logits of shape {shape}; got shape {pos.shape}")
+        ins["labels"] = pos
+        mask = options.get("mask")
+        if mask is not None:
+            m = jnp.asarray(mask)
+            if m.shape != (b, length):
+                raise ValueError(f"mask must have shape ({b}, {length}) (batch, sequence length); got shape {m.shape}")
+            if m.dtype != jnp.bool_ and m.dtype.kind not in "iuf":
+                raise TypeError(f"mask must be boolean or 0/1 numbers; got dtype {m.dtype}")
+            ins["mask"] = m != 0
+    elif name in ("kd_loss", "rdrop_loss"):
+        target = labels[0]
+        if name == "rdrop_loss":
+            kind = static.get("kind", "softmax")
+            if kind not in _RDROP_KINDS:
+                raise ValueError(f"kind must be 'softmax' or 'sigmoid'; got {kind!r}")
+            opts["kind"] = _RDROP_KINDS[kind]
+        if name == "rdrop_loss" and opts["kind"] == 1:
+            target = jnp.asarray(target)
+            if target.shape != tuple(shape):
+                raise ValueError(f"target must have the logits' shape {shape}; got shape {target.shape}")
+            ins["target"] = target.astype(dtype)
+        elif target is not None:
+            _softmax_target(ins, target, shape, dtype)
+        _where(ins, where, shape)
+    return ins, opts
+
+
+def _call(operands: Sequence[jax.Array], results: Sequence[Tuple[str, Any]], fn: str, roles: Sequence[str],
+          opts: Dict[str, float], aliases: Optional[Dict[int, int]] = None) -> Sequence[jax.Array]:
+    """One call of the native handler: `operands` in the input roles `roles`, `results` as (role, shape)."""
+    out_roles = [r for r, _ in results]
+    call = jax.ffi.ffi_call(_TARGET, tuple(spec for _, spec in results), vmap_method="sequential",
+                            input_output_aliases=aliases)
+    return call(*operands, fn=fn,
+                ins=np.array([roles.index(r) if r in roles else -1 for r in _IN_ROLES], np.int64),
+                outs=np.array([out_roles.index(r) if r in out_roles else -1 for r in _OUT_ROLES], np.int64),
+                opts=np.array([float(opts.get(key, default)) for key, default in _OPTS.items()], np.float64))
+
+
+def _scaled(g: jax.Array, ct: jax.Array) -> jax.Array:
+    """g times the cotangent (one value, or one per row), in g's buffer: for a cotangent of 1 (a
+    loss differentiated as it is) nothing is written at all, where ``g * ct`` would allocate and
+    write a whole new gradient."""
+    g2 = g.reshape((ct.size, g.size // ct.size)) if ct.ndim else g
+    (out,) = _call((g2, ct.reshape(-1) if ct.ndim else ct), [("grad0", jax.ShapeDtypeStruct(g2.shape, g2.dtype))],
+                   "scale", ("x0", "x1"), {}, aliases={0: 0})
+    return out.reshape(g.shape)
 
 
 def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[str, Any],
@@ -92,20 +257,41 @@ def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[
     leaves, treedef = jax.tree_util.tree_flatten(aux)
     static = {key: _static(v, key) for key, v in static.items()}
     k = len(xs)
+    names = _LOGITS.get(name, ("logits",))
     # the NumPy API's dtype rules, on empty stand-ins: a clear TypeError before any tracing
-    empty = [A.as_float_array(np.empty(0, x.dtype), n) for x, n in zip(xs, _LOGITS.get(name, ("logits",)))]
+    empty = [A.as_float_array(np.empty(0, x.dtype), n) for x, n in zip(xs, names)]
     common = empty[0].dtype if k == 1 else A.common_dtype(*empty)
-    avals = [(x.shape, x.dtype) for x in xs]
-    vshape = jax.ShapeDtypeStruct(A.value_shape(name, xs[0].shape, static.get("reduction", "none")),
-                                  A.value_dtype(common))
-    gshape = jax.ShapeDtypeStruct(xs[0].shape, common)
+    shape = xs[0].shape
+    if k == 2 and xs[1].shape != shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {shape} and {xs[1].shape}")
+    if not shape or shape[-1] == 0:
+        raise ValueError(f"{names[0]} must have at least one class on the last axis; got shape {shape}")
+    # the handler computes in float32 or float64; half-precision inputs are widened (exactly)
+    compute = common if common == np.float64 else np.dtype(np.float32)
+    reduction = static.get("reduction", "none")
+    vdtype = A.value_dtype(common)
+    vshape = A.value_shape(name, shape, reduction)
     n_extras = _n_extras(name, static)
+    avals = [(x.shape, x.dtype) for x in xs]
+    _register()
 
     def run(want: Tuple[bool, ...], xs: Tuple[jax.Array, ...], leaves: Sequence[jax.Array]) -> Tuple[jax.Array, ...]:
-        shapes = (vshape, *(gshape for w in want if w)) if any(want) else (vshape,)
-        shapes += (vshape,) * n_extras
-        host = partial(_host, name, xs[0].ndim, treedef, static, k, want)
-        return jax.pure_callback(host, shapes, *xs, *leaves, vmap_method="broadcast_all")
+        labels, options = jax.tree_util.tree_unflatten(treedef, leaves)
+        ins, opts = _operands(name, shape, compute, labels, options, static)
+        operands = [x.astype(compute) for x in xs] + [ins[r] for r in _IN_ROLES[2:] if r in ins]
+        roles = [r for r in _IN_ROLES[:k]] + [r for r in _IN_ROLES[2:] if r in ins]
+        outs = [("values" if reduction == "none" else "result", jax.ShapeDtypeStruct(vshape, vdtype))]
+        outs += [(f"grad{i}", jax.ShapeDtypeStruct(shape, compute)) for i, w in enumerate(want) if w]
+        per_row = "none" == reduction
+        if static.get("return_z_loss"):
+            outs.append(("z_values" if per_row else "z_result", jax.ShapeDtypeStruct(vshape, vdtype)))
+        if static.get("return_accuracy"):
+            outs.append(("correct" if per_row else "accuracy", jax.ShapeDtypeStruct(vshape, vdtype)))
+        res = _call(operands, outs, name, roles, opts)
+        value, rest = res[0], list(res[1:])
+        n_grads = sum(want)
+        grads = [g.astype(common) for g in rest[:n_grads]]
+        return (value, *grads, *rest[n_grads:])
 
     @partial(jax.custom_vjp)
     def f(xs: Tuple[jax.Array, ...], leaves: Sequence[jax.Array]) -> Any:
@@ -131,6 +317,9 @@ def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[
                 out.append(jnp.zeros(shape, dtype))  # kd_loss: the teacher held constant
                 continue
             g = grads[i]
+            if g.dtype == ct.dtype and g.dtype in (np.float32, np.float64) and g.size:
+                out.append(_scaled(g, ct).astype(dtype))
+                continue
             c = ct.astype(g.dtype).reshape(ct.shape + (1,) * (g.ndim - ct.ndim))
             out.append((g * c).astype(dtype))
         return tuple(out), None

@@ -69,15 +69,7 @@ def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Op
     if where is None:
         return None, None
     arr = np.asarray(where)
-    if arr.dtype != np.bool_:
-        raise TypeError(f"where must be a boolean array; got dtype {arr.dtype}")
-    try:
-        full = np.broadcast_shapes(arr.shape, shape)
-    except ValueError:
-        full = None
-    if full != tuple(shape):
-        raise ValueError(f"where has shape {arr.shape}, which does not broadcast to the logits' shape {shape}")
-    if arr.ndim == 0 or arr.shape[-1] == 1:
+    if A.where_masks_rows(arr.shape, arr.dtype, shape):
         per_row = arr if arr.ndim == 0 else arr[..., 0]
         rows = np.ascontiguousarray(np.broadcast_to(per_row, shape[:-1])).reshape(-1)
         return None, rows.view(np.uint8)
@@ -104,25 +96,10 @@ def _softmax_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype, name: 
     logits' shape): returns (labels int64 1-D or None, probabilities 2-D or None, their elem name)."""
     A._reject_device_array(target, name)
     arr = np.asarray(target)
-    lead = shape[:-1]
-    if arr.dtype.kind in "iu":
-        if arr.shape != lead:
-            raise ValueError(
-                f"{name} holds class indices and must have the logits' leading shape {lead}; got shape {arr.shape}"
-                f" (logits {shape})"
-            )
+    if A.softmax_target_kind(arr.dtype, arr.shape, shape, name) == "classes":
         return _as_int64(arr, name).reshape(-1), None, "f32"
-    if arr.dtype.kind == "f" or arr.dtype.name == "bfloat16":
-        if arr.shape != tuple(shape):
-            raise ValueError(
-                f"{name} holds class probabilities and must have the logits' shape {shape}; got shape {arr.shape}"
-                + (" (for class indices pass an integer array)" if arr.shape == lead else "")
-            )
-        probs, telem = _probabilities(arr, dtype, name)
-        return None, probs, telem
-    raise TypeError(
-        f"{name} must be integer class indices or floating-point probabilities; got dtype {arr.dtype}"
-    )
+    probs, telem = _probabilities(arr, dtype, name)
+    return None, probs, telem
 
 
 def _dense_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[np.ndarray, str]:

@@ -4,6 +4,7 @@
 mod arrays;
 mod divergence;
 mod loss;
+mod xla;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -93,5 +94,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(loss::gamma_ce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::kd_loss, m)?)?;
     m.add_function(wrap_pyfunction!(loss::rdrop_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(xla::xla_handler, m)?)?;
     Ok(())
 }
