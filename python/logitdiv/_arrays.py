@@ -153,6 +153,28 @@ def broadcast_rows(x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> np.
     return rows_view(np.broadcast_to(arr, shape))
 
 
+def check_int(value: Any, name: str) -> int:
+    """An int option (ignore_index, pad): a Python or NumPy integer, not a bool, within int64."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {value!r}")
+    if not -(2**63) <= int(value) < 2**63:
+        raise ValueError(f"{name} must fit in int64 (labels are compared as int64); got {value!r}")
+    return int(value)
+
+
+def probability_dtype(dtype: Any, logits_dtype: Any, name: str) -> np.dtype:
+    """The type labels of the logits' shape are read in (NumPy and CuPy paths): float32 and float64
+    as they are, float16/bfloat16 as float32 (exact), integers and bools as the values' precision."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iub":
+        return _F64 if np.dtype(logits_dtype) == _F64 else _F32
+    if dtype.name in ("float32", "float64"):
+        return dtype
+    if dtype.name in ("float16", "bfloat16"):
+        return _F32
+    raise TypeError(f"{name} must hold real numbers; got dtype {dtype}")
+
+
 def check_broadcasts(x_shape: Tuple[int, ...], shape: Tuple[int, ...], name: str) -> None:
     """ValueError unless an array of `x_shape` broadcasts to the logits' `shape`."""
     try:

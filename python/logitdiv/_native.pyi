@@ -23,6 +23,7 @@ __all__ = [
     "softmax_ce",
     "softmax_ce_ext",
     "sparse_multilabel_ce",
+    "xla_handler",
 ]
 
 def _after_fork_in_child() -> int: ...  # registered with os.register_at_fork; releases stale borrows

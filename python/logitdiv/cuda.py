@@ -143,11 +143,8 @@ def _broadcast(dev: Any, x: Any, shape: Tuple[int, ...], name: str, boolean: boo
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
         arr = arr.astype(np.float64, copy=False)
-    try:
-        full = xp.broadcast_to(arr, shape)
-    except ValueError:
-        raise ValueError(f"{name} has shape {arr.shape}, which does not broadcast to the logits' shape {shape}") from None
-    two, stride = _rows(dev, full, shape[-1])
+    A.check_broadcasts(arr.shape, shape, name)
+    two, stride = _rows(dev, xp.broadcast_to(arr, shape), shape[-1])
     return (two.view(np.uint8) if boolean else two), stride
 
 
@@ -169,23 +166,12 @@ def _ptr(dev: Any, a: Any) -> np.uint64:
     return _NULL if a is None else np.uint64(dev.ptr(a))
 
 
-def _probabilities(xp: Any, arr: Any, logits_dtype: np.dtype, name: str) -> Any:
-    """Labels of the logits' shape as float32 or float64 (as the CPU path converts them)."""
-    if arr.dtype.kind in "iub":
-        return arr.astype(np.float64 if logits_dtype == np.float64 else np.float32)
-    if arr.dtype.name in ("float32", "float64"):
-        return arr
-    if arr.dtype.name in ("float16", "bfloat16"):
-        return arr.astype(np.float32)
-    raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+def _probabilities(arr: Any, logits_dtype: np.dtype, name: str) -> Any:
+    """Labels of the logits' shape as float32 or float64 (`A.probability_dtype`, as the CPU path)."""
+    return arr.astype(A.probability_dtype(arr.dtype, logits_dtype, name), copy=False)
 
 
-def _int_option(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if not -(2**63) <= int(value) < 2**63:
-        raise ValueError(f"{name} must fit in int64 (labels are compared as int64); got {value!r}")
-    return int(value)
+_int_option = A.check_int
 
 
 def _loss_masks(dev: Any, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, int, Any]:
@@ -195,15 +181,7 @@ def _loss_masks(dev: Any, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, int,
         return None, 0, None
     xp = dev.xp
     arr = dev.aux(where, "where")
-    if arr.dtype != np.bool_:
-        raise TypeError(f"where must be a boolean array; got dtype {arr.dtype}")
-    try:
-        full = np.broadcast_shapes(arr.shape, shape)
-    except ValueError:
-        full = None
-    if full != tuple(shape):
-        raise ValueError(f"where has shape {arr.shape}, which does not broadcast to the logits' shape {shape}")
-    if arr.ndim == 0 or arr.shape[-1] == 1:
+    if A.where_masks_rows(arr.shape, arr.dtype, shape):
         per_row = arr if arr.ndim == 0 else arr[..., 0]
         rows = xp.ascontiguousarray(xp.broadcast_to(per_row, shape[:-1])).reshape(-1)
         return None, 0, rows.view(np.uint8)
@@ -452,20 +430,11 @@ def softmax_ce(logits: Any, target: Any, *, label_smoothing: float = 0.0, ignore
         labels = probs = None
         p_stride = 0
         U = "float"
-        if tgt.dtype.kind in "iu":
-            if tuple(tgt.shape) != lead:
-                raise ValueError(f"target holds class indices and must have the logits' leading shape {lead}; "
-                                 f"got shape {tgt.shape} (logits {shape})")
+        if A.softmax_target_kind(tgt.dtype, tgt.shape, shape) == "classes":
             labels = xp.ascontiguousarray(tgt.astype(np.int64, copy=False).reshape(-1))
-        elif tgt.dtype.kind == "f" or tgt.dtype.name == "bfloat16":
-            if tuple(tgt.shape) != shape:
-                hint = " (for class indices pass an integer array)" if tuple(tgt.shape) == lead else ""
-                raise ValueError(f"target holds class probabilities and must have the logits' shape {shape}; "
-                                 f"got shape {tgt.shape}{hint}")
-            probs, p_stride = _rows(dev, _probabilities(xp, tgt, dtype, "target"), shape[-1])
-            U = S.TARGET_TYPES[probs.dtype.name]
         else:
-            raise TypeError(f"target must be integer class indices or floating-point probabilities; got dtype {tgt.dtype}")
+            probs, p_stride = _rows(dev, _probabilities(tgt, dtype, "target"), shape[-1])
+            U = S.TARGET_TYPES[probs.dtype.name]
         class_mask, m_stride, row_mask = _loss_masks(dev, where, shape)
         s2, s_stride = _rows(dev, arr, shape[-1])
         run = _Run(dev, shape, lead, dtype, reduction, out, grad_out, 1, grad)
@@ -490,7 +459,7 @@ def _dense_target(dev: Any, target: Any, shape: Tuple[int, ...], dtype: np.dtype
     tgt = dev.aux(target, "target")
     if tuple(tgt.shape) != shape:
         raise ValueError(f"target must have the logits' shape {shape}; got shape {tgt.shape}")
-    probs, stride = _rows(dev, _probabilities(dev.xp, tgt, dtype, "target"), shape[-1])
+    probs, stride = _rows(dev, _probabilities(tgt, dtype, "target"), shape[-1])
     return probs, stride, S.TARGET_TYPES[probs.dtype.name]
 
 

@@ -35,7 +35,6 @@ import numpy as np
 
 from logitdiv import _arrays as A
 from logitdiv import _native
-from logitdiv.losses import _int_option
 
 __all__ = [
     "kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
@@ -149,7 +148,7 @@ def _operands(name: str, shape: Tuple[int, ...], dtype: Any, labels: Sequence[An
             opts[key] = A.check_number(static[key], key)
     for key in ("ignore_index", "pad"):
         if key in static:
-            opts[key] = _int_option(static[key], key)
+            opts[key] = A.check_int(static[key], key)
     if static.get("softcap") is not None:
         opts["softcap"] = A.check_number(static["softcap"], "softcap")
     if static.get("threshold") is not None:

@@ -46,12 +46,7 @@ def _logits(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _int_option(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if not _I64.min <= int(value) <= _I64.max:
-        raise ValueError(f"{name} must fit in int64 (labels are compared as int64); got {value!r}")
-    return int(value)
+_int_option = A.check_int
 
 
 def _as_int64(arr: np.ndarray, name: str) -> np.ndarray:
@@ -77,17 +72,9 @@ def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Op
 
 
 def _probabilities(arr: np.ndarray, logits_dtype: np.dtype, name: str) -> Tuple[np.ndarray, str]:
-    """Labels of the logits' shape as 2-D rows of float32 or float64 (integers and bools become
-    floats of the values' precision; float16 and bfloat16 become float32, exactly)."""
+    """Labels of the logits' shape as 2-D rows of float32 or float64 (`A.probability_dtype`)."""
     arr = A.native_order(arr)
-    if arr.dtype.kind in "iub":
-        dtype = np.dtype(np.float64) if logits_dtype == np.float64 else np.dtype(np.float32)
-    elif arr.dtype.name in ("float32", "float64"):
-        dtype = arr.dtype
-    elif arr.dtype.name in ("float16", "bfloat16"):
-        dtype = np.dtype(np.float32)
-    else:
-        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    dtype = A.probability_dtype(arr.dtype, logits_dtype, name)
     return A.rows_view(arr.astype(dtype, copy=False)), A.elem_name(dtype)
 
 
