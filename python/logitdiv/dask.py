@@ -31,7 +31,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("logitdiv.dask needs dask: pip install 'logitdiv[dask]'") from e
 
-from .io import _dtype_of
+from .io import logits_dtype
 from .metrics import DEFAULT_METRICS, parse_metrics
 from .scorer import Scorer, check_options, value_dtypes
 from .scoring import ScoreResult, default_chunk_rows
@@ -84,7 +84,7 @@ def _finalize(merged: Scorer, classes: int, dtypes: Tuple[str, str]) -> Summary:
 
 def _as_rows(x: Any, name: str) -> Any:
     x = da.asarray(x)
-    _dtype_of(x, name)  # a floating-point type, or TypeError
+    logits_dtype(x, name)  # a floating-point type, or TypeError
     if x.ndim == 0:
         raise ValueError(f"{name} is a scalar; logits need at least one axis (the classes)")
     if any(d != d for d in x.shape):  # NaN: chunk sizes dask does not know yet (e.g. after x[mask])

@@ -173,7 +173,7 @@ class SliceableSource(Source):
     """Any object with .shape, .dtype and slicing along the first axis (dask, zarr, h5py, torch…)."""
 
     def __init__(self, x: Any, name: str, description: str) -> None:
-        dtype = _dtype_of(x, name)
+        dtype = logits_dtype(x, name)
         super().__init__(name, tuple(x.shape), dtype, description)
         self._x = x
 
@@ -190,7 +190,9 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _dtype_of(x: Any, name: str) -> np.dtype:
+def logits_dtype(x: Any, name: str) -> np.dtype:
+    """The NumPy dtype of logits held in any array type (NumPy, torch, ...): float16, bfloat16,
+    float32 or float64, or a TypeError naming `name`."""
     dt = getattr(x, "dtype", None)
     s = str(dt)
     if s.startswith("torch."):

@@ -33,7 +33,10 @@ import numpy as np
 
 from . import _arrays as A
 from .divergences import js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
-from .summary import AGREEMENT, DIVERGENCE
+
+#: The two kinds of metric: a divergence per row (lower is closer) and an agreement share per row.
+DIVERGENCE = "divergence"
+AGREEMENT = "agreement"
 
 __all__ = ["Metric", "parse_metrics", "score_block", "DEFAULT_METRICS", "METRIC_NAMES"]
 

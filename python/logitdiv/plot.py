@@ -7,7 +7,8 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from .summary import DIVERGENCE, Summary
+from .metrics import DIVERGENCE
+from .summary import Summary
 
 __all__ = ["need_matplotlib", "histogram"]
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
-from .summary import AGREEMENT, DIVERGENCE, MetricSummary, Summary
+from .metrics import AGREEMENT, DIVERGENCE
+
+if TYPE_CHECKING:  # the summary formats itself through this module; only its types are named here
+    from .summary import MetricSummary, Summary
 
 __all__ = ["format_summary", "fmt"]
 

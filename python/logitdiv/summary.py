@@ -41,6 +41,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .metrics import AGREEMENT, DIVERGENCE
+
 __all__ = ["PartialStats", "MetricSummary", "Summary", "QUANTILES", "QUANTILE_METHOD", "SCHEMA"]
 
 #: The JSON schema identifier written by `Summary.to_dict` (bumped on any incompatible change).
@@ -56,8 +58,6 @@ QUANTILE_METHOD = "linear"
 #: The further percentiles llama.cpp reports (in the 1.1 schema's "percentiles", with the others).
 EXTRA_QUANTILES: Tuple[Tuple[str, float], ...] = (("p0_1", 0.001), ("p1", 0.01), ("p5", 0.05), ("p10", 0.1), ("p95", 0.95))
 
-DIVERGENCE = "divergence"
-AGREEMENT = "agreement"
 
 # A float64 x = m · 2^k with an integer |m| < 2^53 and k ≥ -1126 (subnormals included), so
 # x · 2^_S1 and x² · 2^_S2 are integers.

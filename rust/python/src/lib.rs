@@ -1,5 +1,6 @@
-//! PyO3 bindings of logitdiv-core: array borrowing, dtype dispatch and error mapping. The Python
-//! package (python/logitdiv) checks and normalises arguments first; nothing here holds mathematics.
+//! PyO3 bindings of logitdiv-core: array borrowing, dtype dispatch and error mapping, and the XLA
+//! FFI handler of logitdiv.jax (xla.rs). The Python package (python/logitdiv) checks and normalises
+//! arguments first; nothing here holds mathematics.
 
 mod arrays;
 mod divergence;
@@ -9,8 +10,10 @@ mod xla;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-/// Inputs up to this many elements are computed with the GIL held: a few microseconds of work,
-/// where releasing and re-taking the GIL would cost a good part of the call.
+/// The GIL policy of every native function: inputs up to this many elements are computed with
+/// the GIL held (a few microseconds of work, where releasing and re-taking the GIL would cost a
+/// good part of the call); larger ones release it, so other Python threads run meanwhile. The XLA
+/// handler (xla.rs) never holds it.
 const KEEP_GIL_ELEMENTS: usize = 4096;
 
 /// Runs `work` with the GIL released, unless the input is tiny (see [`KEEP_GIL_ELEMENTS`]).

@@ -14,7 +14,7 @@ use crate::arrays::{
     elem_rows, elem_rows_mut, readonly, readonly_1d, readwrite, readwrite_1d, rows, rows_mut, slice, Ro1, Ro2, Rw1, Rw2,
     Stored,
 };
-use crate::core_error;
+use crate::{core_error, without_gil};
 
 type Any<'a, 'py> = Option<&'a Bound<'py, PyAny>>;
 
@@ -183,7 +183,7 @@ fn run_ce<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
         accuracy: a.accuracy,
     };
     let out = outs.outputs()?;
-    let r = py.detach(move || logitdiv_core::softmax_ce_ext(logits, target, &opts, out, extra)).map_err(core_error)?;
+    let r = without_gil(py, logits.rows().saturating_mul(logits.cols()), move || logitdiv_core::softmax_ce_ext(logits, target, &opts, out, extra)).map_err(core_error)?;
     Ok((r.loss.value, r.loss.counted, r.z_loss, r.correct, r.accuracy))
 }
 
@@ -299,7 +299,7 @@ fn run_dense<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
     let out = outs.outputs()?;
     let r = if a.multilabel {
         let opts = MultilabelOptions { masks, reduction: a.reduction };
-        py.detach(move || logitdiv_core::multilabel_ce(logits, target, &opts, out))
+        without_gil(py, logits.rows().saturating_mul(logits.cols()), move || logitdiv_core::multilabel_ce(logits, target, &opts, out))
     } else {
         let opts = BceOptions {
             pos_weight: pw_arr.as_ref().map(|w| rows("pos_weight", w)).transpose()?,
@@ -307,7 +307,7 @@ fn run_dense<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
             masks,
             reduction: a.reduction,
         };
-        py.detach(move || logitdiv_core::bce(logits, target, &opts, out))
+        without_gil(py, logits.rows().saturating_mul(logits.cols()), move || logitdiv_core::bce(logits, target, &opts, out))
     }
     .map_err(core_error)?;
     Ok((r.value, r.counted))
@@ -407,7 +407,7 @@ fn run_sparse<S: Stored, V: Elem + Element>(py: Python<'_>, a: &SparseArgs<'_, '
     let r = match a.gp {
         None => {
             let opts = SparseMultilabelOptions { masks, reduction: a.reduction };
-            py.detach(move || logitdiv_core::sparse_multilabel_ce(logits, positives, &opts, out))
+            without_gil(py, logits.rows().saturating_mul(logits.cols()), move || logitdiv_core::sparse_multilabel_ce(logits, positives, &opts, out))
         }
         Some((heads, spans, _, reduction)) => {
             let opts = GlobalPointerOptions {
@@ -416,7 +416,7 @@ fn run_sparse<S: Stored, V: Elem + Element>(py: Python<'_>, a: &SparseArgs<'_, '
                 spans,
                 reduction,
             };
-            py.detach(move || logitdiv_core::globalpointer_ce(logits, positives, &opts, out))
+            without_gil(py, logits.rows().saturating_mul(logits.cols()), move || logitdiv_core::globalpointer_ce(logits, positives, &opts, out))
         }
     }
     .map_err(core_error)?;
@@ -509,7 +509,7 @@ fn run_gamma<S: Stored, V: Elem + Element>(py: Python<'_>, a: &GammaArgs<'_, '_>
     let (ignore_index, gamma, threshold) = a.opts;
     let opts = GammaOptions { gamma, threshold, ignore_index, masks: mask_arr.masks()?, reduction: a.reduction };
     let out = outs.outputs()?;
-    let r = py.detach(move || logitdiv_core::gamma_ce(logits, labels, &opts, out)).map_err(core_error)?;
+    let r = without_gil(py, logits.rows().saturating_mul(logits.cols()), move || logitdiv_core::gamma_ce(logits, labels, &opts, out)).map_err(core_error)?;
     Ok((r.value, r.counted))
 }
 
@@ -583,12 +583,12 @@ fn run_pair<S: Stored, T: Stored<Raw = T> + Element, V: Elem + Element>(
         (Some((temperature, alpha, t2)), _) => {
             let opts =
                 KdOptions { temperature, alpha, t2, label_smoothing: a.label_smoothing, masks, reduction: a.reduction };
-            py.detach(move || logitdiv_core::kd_loss(first, second, target, &opts, out))
+            without_gil(py, first.rows().saturating_mul(first.cols()), move || logitdiv_core::kd_loss(first, second, target, &opts, out))
         }
         (None, Some((alpha, kind))) => {
             let target = target.ok_or_else(|| PyValueError::new_err("rdrop_loss needs a target"))?;
             let opts = RdropOptions { alpha, kind, label_smoothing: a.label_smoothing, masks, reduction: a.reduction };
-            py.detach(move || logitdiv_core::rdrop_loss(first, second, target, &opts, out))
+            without_gil(py, first.rows().saturating_mul(first.cols()), move || logitdiv_core::rdrop_loss(first, second, target, &opts, out))
         }
         (None, None) => unreachable!("every caller names its loss"),
     }
