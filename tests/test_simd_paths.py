@@ -103,3 +103,27 @@ def test_losses_reusing_the_divergences_match_the_scalar_path(restore_path):
             got = _on(path, call)
             for a, b in zip(got, want):
                 np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-4, atol=1e-9, err_msg=f"{name} {path}")
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name", ["kl", "sym_kl", "js"])
+def test_gradient_buffers_are_overwritten_whatever_they_held(restore_path, path, name):
+    """The one-pass kernel keeps its exponentials in float32 gradient buffers while a short row's
+    sweep runs: whatever the buffers held, and whichever kernel takes a row (declined ones: equal
+    rows, ±inf, NaN, a far class, one dominant class), every entry is written, the same bits as
+    into fresh buffers."""
+    _native.set_simd_path(path)
+    rng = np.random.default_rng(3)
+    s = (rng.standard_normal((8, 100)) * 4).astype(np.float32)
+    t = s + (0.3 * rng.standard_normal((8, 100))).astype(np.float32)
+    t[1] = s[1]
+    s[2, 37], s[3, 37], s[4, 37] = np.nan, np.inf, -np.inf
+    t[5, 12] = s[5, 12] + 60
+    s[6, 3] = 40.0
+    t[6] = s[6] + 1e-3
+    want = ld.__dict__[name](s, t, grad=True)
+    for fill in (7.0, np.nan, -np.inf):
+        bufs = (np.full_like(s, fill), np.full_like(s, fill))
+        got = ld.__dict__[name](s, t, grad=True, grad_out=bufs)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)

@@ -202,17 +202,18 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace, inputs: Sequence[Any
             raise ValueError(f"--out and --plot name the same file ({a})")
 
 
-def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: str, inputs: dict) -> int:
+def _run(args: argparse.Namespace, metrics: Any, base: Any, candidate: Any, keys: Any, title: str,
+         inputs: dict) -> int:
+    """Scores BASE against CANDIDATE with the metrics `_check_outputs` parsed (once, before any work)."""
     from . import __version__
     from .scoring import score
     from .sketch import DEFAULT_EXACT_ROWS
 
-    metrics = _check_outputs(args)
     _check_outputs_are_not_inputs(args, [inputs.get("base"), inputs.get("candidate")])
     scores, summary = score(
         base,
         candidate,
-        metrics=[m.name for m in metrics],
+        metrics=metrics,
         temperature=args.temperature,
         key=keys,
         chunk_rows=args.chunk_rows,
@@ -245,7 +246,7 @@ def _run(args: argparse.Namespace, base: Any, candidate: Any, keys: Any, title: 
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    _check_outputs(args)
+    metrics = _check_outputs(args)
     key_a = args.base_key if args.base_key is not None else args.key
     key_b = args.candidate_key if args.candidate_key is not None else args.key
     checks = [("BASE", args.base, "BASE"), ("CANDIDATE", args.candidate, "CANDIDATE")]
@@ -262,7 +263,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         sb = open_source(args.candidate, key_b, "CANDIDATE")
         try:
             inputs = {"base": args.base, "candidate": args.candidate, "base_key": key_a, "candidate_key": key_b}
-            return _run(args, sa, sb, None, "logitdiv score", inputs)
+            return _run(args, metrics, sa, sb, None, "logitdiv score", inputs)
         finally:
             sb.close()
     finally:
@@ -295,7 +296,7 @@ def _cmd_base(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import write_demo
 
-    _check_outputs(args)
+    metrics = _check_outputs(args)
     if args.rows < 1 or args.classes < 2:
         raise ValueError(f"--rows must be ≥ 1 and --classes ≥ 2; got {args.rows} and {args.classes}")
 
@@ -314,7 +315,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         inputs = {"base": base, "candidate": cand, "base_key": None, "candidate_key": None,
                   "demo": {"rows": args.rows, "classes": args.classes, "seed": args.seed,
                            "outlier_rows": info["outlier_rows"]}}
-        return _run(args, base, cand, None, "logitdiv demo", inputs)
+        return _run(args, metrics, base, cand, None, "logitdiv demo", inputs)
 
     if args.dir:
         return go(args.dir)

@@ -64,8 +64,9 @@ class Metric:
         return A.value_dtype(logits_dtype) if self.kind == DIVERGENCE else np.dtype(np.float32)
 
 
-def parse_metrics(metrics: Union[str, Iterable[str]]) -> Tuple[Metric, ...]:
-    """Metric names (a sequence, or one string with commas) as `Metric`s, in order, duplicates dropped."""
+def parse_metrics(metrics: Union[str, Iterable[Union[str, Metric]]]) -> Tuple[Metric, ...]:
+    """Metric names (a sequence, or one string with commas) as `Metric`s, in order, duplicates
+    dropped; `Metric`s already parsed (the CLI's, checked once) pass as they are."""
     if isinstance(metrics, str):
         names = [m.strip() for m in metrics.split(",")]
     else:
@@ -76,6 +77,11 @@ def parse_metrics(metrics: Union[str, Iterable[str]]) -> Tuple[Metric, ...]:
     out: List[Metric] = []
     seen = set()
     for n in names:
+        if isinstance(n, Metric):
+            if n.name not in seen:
+                out.append(n)
+                seen.add(n.name)
+            continue
         if not isinstance(n, str):
             raise TypeError(f"metric names must be strings; got {n!r}")
         n = n.lower()

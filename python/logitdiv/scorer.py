@@ -95,7 +95,7 @@ class Scorer:
 
     def __init__(
         self,
-        metrics: Union[str, Iterable[str]] = DEFAULT_METRICS,
+        metrics: Union[str, Iterable[Union[str, Metric]]] = DEFAULT_METRICS,
         temperature: float = 1.0,
         threshold: Optional[float] = None,
         top_k_worst: int = 10,

@@ -66,7 +66,7 @@ def score(
     a: Any,
     b: Any,
     *,
-    metrics: Union[str, Iterable[str]] = DEFAULT_METRICS,
+    metrics: Union[str, Iterable[Union[str, Metric]]] = DEFAULT_METRICS,
     temperature: float = 1.0,
     key: Union[None, str, Tuple[Optional[str], Optional[str]]] = None,
     chunk_rows: Optional[int] = None,
@@ -154,7 +154,7 @@ def score(
     try:
         sb = open_source(b, key_b, "b")
         try:
-            scorer = Scorer([m.name for m in specs], temperature, threshold, top_k_worst, keep_scores, exact_rows=exact_rows)
+            scorer = Scorer(specs, temperature, threshold, top_k_worst, keep_scores, exact_rows=exact_rows)
             return _score_sources(sa, sb, scorer, chunk_rows, progress, out, tokens)
         finally:
             if sb is not b:

@@ -26,7 +26,7 @@ use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{
     for_each_chunk, for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES,
 };
-use crate::simd::convert::store_scaled;
+use crate::simd::convert::{same_type_slice_mut, store_scaled};
 use crate::simd::{vmath, Load, Simd};
 
 
@@ -111,15 +111,15 @@ fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
 
 /// What one class adds to the sums of [`Partial`], given its weight e = e^{s' − m'}: e,
 /// e (e^{−δ} − 1), e φ(δ) (with `PHI`, else 0), and with `SYM` e δ (1 − e^{−δ}) ≥ 0 and
-/// e δ e^{−δ} (subtracted; else 0s, not added). Beyond
+/// e δ e^{−δ} (subtracted; else 0s, not added); last, e^{−δ} − 1 itself (for the gradients). Beyond
 /// `MAX_NEG_DELTA`, e^{−δ} − 1 is inf: the sums turn inf or NaN (declined).
 #[inline(always)]
-fn class_terms<S: Simd, const SYM: bool, const PHI: bool>(simd: S, e: f32, x: f32, y: f32, inv: f32, c: f32) -> [f32; 5] {
+fn class_terms<S: Simd, const SYM: bool, const PHI: bool>(simd: S, e: f32, x: f32, y: f32, inv: f32, c: f32) -> [f32; 6] {
     let nd = neg_delta(simd, x, y, inv, c);
     let (em1, ph) = vmath::exp_m1_phi(simd, nd, MAX_NEG_DELTA);
     let ta = if PHI { e * ph } else { 0.0 };
     let (t1, t2) = if SYM { (e * (nd * em1), (e * nd) * (em1 + 1.0)) } else { (0.0, 0.0) };
-    [e, e * em1, ta, t1, t2]
+    [e, e * em1, ta, t1, t2, em1]
 }
 
 /// The sweep over a stretch, with accumulators of `B` lanes. Per span of 8·B classes (both rows of
@@ -172,7 +172,7 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
             let (y, fe, fa, fu, f1, f2) = (&y[..n], &mut fe[..n], &mut fa[..n], &mut fu[..n], &mut f1[..n], &mut f2[..n]);
             for i in 0..n {
                 let e = vmath::exp_nonpos(simd, (x[i] - m) * inv);
-                let [te, tu, ta, t1, t2] = class_terms::<S, SYM, PHI>(simd, e, x[i], y[i], inv, c);
+                let [te, tu, ta, t1, t2, _] = class_terms::<S, SYM, PHI>(simd, e, x[i], y[i], inv, c);
                 fe[i] += te;
                 fu[i] += tu;
                 if PHI {
@@ -215,13 +215,18 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
 /// lane over at most 8 chunks (≤ 8 roundings, as the spans of [`partial`]) and in f64 across them.
 /// The padding is s = M, t = M − c (δ ≈ 0, every term finite) weighted 0; if a pad's δ were beyond
 /// range its term would be NaN and the row declined, never wrong.
+///
+/// `keep`, when given (two f32 gradient rows about to be overwritten), receives every class's
+/// e^{(s' − m')} and e^{−δ} − 1: the gradient sweep ([`kept_gradients`]) then needs no exponential.
+/// A declined row's fallback kernels write every gradient entry, so nothing kept outlives the call.
 #[inline(always)]
-fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>(
+fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const KEEP: bool>(
     simd: S,
     s: &[E],
     t: &[E],
     inv: f32,
     c: f32,
+    mut keep: Option<(&mut [f32], &mut [f32])>,
 ) -> Partial {
     let mut mx = [f32::NEG_INFINITY; LANES];
     for_each_chunk!(simd, E, s, f32::NEG_INFINITY, |_start, x| {
@@ -233,10 +238,15 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>
     let (mut fe, mut fa, mut fu, mut f1, mut f2) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
     let (mut ze, mut za, mut zu, mut z1, mut z2) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     let n = s.len();
+    let (mut ke, mut km) = ([0.0f32; LANES], [0.0f32; LANES]);
     for_each_chunk_pair!(simd, E, s, t, (m, m - c), |start, x, y, valid| {
         for i in 0..LANES {
             let e = vmath::exp_nonpos(simd, (x[i] - m) * inv) * valid[i];
-            let [te, tu, ta, t1, t2] = class_terms::<S, SYM, PHI>(simd, e, x[i], y[i], inv, c);
+            let [te, tu, ta, t1, t2, em1] = class_terms::<S, SYM, PHI>(simd, e, x[i], y[i], inv, c);
+            if KEEP {
+                ke[i] = e;
+                km[i] = em1;
+            }
             fe[i] += te;
             fu[i] += tu;
             if PHI {
@@ -246,6 +256,11 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool>
                 f1[i] += t1;
                 f2[i] -= t2;
             }
+        }
+        if let Some((ge, gm)) = keep.as_mut().filter(|_| KEEP) {
+            let k = LANES.min(n - start);
+            ge[start..start + k].copy_from_slice(&ke[..k]);
+            gm[start..start + k].copy_from_slice(&km[..k]);
         }
         if (start / LANES) % 8 == 7 || start + LANES >= n {
             // one call per pair: a loop over the pairs is not vectorised
@@ -318,6 +333,21 @@ pub(super) fn finish<const SYM: bool>(p: Partial, c: f32, prm: &RowParams, want_
     Some((value, plan))
 }
 
+/// One class's two gradient entries (before grad_scale), from p = e^{s' − m'}/Z_s, δ and
+/// e^{−δ} − 1: w.r.t. s', p (w − KL(p‖q)) (+ p − q for sym-KL), and w.r.t. t', q − p (sym-KL:
+/// −q (w + KL(q‖p)) − (p − q)), w = δ + log(1 + u); p − q formed without cancellation near δ = 0.
+#[inline(always)]
+fn class_gradients<const SYM: bool>(pl: &Plan, p: f32, delta: f32, em1: f32) -> (f32, f32) {
+    let w = delta + pl.lu;
+    let pq = p * (pl.u - em1) * pl.inv_1u;
+    if SYM {
+        let q = p * (em1 + 1.0) * pl.inv_1u;
+        (p * (w - pl.kl_pq) + pq, -q * (w + pl.kl_qp) - pq)
+    } else {
+        (p * (w - pl.kl_pq), -pq)
+    }
+}
+
 /// The gradient sweep over a stretch of a row (`gs`, `gt`: the same stretch of the gradient rows),
 /// with respect to s' and t', scaled by grad_scale.
 #[inline(always)]
@@ -329,33 +359,58 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     mut gs: Option<&mut [G]>,
     mut gt: Option<&mut [G]>,
 ) {
-    let Plan { m, c, inv, g, inv_zs, u, inv_1u, lu, kl_pq, kl_qp } = *pl;
+    let (m, c, inv) = (pl.m, pl.c, pl.inv);
     let (mut o1, mut o2) = ([0.0f32; LANES], [0.0f32; LANES]);
     // the padding (s = M, t = M − c) gives finite values that are not stored
     for_each_chunk_pair!(simd, E, s, t, (m, m - c), |start, x, y, _valid| {
         for i in 0..LANES {
-            let p = vmath::exp_nonpos(simd, (x[i] - m) * inv) * inv_zs;
+            let p = vmath::exp_nonpos(simd, (x[i] - m) * inv) * pl.inv_zs;
             let delta = -neg_delta(simd, x[i], y[i], inv, c);
-            let em1 = vmath::exp_m1(simd, -delta);
-            let w = delta + lu;
-            let pq = p * (u - em1) * inv_1u; // p − q, no cancellation near δ = 0
-            if SYM {
-                let q = p * (em1 + 1.0) * inv_1u;
-                o1[i] = p * (w - kl_pq) + pq;
-                o2[i] = -q * (w + kl_qp) - pq;
-            } else {
-                o1[i] = p * (w - kl_pq);
-                o2[i] = -pq;
-            }
+            (o1[i], o2[i]) = class_gradients::<SYM>(pl, p, delta, vmath::exp_m1(simd, -delta));
         }
         let n = LANES.min(s.len() - start);
         if let Some(gs) = gs.as_deref_mut() {
-            store_scaled(simd, &mut gs[start..start + n], &o1[..n], g);
+            store_scaled(simd, &mut gs[start..start + n], &o1[..n], pl.g);
         }
         if let Some(gt) = gt.as_deref_mut() {
-            store_scaled(simd, &mut gt[start..start + n], &o2[..n], g);
+            store_scaled(simd, &mut gt[start..start + n], &o2[..n], pl.g);
         }
     });
+}
+
+/// [`gradients`] of a short row whose sweep kept e^{s' − m'} in `gs` and e^{−δ} − 1 in `gt`
+/// ([`short_partial`]): the same per-class formula with no exponential, each chunk read before
+/// it is overwritten.
+#[inline(always)]
+fn kept_gradients<S: Simd, E: Load<Real = f32>, const SYM: bool>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    pl: &Plan,
+    gs: &mut [f32],
+    gt: &mut [f32],
+) {
+    let (m, c, inv) = (pl.m, pl.c, pl.inv);
+    let (mut o1, mut o2) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let (mut e, mut em1) = ([0.0f32; LANES], [0.0f32; LANES]);
+    for_each_chunk_pair!(simd, E, s, t, (m, m - c), |start, x, y, _valid| {
+        let n = LANES.min(s.len() - start);
+        e[..n].copy_from_slice(&gs[start..start + n]);
+        em1[..n].copy_from_slice(&gt[start..start + n]);
+        for i in 0..LANES {
+            let delta = -neg_delta(simd, x[i], y[i], inv, c);
+            (o1[i], o2[i]) = class_gradients::<SYM>(pl, e[i] * pl.inv_zs, delta, em1[i]);
+        }
+        store_scaled(simd, &mut gs[start..start + n], &o1[..n], pl.g);
+        store_scaled(simd, &mut gt[start..start + n], &o2[..n], pl.g);
+    });
+}
+
+/// Both gradient rows as f32 slices, when both are asked for and f32 (the rows [`short_partial`]
+/// can keep its terms in).
+fn f32_rows<'a, G: Elem>(grads: &'a mut GradRows<'_, G>) -> Option<(&'a mut [f32], &'a mut [f32])> {
+    let [gs, gt] = grads;
+    Some((same_type_slice_mut::<G, f32>(gs.as_deref_mut()?)?, same_type_slice_mut::<G, f32>(gt.as_deref_mut()?)?))
 }
 
 /// The shift c and the row's sums with accumulators of `B` lanes (`phi`: also Σ p φ(δ)).
@@ -391,12 +446,16 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     let want_grad = grads.iter().any(Option::is_some);
     // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
     let phi = !SYM || want_grad;
-    let (c, z) = if s.len() < LONG_ROW {
+    let short = s.len() < LONG_ROW;
+    let mut kept = false;
+    let (c, z) = if short {
         let c = shift::<S, E, LANES>(simd, s, t);
-        let z = if phi {
-            short_partial::<S, E, SYM, true>(simd, s, t, inv, c)
-        } else {
-            short_partial::<S, E, SYM, false>(simd, s, t, inv, c)
+        let keep = if want_grad { f32_rows(grads) } else { None };
+        kept = keep.is_some();
+        let z = match (phi, kept) {
+            (_, true) => short_partial::<S, E, SYM, true, true>(simd, s, t, inv, c, keep),
+            (true, false) => short_partial::<S, E, SYM, true, false>(simd, s, t, inv, c, None),
+            (false, false) => short_partial::<S, E, SYM, false, false>(simd, s, t, inv, c, None),
         };
         (c, z)
     } else {
@@ -405,7 +464,10 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     let Some((value, plan)) = finish::<SYM>(z, c, prm, want_grad) else {
         return Outcome::Declined;
     };
-    if want_grad {
+    if kept {
+        let (gs, gt) = f32_rows(grads).expect("the rows the sweep kept its terms in");
+        kept_gradients::<S, E, SYM>(simd, s, t, &plan, gs, gt);
+    } else if want_grad {
         let [gs, gt] = grads;
         gradients::<S, E, G, SYM>(simd, s, t, &plan, gs.as_deref_mut(), gt.as_deref_mut());
     }

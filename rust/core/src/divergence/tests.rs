@@ -298,3 +298,52 @@ fn softcap_is_the_divergence_of_the_capped_logits_with_gradients_through_the_cap
     let r = pair_divergence(PairKind::Kl, Rows::contiguous(&S, 1, 5).unwrap(), Rows::contiguous(&T, 1, 5).unwrap(), &zero, out);
     assert!(r.unwrap_err().to_string().contains("softcap"));
 }
+
+/// float32 gradient rows are scratch while a short row's sweep runs (the one-pass kernel keeps its
+/// exponentials there): whatever they held before, and whichever kernel finally takes a row —
+/// declined ones included (equal rows, ±inf, NaN, a far class, one dominant class) — the call
+/// writes every entry, the same bits as into zeroed rows.
+#[test]
+fn float32_gradient_rows_are_overwritten_whatever_they_held() {
+    use crate::testing::noise;
+    let c = 100;
+    let mut rows: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    let base: Vec<f32> = noise(c, 5).iter().map(|v| (v * 4.0) as f32).collect();
+    let near: Vec<f32> = base.iter().zip(noise(c, 6)).map(|(v, n)| v + 0.3 * n as f32).collect();
+    rows.push((base.clone(), near.clone())); // a clean row (kept terms)
+    rows.push((base.clone(), base.clone())); // equal rows: 0
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut s = base.clone();
+        s[37] = bad;
+        rows.push((s, near.clone()));
+    }
+    let mut far = near.clone();
+    far[12] = base[12] + 60.0;
+    rows.push((base.clone(), far));
+    let mut dominant = base.clone();
+    dominant[3] = 40.0;
+    rows.push((dominant.clone(), dominant.iter().map(|v| v + 1e-3).collect()));
+    // (the best SIMD path here; tests/test_simd_paths.py runs the same on every path)
+    {
+        let isa = crate::simd::active();
+        for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
+            for (k, (s, t)) in rows.iter().enumerate() {
+                let run = |fill: f32| {
+                    let (mut gs, mut gt) = (vec![fill; c], vec![fill; c]);
+                    let mut v = vec![0.0f32; 1];
+                    let out = PairOutputs {
+                        values: Some(&mut v[..]),
+                        grad_s: Some(RowsMut::contiguous(&mut gs, 1, c).unwrap()),
+                        grad_t: Some(RowsMut::contiguous(&mut gt, 1, c).unwrap()),
+                    };
+                    let opts = PairOptions::default();
+                    pair_divergence(kind, Rows::contiguous(s, 1, c).unwrap(), Rows::contiguous(t, 1, c).unwrap(), &opts, out)
+                        .unwrap();
+                    (v[0].to_bits(), gs.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), gt.iter().map(|g| g.to_bits()).collect::<Vec<_>>())
+                };
+                assert_eq!(run(0.0), run(7.0), "{isa} {kind:?} row {k}");
+                assert_eq!(run(0.0), run(f32::NAN), "{isa} {kind:?} row {k}");
+            }
+        }
+    }
+}
