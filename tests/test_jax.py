@@ -378,3 +378,18 @@ def test_a_malformed_native_call_is_an_error_not_a_crash():
     call = jax.ffi.ffi_call("logitdiv", jax.ShapeDtypeStruct((4,), s.dtype))
     with pytest.raises(Exception, match="attribute"):
         jax.block_until_ready(call(s, s, fn="kl", ins=ins[:3], outs=np.zeros(8, np.int64), opts=opts))
+
+
+def test_a_vjp_called_again_gets_the_same_gradients():
+    """The backward scales the saved gradients in their own buffer (an aliased native call): XLA
+    must copy a residual that is used again, so a second cotangent sees the unscaled gradients."""
+    s, t = logits(CASES["sym_kl"])
+    for reduction, cts in (("none", (jnp.ones(B), jnp.arange(1.0, B + 1), jnp.ones(B))),
+                           ("sum", (jnp.asarray(2.0), jnp.asarray(1.0), jnp.asarray(2.0)))):
+        _, vjp = jax.vjp(lambda s, t: ldj.sym_kl(s, t, reduction=reduction), s, t)
+        first, second, third = (vjp(ct) for ct in cts)
+        want = jax.grad(lambda s: (kl_rows(s, t) + kl_rows(t, s)).sum())(s)
+        for got, ct in ((first, cts[0]), (second, cts[1]), (third, cts[2])):
+            scale = ct[:, None] if reduction == "none" else ct
+            np.testing.assert_allclose(got[0], want * scale, rtol=1e-10, atol=1e-14)
+        np.testing.assert_array_equal(first[0], third[0])
