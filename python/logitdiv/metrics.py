@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _arrays as A
-from .divergences import js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl
+from . import _native
 
 #: The two kinds of metric: a divergence per row (lower is closer) and an agreement share per row.
 DIVERGENCE = "divergence"
@@ -43,14 +43,8 @@ __all__ = ["Metric", "parse_metrics", "score_block", "DEFAULT_METRICS", "METRIC_
 DEFAULT_METRICS: Tuple[str, ...] = ("kl", "sym_kl", "js", "top1")
 METRIC_NAMES: Tuple[str, ...] = ("kl", "rkl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "top1", "topK")
 
-_DIVERGENCES: Dict[str, Callable[..., Any]] = {
-    "kl": kl,
-    "rkl": kl,  # with the inputs swapped
-    "sym_kl": sym_kl,
-    "js": js,
-    "sigmoid_kl": sigmoid_kl,
-    "sigmoid_sym_kl": sigmoid_sym_kl,
-}
+# the divergence metrics; "rkl" is kl with the inputs swapped
+_DIVERGENCES = frozenset(("kl", "rkl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl"))
 _TOPK = re.compile(r"^top(\d+)$")
 
 
@@ -156,16 +150,28 @@ def score_block(
     out: Dict[str, np.ndarray],
 ) -> None:
     """Writes each metric's per-row values for the 2-D blocks `a`, `b` into ``out[name]`` (1-D
-    buffers of len(a) rows and the metric's value dtype)."""
+    buffers of len(a) rows and the metric's value dtype).
+
+    The block is checked and brought to one dtype once, then each divergence is one native call on
+    it (the scorer validated the options and the layout before; the public functions, which check
+    everything per call, would convert a mixed-dtype block once per metric)."""
+    divergences = [m for m in metrics if m.kind == DIVERGENCE]
+    if divergences:
+        A.check_mapped(a, "a")
+        A.check_mapped(b, "b")
+        dtype = A.common_dtype(a, b)
+        elem = A.elem_name(dtype)
+        a2 = A.raw(A.rows_view(a.astype(dtype, copy=False)))
+        b2 = A.raw(A.rows_view(b.astype(dtype, copy=False)))
+        for m in divergences:
+            first, second = (b2, a2) if m.name == "rkl" else (a2, b2)
+            _native.pair_divergence("kl" if m.name == "rkl" else m.name, elem, first, second, None, None,
+                                    temperature, 0.5, "none", out[m.name], None, None)
     for m in metrics:
         buf = out[m.name]
         if m.kind == DIVERGENCE:
-            fn = _DIVERGENCES[m.name]
-            if m.name == "rkl":
-                fn(b, a, temperature=temperature, out=buf)
-            else:
-                fn(a, b, temperature=temperature, out=buf)
-        elif m.k == 1:
+            continue
+        if m.k == 1:
             top1(a, b, buf)
         else:
             topk_overlap(a, b, m.k, buf)
