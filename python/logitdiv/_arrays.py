@@ -217,6 +217,53 @@ def softmax_target_kind(target_dtype: Any, target_shape: Tuple[int, ...], shape:
     raise TypeError(f"{name} must be integer class indices or floating-point probabilities; got dtype {dtype}")
 
 
+def check_same_shape(a_shape: Tuple[int, ...], b_shape: Tuple[int, ...], names: Tuple[str, str]) -> None:
+    """The rule of two logit arrays (NumPy and JAX façades): one shape."""
+    if tuple(a_shape) != tuple(b_shape):
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {tuple(a_shape)} and {tuple(b_shape)}")
+
+
+def check_positives_shape(pos_shape: Tuple[int, ...], shape: Tuple[int, ...]) -> None:
+    """The rule of sparse positives (NumPy and JAX façades): the logits' leading shape + (K,)."""
+    if len(pos_shape) != len(shape) or tuple(pos_shape[:-1]) != tuple(shape[:-1]):
+        raise ValueError(
+            f"positives must have shape {tuple(shape[:-1])} + (K,) for logits of shape {tuple(shape)}; got shape {tuple(pos_shape)}"
+        )
+
+
+def check_globalpointer_logits(shape: Tuple[int, ...]) -> None:
+    """The rule of `globalpointer_ce`'s logits (NumPy and JAX façades): shape (B, heads, L, L)."""
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise ValueError(f"GlobalPointer logits must have shape (B, heads, L, L); got shape {tuple(shape)}")
+
+
+def globalpointer_layout(shape: Tuple[int, ...], pos_shape: Tuple[int, ...]) -> bool:
+    """The rule of `globalpointer_ce`'s positives (NumPy and JAX façades), for logits of a checked
+    shape (B, heads, L, L): (B, heads, K, 2) spans (True) or (B, heads, K) flat indices (False)."""
+    b, heads = shape[:2]
+    pos_shape = tuple(pos_shape)
+    if len(pos_shape) == 4 and pos_shape[:2] == (b, heads) and pos_shape[3] == 2:
+        spans = True
+    elif len(pos_shape) == 3 and pos_shape[:2] == (b, heads):
+        spans = False
+    else:
+        raise ValueError(
+            f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
+            f" for logits of shape {tuple(shape)}; got shape {pos_shape}"
+        )
+    return spans
+
+
+def check_token_mask(mask_shape: Tuple[int, ...], mask_dtype: Any, b: int, length: int) -> None:
+    """The rule of `globalpointer_ce`'s token mask (NumPy and JAX façades): shape (B, L), booleans
+    or numbers (the NumPy API also checks the numbers are 0/1, which a traced JAX array cannot)."""
+    if tuple(mask_shape) != (b, length):
+        raise ValueError(f"mask must have shape ({b}, {length}) (batch, sequence length); got shape {tuple(mask_shape)}")
+    dtype = np.dtype(mask_dtype)
+    if dtype != np.bool_ and dtype.kind not in "iuf":
+        raise TypeError(f"mask must be boolean or 0/1 numbers; got dtype {dtype}")
+
+
 def check_reduction(reduction: str) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {reduction!r}")

@@ -46,8 +46,7 @@ def _pair(
     else:
         s_arr = A.as_float_array(s, "s")
         t_arr = A.as_float_array(t, "t")
-        if s_arr.shape != t_arr.shape:
-            raise ValueError(f"s and t must have the same shape; got {s_arr.shape} and {t_arr.shape}")
+        A.check_same_shape(s_arr.shape, t_arr.shape, ("s", "t"))
         reduction = A.check_reduction(reduction)
         grad = A.check_flag(grad, "grad")
         temperature = A.check_number(temperature, "temperature")

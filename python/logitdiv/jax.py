@@ -183,29 +183,18 @@ def _operands(name: str, shape: Tuple[int, ...], dtype: Any, labels: Sequence[An
                 ins[key] = _per_class(options[key], shape, key)
     elif name == "sparse_multilabel_ce":
         pos = _int_labels(labels[0], "positives")
-        if pos.shape[:-1] != tuple(shape[:-1]) or pos.ndim != len(shape):
-            raise ValueError(f"positives must have shape {tuple(shape[:-1])} + (K,); got shape {pos.shape}")
+        A.check_positives_shape(pos.shape, shape)
         ins["labels"] = pos
         _where(ins, where, shape)
     elif name == "globalpointer_ce":
-        if len(shape) != 4 or shape[2] != shape[3]:
-            raise ValueError(f"GlobalPointer logits must have shape (B, heads, L, L); got shape {shape}")
-        b, heads, length, _ = shape
+        A.check_globalpointer_logits(shape)
         pos = _int_labels(labels[0], "spans_or_positives")
-        if pos.ndim == 4 and pos.shape[:2] == (b, heads) and pos.shape[3] == 2:
-            opts["layout"] = 1
-        elif not (pos.ndim == 3 and pos.shape[:2] == (b, heads)):
-            raise ValueError(
-                f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
-                f" for logits of shape {shape}; got shape {pos.shape}")
+        opts["layout"] = int(A.globalpointer_layout(shape, pos.shape))
         ins["labels"] = pos
         mask = options.get("mask")
         if mask is not None:
             m = jnp.asarray(mask)
-            if m.shape != (b, length):
-                raise ValueError(f"mask must have shape ({b}, {length}) (batch, sequence length); got shape {m.shape}")
-            if m.dtype != jnp.bool_ and m.dtype.kind not in "iuf":
-                raise TypeError(f"mask must be boolean or 0/1 numbers; got dtype {m.dtype}")
+            A.check_token_mask(m.shape, m.dtype, shape[0], shape[2])
             ins["mask"] = m != 0
     elif name in ("kd_loss", "rdrop_loss"):
         target = labels[0]
@@ -261,8 +250,8 @@ def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[
     empty = [A.as_float_array(np.empty(0, x.dtype), n) for x, n in zip(xs, names)]
     common = empty[0].dtype if k == 1 else A.common_dtype(*empty)
     shape = xs[0].shape
-    if k == 2 and xs[1].shape != shape:
-        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {shape} and {xs[1].shape}")
+    if k == 2:
+        A.check_same_shape(shape, xs[1].shape, names)
     if not shape or shape[-1] == 0:
         raise ValueError(f"{names[0]} must have at least one class on the last axis; got shape {shape}")
     # the handler computes in float32 or float64; half-precision inputs are widened (exactly)

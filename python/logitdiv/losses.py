@@ -469,10 +469,7 @@ def sparse_multilabel_ce(
     shape, dtype = arr.shape, arr.dtype
     A._reject_device_array(positives, "positives")
     pos = np.asarray(positives)
-    if pos.ndim != arr.ndim or pos.shape[:-1] != shape[:-1]:
-        raise ValueError(
-            f"positives must have shape {shape[:-1]} + (K,) for logits of shape {shape}; got shape {pos.shape}"
-        )
+    A.check_positives_shape(pos.shape, shape)
     pos2 = _as_int64(pos, "positives").reshape(int(np.prod(shape[:-1], dtype=np.int64)), pos.shape[-1])
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
@@ -550,30 +547,18 @@ def globalpointer_ce(
     if reduction not in _GP_REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, _GP_REDUCTIONS))}; got {reduction!r}")
     grad = A.check_flag(grad, "grad")
-    if arr.ndim != 4 or arr.shape[2] != arr.shape[3]:
-        raise ValueError(f"GlobalPointer logits must have shape (B, heads, L, L); got shape {arr.shape}")
+    A.check_globalpointer_logits(arr.shape)
     b, heads, length, _ = arr.shape
     dtype = arr.dtype
     A._reject_device_array(spans_or_positives, "spans_or_positives")
     pos = np.asarray(spans_or_positives)
-    if pos.ndim == 4 and pos.shape[:2] == (b, heads) and pos.shape[3] == 2:
-        spans = True
-    elif pos.ndim == 3 and pos.shape[:2] == (b, heads):
-        spans = False
-    else:
-        raise ValueError(
-            f"spans_or_positives must have shape ({b}, {heads}, K, 2) (spans) or ({b}, {heads}, K) (flat indices)"
-            f" for logits of shape {arr.shape}; got shape {pos.shape}"
-        )
+    spans = A.globalpointer_layout(arr.shape, pos.shape)
     pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos.shape[2] * (2 if spans else 1))
     pad = _int_option(pad, "pad")
     token_mask = None
     if mask is not None:
         m = np.asarray(mask)
-        if m.shape != (b, length):
-            raise ValueError(f"mask must have shape ({b}, {length}) (batch, sequence length); got shape {m.shape}")
-        if m.dtype != np.bool_ and m.dtype.kind not in "iuf":
-            raise TypeError(f"mask must be boolean or 0/1 numbers; got dtype {m.dtype}")
+        A.check_token_mask(m.shape, m.dtype, b, length)
         if m.dtype != np.bool_ and not np.isin(m, (0, 1)).all():
             raise ValueError("mask must hold 0/1 values (or booleans)")
         token_mask = np.ascontiguousarray(m != 0).view(np.uint8)
@@ -665,8 +650,7 @@ def gamma_ce(
 
 def _two_logits(a: Any, b: Any, names: Tuple[str, str]) -> Tuple[np.ndarray, np.ndarray]:
     x, y = _logits(a, names[0]), _logits(b, names[1])
-    if x.shape != y.shape:
-        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {x.shape} and {y.shape}")
+    A.check_same_shape(x.shape, y.shape, names)
     dtype = A.common_dtype(x, y)
     return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
 

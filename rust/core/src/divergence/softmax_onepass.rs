@@ -24,15 +24,10 @@ use crate::element::Elem;
 use crate::math::x_minus_log1p;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{
-    for_each_chunk, for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES,
+    for_each_chunk, for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES, SHORT_ROW,
 };
 use crate::simd::convert::{same_type_slice_mut, store_scaled};
 use crate::simd::{vmath, Load, Simd};
-
-
-/// Rows shorter than this take [`short_partial`]: a short row's work is small, and zeroing and
-/// folding [`BLOCK`]-sized accumulators (~20 KiB) per span would cost more than the row itself.
-const LONG_ROW: usize = 4 * BLOCK;
 
 /// The correction may be at most this many times the value (see the module notes).
 const COND: f64 = 64.0;
@@ -210,7 +205,7 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
     }
 }
 
-/// [`partial`] for a row shorter than [`LONG_ROW`], in chunks of [`LANES`] classes
+/// [`partial`] for a row shorter than [`SHORT_ROW`], in chunks of [`LANES`] classes
 /// (`for_each_chunk_pair!`): one sweep for the max of s, then one for the terms, summed in f32 per
 /// lane over at most 8 chunks (≤ 8 roundings, as the spans of [`partial`]) and in f64 across them.
 /// The padding is s = M, t = M − c (δ ≈ 0, every term finite) weighted 0; if a pad's δ were beyond
@@ -446,7 +441,7 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     let want_grad = grads.iter().any(Option::is_some);
     // Σ p φ(δ) is KL's sum; sym-KL needs it only for its gradients (KL(p‖q) apart)
     let phi = !SYM || want_grad;
-    let short = s.len() < LONG_ROW;
+    let short = s.len() < SHORT_ROW;
     let mut kept = false;
     let (c, z) = if short {
         let c = shift::<S, E, LANES>(simd, s, t);

@@ -21,13 +21,9 @@ use super::online::MaxRest;
 use super::softmax_ce::{CeParams, Stats};
 use crate::element::Elem;
 use crate::parallel::RowValue;
-use crate::simd::block::{for_each_chunk, hmax, hsum, max_lanes, sum_lanes, BLOCK, LANES as W};
+use crate::simd::block::{for_each_chunk, hmax, hsum, max_lanes, sum_lanes, BLOCK, LANES as W, SHORT_ROW};
 use crate::simd::convert::{same_type_slice, same_type_slice_mut, store_scaled};
 use crate::simd::{dispatch, vmath, Kernel, Load, Simd};
-
-/// Rows shorter than this take [`short_sums`]: zeroing and folding [`BLOCK`] lanes of spans
-/// would cost more than a short row itself.
-const LONG_ROW: usize = 4 * BLOCK;
 
 /// The cross-entropy of one row against class `label`, gradient written (or added, `prm.add`)
 /// when asked; `None` when the row is not for this path (nothing was added; a gradient row to be
@@ -72,8 +68,11 @@ struct Sums {
     gap: f64,
 }
 
-/// The most spans (of 8·B classes) a long row may have and still keep its terms: their maxima
-/// are held in a fixed array (up to 131 072 classes with B = 256).
+/// Classes per span of a long row's sweep (both loops over a span stay in L1).
+const SPAN: usize = 8 * BLOCK;
+
+/// The most spans a long row may have and still keep its terms: their maxima are held in a
+/// fixed array (up to 131 072 classes).
 const KEPT_SPANS: usize = 64;
 
 /// `terms`, when given (`KEEP`: an f32 gradient row being overwritten), receives every
@@ -158,8 +157,8 @@ fn sums<S: Simd, L: Load<Real = f32>, const B: usize, const KEEP: bool>(
     Some(Sums { max: m, below: hsum(&zr[..used]), at_max: hsum(&zk[..used]), gap: hsum(&zb[..used]) })
 }
 
-/// [`sums`] for a row shorter than [`LONG_ROW`]: one sweep for the max, one for the terms, each
-/// summed in f32 per lane (at most `LONG_ROW / W` = 32 terms, a relative error below 32 units of
+/// [`sums`] for a row shorter than [`SHORT_ROW`]: one sweep for the max, one for the terms, each
+/// summed in f32 per lane (at most `SHORT_ROW / W` = 32 terms, a relative error below 32 units of
 /// f32's rounding, 2e-6) and across lanes in f64. The padding of the last chunk is the max
 /// itself: a term 0 below the max, one more class at it (taken back), nothing for B.
 ///
@@ -264,8 +263,8 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
         // scalar kernel overwrites it too)
         let mut grad = grad;
         let mut terms = None;
-        let short = s.len() < LONG_ROW;
-        if !prm.add && (short || s.len() <= KEPT_SPANS * 8 * BLOCK) {
+        let short = s.len() < SHORT_ROW;
+        if !prm.add && (short || s.len() <= KEPT_SPANS * SPAN) {
             terms = grad.as_deref_mut().and_then(same_type_slice_mut::<G, f32>);
         }
         let have_terms = terms.is_some();
@@ -310,7 +309,7 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
                     // a long row's terms are relative to their span's running max m: times
                     // e^{(m − M)/τ}/Z (exactly 1/Z for the spans summed at the final max)
                     let (spread, scale) = (spread as f32, prm.grad_scale as f32);
-                    for (span, &m) in g.chunks_mut(8 * BLOCK).zip(&span_max) {
+                    for (span, &m) in g.chunks_mut(SPAN).zip(&span_max) {
                         let f = (((f64::from(m) - max) * inv64).exp() * inv_z) as f32;
                         for v in span.iter_mut() {
                             *v = (*v * f - spread) * scale;
