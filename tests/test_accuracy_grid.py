@@ -409,6 +409,87 @@ def test_loss_grid_full(case, path, simd_path):
 
 
 # ----------------------------------------------------------------------------------------------
+# R-Drop (softmax kind): CE(s1, y) + CE(s2, y) + α/2 · sym-KL(p1‖p2), whose short rows run as one
+# sweep of both rows (the CE terms beside the symmetric KL's); its reference is the three terms'
+# references added at 50 digits (float64 beyond MP_MAX_CLASSES)
+# ----------------------------------------------------------------------------------------------
+
+RDROP_ALPHA = 4.0
+
+
+@dataclass(frozen=True)
+class RdropCase:
+    dtype: str
+    scale: float
+    shift: float
+    C: int
+
+    @property
+    def id(self) -> str:
+        return f"rdrop-{self.dtype}-scale{_fmt(self.scale)}-shift{_fmt(self.shift)}-C{self.C}"
+
+
+@functools.lru_cache(maxsize=2)
+def rdrop_data(case: RdropCase):
+    """Rows s2 = s1 + shift + eps·N for every eps of EPSS, twice: labels drawn at random, then the
+    label s1 is most confident about (losses down to ~1e-13 at scale 30)."""
+    s, t = _base_rows(case.scale, case.shift, EPSS, case.C)
+    dt = DTYPES[case.dtype]
+    s, t = np.concatenate([s, s]).astype(dt), np.concatenate([t, t]).astype(dt)
+    rng = np.random.default_rng(_seed("rdrop", case.scale, case.shift, case.C))
+    n = len(EPSS)
+    y = np.concatenate([rng.integers(case.C, size=n), np.argmax(s[n:].astype(np.float64), axis=-1)])
+    if case.C <= MP_MAX_CLASSES:
+        (v1, g1), (v2, g2) = G.mp_loss("softmax_ce", s, y), G.mp_loss("softmax_ce", t, y)
+        vk, gk1, gk2 = G.mp_div("sym_kl", s, t)
+    else:
+        (v1, g1), (v2, g2) = G.f64_loss("softmax_ce", s, y), G.f64_loss("softmax_ce", t, y)
+        vk, gk1, gk2 = G.f64_div("sym_kl", s, t)
+    half = RDROP_ALPHA / 2
+    return s, t, y, v1 + v2 + half * vk, g1 + half * gk1, g2 + half * gk2
+
+
+def run_rdrop_case(case: RdropCase, path: str, set_path) -> None:
+    s, t, y, v, g1, g2 = rdrop_data(case)
+    set_path(path)
+    failures: list = []
+    label = f"{case.id}@{path}"
+    bare = ld.rdrop_loss(s, t, y, alpha=RDROP_ALPHA)
+    wv = check_values(label + " value(grad=False)", bare, v, case.dtype, failures)
+    out = ld.rdrop_loss(s, t, y, alpha=RDROP_ALPHA, grad=True)
+    wv = max(wv, check_values(label + " value(grad=True)", out[0], v, case.dtype, failures))
+    wg = check_grads(label, out[1:], (g1, g2), case.dtype, failures)
+    _log(label, failures, wv, wg)
+    assert not failures, "\n".join(failures[:12])
+
+
+REDUCED_RDROP = ((1.0, 0.0, 100), (30.0, 5.0, 100), (8.0, -5.0, 1000), (30.0, 0.0, 16))
+
+
+def _rdrop_cases(full: bool):
+    cfgs = ([(sc, sh, C) for sc in SCALES for sh in SHIFTS for C in (16, 100, 1000, 32000)] if full
+            else REDUCED_RDROP)
+    out = []
+    for dname in DTYPES:
+        for cfg in cfgs:
+            c = RdropCase(dname, *cfg)
+            for path in PATHS:
+                out.append(pytest.param(c, path, id=("full-" if full else "") + f"{c.id}-{path}",
+                                        marks=full_only if full else ()))
+    return out
+
+
+@pytest.mark.parametrize("case,path", _rdrop_cases(False))
+def test_rdrop_grid(case, path, simd_path):
+    run_rdrop_case(case, path, simd_path)
+
+
+@pytest.mark.parametrize("case,path", _rdrop_cases(True))
+def test_rdrop_grid_full(case, path, simd_path):
+    run_rdrop_case(case, path, simd_path)
+
+
+# ----------------------------------------------------------------------------------------------
 # exact zeros: equal rows, and rows shifted by an exactly representable constant (softmax kinds)
 # ----------------------------------------------------------------------------------------------
 

@@ -4,14 +4,14 @@
 //!
 //! cargo run --release -p logitdiv-core --example kernel_bench [-- ROWS COLS [KIND ...]]
 //! (KERNEL_BENCH_VALUE_ONLY=1 skips the gradients, KERNEL_BENCH_F32_ONLY=1 the float16 input,
-//! KERNEL_BENCH_THREADS=N runs N threads only)
+//! KERNEL_BENCH_THREADS=N runs N threads only; KIND may also be softmax_ce or rdrop)
 
 use std::hint::black_box;
 
 use half::f16;
 use logitdiv_core::{
-    pair_divergence, set_num_threads, softmax_ce, Elem, LossOutputs, PairKind, PairOptions, PairOutputs, Reduction,
-    Rows, RowsMut, SoftmaxCeOptions, Target,
+    pair_divergence, rdrop_loss, set_num_threads, softmax_ce, Elem, LossOutputs, PairKind, PairOptions, PairOutputs,
+    RdropOptions, Reduction, Rows, RowsMut, SoftmaxCeOptions, Target,
 };
 
 /// Deterministic noise in [−1, 1).
@@ -141,6 +141,38 @@ fn run_ce<E: Elem>(label: &str, rows: usize, cols: usize, threads: &[usize]) {
     }
 }
 
+/// R-Drop (softmax kind, α = 4) against class labels: value, and value + both gradients.
+fn run_rdrop<E: Elem>(label: &str, rows: usize, cols: usize, threads: &[usize]) {
+    let s1: Vec<E> = noise(rows * cols, 1).map(|v| E::from_f64(v * 4.0)).collect();
+    let s2: Vec<E> = s1.iter().zip(noise(rows * cols, 2)).map(|(a, v)| E::from_f64(a.to_f64() + v * 0.3)).collect();
+    let labels: Vec<i64> = noise(rows, 5).map(|v| ((v + 1.0) / 2.0 * cols as f64) as i64 % cols as i64).collect();
+    let (mut g1, mut g2) = (vec![E::from_f64(0.0); rows * cols], vec![E::from_f64(0.0); rows * cols]);
+    let elems = (rows * cols) as f64;
+    for &n in threads {
+        set_num_threads(n).unwrap();
+        let opts = RdropOptions { alpha: 4.0, reduction: Reduction::Mean, ..RdropOptions::default() };
+        let (r1, r2) = (Rows::contiguous(&s1, rows, cols).unwrap(), Rows::contiguous(&s2, rows, cols).unwrap());
+        let target = || -> Target<'_, f32> { Target::Classes { labels: &labels, ignore_index: -100 } };
+        let value = best(|| {
+            let out: LossOutputs<'_, E, f64> = LossOutputs { values: None, grad: None, grad_second: None };
+            black_box(rdrop_loss(r1, r2, target(), &opts, out).unwrap());
+        });
+        let grads = best(|| {
+            let out: LossOutputs<'_, E, f64> = LossOutputs {
+                values: None,
+                grad: Some(RowsMut::contiguous(&mut g1, rows, cols).unwrap()),
+                grad_second: Some(RowsMut::contiguous(&mut g2, rows, cols).unwrap()),
+            };
+            black_box(rdrop_loss(r1, r2, target(), &opts, out).unwrap());
+        });
+        println!(
+            "rdrop {label} ({rows}, {cols}) threads={n}: value {:.3} G pairs/s, value+grads {:.3} G pairs/s",
+            elems / value / 1e9,
+            elems / grads / 1e9
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows = args.first().and_then(|a| a.parse().ok()).unwrap_or(2048);
@@ -149,6 +181,13 @@ fn main() {
         Ok(n) => vec![n.trim().parse().expect("KERNEL_BENCH_THREADS: a number")],
         Err(_) => vec![1, std::thread::available_parallelism().map_or(1, |n| n.get())],
     };
+    if args.get(2).map(String::as_str) == Some("rdrop") {
+        run_rdrop::<f32>("f32", rows, cols, &threads);
+        if std::env::var_os("KERNEL_BENCH_F32_ONLY").is_none() {
+            run_rdrop::<f16>("f16", rows, cols, &threads);
+        }
+        return;
+    }
     if args.get(2).map(String::as_str) == Some("softmax_ce") {
         run_ce::<f32>("f32", rows, cols, &threads);
         if std::env::var_os("KERNEL_BENCH_F32_ONLY").is_none() {

@@ -15,7 +15,7 @@ pub(crate) mod sigmoid;
 mod sigmoid_simd;
 pub(crate) mod softmax;
 mod softmax_onepass;
-mod softmax_simd;
+pub(crate) mod softmax_simd;
 mod softmax_split;
 
 use crate::element::Elem;

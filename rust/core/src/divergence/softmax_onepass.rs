@@ -214,15 +214,19 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
 /// `keep`, when given (two f32 gradient rows about to be overwritten), receives every class's
 /// e^{(s' − m')} and e^{−δ} − 1: the gradient sweep ([`kept_gradients`]) then needs no exponential.
 /// A declined row's fallback kernels write every gradient entry, so nothing kept outlives the call.
+///
+/// With `CE` (R-Drop's fused row, [`rdrop_row`]) it also sums each row's cross-entropy terms
+/// ([`LabelSums`]); `m2` is then t's max.
 #[inline(always)]
-fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const KEEP: bool>(
+fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const KEEP: bool, const CE: bool>(
     simd: S,
     s: &[E],
     t: &[E],
     inv: f32,
     c: f32,
+    m2: f32,
     mut keep: Option<(&mut [f32], &mut [f32])>,
-) -> Partial {
+) -> (Partial, LabelSums) {
     let mut mx = [f32::NEG_INFINITY; LANES];
     for_each_chunk!(simd, E, s, f32::NEG_INFINITY, |_start, x| {
         for i in 0..LANES {
@@ -234,6 +238,9 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool,
     let (mut ze, mut za, mut zu, mut z1, mut z2) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     let n = s.len();
     let (mut ke, mut km) = ([0.0f32; LANES], [0.0f32; LANES]);
+    // the cross-entropies' R and K of s, then of t (f32 per lane over ≤ 8 chunks, f64 across)
+    let mut fl = [[0.0f32; LANES]; 4];
+    let mut zl = [[0.0f64; LANES]; 4];
     for_each_chunk_pair!(simd, E, s, t, (m, m - c), |start, x, y, valid| {
         for i in 0..LANES {
             let e = vmath::exp_nonpos(simd, (x[i] - m) * inv) * valid[i];
@@ -250,6 +257,15 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool,
             if SYM {
                 f1[i] += t1;
                 f2[i] -= t2;
+            }
+            if CE {
+                // multiplies by 0 or 1, not selects (see softmax_ce_simd); e^{(t' − (m' − c'))} =
+                // e·e^{−δ} is t's term relative to m − c, which `label_sums` rescales to t's max
+                let (b1, b2) = (if x[i] == m { 0.0f32 } else { 1.0 }, if y[i] == m2 { 0.0f32 } else { 1.0 });
+                fl[0][i] += e * b1;
+                fl[1][i] += valid[i] - valid[i] * b1;
+                fl[2][i] += (e * (em1 + 1.0)) * b2;
+                fl[3][i] += valid[i] - valid[i] * b2;
             }
         }
         if let Some((ge, gm)) = keep.as_mut().filter(|_| KEEP) {
@@ -268,9 +284,42 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool,
                 widen_into(&mut z1, &mut f1);
                 widen_into(&mut z2, &mut f2);
             }
+            if CE {
+                for (z, f) in zl.iter_mut().zip(&mut fl) {
+                    widen_into(z, f);
+                }
+            }
         }
     });
-    Partial { m, e: sum_lanes_f64(&ze), a: sum_lanes_f64(&za), u: sum_lanes_f64(&zu), s1: sum_lanes_f64(&z1), s2: sum_lanes_f64(&z2) }
+    let partial = Partial { m, e: sum_lanes_f64(&ze), a: sum_lanes_f64(&za), u: sum_lanes_f64(&zu), s1: sum_lanes_f64(&z1), s2: sum_lanes_f64(&z2) };
+    let [r1, k1, r2, k2] = zl.map(|z| sum_lanes_f64(&z));
+    (partial, LabelSums { below: [r1, r2], at_max: [k1, k2] })
+}
+
+/// A softmax cross-entropy's sums over a row, relative to the row's max M (as in the CE kernel,
+/// `softmax_ce_simd`): R = Σ e^{(x − M)/τ} over the classes below M, K = the count at M. The sum
+/// beside one largest term is R + K − 1, so a confident row's loss log1p(R + K − 1) keeps its
+/// digits. Index 0: s; 1: t (R relative to m − c until [`rdrop_row`] rescales it).
+#[derive(Debug, Clone, Copy, Default)]
+struct LabelSums {
+    below: [f64; 2],
+    at_max: [f64; 2],
+}
+
+impl LabelSums {
+    /// −log softmax(x/τ)_y of a row with max `m` whose label's logit is `xy`, and p_y − 1 (formed
+    /// from the other classes' sum where p_y is the largest probability, without cancellation).
+    fn ce(&self, k: usize, m: f32, xy: f32, inv: f64) -> (f64, f64) {
+        let (r, n) = (self.below[k], self.at_max[k]);
+        let z = r + n;
+        if xy == m {
+            let rest = r + (n - 1.0);
+            (rest.ln_1p(), -rest / z)
+        } else {
+            let gap = (f64::from(m) - f64::from(xy)) * inv;
+            (gap + z.ln(), (-gap).exp() / z - 1.0)
+        }
+    }
 }
 
 /// What the gradient sweep needs of a row's sums.
@@ -375,13 +424,15 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
 
 /// [`gradients`] of a short row whose sweep kept e^{s' − m'} in `gs` and e^{−δ} − 1 in `gt`
 /// ([`short_partial`]): the same per-class formula with no exponential, each chunk read before
-/// it is overwritten.
+/// it is overwritten. With `CE`, each entry also gets `ce` times p (for s) or q (for t): the
+/// cross-entropies' p − onehot, but for the label's entry, which [`rdrop_row`] writes.
 #[inline(always)]
-fn kept_gradients<S: Simd, E: Load<Real = f32>, const SYM: bool>(
+fn kept_gradients<S: Simd, E: Load<Real = f32>, const SYM: bool, const CE: bool>(
     simd: S,
     s: &[E],
     t: &[E],
     pl: &Plan,
+    ce: f32,
     gs: &mut [f32],
     gt: &mut [f32],
 ) {
@@ -394,7 +445,12 @@ fn kept_gradients<S: Simd, E: Load<Real = f32>, const SYM: bool>(
         em1[..n].copy_from_slice(&gt[start..start + n]);
         for i in 0..LANES {
             let delta = -neg_delta(simd, x[i], y[i], inv, c);
-            (o1[i], o2[i]) = class_gradients::<SYM>(pl, e[i] * pl.inv_zs, delta, em1[i]);
+            let p = e[i] * pl.inv_zs;
+            (o1[i], o2[i]) = class_gradients::<SYM>(pl, p, delta, em1[i]);
+            if CE {
+                o1[i] += ce * p;
+                o2[i] += ce * (p * (em1[i] + 1.0) * pl.inv_1u);
+            }
         }
         store_scaled(simd, &mut gs[start..start + n], &o1[..n], pl.g);
         store_scaled(simd, &mut gt[start..start + n], &o2[..n], pl.g);
@@ -447,10 +503,10 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
         let c = shift::<S, E, LANES>(simd, s, t);
         let keep = if want_grad { f32_rows(grads) } else { None };
         kept = keep.is_some();
-        let z = match (phi, kept) {
-            (_, true) => short_partial::<S, E, SYM, true, true>(simd, s, t, inv, c, keep),
-            (true, false) => short_partial::<S, E, SYM, true, false>(simd, s, t, inv, c, None),
-            (false, false) => short_partial::<S, E, SYM, false, false>(simd, s, t, inv, c, None),
+        let (z, _) = match (phi, kept) {
+            (_, true) => short_partial::<S, E, SYM, true, true, false>(simd, s, t, inv, c, 0.0, keep),
+            (true, false) => short_partial::<S, E, SYM, true, false, false>(simd, s, t, inv, c, 0.0, None),
+            (false, false) => short_partial::<S, E, SYM, false, false, false>(simd, s, t, inv, c, 0.0, None),
         };
         (c, z)
     } else {
@@ -461,10 +517,89 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     };
     if kept {
         let (gs, gt) = f32_rows(grads).expect("the rows the sweep kept its terms in");
-        kept_gradients::<S, E, SYM>(simd, s, t, &plan, gs, gt);
+        kept_gradients::<S, E, SYM, false>(simd, s, t, &plan, 0.0, gs, gt);
     } else if want_grad {
         let [gs, gt] = grads;
         gradients::<S, E, G, SYM>(simd, s, t, &plan, gs.as_deref_mut(), gt.as_deref_mut());
+    }
+    Outcome::Done(RowValue { value, counts: true })
+}
+
+/// R-Drop's softmax row against class `label` (no smoothing, no class mask, α = 2·`half` > 0) from
+/// one sweep of both rows: CE(s, y) + CE(t, y) + α/2 · sym-KL(p‖q), with the gradients from the
+/// terms the sweep kept (in the f32 gradient rows, or in f32 scratch for half precision). The
+/// shift is c = max s − max t, so t's cross-entropy terms e·e^{−δ} are relative to (nearly) its
+/// own max. `prm`: τ, and grad_scale = the reduction's scale times `half`. Declined (nothing
+/// left that the caller's kernels do not overwrite) for a row of [`SHORT_ROW`] classes or more,
+/// and for whatever the one-pass form declines.
+#[inline(always)]
+pub(super) fn rdrop_row<S: Simd, E: Load<Real = f32>, G: Elem>(
+    simd: S,
+    s: &[E],
+    t: &[E],
+    label: usize,
+    half: f64,
+    prm: &RowParams,
+    grads: &mut GradRows<'_, G>,
+) -> Outcome {
+    let n = s.len();
+    if n >= SHORT_ROW || n != t.len() || label >= n || !(half > 0.0) {
+        return Outcome::Declined;
+    }
+    let (inv64, inv) = (prm.inv_tau, prm.inv_tau as f32);
+    let (mut mx, mut my) = ([f32::NEG_INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
+    for_each_chunk_pair!(simd, E, s, t, (f32::NEG_INFINITY, f32::NEG_INFINITY), |_start, x, y, _valid| {
+        for i in 0..LANES {
+            mx[i] = mx[i].max(x[i]);
+            my[i] = my[i].max(y[i]);
+        }
+    });
+    let (m, m2) = (max_lanes(&mx), max_lanes(&my));
+    let c = m - m2;
+    if !c.is_finite() {
+        return Outcome::Declined;
+    }
+    let want_grad = grads.iter().any(Option::is_some);
+    let direct = f32_rows(grads).is_some();
+    let mut scratch = (want_grad && !direct).then(|| [[0.0f32; SHORT_ROW]; 2]);
+    let mut keep = if direct {
+        f32_rows(grads)
+    } else {
+        scratch.as_mut().map(|[a, b]| (&mut a[..n], &mut b[..n]))
+    };
+    let (z, mut sums) = match keep.as_mut() {
+        Some((a, b)) => short_partial::<S, E, true, true, true, true>(simd, s, t, inv, c, m2, Some((a, b))),
+        None => short_partial::<S, E, true, false, false, true>(simd, s, t, inv, c, m2, None),
+    };
+    let Some((sym, plan)) = finish::<true>(z, c, prm, want_grad) else {
+        return Outcome::Declined;
+    };
+    // t's terms were relative to m − c, which is t's max up to the rounding of c
+    sums.below[1] *= ((f64::from(m) - f64::from(c) - f64::from(m2)) * inv64).exp();
+    let (xy, yy) = (s[label].to_real(), t[label].to_real());
+    let (ce1, d1) = sums.ce(0, m, xy, inv64);
+    let (ce2, d2) = sums.ce(1, m2, yy, inv64);
+    let value = half * sym + ce1 + ce2;
+    if !value.is_finite() {
+        return Outcome::Declined;
+    }
+    if let Some((ks, kt)) = keep {
+        let (ey, em1y) = (ks[label], kt[label]); // read before the sweep overwrites them
+        kept_gradients::<S, E, true, true>(simd, s, t, &plan, (1.0 / half) as f32, ks, kt);
+        // the label's entries: α/2 times the sym-KL's plus p_y − 1 (and q_y − 1) without cancellation
+        let delta = -neg_delta(simd, xy, yy, inv, c);
+        let (o1, o2) = class_gradients::<true>(&plan, ey * plan.inv_zs, delta, em1y);
+        let g = f64::from(plan.g);
+        ks[label] = ((f64::from(o1) + d1 / half) * g) as f32;
+        kt[label] = ((f64::from(o2) + d2 / half) * g) as f32;
+        if let Some([a, b]) = scratch.as_ref() {
+            let [gs, gt] = grads;
+            for (g, kept) in [(gs, a), (gt, b)] {
+                if let Some(g) = g.as_deref_mut() {
+                    store_scaled(simd, g, &kept[..n], 1.0);
+                }
+            }
+        }
     }
     Outcome::Done(RowValue { value, counts: true })
 }
@@ -649,6 +784,96 @@ mod tests {
                     .unwrap();
                     let with = one_pass(isa, sym, &s, &t, 0.8).unwrap().0;
                     assert_eq!(bare.to_bits(), with.to_bits(), "{isa} sym={sym} c={c}");
+                }
+            }
+        }
+    }
+
+    struct Rdrop<'a, G> {
+        s: &'a [f32],
+        t: &'a [f32],
+        label: usize,
+        half: f64,
+        prm: RowParams,
+        grads: [Option<&'a mut [G]>; 2],
+    }
+
+    impl<G: Elem> Kernel for Rdrop<'_, G> {
+        type Output = Option<f64>;
+        #[inline(always)]
+        fn run<S: Simd>(mut self, simd: S) -> Option<f64> {
+            match rdrop_row::<S, f32, G>(simd, self.s, self.t, self.label, self.half, &self.prm, &mut self.grads) {
+                Outcome::Done(v) => Some(v.value),
+                Outcome::Declined => None,
+            }
+        }
+    }
+
+    /// −log softmax(x)_y and ∂/∂x in f64, the rest of a confident row summed apart.
+    fn ce_f64(x: &[f32], y: usize) -> (f64, Vec<f64>) {
+        let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let rest: f64 = (0..x.len()).filter(|&j| j != y).map(|j| (x[j] - x[y]).exp()).sum();
+        let z = 1.0 + rest;
+        let grad = (0..x.len()).map(|j| if j == y { -rest / z } else { (x[j] - x[y]).exp() / z }).collect();
+        (rest.ln_1p(), grad)
+    }
+
+    /// R-Drop's fused row against two cross-entropies in f64 plus the scalar sym-KL kernel, on
+    /// every path, with f32 gradients (kept in the rows) and f64 ones (kept in scratch): random
+    /// and confident labels, shifted and near-identical rows.
+    #[test]
+    fn rdrop_row_matches_two_cross_entropies_and_the_sym_kl() {
+        // margin: how far the label leads both rows (0: a label at random)
+        for (c, scale, eps, shift, margin) in [
+            (16, 3.0, 0.5, 0.0, 0.0),
+            (100, 4.0, 0.3, 0.0, 0.0),
+            (100, 10.0, 0.1, 2.5, 12.0),
+            (257, 30.0, 1e-4, -7.0, 0.0),
+            (1000, 8.0, 1e-5, 0.0, 40.0),
+            (1023, 2.0, 0.2, 1.0, 3.0),
+        ] {
+            let (mut s, mut t) = pair(c, scale, eps, shift, 7 * c as u64);
+            let confident = margin > 0.0;
+            let label = if confident {
+                // losses down to ~1e-15 (margin 40), which log(Σ) would lose to f64's rounding of 1 + Σ
+                let y = c / 3;
+                s[y] += margin as f32;
+                t[y] += margin as f32;
+                y
+            } else {
+                (c * 5) / 7
+            };
+            let (alpha, scale_g) = (4.0, 0.25);
+            let half = alpha / 2.0;
+            let (kl, gkl1, gkl2) = scalar(true, &s, &t, 1.0);
+            let ((ce1, gce1), (ce2, gce2)) = (ce_f64(&s, label), ce_f64(&t, label));
+            let want = ce1 + ce2 + half * kl;
+            let w1: Vec<f64> = gce1.iter().zip(&gkl1).map(|(a, b)| scale_g * (a + half * b)).collect();
+            let w2: Vec<f64> = gce2.iter().zip(&gkl2).map(|(a, b)| scale_g * (a + half * b)).collect();
+            let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: scale_g * half };
+            for isa in available() {
+                let what = format!("{isa} c={c} scale={scale} eps={eps} shift={shift} margin={margin}");
+                let (mut g32, mut h32) = (vec![f32::NAN; c], vec![f32::NAN; c]);
+                let (mut g64, mut h64) = (vec![f64::NAN; c], vec![f64::NAN; c]);
+                let bare = Rdrop::<f32> { s: &s, t: &t, label, half, prm, grads: [None, None] };
+                let v0 = dispatch_on(isa, bare).unwrap().unwrap_or_else(|| panic!("{what}: declined"));
+                assert!((v0 - want).abs() <= 2e-5 * want, "{what}: {v0} vs {want}");
+                let k32 = Rdrop { s: &s, t: &t, label, half, prm, grads: [Some(&mut g32[..]), Some(&mut h32[..])] };
+                let Some(v32) = dispatch_on(isa, k32).unwrap() else {
+                    // gradients of a row led by one class (Σ e^{s − max} ≤ 2) are the two-pass kernel's
+                    assert!(s.iter().map(|&v| f64::from(v - s[label]).exp()).sum::<f64>() <= 2.0, "{what}: declined");
+                    continue;
+                };
+                let k64 = Rdrop { s: &s, t: &t, label, half, prm, grads: [Some(&mut g64[..]), Some(&mut h64[..])] };
+                let v64 = dispatch_on(isa, k64).unwrap().unwrap_or_else(|| panic!("{what}: declined (f64)"));
+                assert_eq!(v0.to_bits(), v32.to_bits(), "{what}: value with and without gradients");
+                assert_eq!(v0.to_bits(), v64.to_bits(), "{what}");
+                let top = w1.iter().chain(&w2).fold(0.0f64, |m, v| m.max(v.abs()));
+                let g32: Vec<f64> = g32.iter().chain(&h32).map(|&v| f64::from(v)).collect();
+                for (name, got) in [("f32", &g32), ("f64", &g64.iter().chain(&h64).copied().collect())] {
+                    for (i, (a, b)) in got.iter().zip(w1.iter().chain(&w2)).enumerate() {
+                        assert!((a - b).abs() <= 2e-5 * top + 1e-6 * b.abs(), "{what} {name}: grad[{i}] {a} vs {b}");
+                    }
                 }
             }
         }

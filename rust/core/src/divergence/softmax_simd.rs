@@ -79,6 +79,52 @@ pub(crate) fn row_on<E: Elem, G: Elem>(
     }
 }
 
+/// R-Drop's softmax row from one sweep (`softmax_onepass::rdrop_row`) on the active SIMD path;
+/// `None` when the row is not for it (the caller's kernels then overwrite every gradient entry).
+pub(crate) fn rdrop_row<E: Elem, G: Elem>(
+    s: &[E],
+    t: &[E],
+    label: usize,
+    half: f64,
+    prm: &RowParams,
+    grads: &mut GradRows<'_, G>,
+) -> Option<RowValue> {
+    if s.len() < MIN_COLS {
+        return None;
+    }
+    let id = TypeId::of::<E>();
+    if id == TypeId::of::<f32>() {
+        dispatch(Rdrop { s: cast::<E, f32>(s), t: cast::<E, f32>(t), label, half, prm, grads })
+    } else if id == TypeId::of::<f16>() {
+        dispatch(Rdrop { s: cast::<E, f16>(s), t: cast::<E, f16>(t), label, half, prm, grads })
+    } else if id == TypeId::of::<bf16>() {
+        dispatch(Rdrop { s: cast::<E, bf16>(s), t: cast::<E, bf16>(t), label, half, prm, grads })
+    } else {
+        None
+    }
+}
+
+struct Rdrop<'r, 'a, 'g, E, G> {
+    s: &'r [E],
+    t: &'r [E],
+    label: usize,
+    half: f64,
+    prm: &'r RowParams,
+    grads: &'a mut GradRows<'g, G>,
+}
+
+impl<E: Load<Real = f32>, G: Elem> Kernel for Rdrop<'_, '_, '_, E, G> {
+    type Output = Option<RowValue>;
+
+    #[inline(always)]
+    fn run<S: Simd>(self, simd: S) -> Option<RowValue> {
+        match softmax_onepass::rdrop_row::<S, E, G>(simd, self.s, self.t, self.label, self.half, self.prm, self.grads) {
+            Outcome::Done(v) => Some(v),
+            Outcome::Declined => None,
+        }
+    }
+}
+
 fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
     if k.s.len() >= crate::parallel::SPLIT_COLS {
         return softmax_split::row(isa, k.kind, k.s, k.t, k.prm, k.grads);

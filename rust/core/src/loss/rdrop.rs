@@ -1,14 +1,17 @@
 //! R-Drop (Liang et al. 2021): two forward passes s1, s2 of the same inputs under dropout,
 //! CE(s1, y) + CE(s2, y) + α/2 · (KL(p1‖p2) + KL(p2‖p1)). The sigmoid kind (kexue.fm/archives/9039,
 //! for GlobalPointer and multilabel heads) uses the multilabel CE and the sigmoid symmetric KL
-//! Σ (σ(s1) − σ(s2))(s1 − s2). The symmetric KL is the divergence module's row kernel; the CE
-//! kernels add their gradients to its in f64 (the sum is rounded to the storage type once).
+//! Σ (σ(s1) − σ(s2))(s1 − s2). A softmax row against a class label (no smoothing, no class mask,
+//! α > 0) runs as one sweep of both rows, the CE terms beside the symmetric KL's
+//! (`softmax_onepass::rdrop_row`); otherwise, and for the rows that sweep declines, the symmetric KL
+//! is the divergence module's row kernel and the CE kernels add their gradients to its in f64 (the
+//! sum is rounded to the storage type once).
 
 use super::labels::{RowTarget, Target};
 use super::multilabel::multilabel_row;
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
 use super::{check_outputs, check_same, check_unit, fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
-use crate::divergence::{sigmoid, softmax, PairKind, RowParams};
+use crate::divergence::{sigmoid, softmax, softmax_simd, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
 use crate::parallel::{reduce_rows, GradRows, RowValue};
@@ -92,6 +95,7 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
     let half = alpha / 2.0;
     let kl_params = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: scale * half };
     let add = alpha > 0.0;
+    let eps_free = opts.label_smoothing == 0.0;
     let ce_params = CeParams { inv_tau: 1.0, eps: opts.label_smoothing, grad_scale: scale, add };
     let errors = FirstError::default();
     let kernel = |r: usize, mut g: GradRows<'_, E>| {
@@ -100,6 +104,12 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
         };
         let mask = masks.class_row(r);
         let (a, b) = (s1.row(r), s2.row(r));
+        if let (RdropKind::Softmax, RowTarget::Class(y), None, true, true) = (kind, label, mask, add, eps_free) {
+            // the two cross-entropies and the symmetric KL from one sweep of both rows
+            if let Some(v) = softmax_simd::rdrop_row(a, b, y, half, &kl_params, &mut g) {
+                return v;
+            }
+        }
         with_f64_grads(&mut g, cols, |[mut g1, mut g2]| {
             let (mut value, mut counts) = (0.0, false);
             if alpha > 0.0 {
