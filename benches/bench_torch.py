@@ -2,7 +2,7 @@
 requires_grad, their gradient written to .grad), beside PyTorch eager and torch.compile of the plain
 formulas, on identical inputs in one process run (DESIGN.md, "Benchmark protocol").
 
-    python benches/bench_torch.py [--quick] [--no-compile] [--out benches/RESULTS_torch.md]
+    python benches/bench_torch.py [--quick] [--no-compile] [--only TEXT] [--out benches/RESULTS_torch.md]
 
 For every (loss, shape) it prints logitdiv's time per step, the elements per second (of one logits
 tensor: R-Drop reads two, distillation a student and a teacher), and the
@@ -209,12 +209,16 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller shapes and fewer cases, for a smoke run")
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for minutes)")
     parser.add_argument("--out", default=None, help="write the markdown table here")
+    parser.add_argument("--only", default=None,
+                        help="only the cases whose 'loss shape' text contains this (e.g. 'R-Drop softmax (α=4) classification')")
     args = parser.parse_args(argv)
     threads = os.cpu_count() or 1
     ld.set_num_threads(threads)
     torch.set_num_threads(threads)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     cases = CASES if not args.quick else [c for c in CASES if c.shape_name != "classification"]
+    if args.only:
+        cases = [c for c in cases if args.only in f"{c.name} {c.shape_name}"]
     peers = ["torch eager", "torch.compile"]
     lines = [
         f"loss forward + backward per training step; float32; threads = {threads}; torch {torch.__version__}; "

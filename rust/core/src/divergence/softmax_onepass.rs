@@ -340,11 +340,18 @@ pub(super) struct Plan {
 
 /// The row's value from its sums, and the gradient plan; `None` when the row is declined (a
 /// non-finite sum, a correction beyond [`COND`] times the value, or gradients asked of a row led
-/// by one class: its p ≥ ½, and its gradient p (w − KL), a difference of two small numbers, is
-/// only accurate from the two-pass kernel, whose shift is that class's own difference).
-pub(super) fn finish<const SYM: bool>(p: Partial, c: f32, prm: &RowParams, want_grad: bool) -> Option<(f64, Plan)> {
+/// by one class unless `top_shift`: its p ≥ ½, and its gradient p (w − KL), a difference of two
+/// small numbers, is only accurate when the shift c is that class's own difference s_k − t_k, as
+/// the two-pass kernel's is; `top_shift` says this c is).
+pub(super) fn finish<const SYM: bool>(
+    p: Partial,
+    c: f32,
+    prm: &RowParams,
+    want_grad: bool,
+    top_shift: bool,
+) -> Option<(f64, Plan)> {
     let zs = p.e;
-    if want_grad && zs <= 2.0 {
+    if want_grad && !top_shift && zs <= 2.0 {
         return None;
     }
     let (a, u, s1, s2) = (p.a / zs, p.u / zs, p.s1 / zs, p.s2 / zs);
@@ -512,7 +519,7 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     } else {
         shift_and_sums::<S, E, SYM, BLOCK>(simd, s, t, inv, inv64, phi)
     };
-    let Some((value, plan)) = finish::<SYM>(z, c, prm, want_grad) else {
+    let Some((value, plan)) = finish::<SYM>(z, c, prm, want_grad, false) else {
         return Outcome::Declined;
     };
     if kept {
@@ -571,12 +578,21 @@ pub(super) fn rdrop_row<S: Simd, E: Load<Real = f32>, G: Elem>(
         Some((a, b)) => short_partial::<S, E, true, true, true, true>(simd, s, t, inv, c, m2, Some((a, b))),
         None => short_partial::<S, E, true, false, false, true>(simd, s, t, inv, c, m2, None),
     };
-    let Some((sym, plan)) = finish::<true>(z, c, prm, want_grad) else {
+    // c = fl(m − m2) is a class k's own fl(s_k − t_k) when both rows' maxima are at k (the class
+    // with p ≥ ½, if there is one); a confident row's label is that class: no search then
+    let (xy, yy) = (s[label].to_real(), t[label].to_real());
+    // (asked only of a row led by one class, the only one that needs it)
+    let top = want_grad
+        && z.e <= 2.0
+        && ((xy == m && yy == m2) || (0..n).any(|i| s[i].to_real() == m && t[i].to_real() == m2));
+    let Some((sym, plan)) = finish::<true>(z, c, prm, want_grad, top) else {
         return Outcome::Declined;
     };
     // t's terms were relative to m − c, which is t's max up to the rounding of c
-    sums.below[1] *= ((f64::from(m) - f64::from(c) - f64::from(m2)) * inv64).exp();
-    let (xy, yy) = (s[label].to_real(), t[label].to_real());
+    let off = f64::from(m) - f64::from(c) - f64::from(m2);
+    if off != 0.0 {
+        sums.below[1] *= (off * inv64).exp();
+    }
     let (ce1, d1) = sums.ce(0, m, xy, inv64);
     let (ce2, d2) = sums.ce(1, m2, yy, inv64);
     let value = half * sym + ce1 + ce2;
@@ -859,11 +875,7 @@ mod tests {
                 let v0 = dispatch_on(isa, bare).unwrap().unwrap_or_else(|| panic!("{what}: declined"));
                 assert!((v0 - want).abs() <= 2e-5 * want, "{what}: {v0} vs {want}");
                 let k32 = Rdrop { s: &s, t: &t, label, half, prm, grads: [Some(&mut g32[..]), Some(&mut h32[..])] };
-                let Some(v32) = dispatch_on(isa, k32).unwrap() else {
-                    // gradients of a row led by one class (Σ e^{s − max} ≤ 2) are the two-pass kernel's
-                    assert!(s.iter().map(|&v| f64::from(v - s[label]).exp()).sum::<f64>() <= 2.0, "{what}: declined");
-                    continue;
-                };
+                let v32 = dispatch_on(isa, k32).unwrap().unwrap_or_else(|| panic!("{what}: declined (f32)"));
                 let k64 = Rdrop { s: &s, t: &t, label, half, prm, grads: [Some(&mut g64[..]), Some(&mut h64[..])] };
                 let v64 = dispatch_on(isa, k64).unwrap().unwrap_or_else(|| panic!("{what}: declined (f64)"));
                 assert_eq!(v0.to_bits(), v32.to_bits(), "{what}: value with and without gradients");

@@ -60,9 +60,9 @@ fn one_pass<E: Load<Real = f32>, G: Elem>(
     });
     let merged = parts.into_iter().reduce(|a, b| a.merge(b, prm.inv_tau))?;
     let (value, plan) = if sym {
-        softmax_onepass::finish::<true>(merged, c, prm, want_grad)?
+        softmax_onepass::finish::<true>(merged, c, prm, want_grad, false)?
     } else {
-        softmax_onepass::finish::<false>(merged, c, prm, want_grad)?
+        softmax_onepass::finish::<false>(merged, c, prm, want_grad, false)?
     };
     if want_grad {
         map_pieces(grad_pieces(grads, cols), |(r, [gs, gt])| {
