@@ -275,32 +275,28 @@ REDUCED_DIV_LONG = (
 TAGS = ("dominant60-T1", "dominant45-T0.75", "scale30-noise0.1-C100-T0.5")
 
 
+def _on_every_path(cases, full: bool) -> list:
+    """pytest parameters (case, path) for every SIMD path, the path innermost (a case's cached
+    reference serves every path); the full grid's are opt-in (`full_only`)."""
+    prefix, marks = ("full-", full_only) if full else ("", ())
+    return [pytest.param(c, path, id=f"{prefix}{c.id}-{path}", marks=marks) for c in cases for path in PATHS]
+
+
 def _reduced_div_cases():
-    out = []
+    cases = []
     for div in DIVS:
         for dname in DTYPES:
             cfgs = list(REDUCED_DIV) + [cfg for cfg, use in REDUCED_DIV_LONG if use(div, dname)]
-            cases = [DivCase(div, dname, *c) for c in cfgs]
+            cases += [DivCase(div, dname, *c) for c in cfgs]
             cases += [DivCase(div, dname, 0, 0, (), 0, 0, tag=tag) for tag in TAGS]
-            for c in cases:
-                for path in PATHS:  # innermost: the cached reference serves every path
-                    out.append(pytest.param(c, path, id=f"{c.id}-{path}"))
-    return out
+    return _on_every_path(cases, full=False)
 
 
 def _full_div_cases():
-    out = []
-    for div in DIVS:
-        for dname in DTYPES:
-            for scale in SCALES:
-                for shift in SHIFTS:
-                    for C in LENGTHS:
-                        for T in TEMPS:
-                            eps = EPSS if C <= 32000 else EPSS[::2]  # long rows: 1e-5, 1e-3, 1e-1
-                            c = DivCase(div, dname, scale, shift, eps, C, T)
-                            for path in PATHS:
-                                out.append(pytest.param(c, path, id=f"full-{c.id}-{path}", marks=full_only))
-    return out
+    cases = [DivCase(div, dname, scale, shift, EPSS if C <= 32000 else EPSS[::2], C, T)  # long rows: 1e-5, 1e-3, 1e-1
+             for div in DIVS for dname in DTYPES for scale in SCALES for shift in SHIFTS for C in LENGTHS
+             for T in TEMPS]
+    return _on_every_path(cases, full=True)
 
 
 @pytest.mark.parametrize("case,path", _reduced_div_cases())
@@ -381,7 +377,7 @@ REDUCED_LOSS_LONG = {"float64": (8.0, SPLIT_C, 1.0), "float32": (8.0, 10**6, 1.0
 
 
 def _loss_cases(full: bool):
-    out = []
+    cases = []
     for kind in LOSSES:
         for dname in DTYPES:
             if full:
@@ -390,12 +386,8 @@ def _loss_cases(full: bool):
             else:
                 cfgs = list(REDUCED_LOSS) + ([REDUCED_LOSS_LONG[dname]] if dname in REDUCED_LOSS_LONG else [])
                 cfgs = [(sc, C, T if kind == "softmax_ce" else 1.0) for sc, C, T in cfgs]
-            for cfg in cfgs:
-                c = LossCase(kind, dname, *cfg)
-                for path in PATHS:
-                    out.append(pytest.param(c, path, id=("full-" if full else "") + f"{c.id}-{path}",
-                                            marks=full_only if full else ()))
-    return out
+            cases += [LossCase(kind, dname, *cfg) for cfg in cfgs]
+    return _on_every_path(cases, full)
 
 
 @pytest.mark.parametrize("case,path", _loss_cases(False))
@@ -469,14 +461,7 @@ REDUCED_RDROP = ((1.0, 0.0, 100), (30.0, 5.0, 100), (8.0, -5.0, 1000), (30.0, 0.
 def _rdrop_cases(full: bool):
     cfgs = ([(sc, sh, C) for sc in SCALES for sh in SHIFTS for C in (16, 100, 1000, 32000)] if full
             else REDUCED_RDROP)
-    out = []
-    for dname in DTYPES:
-        for cfg in cfgs:
-            c = RdropCase(dname, *cfg)
-            for path in PATHS:
-                out.append(pytest.param(c, path, id=("full-" if full else "") + f"{c.id}-{path}",
-                                        marks=full_only if full else ()))
-    return out
+    return _on_every_path([RdropCase(dname, *cfg) for dname in DTYPES for cfg in cfgs], full)
 
 
 @pytest.mark.parametrize("case,path", _rdrop_cases(False))

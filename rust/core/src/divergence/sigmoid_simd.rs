@@ -22,13 +22,12 @@
 //! errors are a few 1e-7, and they add without cancellation (every term is ≥ 0).
 
 
-use half::{bf16, f16};
 
 use super::{PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{hsum, BLOCK};
-use crate::simd::convert::{same_type_slice, same_type_slice_mut, store_scaled};
+use crate::simd::convert::{same_type_slice_mut, store_scaled, with_f32_lanes};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
 /// Row values below this are recomputed by the scalar f64 kernel.
@@ -62,16 +61,7 @@ pub(crate) fn try_row_on<E: Elem, G: Elem>(
     if s.is_empty() || !matches!(kind, PairKind::SigmoidKl | PairKind::SigmoidSymKl) {
         return None;
     }
-    if let (Some(s), Some(t)) = (same_type_slice::<E, f32>(s), same_type_slice::<E, f32>(t)) {
-        return typed(isa, kind, s, t, mask, weights, prm, grads);
-    }
-    if let (Some(s), Some(t)) = (same_type_slice::<E, f16>(s), same_type_slice::<E, f16>(t)) {
-        return typed(isa, kind, s, t, mask, weights, prm, grads);
-    }
-    if let (Some(s), Some(t)) = (same_type_slice::<E, bf16>(s), same_type_slice::<E, bf16>(t)) {
-        return typed(isa, kind, s, t, mask, weights, prm, grads);
-    }
-    None
+    with_f32_lanes!(E, (s, t) => typed(isa, kind, s, t, mask, weights, prm, grads)).flatten()
 }
 
 fn typed<L: Load<Real = f32>, G: Elem>(
@@ -380,6 +370,7 @@ impl<L: Load<Real = f32>, G: Elem> SigmoidRow<'_, L, G> {
 mod tests {
     use super::super::sigmoid;
     use super::*;
+    use half::{bf16, f16};
     use crate::testing::noise;
     use crate::simd::available;
 

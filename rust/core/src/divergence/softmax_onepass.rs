@@ -205,9 +205,21 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
     }
 }
 
-/// [`partial`] for a row shorter than [`SHORT_ROW`], in chunks of [`LANES`] classes
-/// (`for_each_chunk_pair!`): one sweep for the max of s, then one for the terms, summed in f32 per
-/// lane over at most 8 chunks (≤ 8 roundings, as the spans of [`partial`]) and in f64 across them.
+/// The max of a short row, in chunks of [`LANES`] classes.
+#[inline(always)]
+fn short_max<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E]) -> f32 {
+    let mut mx = [f32::NEG_INFINITY; LANES];
+    for_each_chunk!(simd, E, s, f32::NEG_INFINITY, |_start, x| {
+        for i in 0..LANES {
+            mx[i] = mx[i].max(x[i]);
+        }
+    });
+    max_lanes(&mx)
+}
+
+/// [`partial`] for a row shorter than [`SHORT_ROW`] whose max `m` the caller found, in chunks of
+/// [`LANES`] classes (`for_each_chunk_pair!`): one sweep for the terms, summed in f32 per lane over
+/// at most 8 chunks (≤ 8 roundings, as the spans of [`partial`]) and in f64 across them.
 /// The padding is s = M, t = M − c (δ ≈ 0, every term finite) weighted 0; if a pad's δ were beyond
 /// range its term would be NaN and the row declined, never wrong.
 ///
@@ -216,7 +228,7 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
 /// A declined row's fallback kernels write every gradient entry, so nothing kept outlives the call.
 ///
 /// With `CE` (R-Drop's fused row, [`rdrop_row`]) it also sums each row's cross-entropy terms
-/// ([`LabelSums`]); `m2` is then t's max.
+/// ([`LabelSums`]); `m2` is then t's max (unused otherwise).
 #[inline(always)]
 fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const KEEP: bool, const CE: bool>(
     simd: S,
@@ -224,16 +236,9 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool,
     t: &[E],
     inv: f32,
     c: f32,
-    m2: f32,
+    [m, m2]: [f32; 2],
     mut keep: Option<(&mut [f32], &mut [f32])>,
 ) -> (Partial, LabelSums) {
-    let mut mx = [f32::NEG_INFINITY; LANES];
-    for_each_chunk!(simd, E, s, f32::NEG_INFINITY, |_start, x| {
-        for i in 0..LANES {
-            mx[i] = mx[i].max(x[i]);
-        }
-    });
-    let m = max_lanes(&mx);
     let (mut fe, mut fa, mut fu, mut f1, mut f2) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
     let (mut ze, mut za, mut zu, mut z1, mut z2) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     let n = s.len();
@@ -292,6 +297,9 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool,
         }
     });
     let partial = Partial { m, e: sum_lanes_f64(&ze), a: sum_lanes_f64(&za), u: sum_lanes_f64(&zu), s1: sum_lanes_f64(&z1), s2: sum_lanes_f64(&z2) };
+    if !CE {
+        return (partial, LabelSums::default());
+    }
     let [r1, k1, r2, k2] = zl.map(|z| sum_lanes_f64(&z));
     (partial, LabelSums { below: [r1, r2], at_max: [k1, k2] })
 }
@@ -510,10 +518,11 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
         let c = shift::<S, E, LANES>(simd, s, t);
         let keep = if want_grad { f32_rows(grads) } else { None };
         kept = keep.is_some();
+        let maxima = [short_max(simd, s), 0.0];
         let (z, _) = match (phi, kept) {
-            (_, true) => short_partial::<S, E, SYM, true, true, false>(simd, s, t, inv, c, 0.0, keep),
-            (true, false) => short_partial::<S, E, SYM, true, false, false>(simd, s, t, inv, c, 0.0, None),
-            (false, false) => short_partial::<S, E, SYM, false, false, false>(simd, s, t, inv, c, 0.0, None),
+            (_, true) => short_partial::<S, E, SYM, true, true, false>(simd, s, t, inv, c, maxima, keep),
+            (true, false) => short_partial::<S, E, SYM, true, false, false>(simd, s, t, inv, c, maxima, None),
+            (false, false) => short_partial::<S, E, SYM, false, false, false>(simd, s, t, inv, c, maxima, None),
         };
         (c, z)
     } else {
@@ -575,8 +584,8 @@ pub(super) fn rdrop_row<S: Simd, E: Load<Real = f32>, G: Elem>(
         scratch.as_mut().map(|[a, b]| (&mut a[..n], &mut b[..n]))
     };
     let (z, mut sums) = match keep.as_mut() {
-        Some((a, b)) => short_partial::<S, E, true, true, true, true>(simd, s, t, inv, c, m2, Some((a, b))),
-        None => short_partial::<S, E, true, false, false, true>(simd, s, t, inv, c, m2, None),
+        Some((a, b)) => short_partial::<S, E, true, true, true, true>(simd, s, t, inv, c, [m, m2], Some((a, b))),
+        None => short_partial::<S, E, true, false, false, true>(simd, s, t, inv, c, [m, m2], None),
     };
     // c = fl(m − m2) is a class k's own fl(s_k − t_k) when both rows' maxima are at k (the class
     // with p ≥ ½, if there is one); a confident row's label is that class: no search then

@@ -19,16 +19,14 @@
 //! Each f32 term carries a few 1e-7 of relative error, and all terms are ≥ 0, so the sums keep
 //! ~1e-6 relative accuracy; an error in the lse difference enters only at second order.
 
-use std::any::TypeId;
 
-use half::{bf16, f16};
 
 use super::softmax_onepass::{self, Outcome};
 use super::softmax_split;
 use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{GradRows, RowValue};
-use crate::simd::convert::{same_type_slice, store_scaled};
+use crate::simd::convert::{store_scaled, with_f32_lanes};
 use crate::simd::block::{hmax, hsum, BLOCK, LANES, SHORT_ROW};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};
 
@@ -67,16 +65,7 @@ pub(crate) fn row_on<E: Elem, G: Elem>(
     if s.len() < MIN_COLS || s.len() != t.len() || !matches!(kind, PairKind::Kl | PairKind::SymKl | PairKind::Js) {
         return None;
     }
-    let id = TypeId::of::<E>();
-    if id == TypeId::of::<f32>() {
-        run(isa, Pair { kind, s: cast::<E, f32>(s), t: cast::<E, f32>(t), prm, grads })
-    } else if id == TypeId::of::<f16>() {
-        run(isa, Pair { kind, s: cast::<E, f16>(s), t: cast::<E, f16>(t), prm, grads })
-    } else if id == TypeId::of::<bf16>() {
-        run(isa, Pair { kind, s: cast::<E, bf16>(s), t: cast::<E, bf16>(t), prm, grads })
-    } else {
-        None
-    }
+    with_f32_lanes!(E, (s, t) => run(isa, Pair { kind, s, t, prm, grads })).flatten()
 }
 
 /// R-Drop's softmax row from one sweep (`softmax_onepass::rdrop_row`) on the active SIMD path;
@@ -92,16 +81,7 @@ pub(crate) fn rdrop_row<E: Elem, G: Elem>(
     if s.len() < MIN_COLS {
         return None;
     }
-    let id = TypeId::of::<E>();
-    if id == TypeId::of::<f32>() {
-        dispatch(Rdrop { s: cast::<E, f32>(s), t: cast::<E, f32>(t), label, half, prm, grads })
-    } else if id == TypeId::of::<f16>() {
-        dispatch(Rdrop { s: cast::<E, f16>(s), t: cast::<E, f16>(t), label, half, prm, grads })
-    } else if id == TypeId::of::<bf16>() {
-        dispatch(Rdrop { s: cast::<E, bf16>(s), t: cast::<E, bf16>(t), label, half, prm, grads })
-    } else {
-        None
-    }
+    with_f32_lanes!(E, (s, t) => dispatch(Rdrop { s, t, label, half, prm, grads })).flatten()
 }
 
 struct Rdrop<'r, 'a, 'g, E, G> {
@@ -133,11 +113,6 @@ fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>
         None => dispatch(k),
         Some(isa) => dispatch_on(isa, k).ok().flatten(),
     }
-}
-
-/// `x` as a slice of `F`, which is the same type as `E` (checked by the caller's dispatch).
-fn cast<E: 'static, F: 'static>(x: &[E]) -> &[F] {
-    same_type_slice(x).expect("the element type was matched before the cast")
 }
 
 struct Pair<'r, 'a, 'g, E, G> {
@@ -619,6 +594,7 @@ fn two_pass<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8, const B: usize>(
 mod tests {
     use super::super::softmax;
     use super::*;
+    use half::{bf16, f16};
     use crate::testing::noise;
     use crate::simd::available;
 

@@ -6,12 +6,11 @@
 //! A −inf logit with label 0 is an absent class (0, not counted), as in the scalar kernel.
 
 
-use half::{bf16, f16};
 
 use crate::element::Elem;
 use crate::parallel::RowValue;
 use crate::simd::block::{hsum, Blocked, BlockedRow, BLOCK};
-use crate::simd::convert::{same_type_slice, store_scaled};
+use crate::simd::convert::{store_scaled, with_f32_lanes};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Load, Simd};
 
 /// The fast path for one row (`None`: declined, run the scalar kernel). Writes `scale · d` into
@@ -30,16 +29,7 @@ pub(crate) fn try_row_on<E: Elem, T: Elem>(
     if s.is_empty() || y.len() != s.len() {
         return None;
     }
-    if let Some(s) = same_type_slice::<E, f32>(s) {
-        return typed(isa, s, y, scale, grad);
-    }
-    if let Some(s) = same_type_slice::<E, f16>(s) {
-        return typed(isa, s, y, scale, grad);
-    }
-    if let Some(s) = same_type_slice::<E, bf16>(s) {
-        return typed(isa, s, y, scale, grad);
-    }
-    None
+    with_f32_lanes!(E, (s) => typed(isa, s, y, scale, grad)).flatten()
 }
 
 fn typed<L: Load<Real = f32>, T: Elem, G: Elem>(

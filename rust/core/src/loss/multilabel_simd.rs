@@ -13,13 +13,12 @@
 //! so no f32 rounding of log Z enters the exponent.
 
 
-use half::{bf16, f16};
 
 use crate::element::Elem;
 use crate::math::softplus;
 use crate::parallel::RowValue;
 use crate::simd::block::{hmax, hsum, Blocked, BlockedRow, BLOCK};
-use crate::simd::convert::{same_type_slice, store_scaled};
+use crate::simd::convert::{store_scaled, with_f32_lanes};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Load, Simd};
 
 /// The fast path for one row (`None`: declined, run the scalar kernel).
@@ -46,16 +45,7 @@ pub(crate) fn try_row_on<E: Elem, T: Elem, G: Elem>(
     if mask.is_some() || s.is_empty() || y.len() != s.len() {
         return None;
     }
-    if let Some(s) = same_type_slice::<E, f32>(s) {
-        return typed(isa, s, y, scale, add, grad);
-    }
-    if let Some(s) = same_type_slice::<E, f16>(s) {
-        return typed(isa, s, y, scale, add, grad);
-    }
-    if let Some(s) = same_type_slice::<E, bf16>(s) {
-        return typed(isa, s, y, scale, add, grad);
-    }
-    None
+    with_f32_lanes!(E, (s) => typed(isa, s, y, scale, add, grad)).flatten()
 }
 
 fn typed<L: Load<Real = f32>, T: Elem, G: Elem>(

@@ -95,7 +95,9 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
     let half = alpha / 2.0;
     let kl_params = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: scale * half };
     let add = alpha > 0.0;
-    let eps_free = opts.label_smoothing == 0.0;
+    // the rows R-Drop's one-sweep kernel is for (`softmax_simd::rdrop_row`), given a class label
+    // and no class mask
+    let one_sweep = kind == RdropKind::Softmax && add && opts.label_smoothing == 0.0;
     let ce_params = CeParams { inv_tau: 1.0, eps: opts.label_smoothing, grad_scale: scale, add };
     let errors = FirstError::default();
     let kernel = |r: usize, mut g: GradRows<'_, E>| {
@@ -104,7 +106,7 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
         };
         let mask = masks.class_row(r);
         let (a, b) = (s1.row(r), s2.row(r));
-        if let (RdropKind::Softmax, RowTarget::Class(y), None, true, true) = (kind, label, mask, add, eps_free) {
+        if let (true, RowTarget::Class(y), None) = (one_sweep, label, mask) {
             // the two cross-entropies and the symmetric KL from one sweep of both rows
             if let Some(v) = softmax_simd::rdrop_row(a, b, y, half, &kl_params, &mut g) {
                 return v;

@@ -15,14 +15,13 @@
 //! logit (checked in the same sweep: `x · 0` is NaN exactly for ±inf and NaN), a scaled logit
 //! beyond f32's range, or a label whose gradient needs f64 sums (`add` with f32 or half gradients).
 
-use half::{bf16, f16};
 
 use super::online::MaxRest;
 use super::softmax_ce::{CeParams, Stats};
 use crate::element::Elem;
 use crate::parallel::RowValue;
 use crate::simd::block::{for_each_chunk, hmax, hsum, max_lanes, sum_lanes, BLOCK, LANES as W, SHORT_ROW};
-use crate::simd::convert::{same_type_slice, same_type_slice_mut, store_scaled};
+use crate::simd::convert::{same_type_slice_mut, store_scaled, with_f32_lanes};
 use crate::simd::{dispatch, vmath, Kernel, Load, Simd};
 
 /// The cross-entropy of one row against class `label`, gradient written (or added, `prm.add`)
@@ -40,16 +39,7 @@ pub(crate) fn class_row<E: Elem, G: Elem>(
     if prm.add && grad.is_some() && G::NAME != f64::NAME {
         return None;
     }
-    if let Some(s) = same_type_slice::<E, f32>(s) {
-        return dispatch(ClassRow { s, label, prm, grad });
-    }
-    if let Some(s) = same_type_slice::<E, f16>(s) {
-        return dispatch(ClassRow { s, label, prm, grad });
-    }
-    if let Some(s) = same_type_slice::<E, bf16>(s) {
-        return dispatch(ClassRow { s, label, prm, grad });
-    }
-    None
+    with_f32_lanes!(E, (s) => dispatch(ClassRow { s, label, prm, grad })).flatten()
 }
 
 struct ClassRow<'a, L, G> {

@@ -332,3 +332,24 @@ pub(crate) fn same_type_slice<E: 'static, T: 'static>(x: &[E]) -> Option<&[T]> {
         None
     }
 }
+
+/// `Some($body)` with each row `$x` (a slice of `$E`) seen as its own element type when that is
+/// one the f32 SIMD kernels load (f32, f16, bf16; the body is instantiated once per type, so
+/// generic code in it is monomorphised for each); `None` for any other type (f64). The one home of
+/// the f32 kernels' element-type switch.
+macro_rules! with_f32_lanes {
+    ($E:ty, ($($x:ident),+) => $body:expr) => {{
+        use $crate::simd::convert::same_type_slice;
+        if let ($(Some($x),)+) = ($(same_type_slice::<$E, f32>($x),)+) {
+            Some($body)
+        } else if let ($(Some($x),)+) = ($(same_type_slice::<$E, half::f16>($x),)+) {
+            Some($body)
+        } else if let ($(Some($x),)+) = ($(same_type_slice::<$E, half::bf16>($x),)+) {
+            Some($body)
+        } else {
+            None
+        }
+    }};
+}
+
+pub(crate) use with_f32_lanes;
