@@ -171,9 +171,6 @@ def _probabilities(arr: Any, logits_dtype: np.dtype, name: str) -> Any:
     return arr.astype(A.probability_dtype(arr.dtype, logits_dtype, name), copy=False)
 
 
-_int_option = A.check_int
-
-
 def _loss_masks(dev: Any, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, int, Any]:
     """`where` as (class mask rows, its row stride, None) or, when its last axis has length 1,
     (None, 0, row mask): as the NumPy API reads it."""
@@ -421,7 +418,7 @@ def softmax_ce(logits: Any, target: Any, *, label_smoothing: float = 0.0, ignore
     dev = _device()
     arr, reduction, grad = _loss_logits(dev, logits, reduction, grad)
     shape, dtype, lead = tuple(arr.shape), arr.dtype, tuple(arr.shape[:-1])
-    ignore_index = _int_option(ignore_index, "ignore_index")
+    ignore_index = A.check_int(ignore_index, "ignore_index")
     eps = _check_unit(A.check_number(label_smoothing, "label_smoothing"), "label_smoothing")
     inv_tau = 1.0 / _check_temperature(A.check_number(temperature, "temperature"))
     with dev.on(dev.device_id(arr)):

@@ -46,9 +46,6 @@ def _logits(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-_int_option = A.check_int
-
-
 def _as_int64(arr: np.ndarray, name: str) -> np.ndarray:
     """An integer array as int64, refusing bool and floats (TypeError) and uint64 beyond int64."""
     if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
@@ -274,7 +271,7 @@ def softmax_ce(
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     args = (
         A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), labels, probs,
-        _int_option(ignore_index, "ignore_index"), A.check_number(label_smoothing, "label_smoothing"),
+        A.check_int(ignore_index, "ignore_index"), A.check_number(label_smoothing, "label_smoothing"),
         A.check_number(temperature, "temperature"), class_mask, row_mask, reduction,
         outs.value_arg(), outs.grad_arg(0),
     )
@@ -474,7 +471,7 @@ def sparse_multilabel_ce(
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.sparse_multilabel_ce(
-        A.elem_name(dtype), A.raw(A.rows_view(arr)), pos2, _int_option(pad, "pad"), class_mask, row_mask,
+        A.elem_name(dtype), A.raw(A.rows_view(arr)), pos2, A.check_int(pad, "pad"), class_mask, row_mask,
         reduction, outs.value_arg(), outs.grad_arg(0),
     )
     return outs.result(total)
@@ -554,7 +551,7 @@ def globalpointer_ce(
     pos = np.asarray(spans_or_positives)
     spans = A.globalpointer_layout(arr.shape, pos.shape)
     pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos.shape[2] * (2 if spans else 1))
-    pad = _int_option(pad, "pad")
+    pad = A.check_int(pad, "pad")
     token_mask = None
     if mask is not None:
         m = np.asarray(mask)
@@ -638,7 +635,7 @@ def gamma_ce(
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     b = None if threshold is None else A.check_number(threshold, "threshold")
     total, _ = _native.gamma_ce(
-        A.elem_name(dtype), A.raw(A.rows_view(arr)), labels, _int_option(ignore_index, "ignore_index"),
+        A.elem_name(dtype), A.raw(A.rows_view(arr)), labels, A.check_int(ignore_index, "ignore_index"),
         A.check_number(gamma, "gamma"), b, class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0),
     )
     return outs.result(total)
@@ -730,7 +727,7 @@ def kd_loss(
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 2 if grad_teacher else 1, grad)
     total, _ = _native.kd_loss(
         A.elem_name(dtype), telem, A.raw(A.rows_view(s_arr)), A.raw(A.rows_view(t_arr)), labels, probs,
-        _int_option(ignore_index, "ignore_index"), A.check_number(temperature, "temperature"),
+        A.check_int(ignore_index, "ignore_index"), A.check_number(temperature, "temperature"),
         A.check_number(alpha, "alpha"), A.check_flag(t2, "t2"), A.check_number(label_smoothing, "label_smoothing"),
         class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0), outs.grad_arg(1),
     )
@@ -806,7 +803,7 @@ def rdrop_loss(
     outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
     total, _ = _native.rdrop_loss(
         A.elem_name(dtype), telem, kind, A.raw(A.rows_view(a)), A.raw(A.rows_view(b)), labels, probs,
-        _int_option(ignore_index, "ignore_index"), A.check_number(alpha, "alpha"),
+        A.check_int(ignore_index, "ignore_index"), A.check_number(alpha, "alpha"),
         A.check_number(label_smoothing, "label_smoothing"), class_mask, row_mask, reduction,
         outs.value_arg(), outs.grad_arg(0), outs.grad_arg(1),
     )
