@@ -147,29 +147,34 @@ fn sums<S: Simd, L: Load<Real = f32>, const B: usize, const KEEP: bool>(
     Some(Sums { max: m, below: hsum(&zr[..used]), at_max: hsum(&zk[..used]), gap: hsum(&zb[..used]) })
 }
 
-/// [`sums`] for a row shorter than [`SHORT_ROW`]: one sweep for the max, one for the terms, each
-/// summed in f32 per lane (at most `SHORT_ROW / W` = 32 terms, a relative error below 32 units of
-/// f32's rounding, 2e-6) and across lanes in f64. The padding of the last chunk is the max
-/// itself: a term 0 below the max, one more class at it (taken back), nothing for B.
+/// [`sums`] for a row shorter than [`SHORT_ROW`]: one sweep for the max (and the finiteness
+/// check: `x · 0` is NaN exactly for ±inf and NaN), one for the terms, each summed in f32 per
+/// lane (at most `SHORT_ROW / W` = 64 terms, a relative error below 64 units of f32's rounding,
+/// 4e-6) and across lanes in f64. The padding of the last chunk is the row's first logit for the
+/// max sweep and the max itself for the terms: a term 0 below the max, one more class at it
+/// (taken back), nothing for B.
 ///
 /// `terms`, when given (an f32 gradient row being overwritten), receives every e^{(x − M)/τ}: the
 /// gradient is then one multiply-add per class instead of a second exponential.
 #[inline(always)]
-fn short_sums<S: Simd, L: Load<Real = f32>, const KEEP: bool>(
+fn short_sums<S: Simd, L: Load<Real = f32>, const KEEP: bool, const SMOOTH: bool>(
     simd: S,
     s: &[L],
     inv: f32,
-    smooth: bool,
     mut terms: Option<&mut [f32]>,
 ) -> Option<Sums> {
-    let mut mx = [f32::NEG_INFINITY; W];
-    for_each_chunk!(simd, L, s, f32::NEG_INFINITY, |_start, x| {
+    let (mut mx, mut chk) = ([f32::NEG_INFINITY; W], [0.0f32; W]);
+    for_each_chunk!(simd, L, s, L::to_real(s[0]), |_start, x| {
         for i in 0..W {
             mx[i] = mx[i].max(x[i]);
+            chk[i] += x[i] * 0.0;
         }
     });
+    if sum_lanes(&chk).is_nan() {
+        return None;
+    }
     let m = max_lanes(&mx);
-    let (mut r, mut k, mut b, mut chk) = ([0.0f32; W], [0.0f32; W], [0.0f32; W], [0.0f32; W]);
+    let (mut r, mut k, mut b) = ([0.0f32; W], [0.0f32; W], [0.0f32; W]);
     let mut e = [0.0f32; W];
     for_each_chunk!(simd, L, s, m, |start, x| {
         for i in 0..W {
@@ -179,8 +184,7 @@ fn short_sums<S: Simd, L: Load<Real = f32>, const KEEP: bool>(
             e[i] = vmath::exp_nonpos(simd, (x[i] - m) * inv);
             r[i] += e[i] * below;
             k[i] += 1.0 - below;
-            chk[i] += x[i] * 0.0;
-            if smooth {
+            if SMOOTH {
                 b[i] += m - x[i];
             }
         }
@@ -193,11 +197,9 @@ fn short_sums<S: Simd, L: Load<Real = f32>, const KEEP: bool>(
             }
         }
     });
-    if sum_lanes(&chk).is_nan() {
-        return None;
-    }
     let pads = (s.len().div_ceil(W) * W - s.len()) as f64;
-    Some(Sums { max: m, below: sum_lanes(&r), at_max: sum_lanes(&k) - pads, gap: sum_lanes(&b) })
+    let gap = if SMOOTH { sum_lanes(&b) } else { 0.0 };
+    Some(Sums { max: m, below: sum_lanes(&r), at_max: sum_lanes(&k) - pads, gap })
 }
 
 /// Writes (or adds) `scale · (p_i − t_i)` for every class, t = (1−ε)·onehot(label) + ε/n; the
@@ -261,8 +263,10 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
         let mut span_max = [0.0f32; KEPT_SPANS];
         // (two instances each: a value-only sweep without the stores)
         let z = match (short, have_terms) {
-            (true, true) => short_sums::<S, L, true>(simd, s, inv, smooth, terms)?,
-            (true, false) => short_sums::<S, L, false>(simd, s, inv, smooth, None)?,
+            (true, true) if smooth => short_sums::<S, L, true, true>(simd, s, inv, terms)?,
+            (true, true) => short_sums::<S, L, true, false>(simd, s, inv, terms)?,
+            (true, false) if smooth => short_sums::<S, L, false, true>(simd, s, inv, None)?,
+            (true, false) => short_sums::<S, L, false, false>(simd, s, inv, None)?,
             (false, true) => sums::<S, L, BLOCK, true>(simd, s, inv, smooth, terms, &mut span_max)?,
             (false, false) => sums::<S, L, BLOCK, false>(simd, s, inv, smooth, None, &mut span_max)?,
         };
@@ -370,7 +374,7 @@ mod tests {
 
     #[test]
     fn every_row_length_matches_the_scalar_kernel() {
-        // lengths around the lane chunks (W = 32) and the short/long boundary (1024)
+        // lengths around the lane chunks (W = 16) and the short/long boundary (1024)
         let lengths = (1..=40).chain([63, 64, 65, 100, 1000, 1023, 1024, 1025, 3000]);
         for n in lengths {
             for (eps, tau, scale) in [(0.0, 1.0, 4.0), (0.1, 0.5, 8.0), (0.0, 2.0, 30.0)] {
