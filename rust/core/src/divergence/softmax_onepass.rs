@@ -24,7 +24,7 @@ use crate::element::Elem;
 use crate::math::x_minus_log1p;
 use crate::parallel::{GradRows, RowValue};
 use crate::simd::block::{
-    for_each_chunk, for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES, SHORT_ROW,
+    for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES, SHORT_ROW,
 };
 use crate::simd::convert::{same_type_slice_mut, store_scaled};
 use crate::simd::{vmath, Load, Simd};
@@ -205,19 +205,30 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
     }
 }
 
-/// The max of a short row, in chunks of [`LANES`] classes.
+/// The maxima of both rows of a short pair, in one sweep in chunks of [`LANES`] classes.
 #[inline(always)]
-fn short_max<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E]) -> f32 {
-    let mut mx = [f32::NEG_INFINITY; LANES];
-    for_each_chunk!(simd, E, s, f32::NEG_INFINITY, |_start, x| {
+fn short_maxima<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E]) -> [f32; 2] {
+    let (mut mx, mut my) = ([f32::NEG_INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
+    for_each_chunk_pair!(simd, E, s, t, (f32::NEG_INFINITY, f32::NEG_INFINITY), |_start, x, y, _valid| {
         for i in 0..LANES {
             mx[i] = mx[i].max(x[i]);
+            my[i] = my[i].max(y[i]);
         }
     });
-    max_lanes(&mx)
+    [max_lanes(&mx), max_lanes(&my)]
 }
 
-/// [`partial`] for a row shorter than [`SHORT_ROW`] whose max `m` the caller found, in chunks of
+/// Whether one class holds both rows' maxima (`m` of s, `m2` of t): the shift c = fl(m − m2) is
+/// then that class's own fl(s_k − t_k), which the gradients of a row led by one class need
+/// ([`finish`]'s `top_shift`). Asked only of such rows; `first` is a class to try before the
+/// search (R-Drop's label: a confident row's label is its leading class).
+fn one_class_holds_both<E: Load<Real = f32>>(s: &[E], t: &[E], [m, m2]: [f32; 2], first: Option<usize>) -> bool {
+    let at = |i: usize| s[i].to_real() == m && t[i].to_real() == m2;
+    first.is_some_and(at) || (0..s.len()).any(at)
+}
+
+/// [`partial`] for a row shorter than [`SHORT_ROW`] whose maxima `[m, m2]` (of s and t) the caller
+/// found ([`short_maxima`]; c is m − m2 or, for a non-finite difference, 0), in chunks of
 /// [`LANES`] classes (`for_each_chunk_pair!`): one sweep for the terms, summed in f32 per lane over
 /// at most 8 chunks (≤ 8 roundings, as the spans of [`partial`]) and in f64 across them.
 /// The padding is s = M, t = M − c (δ ≈ 0, every term finite) weighted 0; if a pad's δ were beyond
@@ -228,7 +239,7 @@ fn short_max<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E]) -> f32 {
 /// A declined row's fallback kernels write every gradient entry, so nothing kept outlives the call.
 ///
 /// With `CE` (R-Drop's fused row, [`rdrop_row`]) it also sums each row's cross-entropy terms
-/// ([`LabelSums`]); `m2` is then t's max (unused otherwise).
+/// ([`LabelSums`]) — t's relative to m2.
 #[inline(always)]
 fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool, const KEEP: bool, const CE: bool>(
     simd: S,
@@ -514,21 +525,25 @@ pub(super) fn row<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     let phi = !SYM || want_grad;
     let short = s.len() < SHORT_ROW;
     let mut kept = false;
+    let mut top = false;
     let (c, z) = if short {
-        let c = shift::<S, E, LANES>(simd, s, t);
+        // c = max s − max t: a row led by one class (in both) then keeps its gradients here
+        let maxima = short_maxima(simd, s, t);
+        let c = maxima[0] - maxima[1];
+        let c = if c.is_finite() { c } else { 0.0 };
         let keep = if want_grad { f32_rows(grads) } else { None };
         kept = keep.is_some();
-        let maxima = [short_max(simd, s), 0.0];
         let (z, _) = match (phi, kept) {
             (_, true) => short_partial::<S, E, SYM, true, true, false>(simd, s, t, inv, c, maxima, keep),
             (true, false) => short_partial::<S, E, SYM, true, false, false>(simd, s, t, inv, c, maxima, None),
             (false, false) => short_partial::<S, E, SYM, false, false, false>(simd, s, t, inv, c, maxima, None),
         };
+        top = want_grad && z.e <= 2.0 && one_class_holds_both(s, t, maxima, None);
         (c, z)
     } else {
         shift_and_sums::<S, E, SYM, BLOCK>(simd, s, t, inv, inv64, phi)
     };
-    let Some((value, plan)) = finish::<SYM>(z, c, prm, want_grad, false) else {
+    let Some((value, plan)) = finish::<SYM>(z, c, prm, want_grad, top) else {
         return Outcome::Declined;
     };
     if kept {
@@ -563,14 +578,7 @@ pub(super) fn rdrop_row<S: Simd, E: Load<Real = f32>, G: Elem>(
         return Outcome::Declined;
     }
     let (inv64, inv) = (prm.inv_tau, prm.inv_tau as f32);
-    let (mut mx, mut my) = ([f32::NEG_INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
-    for_each_chunk_pair!(simd, E, s, t, (f32::NEG_INFINITY, f32::NEG_INFINITY), |_start, x, y, _valid| {
-        for i in 0..LANES {
-            mx[i] = mx[i].max(x[i]);
-            my[i] = my[i].max(y[i]);
-        }
-    });
-    let (m, m2) = (max_lanes(&mx), max_lanes(&my));
+    let [m, m2] = short_maxima(simd, s, t);
     let c = m - m2;
     if !c.is_finite() {
         return Outcome::Declined;
@@ -587,13 +595,8 @@ pub(super) fn rdrop_row<S: Simd, E: Load<Real = f32>, G: Elem>(
         Some((a, b)) => short_partial::<S, E, true, true, true, true>(simd, s, t, inv, c, [m, m2], Some((a, b))),
         None => short_partial::<S, E, true, false, false, true>(simd, s, t, inv, c, [m, m2], None),
     };
-    // c = fl(m − m2) is a class k's own fl(s_k − t_k) when both rows' maxima are at k (the class
-    // with p ≥ ½, if there is one); a confident row's label is that class: no search then
     let (xy, yy) = (s[label].to_real(), t[label].to_real());
-    // (asked only of a row led by one class, the only one that needs it)
-    let top = want_grad
-        && z.e <= 2.0
-        && ((xy == m && yy == m2) || (0..n).any(|i| s[i].to_real() == m && t[i].to_real() == m2));
+    let top = want_grad && z.e <= 2.0 && one_class_holds_both(s, t, [m, m2], Some(label));
     let Some((sym, plan)) = finish::<true>(z, c, prm, want_grad, top) else {
         return Outcome::Declined;
     };
@@ -716,6 +719,43 @@ mod tests {
             .map(|(v, n)| (v + shift + eps * n) as f32)
             .collect();
         (s.iter().map(|&v| v as f32).collect(), t)
+    }
+
+    /// A short row led by one class (p ≥ ½) keeps its gradients in the one-pass form when that
+    /// class holds both rows' maxima (c is then its own s_k − t_k), and every entry — the
+    /// leading class's p_k (w_k − KL), a difference of small numbers, above all — matches the
+    /// scalar f64 kernel; a row whose maxima lie at two classes is declined, or matches too.
+    #[test]
+    fn rows_led_by_one_class_keep_accurate_gradients() {
+        for (c, margin, eps, tau) in [(100, 3.0, 1e-3, 1.0), (100, 12.0, 0.05, 1.0), (1000, 6.0, 1e-5, 2.0), (16, 40.0, 0.3, 1.0)] {
+            for split in [false, true] {
+                let (mut s, mut t) = pair(c, 2.0, eps, 0.5, c as u64 + 9);
+                let k = c / 3;
+                s[k] += margin as f32;
+                t[k] += margin as f32;
+                if split {
+                    // t's max moves to another class, just above its k
+                    t[k + 1] = t[k] + 0.25;
+                }
+                for sym in [false, true] {
+                    let want = scalar(sym, &s, &t, tau);
+                    for isa in available() {
+                        let what = format!("{isa} sym={sym} c={c} margin={margin} eps={eps} split={split}");
+                        let Some(got) = one_pass(isa, sym, &s, &t, tau) else {
+                            assert!(split, "{what}: declined");
+                            continue;
+                        };
+                        assert!((got.0 - want.0).abs() <= 2e-5 * want.0, "{what}: {} vs {}", got.0, want.0);
+                        for (g, w) in [(&got.1, &want.1), (&got.2, &want.2)] {
+                            for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                                let top = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                                assert!((a - b).abs() <= 2e-5 * top + 1e-5 * b.abs(), "{what}: grad[{i}] {a} vs {b}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The one-pass form takes the rows it is for (nothing declined), on every path, and
