@@ -261,7 +261,7 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
         }
         let have_terms = terms.is_some();
         let mut span_max = [0.0f32; KEPT_SPANS];
-        // (two instances each: a value-only sweep without the stores)
+        // (an instance per case: a value-only sweep without the stores, no B without smoothing)
         let z = match (short, have_terms) {
             (true, true) if smooth => short_sums::<S, L, true, true>(simd, s, inv, terms)?,
             (true, true) => short_sums::<S, L, true, false>(simd, s, inv, terms)?,

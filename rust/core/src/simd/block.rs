@@ -111,9 +111,9 @@ impl<K: BlockedRow> Kernel for Blocked<K> {
 /// Lanes of the loops over short rows (`for_each_chunk!`): two AVX2 vectors (one AVX-512), so that
 /// a kernel's accumulators stay in registers beside the exponential's constants (at 32 lanes,
 /// four vectors each, they were spilled: the short-row kernels ran 15–30 % slower), and a row of
-/// 100 classes pads to 112, not 128. Every loop over a
-/// chunk has this fixed trip count (the last chunk padded), so it vectorises whole, with no
-/// scalar remainder, and the accumulators are a few registers' worth, not [`BLOCK`] positions.
+/// 100 classes pads to 112, not 128. Every loop over a chunk has this fixed trip count (the last
+/// chunk padded), so it vectorises whole, with no scalar remainder, and the accumulators are a few
+/// registers' worth, not [`BLOCK`] positions.
 pub const LANES: usize = 16;
 
 /// Runs `$body` on each chunk of [`LANES`] classes of the row `$s` (of element type `$E`), as an
@@ -122,22 +122,18 @@ pub const LANES: usize = 16;
 /// chunks and the padded one), so it is kept inline: a closure would be left out of line,
 /// compiled without the path's features.
 macro_rules! for_each_chunk {
-    ($simd:expr, $E:ty, $s:expr, $pad:expr, |$start:ident, $x:ident| $body:block) => {
-        $crate::simd::block::for_each_chunk!($simd, $E, $s, $pad, $crate::simd::block::LANES, |$start, $x| $body)
-    };
-    ($simd:expr, $E:ty, $s:expr, $pad:expr, $width:expr, |$start:ident, $x:ident| $body:block) => {{
-        use $crate::simd::block::BLOCK;
-        const CHUNK_LANES: usize = $width;
+    ($simd:expr, $E:ty, $s:expr, $pad:expr, |$start:ident, $x:ident| $body:block) => {{
+        use $crate::simd::block::{BLOCK, LANES};
         let row = $s;
         let mut buf = [0.0f32; BLOCK];
-        let full = row.len() / CHUNK_LANES * CHUNK_LANES;
-        for $start in (0..full).step_by(CHUNK_LANES) {
-            let $x: &[f32; CHUNK_LANES] =
-                <$E as $crate::simd::Load>::load($simd, &row[$start..$start + CHUNK_LANES], &mut buf).try_into().unwrap();
+        let full = row.len() / LANES * LANES;
+        for $start in (0..full).step_by(LANES) {
+            let $x: &[f32; LANES] =
+                <$E as $crate::simd::Load>::load($simd, &row[$start..$start + LANES], &mut buf).try_into().unwrap();
             $body
         }
         if full < row.len() {
-            let mut padded = [$pad; CHUNK_LANES];
+            let mut padded = [$pad; LANES];
             for (p, &v) in padded.iter_mut().zip(&row[full..]) {
                 *p = <$E as $crate::simd::Load>::to_real(v);
             }
