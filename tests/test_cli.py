@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import logitdiv as ld
-from logitdiv.cli import main
-from logitdiv.report import fmt
+from logitdiv.scoring.cli import main
+from logitdiv.scoring.text import fmt
 
 from _score_ref import pair
 
@@ -151,7 +151,7 @@ def test_progress_only_when_asked_or_on_a_terminal(files, capsys):
 def test_builtin_progress_bar():
     import io
 
-    from logitdiv._progress import _Bar
+    from logitdiv.scoring.progress import _Bar
 
     stream = io.StringIO()
     bar = _Bar(1000, "scoring", stream=stream)

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 import logitdiv as ld
-from logitdiv.cli import main
-from logitdiv.io import open_source
+from logitdiv.scoring.cli import main
+from logitdiv.scoring.readers import open_source
 
 from _score_ref import pair
 
@@ -111,7 +111,7 @@ def test_outputs_are_written_at_their_exact_path_and_renamed_into_place(ab, caps
     assert f"wrote per-row scores to {d / 's.NPY'}" in out
     assert sorted(p.name for p in d.iterdir()) == ["a.npy", "b.npy", "s.NPY"]  # no temporary file left
     # a failed write leaves the old file as it was, and no temporary file
-    from logitdiv.io import write_scores
+    from logitdiv.scoring.writers import write_scores
 
     (d / "t.csv").write_text("old")
     with pytest.raises(ValueError):
@@ -361,9 +361,9 @@ def test_out_options_are_checked_before_the_run(ab, capsys, monkeypatch):
     d, a, b = ab
     (d / "dir.npy").mkdir()
     calls = []
-    import logitdiv.scoring
+    import logitdiv.scoring.batch
 
-    monkeypatch.setattr(logitdiv.scoring, "_score_sources", lambda *x, **k: calls.append(1))
+    monkeypatch.setattr(logitdiv.scoring.batch, "score_sources", lambda *x, **k: calls.append(1))
     rc, _, err = run_cli(capsys, "score", d / "a.npy", d / "b.npy", "--out", d / "dir.npy")
     assert rc == 1 and "is a directory" in err and "--out" in err
     rc, _, err = run_cli(capsys, "score", d / "a.npy", d / "b.npy", "--top", "-1")
@@ -395,7 +395,7 @@ def test_score_of_torch_bfloat16_tensors():
 
 def test_dask_unknown_chunk_sizes_are_named():
     da = pytest.importorskip("dask.array")
-    import logitdiv.dask as ldd
+    import logitdiv.scoring.dask as ldd
 
     a, b = pair(rows=100, classes=8, seed=175)
     A, B = da.from_array(a, chunks=(30, 8)), da.from_array(b, chunks=(30, 8))
@@ -544,7 +544,7 @@ def test_only_type_value_and_os_errors_leave_the_api(tmp_path):
 def test_only_type_value_and_os_errors_leave_torch_and_dask():
     torch = pytest.importorskip("torch")
     da = pytest.importorskip("dask.array")
-    import logitdiv.dask as ldd
+    import logitdiv.scoring.dask as ldd
     import logitdiv.torch as ldt
 
     s, t = pair(rows=3, classes=4, seed=178)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import logitdiv as ld
-from logitdiv.cli import main
-from logitdiv.llama import KldBaseSource, write_kld_base
+from logitdiv.scoring.cli import main
+from logitdiv.scoring.llama import KldBaseSource
+from logitdiv.scoring.writers import write_kld_base
 
 
 def _data(n_chunk=3, n_ctx=16, vocab=37, seed=0, spread=4.0):

@@ -1,4 +1,4 @@
-"""logitdiv.dask on a distributed.LocalCluster with two worker processes: per-row scores and the
+"""logitdiv.scoring.dask on a distributed.LocalCluster with two worker processes: per-row scores and the
 summary equal ld.score's (in memory and from .npy files), whatever the chunking."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from _score_ref import pair, reference, summary_equal
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
-ldd = pytest.importorskip("logitdiv.dask")
+ldd = pytest.importorskip("logitdiv.scoring.dask")
 
 METRICS = ("kl", "rkl", "sym_kl", "js", "sigmoid_kl", "top1", "top4")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import logitdiv as ld
-from logitdiv.io import open_source
+from logitdiv.scoring.readers import open_source
 
 from _score_ref import pair, summary_equal
 

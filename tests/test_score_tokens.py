@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import logitdiv as ld
-from logitdiv.cli import main
+from logitdiv.scoring.cli import main
 
 from _score_ref import pair
 

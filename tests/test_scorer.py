@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import logitdiv as ld
-from logitdiv.sketch import QuantileSketch
+from logitdiv.scoring.sketch import QuantileSketch
+from logitdiv.scoring.writers import write_scores
 
 from _score_ref import pair, reference
 
@@ -135,7 +136,7 @@ def test_out_streams_the_same_file(tmp_path, ext):
         pytest.importorskip("pyarrow")
     a, b = pair(rows=1000, classes=8, seed=8)
     scores, _ = ld.score(a, b)
-    ld.io.write_scores(str(tmp_path / ("whole" + ext)), scores)
+    write_scores(str(tmp_path / ("whole" + ext)), scores)
     res = ld.score(a, b, keep_scores=False, chunk_rows=77, out=str(tmp_path / ("stream" + ext)))
     assert res.scores is None
     assert (tmp_path / ("whole" + ext)).read_bytes() == (tmp_path / ("stream" + ext)).read_bytes() or ext == ".parquet"

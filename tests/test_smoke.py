@@ -24,7 +24,7 @@ def test_threads_can_be_set_and_restored():
 
 
 def test_demo_prints_a_summary():
-    out = subprocess.run([sys.executable, "-m", "logitdiv.cli", "demo"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "logitdiv.scoring.cli", "demo"], capture_output=True, text=True, check=True).stdout
     assert "top-1 agreement" in out and "kl" in out
 
 

@@ -13,9 +13,7 @@ import numpy as np
 
 from . import _native
 from .divergences import gp_kl, js, kl, sigmoid_kl, sigmoid_sym_kl, sym_kl, tv
-from .scorer import Scorer
-from .scoring import ScoreResult, score
-from .summary import Summary
+from .scoring import Scorer, ScoreResult, Summary, score
 from .losses import (
     bce,
     gamma_ce,

@@ -1,7 +1,7 @@
-"""``python -m logitdiv``: the command line (see `logitdiv.cli`)."""
+"""``python -m logitdiv``: the command line (see `logitdiv.scoring.cli`)."""
 
 import sys
 
-from .cli import main
+from .scoring.cli import main
 
 sys.exit(main())

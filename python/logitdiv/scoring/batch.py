@@ -12,20 +12,22 @@ from __future__ import annotations
 import contextlib
 import os
 
-from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _arrays as A
-from ._progress import make_progress
-from .io import Source, open_source
-from .metrics import DEFAULT_METRICS, Metric, parse_metrics
-from .scorer import Scorer, check_count, check_options, to_host, value_dtypes
+from .. import _arrays as A
+from .progress import make_progress
+from .readers import open_source
+from .sources import Source
+from .metrics import DEFAULT_METRICS, Metric
+from .scorer import Scorer, ScoreOptions, to_host
 from .tokens import check_tokens
 from .sketch import DEFAULT_EXACT_ROWS
 from .summary import Summary
+from .writers import score_format, streaming_scores
 
-__all__ = ["score", "ScoreResult", "CHUNK_BYTES", "check_options", "default_chunk_rows"]
+__all__ = ["score", "score_sources", "check_run", "ScoreResult", "CHUNK_BYTES", "default_chunk_rows"]
 
 #: Bytes of each input a chunk holds when `chunk_rows` is not given.
 CHUNK_BYTES = 16 * 1024 * 1024
@@ -113,21 +115,21 @@ def score(
         See `keep_scores`.
     tokens : array_like of ints or path to a .npy, optional
         The evaluated token of every row (one per row, class indices): adds the token-aware
-        statistics, ``summary.tokens`` (`logitdiv.tokens`: each model's PPL, their ratio and
+        statistics, ``summary.tokens`` (`logitdiv.scoring.tokens`: each model's PPL, their ratio and
         correlation, Δp, top-1 = token — llama.cpp's --kl-divergence statistics).
     out : path, optional
         Write the per-row scores there as they are computed (.npy, .csv or .parquet, as
-        `logitdiv.io.write_scores`), renamed onto the path once complete.
+        `logitdiv.scoring.writers.write_scores`), renamed onto the path once complete.
 
     Returns
     -------
     ScoreResult(scores, summary)
         ``scores[name]`` a 1-D array of per-row values (float64 for float64 logits, float32
-        otherwise; agreement metrics float32), ``summary`` a `logitdiv.summary.Summary`.
+        otherwise; agreement metrics float32), ``summary`` a `logitdiv.scoring.summary.Summary`.
 
     The per-row divergences are the library's own (``ld.kl(a, b)`` etc. on the whole arrays give
     the same values bit for bit); the summary is exact and independent of `chunk_rows` — see
-    `logitdiv.summary` for its definitions (quantiles: NumPy's "linear" method over the finite rows).
+    `logitdiv.scoring.summary` for its definitions (quantiles: NumPy's "linear" method over the finite rows).
 
     Examples
     --------
@@ -140,28 +142,30 @@ def score(
     >>> bool(np.array_equal(scores["kl"], ld.kl(a, b)))
     True
     """
-    specs = parse_metrics(metrics)
-    temperature, top_k_worst, threshold = check_options(temperature, top_k_worst, threshold)
-    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
-        raise ValueError(f"chunk_rows must be an int ≥ 1; got {chunk_rows!r}")
-    check_count(exact_rows, "exact_rows", 0)
-    if out is not None:
-        from .io import score_format
-
-        score_format(out)
+    options = ScoreOptions.checked(metrics, temperature, threshold, top_k_worst, keep_scores, exact_rows)
+    check_run(chunk_rows, out)
     key_a, key_b = _keys(key)
     sa = open_source(a, key_a, "a")
     try:
         sb = open_source(b, key_b, "b")
         try:
-            scorer = Scorer(specs, temperature, threshold, top_k_worst, keep_scores, exact_rows=exact_rows)
-            return _score_sources(sa, sb, scorer, chunk_rows, progress, out, tokens)
+            return score_sources(sa, sb, options, chunk_rows=chunk_rows, progress=progress, out=out, tokens=tokens)
         finally:
             if sb is not b:
                 sb.close()
     finally:
         if sa is not a:
             sa.close()
+
+
+def check_run(chunk_rows: Any, out: Any, *, names: Optional[Dict[str, str]] = None) -> None:
+    """The run's own options, checked before any work: `chunk_rows` an int ≥ 1 (or None), `out` a
+    path of a score format whose package is installed (or None). `names` as `ScoreOptions.checked`."""
+    said = {"chunk_rows": "chunk_rows", **(names or {})}
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1):
+        raise ValueError(f"{said['chunk_rows']} must be an int ≥ 1; got {chunk_rows!r}")
+    if out is not None:
+        score_format(out)
 
 
 def open_tokens(tokens: Any, rows: int, name: str = "tokens") -> np.ndarray:
@@ -182,9 +186,12 @@ def open_tokens(tokens: Any, rows: int, name: str = "tokens") -> np.ndarray:
     return t.reshape(-1)
 
 
-def _score_sources(sa: Source, sb: Source, scorer: Scorer, chunk_rows: Optional[int], progress: Any,
-                   out: Optional[str] = None, tokens: Any = None) -> ScoreResult:
+def score_sources(sa: Source, sb: Source, options: ScoreOptions, *, chunk_rows: Optional[int] = None,
+                  progress: Any = False, out: Optional[str] = None, tokens: Any = None) -> ScoreResult:
+    """Scores two open sources with options checked before (`ScoreOptions.checked`, `check_run`):
+    the run behind `score` and the command line."""
     check_pair(sa, sb)
+    scorer = Scorer.of(options)
     rows, classes = sa.rows, sa.classes
     if tokens is None and getattr(sa, "tokens", None) is not None:  # a llama.cpp base file carries them
         tokens = sa.tokens
@@ -200,8 +207,6 @@ def _score_sources(sa: Source, sb: Source, scorer: Scorer, chunk_rows: Optional[
     with contextlib.ExitStack() as stack:
         write = None
         if out is not None:
-            from .io import streaming_scores
-
             write = stack.enter_context(streaming_scores(out, scorer._vdt, rows))
         try:
             for ca, cb in zip(sa.chunks(chunk_rows), sb.chunks(chunk_rows)):

@@ -7,7 +7,7 @@ llama.cpp's setting), in float64:
     NLL_a = logsumexp(a/τ) − a_t/τ          NLL_b likewise
     p_a   = exp(−NLL_a), p_b = exp(−NLL_b)   Δp = p_b − p_a
 
-Over the n rows where both NLLs are finite (sums kept exactly, as `logitdiv.summary`; the cross
+Over the n rows where both NLLs are finite (sums kept exactly, as `logitdiv.scoring.summary`; the cross
 products NLL_a·NLL_b are rounded to float64 before being summed exactly):
 
 - ``ppl_x = exp(mean NLL_x)`` ± ``ppl_x · se_x`` where ``se_x = sqrt(var(NLL_x) / n)`` (ddof 1);
@@ -20,7 +20,7 @@ products NLL_a·NLL_b are rounded to float64 before being summed exactly):
 - top-1 agreement with the token, for each model: share p ± ``sqrt(p (1 − p) / (n − 1))``.
 
 llama.cpp reads the base model's log-probabilities from a file quantised to 16 bits; here both are
-computed from the logits (see `logitdiv.llama` for that file format). llama.cpp also reports an
+computed from the logits (see `logitdiv.scoring.llama` for that file format). llama.cpp also reports an
 uncertainty of 0 below 11 rows; here it is given from 2 rows.
 """
 
@@ -34,7 +34,9 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from .sketch import QuantileState
-from .summary import AGREEMENT, DIVERGENCE, PartialStats, _S1, _S2, _num
+from .metrics import AGREEMENT, DIVERGENCE
+from .stats import EXACT_SCALE, EXACT_SCALE_SQ, PartialStats
+from .text import fmt, json_number
 
 __all__ = ["token_values", "TokenStats", "TokenSummary", "DP_QUANTILES", "check_tokens"]
 
@@ -121,10 +123,10 @@ class TokenStats:
             return TokenSummary(rows=self.rows, count=n)
 
         def mean(f: str) -> Fraction:
-            return Fraction(s[f].sum, n << _S1)
+            return Fraction(s[f].sum, n << EXACT_SCALE)
 
         def var_pop(f: str) -> Fraction:  # Σx²/n − mean²
-            return Fraction(s[f].sumsq, n << _S2) - mean(f) ** 2
+            return Fraction(s[f].sumsq, n << EXACT_SCALE_SQ) - mean(f) ** 2
 
         def se(f: str) -> float:
             return math.sqrt(max(0.0, float(var_pop(f) / (n - 1))))
@@ -195,16 +197,14 @@ class TokenSummary:
         for f in self.__dataclass_fields__:
             v = getattr(self, f)
             if isinstance(v, dict):
-                d[f] = {k: _num(x) for k, x in v.items()}
+                d[f] = {k: json_number(x) for k, x in v.items()}
             elif isinstance(v, float):
-                d[f] = _num(v)
+                d[f] = json_number(v)
             else:
                 d[f] = v
         return d
 
     def format(self) -> str:
-        from .report import fmt
-
         if self.ppl_base is None:
             return f"token statistics: {self.count} row(s) with finite NLLs, too few"
         q = self.dp_quantiles or {}

@@ -11,51 +11,87 @@ merge scorers that saw different rows, pickle them, and ask for the `Summary` at
 >>> sc.summary().rows
 300
 
-`ld.score` (files, arrays) and `logitdiv.dask.score` are built on it. Everything a scorer holds
-merges exactly (see `logitdiv.summary`): the summary of rows scored in one scorer, or in several
+`ld.score` (files, arrays) and `logitdiv.scoring.dask.score` are built on it. Everything a scorer holds
+merges exactly (see `logitdiv.scoring.summary`): the summary of rows scored in one scorer, or in several
 merged in row order, is the same field for field. Rows are numbered in the order they were given:
 ``s.merge(t)`` is a scorer that saw s's rows, then t's (associative, not commutative).
 
 With ``keep_scores=False`` no per-row scores are kept: quantiles stay exact (bit-identical to
 ``keep_scores=True``) while a metric has at most `exact_rows` finite values, and come from a
-mergeable quantile sketch with a stated, guaranteed rank-error bound beyond (`logitdiv.sketch`);
+mergeable quantile sketch with a stated, guaranteed rank-error bound beyond (`logitdiv.scoring.sketch`);
 the worst rows are a bounded selection. Memory is then O(exact_rows) per metric, whatever the rows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _arrays as A
+from .. import _arrays as A
 from .metrics import DEFAULT_METRICS, Metric, parse_metrics, primary_metric, score_block
 from .sketch import DEFAULT_EXACT_ROWS, DEFAULT_SKETCH_K, QuantileState
-from .summary import PartialStats, Summary, finalize
+from .stats import PartialStats
+from .summary import Summary, finalize
 from .tokens import TokenStats, check_tokens, token_values
 
-__all__ = ["Scorer", "check_options", "value_dtypes"]
-
-
-def check_options(temperature: Any, top_k_worst: Any, threshold: Any, *, top_name: str = "top_k_worst") -> Tuple[float, int, Optional[float]]:
-    """The scoring options, checked; `top_name` is what the caller calls `top_k_worst` (the
-    command line: --top)."""
-    t = A.check_number(temperature, "temperature")
-    if not (np.isfinite(t) and t > 0):
-        raise ValueError(f"temperature must be finite and > 0; got {repr(temperature):.40}")
-    if isinstance(top_k_worst, bool) or not isinstance(top_k_worst, (int, np.integer)) or top_k_worst < 0:
-        raise ValueError(f"{top_name} must be an int ≥ 0; got {repr(top_k_worst):.40}")
-    if threshold is not None:
-        threshold = A.check_number(threshold, "threshold")
-        if np.isnan(threshold):
-            raise ValueError("threshold must be a number, not NaN")
-    return t, int(top_k_worst), threshold
+__all__ = ["Scorer", "ScoreOptions", "value_dtypes"]
 
 
 def check_count(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int ≥ {minimum}; got {repr(value):.40}")
     return int(value)
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """A scoring run's options, checked once (`ScoreOptions.checked`): what every `Scorer` of the
+    run is built from (`Scorer.of`), so the command line, `ld.score` and the Dask blocks pass them
+    down typed instead of checking them again."""
+
+    metrics: Tuple[Metric, ...]
+    temperature: float
+    threshold: Optional[float]
+    top_k_worst: int
+    keep_scores: bool
+    exact_rows: int
+    sketch_k: int
+
+    @classmethod
+    def checked(
+        cls,
+        metrics: Union[str, Iterable[Union[str, Metric]]] = DEFAULT_METRICS,
+        temperature: Any = 1.0,
+        threshold: Any = None,
+        top_k_worst: Any = 10,
+        keep_scores: Any = True,
+        exact_rows: Any = DEFAULT_EXACT_ROWS,
+        sketch_k: Any = DEFAULT_SKETCH_K,
+        *,
+        names: Optional[Dict[str, str]] = None,
+    ) -> "ScoreOptions":
+        """The options, checked: ValueError or TypeError naming the option and its value. `names`
+        maps an option to what the caller calls it (the command line: ``{"top_k_worst": "--top"}``)."""
+        said = {"temperature": "temperature", "threshold": "threshold", "top_k_worst": "top_k_worst",
+                "exact_rows": "exact_rows", **(names or {})}
+        t = A.check_number(temperature, said["temperature"])
+        if not (np.isfinite(t) and t > 0):
+            raise ValueError(f"{said['temperature']} must be finite and > 0; got {repr(temperature):.40}")
+        if threshold is not None:
+            threshold = A.check_number(threshold, said["threshold"])
+            if np.isnan(threshold):
+                raise ValueError(f"{said['threshold']} must be a number, not NaN")
+        return cls(
+            metrics=parse_metrics(metrics),
+            temperature=t,
+            threshold=threshold,
+            top_k_worst=check_count(top_k_worst, said["top_k_worst"], 0),
+            keep_scores=A.check_flag(keep_scores, "keep_scores"),
+            exact_rows=check_count(exact_rows, said["exact_rows"], 0),
+            sketch_k=check_count(sketch_k, "sketch_k", 2),
+        )
 
 
 def value_dtypes(metrics: Sequence[Metric], da: np.dtype, db: np.dtype) -> Dict[str, np.dtype]:
@@ -104,11 +140,20 @@ class Scorer:
         exact_rows: int = DEFAULT_EXACT_ROWS,
         sketch_k: int = DEFAULT_SKETCH_K,
     ) -> None:
-        self._specs = parse_metrics(metrics)
-        self._temperature, self._k, self._threshold = check_options(temperature, top_k_worst, threshold)
-        self._keep = A.check_flag(keep_scores, "keep_scores")
-        self._exact_rows = check_count(exact_rows, "exact_rows", 0)
-        self._sketch_k = check_count(sketch_k, "sketch_k", 2)
+        self._init(ScoreOptions.checked(metrics, temperature, threshold, top_k_worst, keep_scores, exact_rows, sketch_k))
+
+    @classmethod
+    def of(cls, options: ScoreOptions) -> "Scorer":
+        """A scorer of options already checked."""
+        scorer = cls.__new__(cls)
+        scorer._init(options)
+        return scorer
+
+    def _init(self, options: ScoreOptions) -> None:
+        self.options = options
+        self._specs = options.metrics
+        self._temperature, self._k, self._threshold = options.temperature, options.top_k_worst, options.threshold
+        self._keep, self._exact_rows, self._sketch_k = options.keep_scores, options.exact_rows, options.sketch_k
         self._primary = primary_metric(self._specs)
         self.rows = 0
         self.classes: Optional[int] = None
@@ -126,14 +171,11 @@ class Scorer:
     def metrics(self) -> Tuple[str, ...]:
         return tuple(m.name for m in self._specs)
 
-    def _settings(self) -> Tuple[Any, ...]:
-        return (self._specs, self._temperature, self._threshold, self._k, self._keep, self._exact_rows, self._sketch_k)
-
     # -- feeding ----------------------------------------------------------------------------------
     def update(self, base: Any, candidate: Any, tokens: Any = None, where: Any = None) -> "Scorer":
         """Scores a batch: `base` and `candidate` of the same shape (..., C), every leading axis a
         row. `tokens` (ints, the leading shape): the evaluated token of every row, for the
-        token-aware statistics (`logitdiv.tokens`; give them with every batch or never).
+        token-aware statistics (`logitdiv.scoring.tokens`; give them with every batch or never).
         `where` (bool, the leading shape) keeps only the rows where it is True (e.g. the
         non-padding positions); skipped rows are not counted or numbered. Returns self."""
         a = A.as_float_array(to_host(base, "base"), "base")
@@ -223,7 +265,7 @@ class Scorer:
         """A new scorer that saw this scorer's rows followed by `other`'s (both are unchanged)."""
         if not isinstance(other, Scorer):
             raise TypeError(f"can only merge a Scorer; got {type(other).__name__}")
-        if self._settings() != other._settings():
+        if self.options != other.options:
             raise ValueError("cannot merge scorers with different settings (metrics, temperature, threshold, "
                              "top_k_worst, keep_scores, exact_rows, sketch_k)")
         if self.classes is not None and other.classes is not None and \

@@ -1,5 +1,6 @@
 """llama.cpp's KL-divergence base file (``llama-perplexity --kl-divergence-base FILE``): read it as
-the base input of a scoring run, streaming, and write one from your own logits.
+the base input of a scoring run, streaming (`KldBaseSource`); `logitdiv.scoring.writers.write_kld_base`
+writes one from your own logits.
 
 Layout (little-endian), as llama.cpp's perplexity tool writes it:
 
@@ -33,9 +34,9 @@ from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .io import Source, _open_regular, replacing
+from .sources import Source, open_regular
 
-__all__ = ["KldBaseSource", "read_kld_header", "write_kld_base", "quantise_rows", "dequantise_rows", "MAGIC"]
+__all__ = ["KldBaseSource", "read_kld_header", "quantise_rows", "dequantise_rows", "MAGIC"]
 
 MAGIC = b"_logits_"
 _FLOOR = -16.0
@@ -107,7 +108,7 @@ class KldBaseSource(Source):
     of records in memory at a time); `tokens` holds each row's evaluated token."""
 
     def __init__(self, path: str, name: str = "base") -> None:
-        f = _open_regular(path, name)
+        f = open_regular(path, name)
         try:
             self.n_ctx, n_vocab, self.n_chunk, all_tokens, self._offset = read_kld_header(f, path)
             self._per_chunk = self.n_ctx - 1 - self.n_ctx // 2
@@ -141,48 +142,3 @@ class KldBaseSource(Source):
 
     def close(self) -> None:
         self._f.close()
-
-
-def write_kld_base(path: str, logits: Any, tokens: Any, n_ctx: int, *, chunk_rows: int = 4096) -> Tuple[int, int]:
-    """Writes a llama.cpp base file from `tokens` (n_chunk · n_ctx ids, the evaluated text in
-    chunks of n_ctx) and `logits` (float rows, n_vocab classes): either one row per token
-    (n_chunk · n_ctx rows; the scored positions n_ctx//2 … n_ctx − 2 of each chunk are taken) or
-    one per scored position (n_chunk · (n_ctx − 1 − n_ctx//2) rows). Streams: `logits` may be a
-    memory-mapped .npy. Returns (n_chunk, rows written)."""
-    from .io import open_source
-
-    t = np.asarray(tokens).reshape(-1)
-    if t.dtype.kind not in "iu":
-        raise ValueError(f"tokens must hold integer ids; got dtype {t.dtype}")
-    if isinstance(n_ctx, bool) or not isinstance(n_ctx, (int, np.integer)) or n_ctx < 2:
-        raise ValueError(f"n_ctx must be an int ≥ 2; got {n_ctx!r}")
-    if t.size % n_ctx:
-        raise ValueError(f"tokens must be whole chunks of n_ctx={n_ctx}; got {t.size} tokens")
-    n_chunk = t.size // n_ctx
-    first = n_ctx // 2
-    per = n_ctx - 1 - first
-    src = open_source(logits, None, "logits")
-    try:
-        rows, v = src.rows, src.classes
-        if rows == n_chunk * n_ctx:
-            every = True
-        elif rows == n_chunk * per:
-            every = False
-        else:
-            raise ValueError(f"logits must have one row per token ({n_chunk * n_ctx}) or per scored position "
-                             f"({n_chunk * per}) for {n_chunk} chunks of n_ctx={n_ctx}; got {rows} rows")
-        if t.size and (t.min() < 0 or t.max() >= v):
-            raise ValueError(f"tokens must be class indices in [0, {v}); got {int(t.min())}…{int(t.max())}")
-        step = n_ctx if every else max(per, 1)
-        with replacing(path) as tmp, open(tmp, "wb") as f:
-            f.write(MAGIC + struct.pack("<iii", n_ctx, v, n_chunk))
-            f.write(t.astype("<i4").tobytes())
-            for blk in src.chunks(step if every else max(1, (chunk_rows // step) * step)):
-                blk = np.asarray(blk, dtype=np.float32)
-                if every:
-                    blk = blk.reshape(-1, n_ctx, v)[:, first : n_ctx - 1].reshape(-1, v)
-                f.write(quantise_rows(blk).astype("<u2").tobytes())
-    finally:
-        if src is not logits:
-            src.close()
-    return n_chunk, n_chunk * per

@@ -1,4 +1,4 @@
-"""Readers of logit arrays for consistency scoring, and writers of per-row scores.
+"""Readers of logit arrays for consistency scoring.
 
 `open_source(x, key=None, name="a")` turns what the user passed into a `Source`: a 2-D view of
 ``rows × classes`` logits (every leading axis is a row, the last axis holds the classes) that
@@ -39,11 +39,9 @@ logits), each with a one-line message naming the input. Importing this module im
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
-import secrets
 import struct
 import zipfile
 import zlib
@@ -51,11 +49,12 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _arrays as A
+from .. import _arrays as A
+from .llama import KldBaseSource
+from .sources import FLOATS, Source, open_regular
 
-__all__ = ["Source", "open_source", "write_scores", "SCORE_FORMATS"]
+__all__ = ["open_source", "logits_dtype", "need_pyarrow"]
 
-_FLOATS = ("float16", "bfloat16", "float32", "float64")
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 _PARQUET_MAGIC = b"PAR1"
@@ -63,47 +62,6 @@ _ARROW_MAGIC = b"ARROW1"
 
 # ---------------------------------------------------------------------------------------------
 # sources
-
-
-class Source:
-    """Logits as ``rows × classes``, read in chunks of whole rows."""
-
-    def __init__(self, name: str, shape: Tuple[int, ...], dtype: np.dtype, description: str) -> None:
-        self.name = name
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.byteorder not in ("=", "|"):  # chunks of another byte order are swapped when read
-            self.dtype = self.dtype.newbyteorder("=")
-        self.description = description
-        if len(self.shape) == 0:
-            raise ValueError(f"{name} ({description}) is a scalar; logits need at least one axis (the classes)")
-        if self.dtype.name not in _FLOATS:
-            raise TypeError(
-                f"{name} ({description}) holds {self.dtype} values; logits must be float16, bfloat16, float32 or float64"
-            )
-        self.classes = self.shape[-1]
-        rows = 1
-        for d in self.shape[:-1]:
-            rows *= d
-        self.rows = rows
-        if self.classes == 0 and self.rows:
-            raise ValueError(f"{name} ({description}) has shape {self.shape}: no classes on the last axis")
-
-    def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
-        """Yields 2-D (n, classes) arrays of exactly `chunk_rows` rows (the last may be shorter)."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "Source":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name}: {self.description}, shape {self.shape}, {self.dtype}>"
 
 
 def _rechunk(blocks: Iterable[np.ndarray], chunk_rows: int, classes: int, dtype: np.dtype) -> Iterator[np.ndarray]:
@@ -204,38 +162,12 @@ def logits_dtype(x: Any, name: str) -> np.dtype:
             raise TypeError(f"{name} holds bfloat16 values; reading them needs ml_dtypes (pip install ml_dtypes)") from None
         return np.dtype("bfloat16")
     try:
-        out = np.dtype(s if s in _FLOATS else dt)
+        out = np.dtype(s if s in FLOATS else dt)
     except TypeError:
         out = None
-    if out is None or out.name not in _FLOATS:
+    if out is None or out.name not in FLOATS:
         raise TypeError(f"{name} has dtype {dt}; logits must be float16, bfloat16, float32 or float64")
     return out
-
-
-def _open_regular(path: str, name: str) -> Any:
-    """`path` opened for reading as a binary file object, refusing anything that is not a regular
-    file (a FIFO, a socket, a device): opened without blocking, then checked, so a FIFO with no
-    writer never hangs the reader."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{name} ({path}) is {_file_kind(st.st_mode)}, not a regular file; logitdiv reads files of logits")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _file_kind(mode: int) -> str:
-    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return what
-    return "not a regular file"
 
 
 class MemmapFileSource(Source):
@@ -606,7 +538,7 @@ def _safetensors_source(f: Any, path: str, key: Optional[str], name: str) -> Sou
 # -- Arrow / Parquet ----------------------------------------------------------------------------
 
 
-def _need_pyarrow(what: str) -> Any:
+def need_pyarrow(what: str) -> Any:
     try:
         import pyarrow
     except ImportError:
@@ -653,7 +585,7 @@ class ArrowArraySource(Source):
     """An in-memory pyarrow fixed-size-list array (Array or ChunkedArray), chunk by chunk."""
 
     def __init__(self, arr: Any, name: str, description: str) -> None:
-        pa = _need_pyarrow("reading Arrow data")
+        pa = need_pyarrow("reading Arrow data")
         classes, dtype = _fsl_type(pa, arr.type, name, description)
         super().__init__(name, (len(arr), classes), dtype, description)
         self._arr = arr
@@ -673,7 +605,7 @@ class ParquetSource(Source):
     """A fixed-size-list column of a Parquet file, streamed in record batches."""
 
     def __init__(self, pf: Any, key: Optional[str], name: str, description: str, owns: bool) -> None:
-        pa = _need_pyarrow("reading Parquet files")
+        pa = need_pyarrow("reading Parquet files")
         schema = pf.schema_arrow
         col = _pick_column(schema.names, key, name, description)
         classes, dtype = _fsl_type(pa, schema.field(col).type, name, f"{description}[{col}]")
@@ -696,7 +628,7 @@ class ArrowIpcSource(Source):
     """A fixed-size-list column of an Arrow IPC file (Feather v2) or stream, batch by batch."""
 
     def __init__(self, path: str, key: Optional[str], name: str) -> None:
-        pa = _need_pyarrow("reading Arrow IPC files")
+        pa = need_pyarrow("reading Arrow IPC files")
         import pyarrow.ipc as ipc
 
         self._path = path
@@ -740,7 +672,7 @@ class ArrowIpcSource(Source):
 
 
 def _arrow_object_source(x: Any, key: Optional[str], name: str) -> Source:
-    pa = _need_pyarrow("reading Arrow data")
+    pa = need_pyarrow("reading Arrow data")
     tname = type(x).__name__
     if tname == "ParquetFile":
         return ParquetSource(x, key, name, "Parquet file", owns=False)
@@ -799,12 +731,10 @@ def _path_source(path: str, key: Optional[str], name: str) -> Source:
         raise IsADirectoryError(f"{name}: {path} is a directory, not a file of logits")
     if not os.access(path, os.R_OK):
         raise PermissionError(f"{name}: cannot read {path}: permission denied")
-    f = _open_regular(path, name)  # opened once: a FIFO is refused, never waited on
+    f = open_regular(path, name)  # opened once: a FIFO is refused, never waited on
     try:
         kind = _sniff(f, path, name)
         if kind == "kld":
-            from .llama import KldBaseSource
-
             f.close()
             return KldBaseSource(path, name)
         if kind == "npy":
@@ -818,7 +748,7 @@ def _path_source(path: str, key: Optional[str], name: str) -> Source:
         raise
     f.close()  # pyarrow opens Parquet and Arrow files itself
     if kind == "parquet":
-        _need_pyarrow("reading Parquet files")
+        need_pyarrow("reading Parquet files")
         import pyarrow.parquet as pq
         import pyarrow as pa
 
@@ -860,127 +790,3 @@ def open_source(x: Any, key: Optional[str] = None, name: str = "a") -> Source:
     except Exception as e:
         raise TypeError(f"{name} could not be read as an array of logits: {e}") from None
     return ArraySource(arr, name)
-
-
-# ---------------------------------------------------------------------------------------------
-# writing per-row scores
-
-SCORE_FORMATS = (".npy", ".csv", ".parquet")
-
-
-def score_format(path: str) -> str:
-    """The format named by `path`'s extension; ValueError for an unknown one, ImportError when its
-    package is missing."""
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    if ext not in SCORE_FORMATS:
-        raise ValueError(f"cannot write scores to {path!r}: the extension must be one of {', '.join(SCORE_FORMATS)}")
-    if ext == ".parquet":
-        _need_pyarrow("writing Parquet")
-    return ext
-
-
-@contextlib.contextmanager
-def replacing(path: str) -> Iterator[str]:
-    """Yields a temporary path beside `path`; when the block succeeds, the file written there is
-    renamed onto `path` (atomically), else removed: an output is never left half written, and a
-    file of that name is replaced only by a complete one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-        try:  # created as a new file would be (mode 0666 less the umask), never over another
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover
-        raise FileExistsError(f"cannot create a temporary file beside {path}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _csv_value(v: float) -> str:
-    return repr(v) if np.isfinite(v) else ("nan" if np.isnan(v) else ("inf" if v > 0 else "-inf"))
-
-
-@contextlib.contextmanager
-def streaming_scores(path: str, dtypes: "dict[str, np.dtype]", rows: int) -> Iterator[Callable[["dict[str, np.ndarray]"], None]]:
-    """Yields ``write(block)``, which appends a block of per-row scores (metric → 1-D array, the
-    metrics and dtypes of `dtypes`) to `path`, in the format of its extension (see
-    `write_scores`). The .npy header states the final row count, `rows`, up front; the file is
-    written beside `path` and renamed onto it when the block exits normally having received
-    exactly `rows` rows (else removed). Memory: one block."""
-    ext = score_format(path)
-    names = list(dtypes)
-    rec_dtype = np.dtype([(n, np.dtype(dtypes[n])) for n in names])
-    done = [0]
-    with replacing(path) as tmp:
-        writer = None
-        with open(tmp, "wb") as f:
-            if ext == ".npy":
-                np.lib.format.write_array_header_1_0(
-                    f, {"descr": np.lib.format.dtype_to_descr(rec_dtype), "fortran_order": False, "shape": (int(rows),)})
-            elif ext == ".csv":
-                f.write((",".join(["row"] + names) + "\n").encode("utf-8"))
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                schema = pa.schema([("row", pa.int64())] + [(n, pa.from_numpy_dtype(np.dtype(dtypes[n]))) for n in names])
-                writer = pq.ParquetWriter(f, schema)
-
-            def write(block: "dict[str, np.ndarray]") -> None:
-                cols = [np.asarray(block[n]).reshape(-1) for n in names]
-                n = cols[0].size if cols else 0
-                lo = done[0]
-                if lo + n > rows:
-                    raise ValueError(f"{path}: more than the {rows} rows announced")
-                if ext == ".npy":
-                    rec = np.empty(n, dtype=rec_dtype)
-                    for name, c in zip(names, cols):
-                        rec[name] = c
-                    f.write(rec.tobytes())
-                elif ext == ".csv":
-                    step = 65536
-                    for s in range(0, n, step):
-                        block2 = np.column_stack([c[s : s + step].astype(np.float64) for c in cols])
-                        idx = range(lo + s, lo + min(s + step, n))
-                        lines = [",".join([str(i)] + [_csv_value(v) for v in r]) for i, r in zip(idx, block2.tolist())]
-                        f.write(("\n".join(lines) + "\n").encode("utf-8"))
-                else:
-                    import pyarrow as pa
-
-                    writer.write_table(pa.table({"row": pa.array(np.arange(lo, lo + n, dtype=np.int64)),
-                                                 **{name: pa.array(c) for name, c in zip(names, cols)}}))
-                done[0] = lo + n
-
-            try:
-                yield write
-            finally:
-                if writer is not None:
-                    writer.close()
-        if done[0] != rows:
-            raise ValueError(f"{path}: {done[0]} rows written of the {rows} announced")
-
-
-def write_scores(path: str, scores: "dict[str, np.ndarray]") -> str:
-    """Writes per-row scores: ``.npy`` a structured array with one field per metric (row i is
-    element i); ``.csv`` a header ``row,<metric>,…`` then one line per row (values printed with
-    17 significant digits, round-trip exact); ``.parquet`` an int64 ``row`` column and one column
-    per metric. The file is written beside `path` and renamed onto it once complete, and is
-    written at `path` exactly (no extension added). Returns the format's extension. (One block of
-    `streaming_scores`.)"""
-    ext = score_format(path)
-    cols = {n: np.asarray(c).reshape(-1) for n, c in scores.items()}
-    rows = next(iter(cols.values())).size if cols else 0
-    with streaming_scores(path, {n: c.dtype for n, c in cols.items()}, rows) as write:
-        if rows:
-            write(cols)
-    return ext

@@ -31,8 +31,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _arrays as A
-from . import _native
+from .. import _arrays as A
+from .. import _native
 
 #: The two kinds of metric: a divergence per row (lower is closer) and an agreement share per row.
 DIVERGENCE = "divergence"

@@ -1,6 +1,6 @@
 """Consistency scoring over dask arrays, on one machine or many (``pip install 'logitdiv[dask]'``).
 
->>> import numpy as np, dask.array as da, logitdiv.dask as ldd
+>>> import numpy as np, dask.array as da, logitdiv.scoring.dask as ldd
 >>> base = da.from_array(np.random.default_rng(0).standard_normal((1000, 50)), chunks=(250, 50))
 >>> res = ldd.score(base, base * 1.01)          # or da.from_zarr(...), da.from_npy_stack(...)
 >>> res.scores["kl"].shape                      # a lazy dask array of per-row KL
@@ -20,7 +20,7 @@ from the gathered per-row scores (O(rows)), by the same definition.
 from __future__ import annotations
 
 import operator
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -29,12 +29,12 @@ try:
     import dask.array as da
     from dask import delayed
 except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError("logitdiv.dask needs dask: pip install 'logitdiv[dask]'") from e
+    raise ImportError("logitdiv.scoring.dask needs dask: pip install 'logitdiv[dask]'") from e
 
-from .io import logits_dtype
-from .metrics import DEFAULT_METRICS, parse_metrics
-from .scorer import Scorer, check_options, value_dtypes
-from .scoring import ScoreResult, default_chunk_rows
+from .readers import logits_dtype
+from .metrics import DEFAULT_METRICS
+from .scorer import Scorer, ScoreOptions, value_dtypes
+from .batch import ScoreResult, default_chunk_rows
 from .summary import Summary
 
 __all__ = ["score", "DaskScoreResult"]
@@ -54,14 +54,14 @@ class DaskScoreResult(NamedTuple):
         return ScoreResult(dict(scores), summary)
 
 
-def _score_block(a: Any, b: Any, names: Tuple[str, ...], options: Tuple[Any, ...], offset: int) -> Tuple[Dict[str, np.ndarray], Scorer]:
+def _score_block(a: Any, b: Any, options: ScoreOptions, offset: int) -> Tuple[Dict[str, np.ndarray], Scorer]:
     """Per-row scores and a `Scorer` of one block of rows (the first being row `offset`)."""
     a = np.asarray(a)
     b = np.asarray(b)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"blocks out of step at row {offset}: {a.shape} and {b.shape}")
     n, c = a.shape
-    scorer = Scorer(names, *options)
+    scorer = Scorer.of(options)
     scorer._layout(c, a.dtype, b.dtype)
     scorer._reserve(n)
     step = default_chunk_rows(c, max(a.dtype.itemsize, b.dtype.itemsize))
@@ -117,8 +117,7 @@ def score(
     ``scores`` are dask arrays chunked like the inputs' rows and whose ``summary`` is a Delayed
     merged from per-block partial statistics. Nothing is computed until you ask.
     """
-    specs = parse_metrics(metrics)
-    temperature, top_k_worst, threshold = check_options(temperature, top_k_worst, threshold)
+    options = ScoreOptions.checked(metrics, temperature, threshold, top_k_worst)
     a2 = _as_rows(a, "a")
     b2 = _as_rows(b, "b")
     if a2.shape != b2.shape:
@@ -130,15 +129,14 @@ def score(
     if b2.chunks != a2.chunks:
         b2 = b2.rechunk(a2.chunks)
     rows, classes = (int(d) for d in a2.shape)
-    dtypes = value_dtypes(specs, a2.dtype, b2.dtype)
-    names = tuple(m.name for m in specs)
+    dtypes = value_dtypes(options.metrics, a2.dtype, b2.dtype)
+    names = tuple(m.name for m in options.metrics)
 
     blocks_a = a2.to_delayed().ravel().tolist()
     blocks_b = b2.to_delayed().ravel().tolist()
     offsets = np.concatenate([[0], np.cumsum(a2.chunks[0])]).tolist()
-    options = (temperature, threshold, top_k_worst, True)
     parts = [
-        delayed(_score_block, pure=True, nout=2)(ba, bb, names, options, offsets[i])
+        delayed(_score_block, pure=True, nout=2)(ba, bb, options, offsets[i])
         for i, (ba, bb) in enumerate(zip(blocks_a, blocks_b))
     ]
     scores: Dict[str, Any] = {}
@@ -152,6 +150,6 @@ def score(
     level = [p[1] for p in parts]
     while len(level) > 1:
         level = [delayed(_merge, pure=True)(*level[i : i + _FAN_IN]) for i in range(0, len(level), _FAN_IN)]
-    merged = level[0] if level else Scorer(names, *options)
+    merged = level[0] if level else Scorer.of(options)
     summary = delayed(_finalize, pure=True)(merged, classes, (a2.dtype.name, b2.dtype.name))
     return DaskScoreResult(scores, summary)

@@ -65,7 +65,7 @@ def _add_output_options(p: argparse.ArgumentParser, *, default_threshold: Option
 
 
 def _parser() -> _Parser:
-    from . import __version__
+    from .. import __version__
 
     top = _Parser(prog="logitdiv", description="Divergences straight from logits: score two models' logits against each other.")
     top.add_argument("--version", action="version", version=f"logitdiv {__version__}")
@@ -130,31 +130,35 @@ def _progress_flag(args: argparse.Namespace) -> bool:
 
 
 def _check_outputs(args: argparse.Namespace) -> Any:
-    """Validates the options before any work (so a long run never fails at the end)."""
-    from .metrics import parse_metrics
-    from .scoring import check_options
+    """Validates the options before any work (so a long run never fails at the end); returns the
+    checked `ScoreOptions`, which the run takes as they are."""
+    from .batch import check_run
+    from .scorer import ScoreOptions
+    from .sketch import DEFAULT_EXACT_ROWS
 
-    metrics = parse_metrics(",".join(args.metric) if args.metric else _DEFAULT_METRICS)
-    check_options(args.temperature, args.top, args.threshold, top_name="--top")
-    if args.chunk_rows is not None and args.chunk_rows < 1:
-        raise ValueError(f"--chunk-rows must be ≥ 1; got {args.chunk_rows}")
-    if args.exact_rows is not None and args.exact_rows < 0:
-        raise ValueError(f"--exact-rows must be ≥ 0; got {args.exact_rows}")
+    options = ScoreOptions.checked(
+        ",".join(args.metric) if args.metric else _DEFAULT_METRICS,
+        temperature=args.temperature,
+        threshold=args.threshold,
+        top_k_worst=args.top,
+        keep_scores=bool(args.plot),
+        exact_rows=DEFAULT_EXACT_ROWS if args.exact_rows is None else args.exact_rows,
+        names={"temperature": "--temperature", "threshold": "--threshold", "top_k_worst": "--top",
+               "exact_rows": "--exact-rows"},
+    )
+    check_run(args.chunk_rows, args.out, names={"chunk_rows": "--chunk-rows"})
     if args.out:
-        from .io import score_format
-
-        score_format(args.out)
         _check_writable(args.out, "--out")
     if args.plot:
         from .plot import need_matplotlib
 
         if not args.plot.lower().endswith(".png"):
             raise ValueError(f"--plot writes a PNG; give a path ending in .png, not {args.plot!r}")
-        if not any(m.kind == "divergence" for m in metrics):
+        if not any(m.kind == "divergence" for m in options.metrics):
             raise ValueError("--plot draws divergences; add one with --metric (kl, sym_kl, js, ...)")
         need_matplotlib()
         _check_writable(args.plot, "--plot")
-    return metrics
+    return options
 
 
 def _check_writable(path: str, option: str) -> None:
@@ -162,7 +166,7 @@ def _check_writable(path: str, option: str) -> None:
     writable, and the path, if it exists, must be a regular file (not a directory or a FIFO)."""
     import stat
 
-    from .io import _file_kind
+    from .sources import file_kind
 
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
@@ -174,7 +178,7 @@ def _check_writable(path: str, option: str) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{option}: {path} is {_file_kind(st.st_mode)}, not a regular file to write")
+        raise ValueError(f"{option}: {path} is {file_kind(st.st_mode)}, not a regular file to write")
 
 
 def _check_outputs_are_not_inputs(args: argparse.Namespace, inputs: Sequence[Any]) -> None:
@@ -202,31 +206,17 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace, inputs: Sequence[Any
             raise ValueError(f"--out and --plot name the same file ({a})")
 
 
-def _run(args: argparse.Namespace, metrics: Any, base: Any, candidate: Any, keys: Any, title: str,
-         inputs: dict) -> int:
-    """Scores BASE against CANDIDATE with the metrics `_check_outputs` parsed (once, before any work)."""
-    from . import __version__
-    from .scoring import score
-    from .sketch import DEFAULT_EXACT_ROWS
+def _run(args: argparse.Namespace, options: Any, base: Any, candidate: Any, title: str, inputs: dict) -> int:
+    """Scores the sources BASE and CANDIDATE with the options `_check_outputs` checked (once, before
+    any work)."""
+    from .. import __version__
+    from .batch import score_sources
 
     _check_outputs_are_not_inputs(args, [inputs.get("base"), inputs.get("candidate")])
-    scores, summary = score(
-        base,
-        candidate,
-        metrics=metrics,
-        temperature=args.temperature,
-        key=keys,
-        chunk_rows=args.chunk_rows,
-        progress=_progress_flag(args),
-        top_k_worst=args.top,
-        threshold=args.threshold,
-        keep_scores=bool(args.plot),
-        exact_rows=DEFAULT_EXACT_ROWS if args.exact_rows is None else args.exact_rows,
-        out=args.out,
-        tokens=getattr(args, "tokens", None),
-    )
+    scores, summary = score_sources(base, candidate, options, chunk_rows=args.chunk_rows,
+                                    progress=_progress_flag(args), out=args.out, tokens=getattr(args, "tokens", None))
     if args.plot:
-        from .io import replacing
+        from .writers import replacing
         from .plot import histogram
 
         with replacing(args.plot) as tmp:
@@ -246,7 +236,7 @@ def _run(args: argparse.Namespace, metrics: Any, base: Any, candidate: Any, keys
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    metrics = _check_outputs(args)
+    options = _check_outputs(args)
     key_a = args.base_key if args.base_key is not None else args.key
     key_b = args.candidate_key if args.candidate_key is not None else args.key
     checks = [("BASE", args.base, "BASE"), ("CANDIDATE", args.candidate, "CANDIDATE")]
@@ -256,14 +246,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if not os.path.exists(path):
             raise FileNotFoundError(f"{flag}: no such file: {path}")
     _check_outputs_are_not_inputs(args, [args.base, args.candidate])  # before any work
-    from .io import open_source
+    from .readers import open_source
 
     sa = open_source(args.base, key_a, "BASE")
     try:
         sb = open_source(args.candidate, key_b, "CANDIDATE")
         try:
             inputs = {"base": args.base, "candidate": args.candidate, "base_key": key_a, "candidate_key": key_b}
-            return _run(args, metrics, sa, sb, None, "logitdiv score", inputs)
+            return _run(args, options, sa, sb, "logitdiv score", inputs)
         finally:
             sb.close()
     finally:
@@ -273,7 +263,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_base(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .llama import write_kld_base
+    from .writers import write_kld_base
 
     for flag, path in (("LOGITS", args.logits), ("TOKENS", args.tokens)):
         if not os.path.exists(path):
@@ -295,8 +285,9 @@ def _cmd_base(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import write_demo
+    from .readers import open_source
 
-    metrics = _check_outputs(args)
+    options = _check_outputs(args)
     if args.rows < 1 or args.classes < 2:
         raise ValueError(f"--rows must be ≥ 1 and --classes ≥ 2; got {args.rows} and {args.classes}")
 
@@ -315,7 +306,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         inputs = {"base": base, "candidate": cand, "base_key": None, "candidate_key": None,
                   "demo": {"rows": args.rows, "classes": args.classes, "seed": args.seed,
                            "outlier_rows": info["outlier_rows"]}}
-        return _run(args, metrics, base, cand, None, "logitdiv demo", inputs)
+        with open_source(base, None, "BASE") as sa, open_source(cand, None, "CANDIDATE") as sb:
+            return _run(args, options, sa, sb, "logitdiv demo", inputs)
 
     if args.dir:
         return go(args.dir)
@@ -356,5 +348,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
 
-if __name__ == "__main__":  # python -m logitdiv.cli
+if __name__ == "__main__":  # python -m logitdiv.scoring.cli
     sys.exit(main())
