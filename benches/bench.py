@@ -16,12 +16,12 @@ import argparse
 import math
 import os
 import statistics
-import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
 import logitdiv as ld
+from _timing import median_seconds  # benches/ is on sys.path when this script runs
 
 SHAPES = {
     "lm": (2048, 32000),
@@ -33,17 +33,9 @@ SHAPES = {
 }
 
 
-def timeit(fn: Callable[[], object], min_time: float = 0.4, max_reps: int = 200) -> float:
-    """Median seconds per call after a warm-up."""
-    fn()
-    fn()
-    times: List[float] = []
-    start = time.perf_counter()
-    while (time.perf_counter() - start < min_time or len(times) < 5) and len(times) < max_reps:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timeit(fn: Callable[[], object]) -> float:
+    """Median seconds per call after two warm-up calls, over ≥ 0.4 s and 5 to 200 calls."""
+    return median_seconds(fn, min_time=0.4, max_reps=200)
 
 
 def make_inputs(shape, seed=0):

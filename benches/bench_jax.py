@@ -10,9 +10,7 @@ Prints the time per call of each and the ratio textbook / logitdiv (> 1: logitdi
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Callable, List
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,21 +19,17 @@ from jax.nn import log_softmax
 
 import logitdiv.jax as ldj
 
+from _timing import median_seconds  # benches/ is on sys.path when this script runs
+
 SHAPES = {"lm": (2048, 32000), "globalpointer": (144, 65536), "classification": (65536, 100)}
 QUICK = {"lm": (256, 32000), "globalpointer": (36, 16384), "classification": (8192, 100)}
 T = 2.0
 
 
-def timeit(fn: Callable[[], object], min_time: float = 0.5, max_reps: int = 20) -> float:
-    """Median seconds per call after a warm-up call (which compiles)."""
-    jax.block_until_ready(fn())
-    times: List[float] = []
-    start = time.perf_counter()
-    while (time.perf_counter() - start < min_time or len(times) < 3) and len(times) < max_reps:
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timeit(fn: Callable[[], object]) -> float:
+    """Median seconds per call (each waited for) after a warm-up call (which compiles), over ≥ 0.5 s
+    and 3 to 20 calls."""
+    return median_seconds(lambda: jax.block_until_ready(fn()), min_time=0.5, max_reps=20, min_reps=3, warmups=1)
 
 
 def textbook_ce(s, y):

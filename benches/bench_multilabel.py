@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 
 import logitdiv as ld
 
+from _timing import median_seconds  # benches/ is on sys.path when this script runs
 
-def timeit(fn, min_time=0.5, max_reps=100):
-    fn()
-    fn()
-    times = []
-    start = time.perf_counter()
-    while (time.perf_counter() - start < min_time or len(times) < 5) and len(times) < max_reps:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+
+def timeit(fn):
+    """Median seconds per call after two warm-up calls, over ≥ 0.5 s and 5 to 100 calls."""
+    return median_seconds(fn, min_time=0.5, max_reps=100)
 
 
 def bert4keras_mlce(torch, y_pred, y_true):

@@ -15,16 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 import logitdiv as ld
 import logitdiv.torch as ldt
-from bench import cpu_hz  # benches/ is on sys.path when this script runs
+from _timing import median_seconds  # benches/ is on sys.path when this script runs
+from bench import cpu_hz
 
 SHAPES = {
     "lm": (2048, 32000),
@@ -37,17 +36,9 @@ QUICK_SHAPES = {"lm": (256, 32000), "globalpointer": (4, 9, 128, 128), "classifi
 T, ALPHA = 2.0, 4.0  # distillation temperature, R-Drop weight
 
 
-def timeit(fn: Callable[[], object], min_time: float = 0.5, max_reps: int = 50) -> float:
-    """Median seconds per call after two warm-up calls."""
-    fn()
-    fn()
-    times: List[float] = []
-    start = time.perf_counter()
-    while (time.perf_counter() - start < min_time or len(times) < 5) and len(times) < max_reps:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def timeit(fn: Callable[[], object]) -> float:
+    """Median seconds per call after two warm-up calls, over ≥ 0.5 s and 5 to 50 calls."""
+    return median_seconds(fn, min_time=0.5, max_reps=50)
 
 
 # ---- the plain formulas (what a PyTorch user writes) ------------------------------------------

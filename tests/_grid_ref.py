@@ -77,6 +77,61 @@ def _mp_phi(w):
     return mpmath.mp.make_mpf(libmp.mpf_add(wm1, e, prec))
 
 
+def _mp_pair(s, t, temperature, mult):
+    """The common start of both divergence references: the rows as mpf lists, the multiplicities
+    (1 each by default) and τ as an mpf."""
+    s, t = _mp_list(s), _mp_list(t)
+    k = [1] * len(s) if mult is None else [int(m) for m in np.ravel(mult)]
+    return s, t, k, mpmath.mpf(float(temperature))
+
+
+def _mp_from_top(s, t, tau):
+    """Softmax rows relative to the class k of the largest s: (k, (s_i − s_k)/τ, (t_i − t_k)/τ);
+    differences of floats, exact at 50 digits."""
+    top = max(range(len(s)), key=lambda i: s[i])
+    return top, [(x - s[top]) / tau for x in s], [(y - t[top]) / tau for y in t]
+
+
+def _mp_sigmoid_row(kind, s, t, k, tau, kl_term):
+    """The sigmoid kinds, shared by both references: the value Σ k_i term_i and the gradients from
+    σ(x) − σ(y) = (e^{−y} − e^{−x}) / ((1 + e^{−x})(1 + e^{−y})) (exact algebra). Only sigmoid_kl's
+    value term differs between the references: `kl_term(x, y, e^{−x}, e^{−y}, σ(x), σ(−x))`."""
+    fsum = mpmath.fsum
+    a = [x / tau for x in s]
+    b = [y / tau for y in t]
+    terms, gs, gt = [], [], []
+    for x, y in zip(a, b):
+        ex, ey = mpmath.exp(-x), mpmath.exp(-y)
+        sx, snx = 1 / (1 + ex), ex / (1 + ex)        # σ(x), σ(−x)
+        sy, sny = 1 / (1 + ey), ey / (1 + ey)
+        dxy = (ey - ex) / ((1 + ex) * (1 + ey))      # σ(x) − σ(y)
+        if kind == "sigmoid_kl":
+            terms.append(kl_term(x, y, ex, ey, sx, snx))
+            gs.append(sx * snx * (x - y) / tau)
+            gt.append(-dxy / tau)
+        else:
+            terms.append(dxy * (x - y))
+            gs.append((sx * snx * (x - y) + dxy) / tau)
+            gt.append((sy * sny * (y - x) - dxy) / tau)
+    return fsum(ki * x for ki, x in zip(k, terms)), gs, gt
+
+
+def _mp_bernoulli_kl(x, y, ex, ey, sx, snx):
+    """σ(x) φ(u) + σ(−x) φ(v), u, v the log-ratios by log1p of differences of exponentials."""
+    if x == y:
+        return mpmath.mpf(0)
+    u = mpmath.log1p((ey - ex) / (1 + ex))         # log σ(x) − log σ(y)
+    vv = mpmath.log1p((ex - ey) / (ey * (1 + ex)))  # log σ(−x) − log σ(−y)
+    return sx * _mp_phi(u) + snx * _mp_phi(vv)
+
+
+def _textbook_bernoulli_kl(x, y, ex, ey, sx, snx):
+    """σ(x) log(σ(x)/σ(y)) + σ(−x) log(σ(−x)/σ(−y)), log σ(x) = −log1p(e^{−x})."""
+    lsx, lsy = -mpmath.log1p(ex), -mpmath.log1p(ey)
+    lsnx, lsny = -mpmath.log1p(1 / ex), -mpmath.log1p(1 / ey)
+    return sx * (lsx - lsy) + snx * (lsnx - lsny)
+
+
 def mp_div_row(kind, s, t, temperature=1.0, beta=0.5, mult=None):
     """One row: (value, grad_s, grad_t) as mpf / lists of mpf (one entry per distinct class;
     `mult[i]` copies of class i), to ~50 significant digits *relative to each result*, however
@@ -89,15 +144,11 @@ def mp_div_row(kind, s, t, temperature=1.0, beta=0.5, mult=None):
     - sigmoid: KL of two Bernoullis as σ(x) φ(u) + σ(−x) φ(v), u, v the log-ratios formed by log1p
       of differences of exponentials; σ(x) − σ(y) = (e^{−y} − e^{−x}) / ((1+e^{−x})(1+e^{−y})).
     ``mp_div_row_textbook`` at 300 digits checks it."""
-    s, t = _mp_list(s), _mp_list(t)
+    s, t, k, tau = _mp_pair(s, t, temperature, mult)
     n = len(s)
-    k = [1] * n if mult is None else [int(m) for m in np.ravel(mult)]
-    tau = mpmath.mpf(float(temperature))
     fsum = mpmath.fsum
     if kind in SOFTMAX_KINDS:
-        top = max(range(n), key=lambda i: s[i])
-        xa = [(x - s[top]) / tau for x in s]   # differences of floats: exact at 50 digits
-        xb = [(y - t[top]) / tau for y in t]
+        top, xa, xb = _mp_from_top(s, t, tau)
         d = [x - y for x, y in zip(xa, xb)]    # (s' − t') − (s'_k − t'_k)
         ea = [mpmath.exp(x) for x in xa]
         eb = [mpmath.exp(x) for x in xb]
@@ -134,43 +185,18 @@ def mp_div_row(kind, s, t, temperature=1.0, beta=0.5, mult=None):
             gs = [bt * pi * (x - kpm) / tau for pi, x in zip(p, ra)]
             gt = [(1 - bt) * qi * (x - kqm) / tau for qi, x in zip(q, rb)]
         return v, gs, gt
-    a = [x / tau for x in s]
-    b = [y / tau for y in t]
-    terms, gs, gt = [], [], []
-    for x, y in zip(a, b):
-        ex, ey = mpmath.exp(-x), mpmath.exp(-y)
-        sx, snx = 1 / (1 + ex), ex / (1 + ex)        # σ(x), σ(−x)
-        sy, sny = 1 / (1 + ey), ey / (1 + ey)
-        dxy = (ey - ex) / ((1 + ex) * (1 + ey))      # σ(x) − σ(y)
-        if kind == "sigmoid_kl":
-            if x == y:
-                terms.append(mpmath.mpf(0))
-            else:
-                u = mpmath.log1p((ey - ex) / (1 + ex))         # log σ(x) − log σ(y)
-                vv = mpmath.log1p((ex - ey) / (ey * (1 + ex)))  # log σ(−x) − log σ(−y)
-                terms.append(sx * _mp_phi(u) + snx * _mp_phi(vv))
-            gs.append(sx * snx * (x - y) / tau)
-            gt.append(-dxy / tau)
-        else:
-            terms.append(dxy * (x - y))
-            gs.append((sx * snx * (x - y) + dxy) / tau)
-            gt.append((sy * sny * (y - x) - dxy) / tau)
-    return fsum(ki * x for ki, x in zip(k, terms)), gs, gt
+    return _mp_sigmoid_row(kind, s, t, k, tau, _mp_bernoulli_kl)
 
 
 def mp_div_row_textbook(kind, s, t, temperature=1.0, beta=0.5, mult=None):
     """The textbook definitions, Σ p (log p − log q), Σ σ log(σ/σ') + ..., and MATH.md's gradients
     in terms of p, q, log p, log q: exact to ~10^-dps *absolute* (on log p, log q), so run it at
     high precision (the tests use 300 digits) to check ``mp_div_row``."""
-    s, t = _mp_list(s), _mp_list(t)
+    s, t, k, tau = _mp_pair(s, t, temperature, mult)
     n = len(s)
-    k = [1] * n if mult is None else [int(m) for m in np.ravel(mult)]
-    tau = mpmath.mpf(float(temperature))
     fsum = mpmath.fsum
     if kind in SOFTMAX_KINDS:
-        top = max(range(n), key=lambda i: s[i])
-        xa = [(x - s[top]) / tau for x in s]   # differences of floats: exact at 50 digits
-        xb = [(y - t[top]) / tau for y in t]
+        top, xa, xb = _mp_from_top(s, t, tau)
         la = mpmath.log1p(fsum(ki * mpmath.exp(x) for i, (ki, x) in enumerate(zip(k, xa)) if i != top)
                           + (k[top] - 1))
         lb = mpmath.log1p(fsum(ki * mpmath.exp(x) for i, (ki, x) in enumerate(zip(k, xb)) if i != top)
@@ -206,26 +232,7 @@ def mp_div_row_textbook(kind, s, t, temperature=1.0, beta=0.5, mult=None):
             gs = [bt * pi * (x - kpm) / tau for pi, x in zip(p, ra)]
             gt = [(1 - bt) * qi * (x - kqm) / tau for qi, x in zip(q, rb)]
         return v, gs, gt
-    a = [x / tau for x in s]
-    b = [y / tau for y in t]
-    terms, gs, gt = [], [], []
-    for x, y in zip(a, b):
-        ex, ey = mpmath.exp(-x), mpmath.exp(-y)
-        sx, snx = 1 / (1 + ex), ex / (1 + ex)        # σ(x), σ(−x)
-        sy, sny = 1 / (1 + ey), ey / (1 + ey)
-        dxy = (ey - ex) / ((1 + ex) * (1 + ey))      # σ(x) − σ(y), exact algebra
-        if kind == "sigmoid_kl":
-            # σ(x) log(σ(x)/σ(y)) + σ(−x) log(σ(−x)/σ(−y)), log σ(x) = −log1p(e^{−x})
-            lsx, lsy = -mpmath.log1p(ex), -mpmath.log1p(ey)
-            lsnx, lsny = -mpmath.log1p(1 / ex), -mpmath.log1p(1 / ey)
-            terms.append(sx * (lsx - lsy) + snx * (lsnx - lsny))
-            gs.append(sx * snx * (x - y) / tau)
-            gt.append(-dxy / tau)
-        else:
-            terms.append(dxy * (x - y))
-            gs.append((sx * snx * (x - y) + dxy) / tau)
-            gt.append((sy * sny * (y - x) - dxy) / tau)
-    return fsum(ki * x for ki, x in zip(k, terms)), gs, gt
+    return _mp_sigmoid_row(kind, s, t, k, tau, _textbook_bernoulli_kl)
 
 
 def mp_loss_row(kind, s, y, temperature=1.0):

@@ -299,13 +299,9 @@ def _full_div_cases():
     return _on_every_path(cases, full=True)
 
 
-@pytest.mark.parametrize("case,path", _reduced_div_cases())
+# the reduced grid and the full one (ids "full-…", skipped unless LOGITDIV_FULL_GRID=1) in one test
+@pytest.mark.parametrize("case,path", _reduced_div_cases() + _full_div_cases())
 def test_divergence_grid(case, path, simd_path):
-    run_div_case(case, path, simd_path)
-
-
-@pytest.mark.parametrize("case,path", _full_div_cases())
-def test_divergence_grid_full(case, path, simd_path):
     run_div_case(case, path, simd_path)
 
 
@@ -390,13 +386,8 @@ def _loss_cases(full: bool):
     return _on_every_path(cases, full)
 
 
-@pytest.mark.parametrize("case,path", _loss_cases(False))
+@pytest.mark.parametrize("case,path", _loss_cases(False) + _loss_cases(True))
 def test_loss_grid(case, path, simd_path):
-    run_loss_case(case, path, simd_path)
-
-
-@pytest.mark.parametrize("case,path", _loss_cases(True))
-def test_loss_grid_full(case, path, simd_path):
     run_loss_case(case, path, simd_path)
 
 
@@ -464,13 +455,8 @@ def _rdrop_cases(full: bool):
     return _on_every_path([RdropCase(dname, *cfg) for dname in DTYPES for cfg in cfgs], full)
 
 
-@pytest.mark.parametrize("case,path", _rdrop_cases(False))
+@pytest.mark.parametrize("case,path", _rdrop_cases(False) + _rdrop_cases(True))
 def test_rdrop_grid(case, path, simd_path):
-    run_rdrop_case(case, path, simd_path)
-
-
-@pytest.mark.parametrize("case,path", _rdrop_cases(True))
-def test_rdrop_grid_full(case, path, simd_path):
     run_rdrop_case(case, path, simd_path)
 
 

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
 import struct
 import subprocess
 import sys
 import textwrap
 import threading
 import tracemalloc
-import warnings
 import zipfile
 
 import numpy as np
@@ -25,6 +22,7 @@ import logitdiv as ld
 from logitdiv.scoring.cli import main
 from logitdiv.scoring.readers import open_source
 
+from _helpers import fork_and_run
 from _score_ref import pair
 
 OK_ERRORS = (TypeError, ValueError, OSError)
@@ -415,43 +413,6 @@ def test_dask_unknown_chunk_sizes_are_named():
 # 13. fork while another thread holds output buffers inside a kernel
 
 
-def _fork_and_run(task, timeout: float = 120.0) -> str:
-    r, w = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        code = 0
-        try:
-            out = task()
-        except BaseException as e:  # noqa: BLE001
-            out, code = f"ERROR {e!r}", 1
-        try:
-            os.write(w, out.encode())
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    try:
-        while True:
-            ready, _, _ = select.select([r], [], [], timeout)
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail(f"the forked child hung for {timeout} s")
-            chunk = os.read(r, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-    _, status = os.waitpid(pid, 0)
-    out = b"".join(chunks).decode()
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
-    return out
-
-
 def test_a_forked_child_can_use_the_buffers_another_thread_held():
     rng = np.random.default_rng(176)
     s = rng.standard_normal((512, 2048)).astype(np.float32)  # > 4096 elements: the GIL is released
@@ -479,7 +440,7 @@ def test_a_forked_child_can_use_the_buffers_another_thread_held():
     worker = threading.Thread(target=loop)
     worker.start()
     try:
-        outs = [_fork_and_run(child) for _ in range(8)]
+        outs = [fork_and_run(child) for _ in range(8)]
     finally:
         stop.set()
         worker.join(timeout=300)
@@ -489,6 +450,17 @@ def test_a_forked_child_can_use_the_buffers_another_thread_held():
 
 # ------------------------------------------------------------------------------------------------
 # The whole public API: only TypeError, ValueError and OSError (for files) leave it
+
+
+def only_ok_errors(call, what: str) -> None:
+    """Runs `call()`: it may return or raise one of OK_ERRORS; any other exception fails the test,
+    naming `what` was called."""
+    try:
+        call()
+    except OK_ERRORS:
+        pass
+    except BaseException as e:  # noqa: BLE001
+        pytest.fail(f"{what} raised {type(e).__name__}: {e}")
 
 
 def _weird_values():
@@ -519,22 +491,12 @@ def test_only_type_value_and_os_errors_leave_the_api(tmp_path):
     for fn, names in options.items():
         for opt in names:
             for v in _weird_values():
-                try:
-                    calls[fn](**{opt: v})
-                except OK_ERRORS:
-                    pass
-                except BaseException as e:  # noqa: BLE001
-                    pytest.fail(f"{fn}({opt}={v!r:.40}) raised {type(e).__name__}: {e}")
+                only_ok_errors(lambda: calls[fn](**{opt: v}), f"{fn}({opt}={v!r:.40})")
     # weird things as the arrays themselves
     for v in _weird_values():
         for fn in (lambda x: ld.kl(x, x), lambda x: ld.softmax_ce(s, x), lambda x: ld.bce(s, x),
                    lambda x: ld.score(x, s), lambda x: ld.score(s, x)):
-            try:
-                fn(v)
-            except OK_ERRORS:
-                pass
-            except BaseException as e:  # noqa: BLE001
-                pytest.fail(f"{v!r:.40} raised {type(e).__name__}: {e}")
+            only_ok_errors(lambda: fn(v), f"{v!r:.40}")
     # every malformed file, through ld.score and the dask reader
     for name in _bad_files(tmp_path):
         with pytest.raises(OK_ERRORS):
@@ -555,12 +517,7 @@ def test_only_type_value_and_os_errors_leave_torch_and_dask():
                    lambda v: ldd.score(da.from_array(s), da.from_array(t), temperature=v),
                    lambda v: ldd.score(da.from_array(s), da.from_array(t), threshold=v),
                    lambda v: ld.score(ts, v)):
-            try:
-                fn(v)
-            except OK_ERRORS:
-                pass
-            except BaseException as e:  # noqa: BLE001
-                pytest.fail(f"{v!r:.40} raised {type(e).__name__}: {e}")
+            only_ok_errors(lambda: fn(v), f"{v!r:.40}")
 
 
 def test_fortran_npy_files_of_any_rank_and_byte_order(tmp_path):
@@ -601,11 +558,6 @@ def test_damaged_files_never_give_an_unexpected_error(tmp_path, capsys):
             p = tmp_path / f"bad{n}{ext}"
             n += 1
             p.write_bytes(v)
-            try:
-                ld.score(p, a)
-            except OK_ERRORS:
-                pass
-            except BaseException as e:  # noqa: BLE001
-                pytest.fail(f"{name} damaged ({len(v)} of {len(raw)} bytes): {type(e).__name__}: {e}")
+            only_ok_errors(lambda: ld.score(p, a), f"{name} damaged ({len(v)} of {len(raw)} bytes)")
             rc, _, err = run_cli(capsys, "score", p, tmp_path / "ok.npy")
             assert "unexpected" not in err and rc in (0, 1), err

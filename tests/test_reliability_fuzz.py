@@ -257,6 +257,30 @@ def guarded(call, allowed=ALLOWED):
             return None, e
 
 
+def logits_and_labels(data, labels):
+    """Draws logits, then labels for their shape from `labels(shape)`; returns (logits, shape,
+    labels)."""
+    x = data.draw(logits(), "logits")
+    shape = shape_of(x)
+    return x, shape, data.draw(labels(shape), "target")
+
+
+def row_options(data, shape, **own) -> dict:
+    """A function's own options (`own`, drawn by the caller first) and the three that every row-wise
+    function takes, drawn after them in this order: reduction, grad, where."""
+    return dict(own, reduction=data.draw(reduction, "reduction"), grad=data.draw(flag, "grad"),
+                where=data.draw(where(shape), "where"))
+
+
+def call_and_check(call, kw, x, lead, n_grads: int, clean) -> None:
+    """Runs `call` guarded; where it returns, checks its result (check_result): `n_grads` gradients
+    when kw["grad"] is True, per-row values of shape `lead` when kw["reduction"] is "none", and the
+    clean-input bounds where `clean()` is true."""
+    res, err = guarded(call)
+    if err is None:
+        check_result(res, x, lead, n_grads if kw["grad"] is True else 0, clean(), kw["reduction"] == "none")
+
+
 # ------------------------------------------------------------------------------------------------
 # the properties, one per function
 
@@ -267,47 +291,37 @@ def test_divergences_never_crash(data, kind):
     s = data.draw(logits(), "s")
     t = data.draw(second(s), "t")
     shape = shape_of(s)
-    kw = dict(temperature=data.draw(number, "temperature"), reduction=data.draw(reduction, "reduction"),
-              grad=data.draw(flag, "grad"), where=data.draw(where(shape), "where"))
+    kw = row_options(data, shape, temperature=data.draw(number, "temperature"))
     if kind == "js":
         kw["beta"] = data.draw(st.one_of(unit, number), "beta")
     if kind in ("sigmoid_kl", "sigmoid_sym_kl", "gp_kl"):
         kw["weights"] = data.draw(weights(shape), "weights")
-    res, err = guarded(lambda: getattr(ld, kind)(s, t, **kw))
-    if err is None:
-        clean = is_clean(s, t) and moderate(kw["temperature"]) and kw["where"] is None and kw.get("weights") is None
-        check_result(res, s, shape[:-1], 2 if kw["grad"] is True else 0, clean, kw["reduction"] == "none")
+    call_and_check(lambda: getattr(ld, kind)(s, t, **kw), kw, s, shape[:-1], 2,
+                   lambda: is_clean(s, t) and moderate(kw["temperature"]) and kw["where"] is None
+                   and kw.get("weights") is None)
 
 
 @FUZZ
 @given(data=st.data())
 def test_softmax_ce_never_crashes(data):
-    x = data.draw(logits(), "logits")
-    shape = shape_of(x)
-    y = data.draw(class_labels(shape), "target")
-    kw = dict(label_smoothing=data.draw(unit, "label_smoothing"), temperature=data.draw(number, "temperature"),
-              ignore_index=data.draw(st.sampled_from([-100, -1, 0, 2**70, -100.0]), "ignore_index"),
-              reduction=data.draw(reduction, "reduction"), grad=data.draw(flag, "grad"), where=data.draw(where(shape), "where"))
-    res, err = guarded(lambda: ld.softmax_ce(x, y, **kw))
-    if err is None:
-        clean = is_clean(x) and moderate(kw["temperature"]) and kw["where"] is None
-        check_result(res, x, shape[:-1], 1 if kw["grad"] is True else 0, clean, kw["reduction"] == "none")
+    x, shape, y = logits_and_labels(data, class_labels)
+    kw = row_options(data, shape, label_smoothing=data.draw(unit, "label_smoothing"),
+                     temperature=data.draw(number, "temperature"),
+                     ignore_index=data.draw(st.sampled_from([-100, -1, 0, 2**70, -100.0]), "ignore_index"))
+    call_and_check(lambda: ld.softmax_ce(x, y, **kw), kw, x, shape[:-1], 1,
+                   lambda: is_clean(x) and moderate(kw["temperature"]) and kw["where"] is None)
 
 
 @FUZZ
 @given(data=st.data(), kind=st.sampled_from(["bce", "multilabel_ce"]))
 def test_dense_label_losses_never_crash(data, kind):
-    x = data.draw(logits(), "logits")
-    shape = shape_of(x)
-    y = data.draw(dense_labels(shape), "target")
-    kw = dict(reduction=data.draw(reduction, "reduction"), grad=data.draw(flag, "grad"), where=data.draw(where(shape), "where"))
+    x, shape, y = logits_and_labels(data, dense_labels)
+    kw = row_options(data, shape)
     if kind == "bce":
         kw["pos_weight"] = data.draw(weights(shape), "pos_weight")
         kw["weights"] = data.draw(weights(shape), "weights")
-    res, err = guarded(lambda: getattr(ld, kind)(x, y, **kw))
-    if err is None:
-        clean = is_clean(x) and kw["where"] is None
-        check_result(res, x, shape[:-1], 1 if kw["grad"] is True else 0, clean, kw["reduction"] == "none")
+    call_and_check(lambda: getattr(ld, kind)(x, y, **kw), kw, x, shape[:-1], 1,
+                   lambda: is_clean(x) and kw["where"] is None)
 
 
 @FUZZ
@@ -322,12 +336,9 @@ def test_sparse_multilabel_ce_never_crashes(data):
         hnp.arrays(np.float64, lead + (k,)),
         hnp.arrays(np.int64, hnp.array_shapes(min_dims=0, max_dims=3, max_side=3), elements=st.integers(-1, 3)),
     ), "positives")
-    kw = dict(pad=data.draw(st.sampled_from([-1, 0, -1.0, 2**64]), "pad"), reduction=data.draw(reduction, "reduction"),
-              grad=data.draw(flag, "grad"), where=data.draw(where(shape), "where"))
-    res, err = guarded(lambda: ld.sparse_multilabel_ce(x, pos, **kw))
-    if err is None:
-        clean = is_clean(x) and kw["where"] is None
-        check_result(res, x, shape[:-1], 1 if kw["grad"] is True else 0, clean, kw["reduction"] == "none")
+    kw = row_options(data, shape, pad=data.draw(st.sampled_from([-1, 0, -1.0, 2**64]), "pad"))
+    call_and_check(lambda: ld.sparse_multilabel_ce(x, pos, **kw), kw, x, shape[:-1], 1,
+                   lambda: is_clean(x) and kw["where"] is None)
 
 
 @FUZZ
@@ -366,16 +377,10 @@ def test_globalpointer_ce_never_crashes(data):
 @FUZZ
 @given(data=st.data())
 def test_gamma_ce_never_crashes(data):
-    x = data.draw(logits(), "logits")
-    shape = shape_of(x)
-    y = data.draw(class_labels(shape), "target")
-    kw = dict(gamma=data.draw(st.one_of(st.floats(0, 0.999), number), "gamma"),
-              threshold=data.draw(st.one_of(st.none(), unit), "threshold"),
-              reduction=data.draw(reduction, "reduction"), grad=data.draw(flag, "grad"), where=data.draw(where(shape), "where"))
-    res, err = guarded(lambda: ld.gamma_ce(x, y, **kw))
-    if err is None:
-        clean = is_clean(x) and kw["where"] is None
-        check_result(res, x, shape[:-1], 1 if kw["grad"] is True else 0, clean, kw["reduction"] == "none")
+    x, shape, y = logits_and_labels(data, class_labels)
+    kw = row_options(data, shape, gamma=data.draw(st.one_of(st.floats(0, 0.999), number), "gamma"),
+                     threshold=data.draw(st.one_of(st.none(), unit), "threshold"))
+    call_and_check(lambda: ld.gamma_ce(x, y, **kw), kw, x, shape[:-1], 1, lambda: is_clean(x) and kw["where"] is None)
 
 
 @FUZZ
@@ -393,15 +398,13 @@ def test_kd_and_rdrop_never_crash(data, kd):
         kw.update(temperature=data.draw(number, "temperature"), t2=data.draw(flag, "t2"),
                   grad_teacher=data.draw(flag, "grad_teacher"))
         call = lambda: ld.kd_loss(s, t, y, **kw)  # noqa: E731
-        n = (2 if kw["grad_teacher"] is True else 1) if grad is True else 0
+        n_grads = 2 if kw["grad_teacher"] is True else 1
     else:
         kw["kind"] = data.draw(st.sampled_from(["sigmoid", "tanh"]) if sigmoid else st.just("softmax"), "kind")
         call = lambda: ld.rdrop_loss(s, t, y, **kw)  # noqa: E731
-        n = 2 if grad is True else 0
-    res, err = guarded(call)
-    if err is None:
-        clean = is_clean(s, t) and kw["where"] is None and (not kd or moderate(kw["temperature"]))
-        check_result(res, s, shape[:-1], n, clean, kw["reduction"] == "none")
+        n_grads = 2
+    call_and_check(call, kw, s, shape[:-1], n_grads,
+                   lambda: is_clean(s, t) and kw["where"] is None and (not kd or moderate(kw["temperature"])))
 
 
 @FUZZ

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import select
-import signal
 import threading
 import time
 import warnings
@@ -24,6 +22,8 @@ import numpy as np
 import pytest
 
 import logitdiv as ld
+
+from _helpers import fork_and_run
 
 ROWS, COLS = 128, 1024  # 2^17 elements: the size from which a call runs on several threads
 
@@ -159,47 +159,6 @@ def pool_threads() -> int:
         except OSError:
             pass
     return n
-
-
-def fork_and_run(task, timeout: float = 120.0):
-    """Runs `task()` (returning a str) in a child made by os.fork; returns its output. A child that
-    does not answer within `timeout` seconds is killed and the test fails."""
-    r, w = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # "fork() in a multi-threaded process"
-        pid = os.fork()
-    if pid == 0:  # the child
-        os.close(r)
-        code = 0
-        try:
-            out = task()
-        except BaseException as e:  # noqa: BLE001
-            out, code = f"ERROR {e!r}", 1
-        try:
-            os.write(w, out.encode())
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([r], [], [], max(left, 0))
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail(f"the forked child hung for {timeout} s")
-            chunk = os.read(r, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-    _, status = os.waitpid(pid, 0)
-    out = b"".join(chunks).decode()
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
-    return out
 
 
 def child_task(inputs_0, names):

@@ -170,30 +170,27 @@ def test_sliceable_arrays_stream_slab_by_slab():
 # -- errors -------------------------------------------------------------------------------------
 
 
-def test_missing_and_unreadable_files(tmp_path):
-    a, b = pair(rows=10, classes=4)
+# (name, contents: bytes from the valid b.npy's bytes, or None for no file, raised, match); "."
+# names the folder tmp_path itself
+UNREADABLE = [
+    pytest.param("nope.npy", None, FileNotFoundError, "no such file", id="missing"),
+    pytest.param("junk.bin", lambda good: b"hello, not logits", ValueError, "unknown file format", id="unknown-format"),
+    pytest.param("bad.npy", lambda good: b"\x93NUMPY garbage", ValueError, "not a valid .npy", id="bad-npy"),
+    pytest.param("short.npy", lambda good: good[: len(good) - 8], ValueError, "truncated", id="truncated-npy"),
+    pytest.param(".", None, IsADirectoryError, None, id="directory"),
+    pytest.param("bad.npz", lambda good: b"PK\x03\x04 not really a zip", ValueError, "not a readable .npz", id="bad-npz"),
+    pytest.param("bad.parquet", lambda good: b"PAR1 nope", ValueError, "not a readable Parquet", id="bad-parquet"),
+]
+
+
+@pytest.mark.parametrize("name, contents, raised, match", UNREADABLE)
+def test_missing_and_unreadable_files(tmp_path, name, contents, raised, match):
+    _, b = pair(rows=10, classes=4)
     np.save(tmp_path / "b.npy", b)
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        ld.score(tmp_path / "nope.npy", tmp_path / "b.npy")
-    (tmp_path / "junk.bin").write_bytes(b"hello, not logits")
-    with pytest.raises(ValueError, match="unknown file format"):
-        ld.score(tmp_path / "junk.bin", tmp_path / "b.npy")
-    (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(ValueError, match="not a valid .npy"):
-        ld.score(tmp_path / "bad.npy", tmp_path / "b.npy")
-    with open(tmp_path / "b.npy", "rb") as f:
-        data = f.read()
-    (tmp_path / "short.npy").write_bytes(data[: len(data) - 8])
-    with pytest.raises(ValueError, match="truncated"):
-        ld.score(tmp_path / "short.npy", tmp_path / "b.npy")
-    with pytest.raises(IsADirectoryError):
-        ld.score(tmp_path, tmp_path / "b.npy")
-    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(ValueError, match="not a readable .npz"):
-        ld.score(tmp_path / "bad.npz", tmp_path / "b.npy")
-    (tmp_path / "bad.parquet").write_bytes(b"PAR1 nope")
-    with pytest.raises(ValueError, match="not a readable Parquet"):
-        ld.score(tmp_path / "bad.parquet", tmp_path / "b.npy")
+    if contents is not None:
+        (tmp_path / name).write_bytes(contents((tmp_path / "b.npy").read_bytes()))
+    with pytest.raises(raised, match=match):
+        ld.score(tmp_path / name, tmp_path / "b.npy")
 
 
 def test_keys(tmp_path):

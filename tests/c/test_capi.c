@@ -8,19 +8,7 @@
 #include <string.h>
 
 #include "logitdiv.h"
-
-static int failures = 0, checks = 0;
-
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        checks++;                                         \
-        if (!(cond)) {                                    \
-            failures++;                                   \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                 \
-            fprintf(stderr, "\n");                        \
-        }                                                 \
-    } while (0)
+#include "common.h"
 
 static double close_rel(double a, double b) { return fabs(a - b) <= 1e-12 * fmax(fabs(b), 1e-300); }
 
@@ -230,6 +218,5 @@ int main(void) {
     test_gradients();
     test_bad_arguments();
     test_conventions_and_threads();
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures != 0;
+    return checks_summary();
 }

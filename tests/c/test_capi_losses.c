@@ -9,36 +9,7 @@
 #include <string.h>
 
 #include "logitdiv.h"
-
-static int failures = 0, checks = 0;
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        checks++;                                                \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
-
-/* The call must return `status`, and the message must contain `part` (unless NULL). */
-#define EXPECT(call, status, part)                                                                    \
-    do {                                                                                              \
-        ld_status st_ = (call);                                                                       \
-        const char *part_ = (part);                                                                   \
-        checks++;                                                                                     \
-        if (st_ != (status)) {                                                                        \
-            failures++;                                                                               \
-            fprintf(stderr, "FAIL %s:%d: %s returned %d, expected %d (%s)\n", __FILE__, __LINE__,    \
-                    #call, (int)st_, (int)(status), st_ == LD_OK ? "" : ld_last_error_message());     \
-        } else if (part_ != NULL && strstr(ld_last_error_message(), part_) == NULL) {                 \
-            failures++;                                                                               \
-            fprintf(stderr, "FAIL %s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__,         \
-                    ld_last_error_message(), part_);                                                  \
-        }                                                                                             \
-    } while (0)
+#include "common.h"
 
 /* |a − b| ≤ tol · max(1, |b|) */
 static int near(double a, double b, double tol) { return fabs(a - b) <= tol * fmax(1.0, fabs(b)); }
@@ -106,6 +77,18 @@ static double ref_gamma(const double *s, size_t n, int64_t y, double gamma) {
 }
 
 static double sigmoid(double x) { return 1 / (1 + exp(-x)); }
+
+/* R-Drop, softmax kind: CE(s1, y) + CE(s2, y) + α/2 (KL(p1‖p2) + KL(p2‖p1)) */
+static double ref_rdrop_softmax(const double *s1, const double *s2, int64_t y, size_t n, double alpha) {
+    return ref_ce(s1, n, y, 0, 1) + ref_ce(s2, n, y, 0, 1) + alpha / 2 * (ref_kl(s1, s2, n, 1) + ref_kl(s2, s1, n, 1));
+}
+
+/* R-Drop, sigmoid kind: multilabel CE of s1 and s2 + α/2 Σ (σ(s1) − σ(s2))(s1 − s2) */
+static double ref_rdrop_sigmoid(const double *s1, const double *s2, const double *y, size_t n, double alpha) {
+    double kl = 0;
+    for (size_t j = 0; j < n; j++) kl += (sigmoid(s1[j]) - sigmoid(s2[j])) * (s1[j] - s2[j]);
+    return ref_multilabel(s1, y, NULL, n) + ref_multilabel(s2, y, NULL, n) + alpha / 2 * kl;
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Central finite differences of `result` against the gradients a loss returns. */
@@ -345,8 +328,7 @@ static void test_bce_multilabel(void) {
     }
     ld_options om = ld_options_default();
     om.reduction = LD_REDUCTION_MEAN;
-    ctx_t cm = {.rows = R, .cols = C, .probs = YSOFT, .o = &om};
-    fd_check("multilabel_ce soft mean", f_multilabel, &cm, x, NULL, R * C, 1e-7);
+    fd_check("multilabel_ce soft mean", f_multilabel, &(ctx_t){.rows = R, .cols = C, .probs = YSOFT, .o = &om}, x, NULL, R * C, 1e-7);
 
     float sf[R * C], yf[R * C], vf[R];
     to_f32(sf, S, R * C);
@@ -390,8 +372,8 @@ static void test_sparse(void) {
     memcpy(x, S, sizeof x);
     o = ld_options_default();
     o.reduction = LD_REDUCTION_MEAN;
-    ctx_t c = {.rows = R, .cols = C, .positives = pos, .npos = K, .o = &o};
-    fd_check("sparse_multilabel_ce mean", f_sparse, &c, x, NULL, R * C, 1e-7);
+    fd_check("sparse_multilabel_ce mean", f_sparse, &(ctx_t){.rows = R, .cols = C, .positives = pos, .npos = K, .o = &o}, x, NULL,
+             R * C, 1e-7);
 
     float sf[R * C], vf[R];
     to_f32(sf, S, R * C);
@@ -496,8 +478,7 @@ static void test_gamma(void) {
     memcpy(x, S, sizeof x);
     o.gamma = 0.7;
     o.reduction = LD_REDUCTION_MEAN;
-    ctx_t c = {.rows = R, .cols = C, .labels = LABELS, .o = &o};
-    fd_check("gamma_ce γ=0.7 mean", f_gamma, &c, x, NULL, R * C, 1e-7);
+    fd_check("gamma_ce γ=0.7 mean", f_gamma, &(ctx_t){.rows = R, .cols = C, .labels = LABELS, .o = &o}, x, NULL, R * C, 1e-7);
 
     /* threshold b: value −max(b, r)·log p_y, gradient max(b, r)·(p − onehot(y)) (surrogate) */
     o = ld_options_default();
@@ -563,9 +544,7 @@ static void test_kd_rdrop(void) {
     o.alpha = 4.0;
     CHECK(ld_rdrop_loss_f64(S, C, T, C, R, C, LABELS, NULL, 0, &o, v, NULL, NULL, NULL) == LD_OK, "rdrop: %s", ld_last_error_message());
     for (int i = 0; i < R; i++) {
-        const double *s1 = S + i * C, *s2 = T + i * C;
-        double ref = LABELS[i] == -100 ? 0
-                   : ref_ce(s1, C, LABELS[i], 0, 1) + ref_ce(s2, C, LABELS[i], 0, 1) + 2.0 * (ref_kl(s1, s2, C, 1) + ref_kl(s2, s1, C, 1));
+        double ref = LABELS[i] == -100 ? 0 : ref_rdrop_softmax(S + i * C, T + i * C, LABELS[i], C, 4.0);
         CHECK(near(v[i], ref, 1e-13), "rdrop softmax row %d: %.17g vs %.17g", i, v[i], ref);
     }
     o.reduction = LD_REDUCTION_SUM;
@@ -578,15 +557,11 @@ static void test_kd_rdrop(void) {
     o.kind = LD_RDROP_SIGMOID;
     CHECK(ld_rdrop_loss_f64(S, C, T, C, R, C, NULL, YSOFT, C, &o, v, NULL, NULL, NULL) == LD_OK, "rdrop sigmoid: %s", ld_last_error_message());
     for (int i = 0; i < R; i++) {
-        const double *s1 = S + i * C, *s2 = T + i * C;
-        double kl = 0;
-        for (int j = 0; j < C; j++) kl += (sigmoid(s1[j]) - sigmoid(s2[j])) * (s1[j] - s2[j]);
-        double ref = ref_multilabel(s1, YSOFT + i * C, NULL, C) + ref_multilabel(s2, YSOFT + i * C, NULL, C) + 0.5 * kl;
+        double ref = ref_rdrop_sigmoid(S + i * C, T + i * C, YSOFT + i * C, C, 1.0);
         CHECK(near(v[i], ref, 1e-13), "rdrop sigmoid row %d: %.17g vs %.17g", i, v[i], ref);
     }
     o.reduction = LD_REDUCTION_BATCHMEAN;
-    ctx_t cs = {.rows = R, .cols = C, .probs = YSOFT, .o = &o};
-    fd_check("rdrop sigmoid batchmean", f_rdrop, &cs, a, b, R * C, 1e-7);
+    fd_check("rdrop sigmoid batchmean", f_rdrop, &(ctx_t){.rows = R, .cols = C, .probs = YSOFT, .o = &o}, a, b, R * C, 1e-7);
 
     float sf[R * C], tf[R * C], vf[R], gsf[R * C], gtf[R * C];
     double g64s[R * C], g64t[R * C], v64[R];
@@ -933,6 +908,5 @@ int main(void) {
     test_bad_arguments();
     test_threads();
     test_random_calls();
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures != 0;
+    return checks_summary();
 }

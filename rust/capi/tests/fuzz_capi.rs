@@ -12,8 +12,8 @@
 //! [`Faults`] (the statuses the arguments call for, with [`Faults::input`] / [`Faults::output`]
 //! mirroring the rules of `views.rs`) and [`check_status`]. A family of entry points is a table of
 //! function pointers, a case strategy and a check: the divergences below; the loss entry points
-//! follow the same pattern (a `LOSS_F32`/`LOSS_F64` table per signature, their labels drawn like
-//! the logits, the expected faults from the same helpers).
+//! follow the same pattern (a table of (loss, float64 entry, float32 entry) per signature, their
+//! labels drawn like the logits, the expected faults from the same helpers).
 //!
 //! Budget: `PROPTEST_CASES` (default 1000 cases per property).
 
@@ -24,20 +24,12 @@ use logitdiv::{
 };
 use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs, Reduction, Rows, RowsMut};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use std::ffi::CStr;
 
-fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+// the proptest settings of the core's fuzz tests (PROPTEST_CASES), from their shared file
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+use common::config;
 
 // ---------------------------------------------------------------------------------------------
 // the generic harness
@@ -176,16 +168,7 @@ impl Faults {
         if stride < cols && !repeated {
             self.add(ld_status::LD_BAD_SHAPE);
         }
-        match span_elems(rows, cols, stride, elem) {
-            None => {
-                self.add(ld_status::LD_BAD_SHAPE);
-                None
-            }
-            Some(n) => {
-                self.pointer(n, elem, p);
-                Some(n)
-            }
-        }
+        self.spanning(span_elems(rows, cols, stride, elem), elem, p)
     }
 
     /// A contiguous output of `n` elements (NULL: not computed).
@@ -193,16 +176,17 @@ impl Faults {
         if p == Ptr::Null {
             return Some(0);
         }
-        match span_elems(rows, cols, cols, elem) {
-            None => {
-                self.add(ld_status::LD_BAD_SHAPE);
-                None
-            }
-            Some(n) => {
-                self.pointer(n, elem, p);
-                Some(n)
-            }
+        self.spanning(span_elems(rows, cols, cols, elem), elem, p)
+    }
+
+    /// A view of `span` elements (None: its size overflows, LD_BAD_SHAPE) at pointer `p`; returns
+    /// `span`.
+    fn spanning(&mut self, span: Option<usize>, elem: usize, p: Ptr) -> Option<usize> {
+        match span {
+            None => self.add(ld_status::LD_BAD_SHAPE),
+            Some(n) => self.pointer(n, elem, p),
         }
+        span
     }
 
     fn pointer(&mut self, n: usize, elem: usize, p: Ptr) {
@@ -259,20 +243,13 @@ type PairFn<T> = unsafe extern "C" fn(
     *mut T,
 ) -> ld_status;
 
-const PAIR_F64: [(PairKind, PairFn<f64>); 5] = [
-    (PairKind::Kl, ld_kl_f64),
-    (PairKind::SymKl, ld_sym_kl_f64),
-    (PairKind::Js, ld_js_f64),
-    (PairKind::SigmoidKl, ld_sigmoid_kl_f64),
-    (PairKind::SigmoidSymKl, ld_sigmoid_sym_kl_f64),
-];
-
-const PAIR_F32: [(PairKind, PairFn<f32>); 5] = [
-    (PairKind::Kl, ld_kl_f32),
-    (PairKind::SymKl, ld_sym_kl_f32),
-    (PairKind::Js, ld_js_f32),
-    (PairKind::SigmoidKl, ld_sigmoid_kl_f32),
-    (PairKind::SigmoidSymKl, ld_sigmoid_sym_kl_f32),
+/// Each divergence with its float64 and float32 entry points.
+const PAIRS: [(PairKind, PairFn<f64>, PairFn<f32>); 5] = [
+    (PairKind::Kl, ld_kl_f64, ld_kl_f32),
+    (PairKind::SymKl, ld_sym_kl_f64, ld_sym_kl_f32),
+    (PairKind::Js, ld_js_f64, ld_js_f32),
+    (PairKind::SigmoidKl, ld_sigmoid_kl_f64, ld_sigmoid_kl_f32),
+    (PairKind::SigmoidSymKl, ld_sigmoid_sym_kl_f64, ld_sigmoid_sym_kl_f32),
 ];
 
 fn value() -> impl Strategy<Value = f64> {
@@ -368,8 +345,8 @@ fn stride_of(choice: usize, cols: usize) -> usize {
     }
 }
 
-fn run_pair<T: Elem + Default>(c: &PairCase, table: &[(PairKind, PairFn<T>); 5]) -> Result<(), TestCaseError> {
-    let (kind, f) = table[c.entry];
+/// Calls entry point `f` (of divergence `kind`) with the case's arguments and checks the outcome.
+fn run_pair<T: Elem + Default>(c: &PairCase, kind: PairKind, f: PairFn<T>) -> Result<(), TestCaseError> {
     let d = c.d;
     let elem = std::mem::size_of::<T>();
     let mut faults = Faults::default();
@@ -529,12 +506,14 @@ proptest! {
 
     #[test]
     fn divergence_entry_points_f64(c in pair_case()) {
-        run_pair::<f64>(&c, &PAIR_F64)?;
+        let (kind, f, _) = PAIRS[c.entry];
+        run_pair::<f64>(&c, kind, f)?;
     }
 
     #[test]
     fn divergence_entry_points_f32(c in pair_case()) {
-        run_pair::<f32>(&c, &PAIR_F32)?;
+        let (kind, _, f) = PAIRS[c.entry];
+        run_pair::<f32>(&c, kind, f)?;
     }
 
     #[test]

@@ -57,120 +57,98 @@ fn best(mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn run<E: Elem>(label: &str, kind: PairKind, rows: usize, cols: usize, threads: &[usize]) {
-    let s: Vec<E> = noise(rows * cols, 1)
-        .map(|v| E::from_f64(v * 4.0))
-        .collect();
-    let t: Vec<E> = s
-        .iter()
-        .zip(noise(rows * cols, 2))
-        .map(|(&v, e)| E::from_f64(v.to_f64() + e * 0.3))
-        .collect();
-    let (mut gs, mut gt) = (
-        vec![E::from_f64(0.0); rows * cols],
-        vec![E::from_f64(0.0); rows * cols],
-    );
-    let pairs = (rows * cols) as f64;
+/// Times `call(false)` (the value) and `call(true)` (value and gradients; skipped with
+/// KERNEL_BENCH_VALUE_ONLY=1), best of 7 each, on each thread count, and prints their throughput
+/// over the rows × cols `unit`s: "`name` `label` (rows, cols) threads=N: value X G `unit`/s,
+/// value+`grads_name` Y G `unit`/s".
+fn report(
+    name: &str,
+    label: &str,
+    (rows, cols): (usize, usize),
+    (unit, grads_name): (&str, &str),
+    threads: &[usize],
+    mut call: impl FnMut(bool),
+) {
+    let count = (rows * cols) as f64;
     for &n in threads {
         set_num_threads(n).unwrap();
-        let opts = PairOptions {
-            reduction: Reduction::Sum,
-            ..PairOptions::default()
-        };
-        let (sr, tr) = (
-            Rows::contiguous(&s, rows, cols).unwrap(),
-            Rows::contiguous(&t, rows, cols).unwrap(),
-        );
-        let value = best(|| {
-            let out: PairOutputs<'_, E, f64> = PairOutputs {
-                values: None,
-                grad_s: None,
-                grad_t: None,
-            };
-            black_box(pair_divergence(kind, sr, tr, &opts, out).unwrap());
-        });
+        let value = best(|| call(false));
         let grads = if std::env::var_os("KERNEL_BENCH_VALUE_ONLY").is_some() {
             f64::NAN
         } else {
-            best(|| {
-                let out: PairOutputs<'_, E, f64> = PairOutputs {
-                    values: None,
-                    grad_s: Some(RowsMut::contiguous(&mut gs, rows, cols).unwrap()),
-                    grad_t: Some(RowsMut::contiguous(&mut gt, rows, cols).unwrap()),
-                };
-                black_box(pair_divergence(kind, sr, tr, &opts, out).unwrap());
-            })
+            best(|| call(true))
         };
         println!(
-            "{kind:?} {label} ({rows}, {cols}) threads={n}: value {:.3} G pairs/s, value+grads {:.3} G pairs/s",
-            pairs / value / 1e9,
-            pairs / grads / 1e9
+            "{name} {label} ({rows}, {cols}) threads={n}: value {:.3} G {unit}/s, value+{grads_name} {:.3} G {unit}/s",
+            count / value / 1e9,
+            count / grads / 1e9
         );
     }
+}
+
+/// `n` logits: noise of seed 1, times 4.
+fn logits<E: Elem>(n: usize) -> Vec<E> {
+    noise(n, 1).map(|v| E::from_f64(v * 4.0)).collect()
+}
+
+/// `x` + 0.3 · noise of seed 2: the second logits of a pair.
+fn perturbed<E: Elem>(x: &[E]) -> Vec<E> {
+    x.iter().zip(noise(x.len(), 2)).map(|(&v, e)| E::from_f64(v.to_f64() + e * 0.3)).collect()
+}
+
+/// `rows` class labels in 0..cols (noise of seed 5).
+fn labels(rows: usize, cols: usize) -> Vec<i64> {
+    noise(rows, 5).map(|v| ((v + 1.0) / 2.0 * cols as f64) as i64 % cols as i64).collect()
+}
+
+fn run<E: Elem>(label: &str, kind: PairKind, rows: usize, cols: usize, threads: &[usize]) {
+    let s: Vec<E> = logits(rows * cols);
+    let t = perturbed(&s);
+    let (mut gs, mut gt) = (vec![E::from_f64(0.0); rows * cols], vec![E::from_f64(0.0); rows * cols]);
+    let opts = PairOptions { reduction: Reduction::Sum, ..PairOptions::default() };
+    let (sr, tr) = (Rows::contiguous(&s, rows, cols).unwrap(), Rows::contiguous(&t, rows, cols).unwrap());
+    report(&format!("{kind:?}"), label, (rows, cols), ("pairs", "grads"), threads, |grads| {
+        let out: PairOutputs<'_, E, f64> = PairOutputs {
+            values: None,
+            grad_s: grads.then(|| RowsMut::contiguous(&mut gs, rows, cols).unwrap()),
+            grad_t: grads.then(|| RowsMut::contiguous(&mut gt, rows, cols).unwrap()),
+        };
+        black_box(pair_divergence(kind, sr, tr, &opts, out).unwrap());
+    });
 }
 
 /// Softmax cross-entropy against class labels: value, and value + gradient.
 fn run_ce<E: Elem>(label: &str, rows: usize, cols: usize, threads: &[usize]) {
-    let s: Vec<E> = noise(rows * cols, 1).map(|v| E::from_f64(v * 4.0)).collect();
-    let labels: Vec<i64> = noise(rows, 5).map(|v| ((v + 1.0) / 2.0 * cols as f64) as i64 % cols as i64).collect();
+    let s: Vec<E> = logits(rows * cols);
+    let labels = labels(rows, cols);
     let mut g = vec![E::from_f64(0.0); rows * cols];
-    let elems = (rows * cols) as f64;
-    for &n in threads {
-        set_num_threads(n).unwrap();
-        let opts = SoftmaxCeOptions { reduction: Reduction::Mean, ..SoftmaxCeOptions::default() };
-        let sr = Rows::contiguous(&s, rows, cols).unwrap();
-        let target = || -> Target<'_, f32> { Target::Classes { labels: &labels, ignore_index: -100 } };
-        let value = best(|| {
-            let out: LossOutputs<'_, E, f64> = LossOutputs { values: None, grad: None, grad_second: None };
-            black_box(softmax_ce(sr, target(), &opts, out).unwrap());
-        });
-        let grads = if std::env::var_os("KERNEL_BENCH_VALUE_ONLY").is_some() {
-            f64::NAN
-        } else {
-            best(|| {
-            let out: LossOutputs<'_, E, f64> =
-                LossOutputs { values: None, grad: Some(RowsMut::contiguous(&mut g, rows, cols).unwrap()), grad_second: None };
-            black_box(softmax_ce(sr, target(), &opts, out).unwrap());
-            })
-        };
-        println!(
-            "softmax_ce {label} ({rows}, {cols}) threads={n}: value {:.3} G elem/s, value+grad {:.3} G elem/s",
-            elems / value / 1e9,
-            elems / grads / 1e9
-        );
-    }
+    let opts = SoftmaxCeOptions { reduction: Reduction::Mean, ..SoftmaxCeOptions::default() };
+    let sr = Rows::contiguous(&s, rows, cols).unwrap();
+    let target = || -> Target<'_, f32> { Target::Classes { labels: &labels, ignore_index: -100 } };
+    report("softmax_ce", label, (rows, cols), ("elem", "grad"), threads, |grads| {
+        let grad = grads.then(|| RowsMut::contiguous(&mut g, rows, cols).unwrap());
+        let out: LossOutputs<'_, E, f64> = LossOutputs { values: None, grad, grad_second: None };
+        black_box(softmax_ce(sr, target(), &opts, out).unwrap());
+    });
 }
 
 /// R-Drop (softmax kind, α = 4) against class labels: value, and value + both gradients.
 fn run_rdrop<E: Elem>(label: &str, rows: usize, cols: usize, threads: &[usize]) {
-    let s1: Vec<E> = noise(rows * cols, 1).map(|v| E::from_f64(v * 4.0)).collect();
-    let s2: Vec<E> = s1.iter().zip(noise(rows * cols, 2)).map(|(a, v)| E::from_f64(a.to_f64() + v * 0.3)).collect();
-    let labels: Vec<i64> = noise(rows, 5).map(|v| ((v + 1.0) / 2.0 * cols as f64) as i64 % cols as i64).collect();
+    let s1: Vec<E> = logits(rows * cols);
+    let s2 = perturbed(&s1);
+    let labels = labels(rows, cols);
     let (mut g1, mut g2) = (vec![E::from_f64(0.0); rows * cols], vec![E::from_f64(0.0); rows * cols]);
-    let elems = (rows * cols) as f64;
-    for &n in threads {
-        set_num_threads(n).unwrap();
-        let opts = RdropOptions { alpha: 4.0, reduction: Reduction::Mean, ..RdropOptions::default() };
-        let (r1, r2) = (Rows::contiguous(&s1, rows, cols).unwrap(), Rows::contiguous(&s2, rows, cols).unwrap());
-        let target = || -> Target<'_, f32> { Target::Classes { labels: &labels, ignore_index: -100 } };
-        let value = best(|| {
-            let out: LossOutputs<'_, E, f64> = LossOutputs { values: None, grad: None, grad_second: None };
-            black_box(rdrop_loss(r1, r2, target(), &opts, out).unwrap());
-        });
-        let grads = best(|| {
-            let out: LossOutputs<'_, E, f64> = LossOutputs {
-                values: None,
-                grad: Some(RowsMut::contiguous(&mut g1, rows, cols).unwrap()),
-                grad_second: Some(RowsMut::contiguous(&mut g2, rows, cols).unwrap()),
-            };
-            black_box(rdrop_loss(r1, r2, target(), &opts, out).unwrap());
-        });
-        println!(
-            "rdrop {label} ({rows}, {cols}) threads={n}: value {:.3} G pairs/s, value+grads {:.3} G pairs/s",
-            elems / value / 1e9,
-            elems / grads / 1e9
-        );
-    }
+    let opts = RdropOptions { alpha: 4.0, reduction: Reduction::Mean, ..RdropOptions::default() };
+    let (r1, r2) = (Rows::contiguous(&s1, rows, cols).unwrap(), Rows::contiguous(&s2, rows, cols).unwrap());
+    let target = || -> Target<'_, f32> { Target::Classes { labels: &labels, ignore_index: -100 } };
+    report("rdrop", label, (rows, cols), ("pairs", "grads"), threads, |grads| {
+        let out: LossOutputs<'_, E, f64> = LossOutputs {
+            values: None,
+            grad: grads.then(|| RowsMut::contiguous(&mut g1, rows, cols).unwrap()),
+            grad_second: grads.then(|| RowsMut::contiguous(&mut g2, rows, cols).unwrap()),
+        };
+        black_box(rdrop_loss(r1, r2, target(), &opts, out).unwrap());
+    });
 }
 
 fn main() {

@@ -21,29 +21,17 @@ use half::f16;
 use logitdiv_core::divergence::MAX_SCALED_LOGIT;
 use logitdiv_core::{pair_divergence, Elem, Error, PairKind, PairOptions, PairOutputs, Reduction, Rows, RowsMut};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+mod common;
+use common::{config, span};
 
 /// A logit: mostly ordinary, sometimes extreme or non-finite.
 fn logit() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        8 => -30.0..30.0f64,
-        2 => prop::sample::select(vec![0.0, -0.0, 1e-300, -1e-300, 5e-324, 40.0, -40.0, 700.0, -700.0, 746.0, -746.0]),
-        1 => prop::sample::select(vec![1e30, -1e30, 1e150, -1e150, 1e300, -1e300, f64::MAX, f64::MIN, 65504.0, 3.0e38]),
-        2 => Just(f64::NEG_INFINITY),
-        1 => prop::sample::select(vec![f64::INFINITY, f64::NAN]),
-    ]
+    common::logit(
+        8,
+        vec![0.0, -0.0, 1e-300, -1e-300, 5e-324, 40.0, -40.0, 700.0, -700.0, 746.0, -746.0],
+        vec![1e30, -1e30, 1e150, -1e150, 1e300, -1e300, f64::MAX, f64::MIN, 65504.0, 3.0e38],
+    )
 }
 
 const KINDS: [PairKind; 5] = [
@@ -76,14 +64,6 @@ struct Case {
     /// t is a copy of s (equal rows; shown in a failing case)
     #[allow(dead_code)]
     equal: bool,
-}
-
-fn span(rows: usize, cols: usize, stride: usize) -> usize {
-    if rows == 0 {
-        0
-    } else {
-        (rows - 1) * stride + cols
-    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -431,13 +411,18 @@ mod regressions {
         (v[0], gs, gt)
     }
 
+    /// The default options but for the temperature (the reproducers below are about extreme τ).
+    fn at_temperature(temperature: f64) -> PairOptions<'static> {
+        PairOptions {
+            temperature,
+            ..PairOptions::default()
+        }
+    }
+
     #[test]
     fn kl_of_one_class_at_a_huge_scaled_logit_is_zero_not_negative() {
         // w = d − dlse carried a rounding error of 3e285 ≫ |w| = 0: the KL term was −3e285
-        let opts = PairOptions {
-            temperature: 1e-298,
-            ..PairOptions::default()
-        };
+        let opts = at_temperature(1e-298);
         assert_eq!(
             one_row(PairKind::Kl, &[28.98056288903222], &[21.71819179595983], &opts, false).0,
             0.0
@@ -479,10 +464,7 @@ mod regressions {
     #[test]
     fn a_subnormal_temperature_is_refused() {
         // 1/τ = inf turned every logit into NaN or ±inf
-        let opts = PairOptions {
-            temperature: 5e-324,
-            ..PairOptions::default()
-        };
+        let opts = at_temperature(5e-324);
         let s = [0.0, 1.0];
         let out = PairOutputs::<f64, f64>::default();
         let r = pair_divergence(
@@ -498,19 +480,13 @@ mod regressions {
     #[test]
     fn finite_logits_scaled_beyond_the_domain_make_the_row_nan() {
         // 2.9e301 and −7.6 / 2.3e-308 = −inf (overflow): NaN, never a finite logit taken as absent
-        let opts = PairOptions {
-            temperature: 2.3e-308,
-            ..PairOptions::default()
-        };
+        let opts = at_temperature(2.3e-308);
         assert!(
             one_row(PairKind::Kl, &[-7.5585256317875125, 0.0], &[0.0, 0.0], &opts, false)
                 .0
                 .is_nan()
         );
-        let opts = PairOptions {
-            temperature: 1e-300,
-            ..PairOptions::default()
-        };
+        let opts = at_temperature(1e-300);
         assert!(one_row(PairKind::SigmoidKl, &[28.98], &[0.0], &opts, false).0.is_nan());
     }
 

@@ -24,28 +24,16 @@ use logitdiv_core::{
     Positives, RdropKind, RdropOptions, Reduction, Rows, RowsMut, SoftmaxCeOptions, SparseMultilabelOptions, Target,
 };
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
+mod common;
+use common::{config, span};
 
 fn logit() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        10 => -30.0..30.0f64,
-        2 => prop::sample::select(vec![0.0, -0.0, 1e-300, 40.0, -40.0, 700.0, -700.0, 746.0, -746.0]),
-        1 => prop::sample::select(vec![1e30, -1e30, 1e150, -1e150, 1e300, -1e300, f64::MAX, f64::MIN, 3.0e38]),
-        2 => Just(f64::NEG_INFINITY),
-        1 => prop::sample::select(vec![f64::INFINITY, f64::NAN]),
-    ]
+    common::logit(
+        10,
+        vec![0.0, -0.0, 1e-300, 40.0, -40.0, 700.0, -700.0, 746.0, -746.0],
+        vec![1e30, -1e30, 1e150, -1e150, 1e300, -1e300, f64::MAX, f64::MIN, 3.0e38],
+    )
 }
 
 /// A label probability: mostly in [0, 1], sometimes above 1 or invalid.
@@ -58,14 +46,6 @@ fn prob() -> impl Strategy<Value = f64> {
 }
 
 const REDUCTIONS: [Reduction; 4] = [Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::BatchMean];
-
-fn span(rows: usize, cols: usize, stride: usize) -> usize {
-    if rows == 0 {
-        0
-    } else {
-        (rows - 1) * stride + cols
-    }
-}
 
 /// Logits with their layout, masks and a reduction: the part every loss shares.
 #[derive(Debug, Clone)]
@@ -134,6 +114,26 @@ impl Base {
                 .map(|(st, m)| Rows::new(m, self.rows, self.cols, *st).unwrap()),
             rows: self.row_mask.as_deref(),
         }
+    }
+    /// The rules of the rows of a loss of the logits `s` alone at 1/τ = `inv_tau` (the logits
+    /// rounded by `round_e`): class i of row r is present where it is kept, `also(r, i)` and its
+    /// logit is not −inf; the rows where `ignored(r)` are ignored.
+    fn rules(
+        &self,
+        inv_tau: f64,
+        round_e: impl Fn(f64) -> f64,
+        also: impl Fn(usize, usize) -> bool,
+        ignored: impl Fn(usize) -> bool,
+    ) -> Vec<RowRule> {
+        (0..self.rows)
+            .map(|r| {
+                let row: Vec<f64> = (0..self.cols).map(|i| round_e(self.x(r, i))).collect();
+                let present = |i: usize| self.class_kept(r, i) && also(r, i) && row[i] != f64::NEG_INFINITY;
+                let mut rule = softmax_like_rule(&[row.clone()], inv_tau, present, self.cols);
+                rule.ignored = ignored(r);
+                rule
+            })
+            .collect()
     }
 }
 
@@ -365,16 +365,9 @@ fn ce_labels_ok(c: &CeCase) -> bool {
 /// Rules of the rows of a CE-like loss on logits `b.s` at temperature `tau`.
 fn ce_rules(c: &CeCase, tau: f64, round_e: impl Fn(f64) -> f64) -> Vec<RowRule> {
     let b = &c.b;
-    (0..b.rows)
-        .map(|r| {
-            let ignored = !b.kept(r) || c.labels.as_ref().is_some_and(|l| l[r] == c.ignore_index);
-            let row: Vec<f64> = (0..b.cols).map(|i| round_e(b.x(r, i))).collect();
-            let present = |i: usize| b.class_kept(r, i) && row[i] != f64::NEG_INFINITY;
-            let mut rule = softmax_like_rule(&[row.clone()], 1.0 / tau, present, b.cols);
-            rule.ignored = ignored;
-            rule
-        })
-        .collect()
+    b.rules(1.0 / tau, round_e, |_, _| true, |r| {
+        !b.kept(r) || c.labels.as_ref().is_some_and(|l| l[r] == c.ignore_index)
+    })
 }
 
 fn check_ce<E: Elem>(c: &CeCase, gamma_loss: bool) -> Result<(), TestCaseError> {
@@ -527,15 +520,7 @@ fn check_dense<E: Elem>(c: &DenseCase, is_bce: bool) -> Result<(), TestCaseError
             1.0
         }
     };
-    let rules: Vec<RowRule> = (0..b.rows)
-        .map(|r| {
-            let row: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.x(r, i))).collect();
-            let present = |i: usize| b.class_kept(r, i) && w_of(r, i) != 0.0 && row[i] != f64::NEG_INFINITY;
-            let mut rule = softmax_like_rule(&[row.clone()], 1.0, present, b.cols);
-            rule.ignored = !b.kept(r);
-            rule
-        })
-        .collect();
+    let rules = b.rules(1.0, round::<E>, |r, i| w_of(r, i) != 0.0, |r| !b.kept(r));
     check_rows(&got, &rules, b.cols, want, E::NAME == "f64", |r, i| {
         !b.class_kept(r, i) || w_of(r, i) == 0.0 || round::<E>(b.x(r, i)) == f64::NEG_INFINITY
     })
@@ -603,15 +588,7 @@ fn check_sparse<E: Elem>(c: &SparseCase) -> Result<(), TestCaseError> {
     if (0..b.rows).filter(|&r| b.kept(r)).any(|r| row_pos(r).is_none()) {
         return expect_err(&got);
     }
-    let rules: Vec<RowRule> = (0..b.rows)
-        .map(|r| {
-            let row: Vec<f64> = (0..b.cols).map(|i| round::<E>(b.x(r, i))).collect();
-            let present = |i: usize| b.class_kept(r, i) && row[i] != f64::NEG_INFINITY;
-            let mut rule = softmax_like_rule(&[row.clone()], 1.0, present, b.cols);
-            rule.ignored = !b.kept(r);
-            rule
-        })
-        .collect();
+    let rules = b.rules(1.0, round::<E>, |_, _| true, |r| !b.kept(r));
     check_rows(&got, &rules, b.cols, want, E::NAME == "f64", |r, i| {
         !b.class_kept(r, i) || round::<E>(b.x(r, i)) == f64::NEG_INFINITY
     })
@@ -871,49 +848,46 @@ fn check_pair<E: Elem>(c: &PairCase, kd: bool) -> Result<(), TestCaseError> {
     check_rows(&got, &rules, b.cols, want, E::NAME == "f64", |r, i| !b.class_kept(r, i))
 }
 
-proptest! {
-    #![proptest_config(config(400))]
+/// The properties, one line each: `name: check::<element type>(extra arguments) on strategy;` is
+/// the test `name` running `check::<E>(&case, extra arguments)` on 400 cases of `strategy()`.
+macro_rules! properties {
+    ($($name:ident: $check:ident::<$t:ty>($($arg:expr),*) on $strategy:ident;)+) => {
+        proptest! {
+            #![proptest_config(config(400))]
+            $(
+                #[test]
+                fn $name(c in $strategy()) { $check::<$t>(&c $(, $arg)*)?; }
+            )+
+        }
+    };
+}
 
-    #[test]
-    fn softmax_ce_f64(c in ce_case()) { check_ce::<f64>(&c, false)?; }
-
-    #[test]
-    fn softmax_ce_f32(c in ce_case()) { check_ce::<f32>(&c, false)?; }
-
-    #[test]
-    fn gamma_ce_f64(c in ce_case()) { check_ce::<f64>(&c, true)?; }
-
-    #[test]
-    fn bce_f64(c in dense_case()) { check_dense::<f64>(&c, true)?; }
-
-    #[test]
-    fn bce_f32(c in dense_case()) { check_dense::<f32>(&c, true)?; }
-
-    #[test]
-    fn multilabel_ce_f64(c in dense_case()) { check_dense::<f64>(&c, false)?; }
-
-    #[test]
-    fn sparse_multilabel_ce_f64(c in sparse_case()) { check_sparse::<f64>(&c)?; }
-
-    #[test]
-    fn globalpointer_ce_f64(c in gp_case()) { check_gp::<f64>(&c)?; }
-
-    #[test]
-    fn globalpointer_ce_f32(c in gp_case()) { check_gp::<f32>(&c)?; }
-
-    #[test]
-    fn kd_loss_f64(c in pair_case()) { check_pair::<f64>(&c, true)?; }
-
-    #[test]
-    fn kd_loss_f32(c in pair_case()) { check_pair::<f32>(&c, true)?; }
-
-    #[test]
-    fn rdrop_loss_f64(c in pair_case()) { check_pair::<f64>(&c, false)?; }
+properties! {
+    softmax_ce_f64: check_ce::<f64>(false) on ce_case;
+    softmax_ce_f32: check_ce::<f32>(false) on ce_case;
+    gamma_ce_f64: check_ce::<f64>(true) on ce_case;
+    bce_f64: check_dense::<f64>(true) on dense_case;
+    bce_f32: check_dense::<f32>(true) on dense_case;
+    multilabel_ce_f64: check_dense::<f64>(false) on dense_case;
+    sparse_multilabel_ce_f64: check_sparse::<f64>() on sparse_case;
+    globalpointer_ce_f64: check_gp::<f64>() on gp_case;
+    globalpointer_ce_f32: check_gp::<f32>() on gp_case;
+    kd_loss_f64: check_pair::<f64>(true) on pair_case;
+    kd_loss_f32: check_pair::<f32>(true) on pair_case;
+    rdrop_loss_f64: check_pair::<f64>(false) on pair_case;
 }
 
 /// The failing cases the fuzzing found, kept as fixed tests.
 mod regressions {
     use super::*;
+
+    /// Class-index labels with the default ignore_index.
+    fn classes(labels: &[i64]) -> Target<'_, f64> {
+        Target::Classes {
+            labels,
+            ignore_index: -100,
+        }
+    }
 
     #[test]
     fn kd_loss_with_alpha_one_checks_its_probability_labels() {
@@ -946,14 +920,10 @@ mod regressions {
             alpha: 0.0,
             ..RdropOptions::default()
         };
-        let target: Target<'_, f64> = Target::Classes {
-            labels: &labels,
-            ignore_index: -100,
-        };
         rdrop_loss(
             Rows::contiguous(&s1, 1, 2).unwrap(),
             Rows::contiguous(&s2, 1, 2).unwrap(),
-            target,
+            classes(&labels),
             &opts,
             out,
         )
@@ -969,13 +939,9 @@ mod regressions {
             values: Some(&mut v[..]),
             ..Default::default()
         };
-        let target: Target<'_, f64> = Target::Classes {
-            labels: &labels,
-            ignore_index: -100,
-        };
         softmax_ce(
             Rows::contiguous(&s, 2, 2).unwrap(),
-            target,
+            classes(&labels),
             &SoftmaxCeOptions::default(),
             out,
         )
