@@ -38,7 +38,7 @@ class FakeGpuArray:
 PAIRS = ["kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl"]
 LOSSES = ["softmax_ce", "bce", "multilabel_ce", "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce",
           "kd_loss", "rdrop_loss"]
-NOT_ON_GPU = ["sparse_multilabel_ce", "globalpointer_ce", "gamma_ce", "kd_loss", "rdrop_loss"]
+NOT_ON_GPU = ["tv", "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce", "kd_loss", "rdrop_loss"]
 
 
 def test_importing_the_backend_does_not_import_cupy() -> None:
@@ -62,6 +62,8 @@ def test_numpy_arrays_never_reach_the_gpu_backend(monkeypatch) -> None:
 
 
 def test_gpu_arrays_are_routed_to_the_backend(monkeypatch) -> None:
+    """A GPU array among the arguments that decide (`_dispatch.routes_gpu`) sends the call to the
+    backend's function of the same name unchanged: the same positional arguments and keywords."""
     seen = []
 
     class Backend:
@@ -73,25 +75,46 @@ def test_gpu_arrays_are_routed_to_the_backend(monkeypatch) -> None:
 
     monkeypatch.setattr(_dispatch, "gpu", lambda: Backend())
     x = FakeGpuArray()
-    for name in PAIRS:
+    for name in PAIRS + ["tv"]:
         assert getattr(ld, name)(x, x, reduction="sum") == "from-gpu"
-        assert seen[-1][0] == name and seen[-1][2]["reduction"] == "sum"
+        assert seen[-1] == (name, (x, x), {"reduction": "sum"})
     assert ld.js(x, x, beta=0.3)
-    assert seen[-1][2]["beta"] == 0.3
-    assert ld.sigmoid_kl(x, x, weights="w") and seen[-1][2]["weights"] == "w"
+    assert seen[-1] == ("js", (x, x), {"beta": 0.3})
+    assert ld.gp_kl(x, x, weights="w") and seen[-1] == ("sigmoid_sym_kl", (x, x), {"weights": "w"})
     assert ld.softmax_ce(x, "y", label_smoothing=0.1) == "from-gpu"
-    assert seen[-1][1] == (x, "y") and seen[-1][2]["label_smoothing"] == 0.1
+    assert seen[-1] == ("softmax_ce", (x, "y"), {"label_smoothing": 0.1})
     for name in LOSSES:
         sig = inspect.signature(getattr(ld, name))
-        required = [p for p in sig.parameters.values() if p.default is inspect.Parameter.empty]
-        args = [x if i == 0 or p.name in ("teacher", "s2") else "label" for i, p in enumerate(required)
-                if p.kind is p.POSITIONAL_OR_KEYWORD]
-        kwargs = {p.name: 0.5 for p in required if p.kind is p.KEYWORD_ONLY}
+        positional = [p for p in sig.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        args = tuple(x if i == 0 else f"{p.name}-value" for i, p in enumerate(positional))
+        # every option, each with its own value, reaches the backend as it was given
+        kwargs = {p.name: f"{p.name}-value" for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}
         assert getattr(ld, name)(*args, **kwargs) == "from-gpu", name
-        # every option reaches the backend, with its value
-        assert set(seen[-1][2]) == {p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY}, name
+        assert seen[-1] == (name, args, kwargs), name
+        # the deciding array given by keyword is found too, and passed on as a keyword
+        first = positional[0].name
+        assert getattr(ld, name)(**{first: x}, **{p.name: "v" for p in positional[1:]}, **kwargs) == "from-gpu"
+        assert seen[-1][0] == name and seen[-1][1] == () and seen[-1][2][first] is x, name
     # a GPU second argument alone also goes to the backend (which then refuses the host first one)
     assert ld.kl(np.zeros((2, 3)), x) == "from-gpu"
+    assert ld.sym_kl(s=np.zeros((2, 3)), t=x) == "from-gpu" and seen[-1][2]["t"] is x
+    # a loss is routed by its logits only: a GPU label with host logits is the CPU path's TypeError
+    with pytest.raises(TypeError, match="target is a GPU array; the CPU core cannot read it"):
+        ld.softmax_ce(np.zeros((2, 3)), x)
+
+
+def test_routing_keeps_the_public_functions_signatures_and_docs() -> None:
+    """docs/gen_api.py and logitdiv.torch read the public functions' signatures: the routing
+    wrapper must show the real parameters, name and docstring."""
+    assert list(inspect.signature(ld.kl).parameters)[:3] == ["s", "t", "temperature"]
+    assert list(inspect.signature(ld.kd_loss).parameters)[:3] == ["student", "teacher", "target"]
+    for name in PAIRS + LOSSES + ["tv"]:
+        f = getattr(ld, name)
+        assert f.__wrapped__.__name__ == f.__name__, name
+        assert inspect.signature(f) == inspect.signature(f.__wrapped__), name
+        assert "Examples" in f.__doc__ and "[common]" not in f.__doc__, name
+    with pytest.raises(TypeError, match="positional-or-keyword"):
+        _dispatch.routes_gpu("grad")(ld.kl.__wrapped__)
 
 
 @pytest.mark.skipif(HAVE_CUPY, reason="checks the message given when CuPy is not installed")
@@ -108,6 +131,9 @@ def test_functions_without_a_gpu_kernel_say_so() -> None:
         with pytest.raises(NotImplementedError, match=f"no GPU kernel for {name}"):
             getattr(ldc, name)(FakeGpuArray(), None)
         assert getattr(ldc, name).__name__ == name
+        # and through the public API, which routes them there (never a silent CPU fallback)
+        with pytest.raises(NotImplementedError, match=f"no GPU kernel for {name}"):
+            getattr(ld, name)(FakeGpuArray(), FakeGpuArray(), None, gamma=0.5, temperature=2.0, alpha=0.5)
 
 
 def test_backend_signatures_match_the_numpy_api() -> None:

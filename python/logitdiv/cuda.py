@@ -14,8 +14,8 @@ reductions with "mean" over the rows that count, 0 when none does), with these d
   waits for the kernels to finish (one small read of the row status); the divergences never wait,
   except `sigmoid_kl`/`sigmoid_sym_kl` given `weights`, which are checked the same way;
 - a row that is excluded by a row mask is not read, so an invalid weight in it is not reported;
-- `sparse_multilabel_ce`, `globalpointer_ce`, `gamma_ce`, `kd_loss` and `rdrop_loss` have no GPU
-  kernel yet: they raise NotImplementedError naming themselves (never a silent fallback).
+- `tv`, `sparse_multilabel_ce`, `globalpointer_ce`, `gamma_ce`, `kd_loss` and `rdrop_loss` have no
+  GPU kernel yet: they raise NotImplementedError naming themselves (never a silent fallback).
 
 The kernels (``_cuda/kernels``) implement the algorithms of the CPU core: one warp (short rows) or
 one block per row, online softmax statistics merged across threads, the accurate non-negative
@@ -43,7 +43,7 @@ __all__ = [
     "available", "on_gpu",
     "kl", "sym_kl", "js", "sigmoid_kl", "sigmoid_sym_kl", "gp_kl",
     "softmax_ce", "bce", "multilabel_ce",
-    "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce", "kd_loss", "rdrop_loss",
+    "tv", "sparse_multilabel_ce", "globalpointer_ce", "gamma_ce", "kd_loss", "rdrop_loss",
 ]
 
 _DEVICE: Any = None
@@ -83,24 +83,12 @@ def on_gpu(x: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# arguments
+# arguments: checked by the NumPy API's own rules (`_arrays`, with the device as the side); what
+# is here is the layout the kernels read (device pointers, element strides) and the ranges of the
+# numbers, which the CPU core checks itself
 
-_FLOATS = ("float16", "bfloat16", "float32", "float64")
 _NULL = np.uint64(0)
 _REDUCTION_CODES = {"none": 0, "sum": 1, "mean": 2, "batchmean": 3}
-
-
-def _logits(dev: Any, x: Any, name: str) -> Any:
-    arr = dev.logits(x, name)
-    if arr.dtype.name not in _FLOATS:
-        raise TypeError(
-            f"{name} must hold floating-point logits (float16, bfloat16, float32 or float64); got dtype {arr.dtype}"
-        )
-    if arr.ndim == 0:
-        raise ValueError(f"{name} must have at least one axis (the classes); got a 0-d array")
-    if arr.shape[-1] == 0:
-        raise ValueError(f"{name} must have at least one class on the last axis; got shape {arr.shape}")
-    return arr
 
 
 def _same_device(dev: Any, arrays: Sequence[Tuple[Any, str]]) -> int:
@@ -113,39 +101,39 @@ def _same_device(dev: Any, arrays: Sequence[Tuple[Any, str]]) -> int:
 
 
 def _rows(dev: Any, arr: Any, cols: int) -> Tuple[Any, int]:
-    """A 2-D (rows, cols) view with unit class stride and a row stride ≥ a row (or 0, a repeated
-    row), in elements; a device copy where the layout does not allow it."""
+    """A 2-D (rows, cols) view with the layout of `A.rows_fit` and its row stride in elements (a
+    row's length for a single row); a device copy where the array cannot be viewed that way."""
     two = arr.reshape(-1, cols)
     if two.size == 0:
         return two, cols
     item = two.dtype.itemsize
-    rs, cs = two.strides
-    ok = (
-        (cols <= 1 or cs == item)
-        and rs >= 0
-        and rs % item == 0
-        and (two.shape[0] <= 1 or rs == 0 or rs >= cols * item)
-        and dev.ptr(two) % item == 0
-    )
-    if ok:
-        return two, (rs // item if two.shape[0] > 1 else cols)
-    return dev.xp.ascontiguousarray(two), cols
+    if A.rows_fit(two, dev.ptr(two) % item == 0):
+        return two, (two.strides[0] // item if two.shape[0] > 1 else cols)
+    return A.contiguous(two), cols
 
 
-def _broadcast(dev: Any, x: Any, shape: Tuple[int, ...], name: str, boolean: bool) -> Tuple[Any, int]:
-    """A mask (uint8) or weights (float64) broadcast to the logits' shape, as 2-D rows."""
-    xp = dev.xp
-    arr = dev.aux(x, name)
-    if boolean:
-        if arr.dtype != np.bool_:
-            raise TypeError(f"{name} must be a boolean array; got dtype {arr.dtype}")
-    else:
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
-        arr = arr.astype(np.float64, copy=False)
-    A.check_broadcasts(arr.shape, shape, name)
-    two, stride = _rows(dev, xp.broadcast_to(arr, shape), shape[-1])
-    return (two.view(np.uint8) if boolean else two), stride
+def _broadcast(dev: Any, x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> Tuple[Any, int]:
+    """A mask (`dtype` bool, read as uint8) or weights (float64) as rows (`A.broadcast`); (None, 0)
+    without one."""
+    if x is None:
+        return None, 0
+    two, stride = _rows(dev, A.broadcast(dev, x, shape, name, dtype), shape[-1])
+    return (two.view(np.uint8) if dtype is bool else two), stride
+
+
+def _loss_masks(dev: Any, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, int, Any]:
+    """`where` as (class mask rows, their stride, None) or (None, 0, row mask): `A.loss_masks`."""
+    class_mask, row_mask = A.loss_masks(dev, where, shape)
+    if class_mask is None:
+        return None, 0, row_mask
+    mask, stride = _rows(dev, class_mask, shape[-1])
+    return mask.view(np.uint8), stride, None
+
+
+def _probability_rows(dev: Any, probs: Any, cols: int) -> Tuple[Any, int, str]:
+    """Probabilities as rows, their stride and the kernels' name of their type."""
+    two, stride = _rows(dev, probs, cols)
+    return two, stride, S.TARGET_TYPES[two.dtype.name]
 
 
 def _check_temperature(t: float) -> float:
@@ -166,65 +154,24 @@ def _ptr(dev: Any, a: Any) -> np.uint64:
     return _NULL if a is None else np.uint64(dev.ptr(a))
 
 
-def _probabilities(arr: Any, logits_dtype: np.dtype, name: str) -> Any:
-    """Labels of the logits' shape as float32 or float64 (`A.probability_dtype`, as the CPU path)."""
-    return arr.astype(A.probability_dtype(arr.dtype, logits_dtype, name), copy=False)
-
-
-def _loss_masks(dev: Any, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, int, Any]:
-    """`where` as (class mask rows, its row stride, None) or, when its last axis has length 1,
-    (None, 0, row mask): as the NumPy API reads it."""
-    if where is None:
-        return None, 0, None
-    xp = dev.xp
-    arr = dev.aux(where, "where")
-    if A.where_masks_rows(arr.shape, arr.dtype, shape):
-        per_row = arr if arr.ndim == 0 else arr[..., 0]
-        rows = xp.ascontiguousarray(xp.broadcast_to(per_row, shape[:-1])).reshape(-1)
-        return None, 0, rows.view(np.uint8)
-    mask, stride = _broadcast(dev, arr, shape, "where", True)
-    return mask, stride, None
-
-
 # ----------------------------------------------------------------------------------------------
 # one call: buffers, launches, reduction
 
 
-class _Run:
-    """The buffers of one call (values, gradients, per-row status) and its launches."""
+class _Run(A.Outputs):
+    """The buffers of one call (values and gradients, `A.Outputs`; per-row status) and its launches."""
 
     def __init__(self, dev: Any, shape: Tuple[int, ...], lead: Tuple[int, ...], dtype: np.dtype, reduction: str,
                  out: Any, grad_out: Any, n_grads: int, want_grad: bool) -> None:
+        super().__init__(dev, out, grad_out, shape, lead, dtype, reduction, n_grads, want_grad)
         xp = dev.xp
         self.dev, self.xp = dev, xp
         self.shape, self.dtype, self.reduction = shape, dtype, reduction
         self.cols = shape[-1]
         self.rows = int(np.prod(lead, dtype=np.int64)) if lead else 1
-        self.vdtype = A.value_dtype(dtype)
         self.T = S.LOGIT_TYPES[dtype.name]
-        if out is not None and reduction != "none":
-            raise ValueError(f"out= holds per-row values and needs reduction='none'; got reduction={reduction!r}")
-        self.values = self._buffer(out, lead, self.vdtype, "out") if reduction == "none" else None
         self.row_values = None if reduction == "none" else xp.empty(max(self.rows, 1), np.float64)
         self.status = xp.empty(max(self.rows, 1), np.uint8)  # every row kernel path writes its row
-        self.grads: Tuple[Any, ...] = ()
-        if want_grad:
-            bufs = A.grad_outs(grad_out, n_grads) if not (n_grads == 1 and dev.is_output(grad_out)) else (grad_out,)
-            names = ["grad_out"] if n_grads == 1 else [f"grad_out[{i}]" for i in range(n_grads)]
-            self.grads = tuple(self._buffer(b, shape, dtype, n) for b, n in zip(bufs, names))
-        elif grad_out is not None:
-            raise ValueError("grad_out= needs grad=True")
-
-    def _buffer(self, buf: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str) -> Any:
-        if buf is None:
-            return self.xp.empty(shape, dtype)
-        if not self.dev.is_output(buf):
-            raise TypeError(f"{name} must be a GPU array on the logits' device; got {type(buf).__name__}")
-        if buf.shape != tuple(shape) or buf.dtype != dtype:
-            raise ValueError(f"{name} must have shape {tuple(shape)} and dtype {dtype}; got shape {buf.shape} and dtype {buf.dtype}")
-        if not buf.flags.c_contiguous:
-            raise ValueError(f"{name} must be a C-contiguous array")
-        return buf
 
     def grad(self, i: int) -> np.uint64:
         return _ptr(self.dev, self.grads[i]) if i < len(self.grads) else _NULL
@@ -272,7 +219,7 @@ class _Run:
                 for g in self.grads:
                     grid, threads = dev.elementwise(g.size)
                     dev.launch(f"rescale<{self.T}>", grid, threads, [_ptr(dev, g), np.int64(g.size), _ptr(dev, factor)])
-        return (value, *self.grads) if self.grads else value
+        return self.returned(value)
 
 
 def _first_bad(dev: Any, rows2d: Any, r: int, ok: Callable[[np.ndarray], np.ndarray]) -> Optional[Tuple[int, float]]:
@@ -309,34 +256,28 @@ _PAIR_KINDS = {"kl": 0, "sym_kl": 1, "js": 2, "sigmoid_kl": 0, "sigmoid_sym_kl":
 def _pair(kind: str, s: Any, t: Any, *, temperature: float, where: Any, weights: Any, beta: float,
           reduction: str, grad: bool, out: Any, grad_out: Any) -> Any:
     dev = _device()
-    s_arr, t_arr = _logits(dev, s, "s"), _logits(dev, t, "t")
-    if s_arr.shape != t_arr.shape:
-        raise ValueError(f"s and t must have the same shape; got {s_arr.shape} and {t_arr.shape}")
-    reduction = A.check_reduction(reduction)
-    grad = A.check_flag(grad, "grad")
-    inv_tau = 1.0 / _check_temperature(A.check_number(temperature, "temperature"))
-    beta = A.check_number(beta, "beta")
+    args = A.divergence_args(dev, s, t, reduction, grad, temperature, beta)
+    inv_tau = 1.0 / _check_temperature(args.temperature)
     if kind == "js":
-        _check_unit(beta, "beta")
-    shape = tuple(s_arr.shape)
-    with dev.on(_same_device(dev, [(s_arr, "s"), (t_arr, "t")])):
-        dtype = A.common_dtype(s_arr, t_arr)
-        s2, s_stride = _rows(dev, s_arr.astype(dtype, copy=False), shape[-1])
-        t2, t_stride = _rows(dev, t_arr.astype(dtype, copy=False), shape[-1])
-        mask, m_stride = (None, 0) if where is None else _broadcast(dev, where, shape, "where", True)
-        run = _Run(dev, shape, shape[:-1], dtype, reduction, out, grad_out, 2, grad)
+        _check_unit(args.beta, "beta")
+    shape = tuple(args.s.shape)
+    with dev.on(_same_device(dev, [(args.s, "s"), (args.t, "t")])):
+        s2, s_stride = _rows(dev, args.s.astype(args.dtype, copy=False), shape[-1])
+        t2, t_stride = _rows(dev, args.t.astype(args.dtype, copy=False), shape[-1])
+        mask, m_stride = _broadcast(dev, where, shape, "where", bool)
+        run = _Run(dev, shape, shape[:-1], args.dtype, args.reduction, out, grad_out, 2, args.grad)
         head: List[Any] = [_ptr(dev, s2), np.int64(s_stride), _ptr(dev, t2), np.int64(t_stride), _ptr(dev, mask),
                            np.int64(m_stride)]
         params: List[Any] = [np.int64(run.rows), np.int64(run.cols), np.int32(_PAIR_KINDS[kind]), np.float64(inv_tau)]
         scale = np.float64(run.grad_scale() * inv_tau)
         if kind.startswith("sigmoid"):
-            w, w_stride = (None, 0) if weights is None else _broadcast(dev, weights, shape, "weights", False)
+            w, w_stride = _broadcast(dev, weights, shape, "weights", np.float64)
             head += [_ptr(dev, w), np.int64(w_stride)] + params + [scale, run.grad(0), run.grad(1)]
             run.rows_kernel(f"sigmoid_pair<{run.T}>", head, (1, 3))
             if weights is not None:
                 run.check(lambda r: _describe(dev, r, [("weights", w, _non_negative, "be finite and ≥ 0")]))
         else:
-            head += params + [np.float64(beta), scale, run.grad(0), run.grad(1)]
+            head += params + [np.float64(args.beta), scale, run.grad(0), run.grad(1)]
             run.rows_kernel(f"softmax_pair<{run.T}>", head, (1, 2, 3))
         return run.result()
 
@@ -352,13 +293,13 @@ def _gpu_doc(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return attach
 
 
-@_gpu_doc("kl")
 def _no_extension(what: str, asked: bool) -> None:
     """The options the CuPy kernels do not have yet: refused, never silently ignored."""
     if asked:
         raise NotImplementedError(f"{what}: no CuPy kernel yet; pass NumPy arrays (or CPU tensors)")
 
 
+@_gpu_doc("kl")
 def kl(s: Any, t: Any, *, temperature: float = 1.0, where: Any = None, reduction: str = "none", grad: bool = False,
        out: Any = None, grad_out: Any = None, softcap: Optional[float] = None) -> Any:
     _no_extension("softcap", softcap is not None)
@@ -403,10 +344,6 @@ gp_kl = sigmoid_sym_kl
 # losses
 
 
-def _loss_logits(dev: Any, logits: Any, reduction: str, grad: Any) -> Tuple[Any, str, bool]:
-    return _logits(dev, logits, "logits"), A.check_reduction(reduction), A.check_flag(grad, "grad")
-
-
 @_gpu_doc("softmax_ce")
 def softmax_ce(logits: Any, target: Any, *, label_smoothing: float = 0.0, ignore_index: int = -100,
                temperature: float = 1.0, weight: Any = None, z_loss: float = 0.0, softcap: Optional[float] = None,
@@ -416,22 +353,16 @@ def softmax_ce(logits: Any, target: Any, *, label_smoothing: float = 0.0, ignore
                   weight is not None or softcap is not None or bool(return_z_loss) or bool(return_accuracy)
                   or not (type(z_loss) in (int, float) and z_loss == 0))
     dev = _device()
-    arr, reduction, grad = _loss_logits(dev, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(dev, logits, reduction, grad)
     shape, dtype, lead = tuple(arr.shape), arr.dtype, tuple(arr.shape[:-1])
     ignore_index = A.check_int(ignore_index, "ignore_index")
     eps = _check_unit(A.check_number(label_smoothing, "label_smoothing"), "label_smoothing")
     inv_tau = 1.0 / _check_temperature(A.check_number(temperature, "temperature"))
     with dev.on(dev.device_id(arr)):
-        xp = dev.xp
-        tgt = dev.aux(target, "target")
-        labels = probs = None
-        p_stride = 0
-        U = "float"
-        if A.softmax_target_kind(tgt.dtype, tgt.shape, shape) == "classes":
-            labels = xp.ascontiguousarray(tgt.astype(np.int64, copy=False).reshape(-1))
-        else:
-            probs, p_stride = _rows(dev, _probabilities(tgt, dtype, "target"), shape[-1])
-            U = S.TARGET_TYPES[probs.dtype.name]
+        labels, probs = A.softmax_target(dev, target, shape, dtype)
+        p_stride, U = 0, "float"
+        if probs is not None:
+            probs, p_stride, U = _probability_rows(dev, probs, shape[-1])
         class_mask, m_stride, row_mask = _loss_masks(dev, where, shape)
         s2, s_stride = _rows(dev, arr, shape[-1])
         run = _Run(dev, shape, lead, dtype, reduction, out, grad_out, 1, grad)
@@ -452,24 +383,16 @@ def softmax_ce(logits: Any, target: Any, *, label_smoothing: float = 0.0, ignore
         return run.result()
 
 
-def _dense_target(dev: Any, target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[Any, int, str]:
-    tgt = dev.aux(target, "target")
-    if tuple(tgt.shape) != shape:
-        raise ValueError(f"target must have the logits' shape {shape}; got shape {tgt.shape}")
-    probs, stride = _rows(dev, _probabilities(tgt, dtype, "target"), shape[-1])
-    return probs, stride, S.TARGET_TYPES[probs.dtype.name]
-
-
 @_gpu_doc("bce")
 def bce(logits: Any, target: Any, *, pos_weight: Any = None, weights: Any = None, where: Any = None,
         reduction: str = "none", grad: bool = False, out: Any = None, grad_out: Any = None) -> Any:
     dev = _device()
-    arr, reduction, grad = _loss_logits(dev, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(dev, logits, reduction, grad)
     shape, dtype, lead = tuple(arr.shape), arr.dtype, tuple(arr.shape[:-1])
     with dev.on(dev.device_id(arr)):
-        y, y_stride, U = _dense_target(dev, target, shape, dtype)
-        pw, pw_stride = (None, 0) if pos_weight is None else _broadcast(dev, pos_weight, shape, "pos_weight", False)
-        w, w_stride = (None, 0) if weights is None else _broadcast(dev, weights, shape, "weights", False)
+        y, y_stride, U = _probability_rows(dev, A.dense_target(dev, target, shape, dtype), shape[-1])
+        pw, pw_stride = _broadcast(dev, pos_weight, shape, "pos_weight", np.float64)
+        w, w_stride = _broadcast(dev, weights, shape, "weights", np.float64)
         class_mask, m_stride, row_mask = _loss_masks(dev, where, shape)
         s2, s_stride = _rows(dev, arr, shape[-1])
         run = _Run(dev, shape, lead, dtype, reduction, out, grad_out, 1, grad)
@@ -489,10 +412,10 @@ def bce(logits: Any, target: Any, *, pos_weight: Any = None, weights: Any = None
 def multilabel_ce(logits: Any, target: Any, *, where: Any = None, reduction: str = "none", grad: bool = False,
                   out: Any = None, grad_out: Any = None) -> Any:
     dev = _device()
-    arr, reduction, grad = _loss_logits(dev, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(dev, logits, reduction, grad)
     shape, dtype, lead = tuple(arr.shape), arr.dtype, tuple(arr.shape[:-1])
     with dev.on(dev.device_id(arr)):
-        y, y_stride, U = _dense_target(dev, target, shape, dtype)
+        y, y_stride, U = _probability_rows(dev, A.dense_target(dev, target, shape, dtype), shape[-1])
         class_mask, m_stride, row_mask = _loss_masks(dev, where, shape)
         s2, s_stride = _rows(dev, arr, shape[-1])
         run = _Run(dev, shape, lead, dtype, reduction, out, grad_out, 1, grad)
@@ -516,6 +439,7 @@ def _not_on_gpu(name: str) -> Callable[..., Any]:
     return missing
 
 
+tv = _not_on_gpu("tv")
 sparse_multilabel_ce = _not_on_gpu("sparse_multilabel_ce")
 globalpointer_ce = _not_on_gpu("globalpointer_ce")
 gamma_ce = _not_on_gpu("gamma_ce")

@@ -28,101 +28,59 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _arrays as A
-from . import _dispatch
 from . import _native
+from ._dispatch import routes_gpu
 from .divergences import Result
-
-_I64 = np.iinfo(np.int64)
 
 
 # ----------------------------------------------------------------------------------------------
-# argument handling
+# argument handling: the rules are `_arrays`' (shared with the CuPy backend); what is here is the
+# layout the core reads (2-D row views, the probabilities' element name, flat values)
 
 
-def _logits(x: Any, name: str) -> np.ndarray:
-    arr = A.as_float_array(x, name)
-    if arr.shape[-1] == 0:
-        raise ValueError(f"{name} must have at least one class on the last axis; got shape {arr.shape}")
-    return arr
+def _probability_rows(probs: np.ndarray) -> Tuple[np.ndarray, str]:
+    return A.rows_view(probs), A.elem_name(probs.dtype)
 
 
-def _as_int64(arr: np.ndarray, name: str) -> np.ndarray:
-    """An integer array as int64, refusing bool and floats (TypeError) and uint64 beyond int64."""
-    if arr.dtype == np.bool_ or arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class indices; got dtype {arr.dtype}")
-    if arr.dtype == np.uint64 and arr.size and arr.max() > _I64.max:
-        raise ValueError(f"{name} holds {arr.max()}, beyond the int64 range")
-    # C-contiguous and aligned (np.ascontiguousarray would keep a misaligned int64 array as is)
-    return np.require(arr, dtype=np.int64, requirements=("C", "A"))
-
-
-def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """`where` as (class mask rows uint8, None) or, when its last axis has length 1, (None, row mask)."""
-    if where is None:
-        return None, None
-    arr = np.asarray(where)
-    if A.where_masks_rows(arr.shape, arr.dtype, shape):
-        per_row = arr if arr.ndim == 0 else arr[..., 0]
-        rows = np.ascontiguousarray(np.broadcast_to(per_row, shape[:-1])).reshape(-1)
-        return None, rows.view(np.uint8)
-    return A.broadcast_rows(arr, shape, "where", bool).view(np.uint8), None
-
-
-def _probabilities(arr: np.ndarray, logits_dtype: np.dtype, name: str) -> Tuple[np.ndarray, str]:
-    """Labels of the logits' shape as 2-D rows of float32 or float64 (`A.probability_dtype`)."""
-    arr = A.native_order(arr)
-    dtype = A.probability_dtype(arr.dtype, logits_dtype, name)
-    return A.rows_view(arr.astype(dtype, copy=False)), A.elem_name(dtype)
-
-
-def _softmax_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str = "target"):
-    """Class indices (integer array of the leading shape) or probabilities (float array of the
-    logits' shape): returns (labels int64 1-D or None, probabilities 2-D or None, their elem name)."""
-    A._reject_device_array(target, name)
-    arr = np.asarray(target)
-    if A.softmax_target_kind(arr.dtype, arr.shape, shape, name) == "classes":
-        return _as_int64(arr, name).reshape(-1), None, "f32"
-    probs, telem = _probabilities(arr, dtype, name)
-    return None, probs, telem
+def _softmax_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[Any, Any, str]:
+    """(labels int64 1-D or None, probabilities 2-D or None, their elem name): `A.softmax_target`."""
+    labels, probs = A.softmax_target(A.HOST, target, shape, dtype)
+    if probs is None:
+        return labels, None, "f32"
+    return (None, *_probability_rows(probs))
 
 
 def _dense_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[np.ndarray, str]:
-    A._reject_device_array(target, "target")
-    arr = np.asarray(target)
-    if arr.shape != tuple(shape):
-        raise ValueError(f"target must have the logits' shape {shape}; got shape {arr.shape}")
-    return _probabilities(arr, dtype, "target")
+    return _probability_rows(A.dense_target(A.HOST, target, shape, dtype))
 
 
-class _Outputs:
-    """Value and gradient buffers of one call."""
+def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """`where` as (class mask rows uint8, None) or (None, row mask): `A.loss_masks`."""
+    class_mask, row_mask = A.loss_masks(A.HOST, where, shape)
+    return (None if class_mask is None else A.rows_view(class_mask).view(np.uint8)), row_mask
 
-    def __init__(self, out: Any, grad_out: Any, shape: Tuple[int, ...], lead: Tuple[int, ...],
-                 dtype: np.dtype, reduction: str, n_grads: int, want_grad: bool):
-        self.vdtype = A.value_dtype(dtype)
-        if out is not None and reduction != "none":
-            raise ValueError(f"out= holds per-row values and needs reduction='none'; got reduction={reduction!r}")
-        self.values = A.value_buffer(out, lead, self.vdtype) if reduction == "none" else None
-        self.grads: Tuple[Any, ...] = ()
-        if want_grad:
-            bufs = A.grad_outs(grad_out, n_grads)
-            names = ["grad_out"] if n_grads == 1 else [f"grad_out[{i}]" for i in range(n_grads)]
-            self.grads = tuple(A.grad_buffer(b, shape, dtype, n) for b, n in zip(bufs, names))
-        elif grad_out is not None:
-            raise ValueError("grad_out= needs grad=True")
-        self.cols = shape[-1]
+
+class _Outputs(A.Outputs):
+    """The buffers of one call, as the core takes them."""
+
+    __slots__ = ()
 
     def value_arg(self) -> Optional[np.ndarray]:
-        return None if self.values is None else self.values.reshape(-1)
+        v = self.values
+        return None if v is None else v if v.ndim == 1 else v.reshape(-1)
 
     def grad_arg(self, i: int, cols: Optional[int] = None) -> Optional[np.ndarray]:
         if i >= len(self.grads):
             return None
-        return A.raw(self.grads[i].reshape(-1, cols or self.cols))
+        g = self.grads[i]
+        return A.raw(g if cols is None and g.ndim == 2 else g.reshape(-1, cols or g.shape[-1]))
+
+    def value(self, total: float) -> Any:
+        """The per-row values, or the core's total as a NumPy scalar of the value type."""
+        return self.values if self.values is not None else self.vdtype.type(total)
 
     def result(self, total: float) -> Result:
-        value = self.values if self.values is not None else self.vdtype.type(total)
-        return (value, *self.grads) if self.grads else value
+        return self.returned(self.value(total))
 
 
 def _documented(f):
@@ -130,11 +88,6 @@ def _documented(f):
     must be a plain literal, so it cannot be built with ``+``)."""
     f.__doc__ = f.__doc__.replace("    [common]\n", _COMMON.lstrip("\n"))
     return f
-
-
-def _prepare(logits: Any, name: str, reduction: str, grad: Any):
-    arr = _logits(logits, name)
-    return arr, A.check_reduction(reduction), A.check_flag(grad, "grad")
 
 
 _COMMON = """
@@ -166,6 +119,7 @@ _COMMON = """
 
 
 @_documented
+@routes_gpu("logits")
 def softmax_ce(
     logits: Any,
     target: Any,
@@ -259,16 +213,11 @@ def softmax_ce(
     """
     extended = (weight is not None or softcap is not None or return_z_loss is not False
                 or return_accuracy is not False or not (type(z_loss) in (int, float) and z_loss == 0))
-    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
-        return _dispatch.gpu().softmax_ce(logits, target, label_smoothing=label_smoothing,
-            ignore_index=ignore_index, temperature=temperature, weight=weight, z_loss=z_loss, softcap=softcap,
-            return_z_loss=return_z_loss, return_accuracy=return_accuracy, where=where, reduction=reduction,
-            grad=grad, out=out, grad_out=grad_out)
-    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     labels, probs, telem = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     args = (
         A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), labels, probs,
         A.check_int(ignore_index, "ignore_index"), A.check_number(label_smoothing, "label_smoothing"),
@@ -297,14 +246,12 @@ def softmax_ce(
         None if z_rows is None else z_rows.reshape(-1), None if acc_rows is None else acc_rows.reshape(-1),
         want_acc,
     )
-    result: Any = outs.result(total)
-    value, grads = (result[0], result[1:]) if outs.grads else (result, ())
     extra = []
     if want_z:
         extra.append(z_rows if per_row else outs.vdtype.type(z_total))
     if want_acc:
         extra.append(acc_rows if per_row else outs.vdtype.type(accuracy))
-    return (value, *extra, *grads) if extra or grads else value
+    return (outs.value(total), *extra, *outs.grads) if extra or outs.grads else outs.value(total)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,6 +259,7 @@ def softmax_ce(
 
 
 @_documented
+@routes_gpu("logits")
 def bce(
     logits: Any,
     target: Any,
@@ -353,16 +301,13 @@ def bce(
     >>> bool(np.isclose(v[0], sp(-1.0) + sp(-2.0) + sp(-0.5)))
     True
     """
-    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
-        return _dispatch.gpu().bce(logits, target, pos_weight=pos_weight, weights=weights, where=where,
-            reduction=reduction, grad=grad, out=out, grad_out=grad_out)
-    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     tgt, telem = _dense_target(target, shape, dtype)
     pw = None if pos_weight is None else A.broadcast_rows(pos_weight, shape, "pos_weight", np.float64)
     w = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.bce(
         A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), tgt, pw, w, class_mask, row_mask,
         reduction, outs.value_arg(), outs.grad_arg(0),
@@ -371,6 +316,7 @@ def bce(
 
 
 @_documented
+@routes_gpu("logits")
 def multilabel_ce(
     logits: Any,
     target: Any,
@@ -406,14 +352,11 @@ def multilabel_ce(
     >>> bool(np.isclose(v[0], np.log(1 + np.exp(-1.0) + np.exp(0.5)) + np.log(1 + np.exp(-2.0))))
     True
     """
-    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
-        return _dispatch.gpu().multilabel_ce(logits, target, where=where, reduction=reduction, grad=grad,
-            out=out, grad_out=grad_out)
-    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     tgt, telem = _dense_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.multilabel_ce(
         A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), tgt, class_mask, row_mask, reduction,
         outs.value_arg(), outs.grad_arg(0),
@@ -422,6 +365,7 @@ def multilabel_ce(
 
 
 @_documented
+@routes_gpu("logits")
 def sparse_multilabel_ce(
     logits: Any,
     positives: Any,
@@ -459,17 +403,13 @@ def sparse_multilabel_ce(
     >>> bool(np.isclose(v[0], ld.multilabel_ce(s, np.array([[1, 0, 0, 1]]))[0]))
     True
     """
-    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
-        return _dispatch.gpu().sparse_multilabel_ce(logits, positives, pad=pad, where=where,
-            reduction=reduction, grad=grad, out=out, grad_out=grad_out)
-    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
-    A._reject_device_array(positives, "positives")
-    pos = np.asarray(positives)
+    pos = A.HOST.aux(positives, "positives")
     A.check_positives_shape(pos.shape, shape)
-    pos2 = _as_int64(pos, "positives").reshape(int(np.prod(shape[:-1], dtype=np.int64)), pos.shape[-1])
+    pos2 = A.class_indices(pos, "positives").reshape(int(np.prod(shape[:-1], dtype=np.int64)), pos.shape[-1])
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.sparse_multilabel_ce(
         A.elem_name(dtype), A.raw(A.rows_view(arr)), pos2, A.check_int(pad, "pad"), class_mask, row_mask,
         reduction, outs.value_arg(), outs.grad_arg(0),
@@ -480,6 +420,7 @@ def sparse_multilabel_ce(
 _GP_REDUCTIONS = ("none", "sum", "mean", "batchmean", "sum_heads_mean_batch")
 
 
+@routes_gpu("logits")
 def globalpointer_ce(
     logits: Any,
     spans_or_positives: Any,
@@ -537,20 +478,16 @@ def globalpointer_ce(
     >>> bool(np.allclose(v, ld.multilabel_ce(dense, y)))
     True
     """
-    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
-        return _dispatch.gpu().globalpointer_ce(logits, spans_or_positives, mask=mask, pad=pad,
-            reduction=reduction, grad=grad, out=out, grad_out=grad_out)
-    arr = _logits(logits, "logits")
+    arr = A.class_logits(A.HOST, logits, "logits")
     if reduction not in _GP_REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, _GP_REDUCTIONS))}; got {reduction!r}")
     grad = A.check_flag(grad, "grad")
     A.check_globalpointer_logits(arr.shape)
     b, heads, length, _ = arr.shape
     dtype = arr.dtype
-    A._reject_device_array(spans_or_positives, "spans_or_positives")
-    pos = np.asarray(spans_or_positives)
+    pos = A.HOST.aux(spans_or_positives, "spans_or_positives")
     spans = A.globalpointer_layout(arr.shape, pos.shape)
-    pos2 = _as_int64(pos, "spans_or_positives").reshape(b * heads, pos.shape[2] * (2 if spans else 1))
+    pos2 = A.class_indices(pos, "spans_or_positives").reshape(b * heads, pos.shape[2] * (2 if spans else 1))
     pad = A.check_int(pad, "pad")
     token_mask = None
     if mask is not None:
@@ -560,7 +497,7 @@ def globalpointer_ce(
             raise ValueError("mask must hold 0/1 values (or booleans)")
         token_mask = np.ascontiguousarray(m != 0).view(np.uint8)
     rows2 = A.rows_view(arr.reshape(b * heads, length * length))
-    outs = _Outputs(out, grad_out, arr.shape, (b, heads), dtype, reduction, 1, grad)
+    outs = _Outputs(A.HOST, out, grad_out, arr.shape, (b, heads), dtype, reduction, 1, grad)
     if b * heads == 0:
         # an empty batch (or no head): nothing to compute, like an empty batch of any other loss
         return outs.result(0.0)
@@ -576,6 +513,7 @@ def globalpointer_ce(
 
 
 @_documented
+@routes_gpu("logits")
 def gamma_ce(
     logits: Any,
     target: Any,
@@ -621,18 +559,14 @@ def gamma_ce(
     >>> bool(np.isclose(ld.gamma_ce(s, y, gamma=0.5)[0], -np.log(0.5 + 0.5 * p0) / 0.5))
     True
     """
-    if type(logits) is not np.ndarray and _dispatch.on_gpu(logits):
-        return _dispatch.gpu().gamma_ce(logits, target, gamma=gamma, threshold=threshold,
-            ignore_index=ignore_index, where=where, reduction=reduction, grad=grad, out=out, grad_out=grad_out)
-    arr, reduction, grad = _prepare(logits, "logits", reduction, grad)
+    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
-    A._reject_device_array(target, "target")
-    target = np.asarray(target)
+    target = A.HOST.aux(target, "target")
     if target.dtype == np.bool_ or target.dtype.kind not in "iu":
         raise TypeError(f"gamma_ce takes integer class indices as target; got dtype {target.dtype}")
     labels, _, _ = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     b = None if threshold is None else A.check_number(threshold, "threshold")
     total, _ = _native.gamma_ce(
         A.elem_name(dtype), A.raw(A.rows_view(arr)), labels, A.check_int(ignore_index, "ignore_index"),
@@ -645,14 +579,8 @@ def gamma_ce(
 # distillation and R-Drop
 
 
-def _two_logits(a: Any, b: Any, names: Tuple[str, str]) -> Tuple[np.ndarray, np.ndarray]:
-    x, y = _logits(a, names[0]), _logits(b, names[1])
-    A.check_same_shape(x.shape, y.shape, names)
-    dtype = A.common_dtype(x, y)
-    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
-
-
 @_documented
+@routes_gpu("student")
 def kd_loss(
     student: Any,
     teacher: Any,
@@ -708,11 +636,7 @@ def kd_loss(
     >>> bool(np.allclose(v, ref))
     True
     """
-    if type(student) is not np.ndarray and _dispatch.on_gpu(student):
-        return _dispatch.gpu().kd_loss(student, teacher, target, temperature=temperature, alpha=alpha, t2=t2,
-            label_smoothing=label_smoothing, ignore_index=ignore_index, where=where, reduction=reduction,
-            grad=grad, grad_teacher=grad_teacher, out=out, grad_out=grad_out)
-    s_arr, t_arr = _two_logits(student, teacher, ("student", "teacher"))
+    s_arr, t_arr = A.logits_pair(A.HOST, student, teacher, ("student", "teacher"))
     reduction = A.check_reduction(reduction)
     grad = A.check_flag(grad, "grad")
     grad_teacher = A.check_flag(grad_teacher, "grad_teacher")
@@ -724,7 +648,7 @@ def kd_loss(
     if target is not None:
         labels, probs, telem = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 2 if grad_teacher else 1, grad)
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2 if grad_teacher else 1, grad)
     total, _ = _native.kd_loss(
         A.elem_name(dtype), telem, A.raw(A.rows_view(s_arr)), A.raw(A.rows_view(t_arr)), labels, probs,
         A.check_int(ignore_index, "ignore_index"), A.check_number(temperature, "temperature"),
@@ -735,6 +659,7 @@ def kd_loss(
 
 
 @_documented
+@routes_gpu("s1")
 def rdrop_loss(
     s1: Any,
     s2: Any,
@@ -784,11 +709,7 @@ def rdrop_loss(
     >>> bool(np.allclose(v, ref))
     True
     """
-    if type(s1) is not np.ndarray and _dispatch.on_gpu(s1):
-        return _dispatch.gpu().rdrop_loss(s1, s2, target, alpha=alpha, kind=kind,
-            label_smoothing=label_smoothing, ignore_index=ignore_index, where=where, reduction=reduction,
-            grad=grad, out=out, grad_out=grad_out)
-    a, b = _two_logits(s1, s2, ("s1", "s2"))
+    a, b = A.logits_pair(A.HOST, s1, s2, ("s1", "s2"))
     reduction = A.check_reduction(reduction)
     grad = A.check_flag(grad, "grad")
     if kind not in ("softmax", "sigmoid"):
@@ -800,7 +721,7 @@ def rdrop_loss(
         labels = None
         probs, telem = _dense_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
     total, _ = _native.rdrop_loss(
         A.elem_name(dtype), telem, kind, A.raw(A.rows_view(a)), A.raw(A.rows_view(b)), labels, probs,
         A.check_int(ignore_index, "ignore_index"), A.check_number(alpha, "alpha"),
