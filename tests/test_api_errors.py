@@ -121,7 +121,7 @@ def test_weights_are_rejected_by_the_softmax_family(kind):
         fn(kind)(S, T, weights=np.ones(3))
     # ... and the core rejects weights for a softmax divergence with a ValueError
     with pytest.raises(ValueError, match="weights apply to the sigmoid divergences only"):
-        _native.pair_divergence(kind, "f64", S, T, None, np.ones((2, 3)), 1.0, 0.5, "none", None, None, None)
+        _native.pair_divergence(kind, S, T, weights=np.ones((2, 3)), reduction="none")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -218,21 +218,54 @@ def test_bad_thread_counts(threads_restored):
 
 
 def test_native_layer_checks_its_arguments():
-    # the bindings check again rather than trust the Python layer
+    # the bindings' typed arguments check again rather than trust the Python layer
     with pytest.raises(ValueError, match="unknown divergence \"kll\"; expected one of kl, sym_kl"):
-        _native.pair_divergence("kll", "f64", S, T, None, None, 1.0, 0.5, "none", None, None, None)
-    with pytest.raises(TypeError, match="unsupported element type"):
-        _native.pair_divergence("kl", "f128", S, T, None, None, 1.0, 0.5, "none", None, None, None)
+        _native.pair_divergence("kll", S, T)
+    with pytest.raises(TypeError, match="(?s)float16, bfloat16, float32 or float64; got dtype complex128.*'s'"):
+        _native.pair_divergence("kl", S.astype(complex), T)
+    with pytest.raises(TypeError, match="(?s)NumPy array.*got list.*'t'"):
+        _native.pair_divergence("kl", S, T.tolist())
+    with pytest.raises(TypeError, match="s and t must have the same dtype; got float64 and float32"):
+        _native.pair_divergence("kl", S, T.astype(np.float32))
     with pytest.raises(TypeError, match="expected a 2-D array"):
-        _native.pair_divergence("kl", "f64", S.ravel(), T.ravel(), None, None, 1.0, 0.5, "none", None, None, None)
+        _native.pair_divergence("kl", S.ravel(), T.ravel())
     with pytest.raises(ValueError, match="differ in shape"):
-        _native.pair_divergence("kl", "f64", S, T[:, :2].copy(), None, None, 1.0, 0.5, "none", None, None, None)
+        _native.pair_divergence("kl", S, T[:, :2].copy())
     with pytest.raises(ValueError, match="rows must be contiguous"):
-        _native.pair_divergence("kl", "f64", S[:, ::2], T[:, ::2], None, None, 1.0, 0.5, "none", None, None, None)
+        _native.pair_divergence("kl", S[:, ::2], T[:, ::2])
     with pytest.raises(ValueError, match="holds 3 values; expected 2"):
-        _native.pair_divergence("kl", "f64", S, T, None, None, 1.0, 0.5, "none", np.empty(3), None, None)
+        _native.pair_divergence("kl", S, T, reduction="none", out=np.empty(3))
+    with pytest.raises(TypeError, match="expected a 1-D array of f64"):
+        _native.pair_divergence("kl", S, T, reduction="none", out=np.empty(2, np.float32))
     with pytest.raises(ValueError, match="reduction must be one of"):
-        _native.pair_divergence("kl", "f64", S, T, None, None, 1.0, 0.5, "avg", None, None, None)
+        _native.pair_divergence("kl", S, T, reduction="avg")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'elem'"):  # no element names any more
+        _native.pair_divergence("kl", S, T, elem="f64")
+    s = S.copy()
+    with pytest.raises(ValueError, match="an output may not alias an input"):
+        _native.pair_divergence("kl", s, T, grad_s=s, grad_t=np.empty_like(T))
+    with pytest.raises(ValueError, match="kind must be 'softmax' or 'sigmoid'; got \"gauss\""):
+        _native.rdrop_loss("gauss", S, T, alpha=1.0, labels=np.zeros(2, np.int64))
+    with pytest.raises(TypeError, match="float32 or float64; got dtype float16"):
+        _native.bce(S, T.astype(np.float16))
+
+
+def test_native_defaults_are_the_public_ones():
+    # the native keyword defaults (documented in _native.pyi) give what the public function gives
+    for kind in KINDS:
+        assert _native.pair_divergence(kind, S, T)[0] == pytest.approx(float(fn(kind)(S, T).sum()), rel=1e-15)
+    labels = np.array([0, 2], np.int64)
+    assert _native.softmax_ce(S, labels=labels)[0] == pytest.approx(float(ld.softmax_ce(S, labels).sum()), rel=1e-15)
+
+
+def test_half_precision_arrays_reach_the_core_as_themselves():
+    # float16 and bfloat16 logits are read as their own dtype (no uint16 view) and give the value
+    # of the same numbers in float32
+    for half in (np.float16, BF16):
+        s, t = S.astype(half), T.astype(half)
+        direct = _native.pair_divergence("sym_kl", s, t, reduction="none", out=np.empty(2, np.float32))[0]
+        wide = _native.pair_divergence("sym_kl", s.astype(np.float32), t.astype(np.float32), reduction="sum")[0]
+        assert direct == pytest.approx(wide, rel=1e-6)
 
 
 def test_bfloat16_is_accepted_and_mixed_half_types_promote():

@@ -16,7 +16,6 @@ from typing import Any, NamedTuple, Optional, Protocol, Tuple
 import numpy as np
 
 # The storage type the core reads for each accepted dtype, and the dtype of per-row values.
-_ELEM = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
 # Dtype objects compare and hash faster than names: the small-call path checks these first.
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _NATIVE_FLOATS = frozenset((np.dtype(np.float16), _F32, _F64))
@@ -369,14 +368,6 @@ def probability_dtype(dtype: Any, logits_dtype: Any, name: str) -> np.dtype:
     raise TypeError(f"{name} must hold real numbers; got dtype {dtype}")
 
 
-_ELEM_BY_DTYPE = {np.dtype(np.float16): "f16", _F32: "f32", _F64: "f64"}
-
-
-def elem_name(dtype: np.dtype) -> str:
-    # a dtype lookup first: `dtype.name` is slow for a per-call path
-    return _ELEM_BY_DTYPE.get(dtype) or _ELEM[dtype.name]
-
-
 # ---------------------------------------------------------------------------------------------
 # layout
 
@@ -412,11 +403,6 @@ def contiguous(arr: Any) -> Any:
     `aligned`: device arrays always are."""
     flags = arr.flags
     return arr if flags.c_contiguous and getattr(flags, "aligned", True) else arr.copy(order="C")
-
-
-def raw(arr: np.ndarray) -> np.ndarray:
-    """The array as the core reads it: half-precision types travel as their uint16 bits."""
-    return arr.view(np.uint16) if arr.dtype.itemsize == 2 else arr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,20 +47,13 @@ def _pair(kind: str, s: Any, t: Any, temperature: Any, where: Any, weights: Any,
         vdtype, values = outs.vdtype, outs.values
         gs, gt = outs.grads or (None, None)
 
+    # by position, in the signature's order (kind, s, t, mask, weights, temperature, beta, reduction,
+    # softcap, out, grad_s, grad_t): keywords would cost about 1 us on this per-call path
     total, _counted = _native.pair_divergence(
-        kind,
-        A.elem_name(dtype),
-        A.raw(s2),
-        A.raw(t2),
-        mask2,
-        weights2,
-        temperature,
-        beta,
-        reduction,
+        kind, s2, t2, mask2, weights2, temperature, beta, reduction, softcap,
         None if values is None else values if values.ndim == 1 else values.reshape(-1),
-        None if gs is None else A.raw(gs if gs.ndim == 2 else gs.reshape(-1, shape[-1])),
-        None if gt is None else A.raw(gt if gt.ndim == 2 else gt.reshape(-1, shape[-1])),
-        softcap,
+        None if gs is None else gs if gs.ndim == 2 else gs.reshape(-1, shape[-1]),
+        None if gt is None else gt if gt.ndim == 2 else gt.reshape(-1, shape[-1]),
     )
     value = values if values is not None else vdtype.type(total)
     return (value, gs, gt) if grad else value

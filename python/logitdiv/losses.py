@@ -35,23 +35,18 @@ from .divergences import Result
 
 # ----------------------------------------------------------------------------------------------
 # argument handling: the rules are `_arrays`' (shared with the CuPy backend); what is here is the
-# layout the core reads (2-D row views, the probabilities' element name, flat values)
+# layout the core reads (2-D row views, flat values). The native functions take the arrays as they
+# are (their dtype picks the kernel) and the options by keyword.
 
 
-def _probability_rows(probs: np.ndarray) -> Tuple[np.ndarray, str]:
-    return A.rows_view(probs), A.elem_name(probs.dtype)
-
-
-def _softmax_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[Any, Any, str]:
-    """(labels int64 1-D or None, probabilities 2-D or None, their elem name): `A.softmax_target`."""
+def _softmax_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[Any, Any]:
+    """(labels int64 1-D or None, probabilities as 2-D rows or None): `A.softmax_target`."""
     labels, probs = A.softmax_target(A.HOST, target, shape, dtype)
-    if probs is None:
-        return labels, None, "f32"
-    return (None, *_probability_rows(probs))
+    return labels, None if probs is None else A.rows_view(probs)
 
 
-def _dense_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[np.ndarray, str]:
-    return _probability_rows(A.dense_target(A.HOST, target, shape, dtype))
+def _dense_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return A.rows_view(A.dense_target(A.HOST, target, shape, dtype))
 
 
 def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
@@ -73,7 +68,7 @@ class _Outputs(A.Outputs):
         if i >= len(self.grads):
             return None
         g = self.grads[i]
-        return A.raw(g if cols is None and g.ndim == 2 else g.reshape(-1, cols or g.shape[-1]))
+        return g if cols is None and g.ndim == 2 else g.reshape(-1, cols or g.shape[-1])
 
     def value(self, total: float) -> Any:
         """The per-row values, or the core's total as a NumPy scalar of the value type."""
@@ -215,18 +210,18 @@ def softmax_ce(
                 or return_accuracy is not False or not (type(z_loss) in (int, float) and z_loss == 0))
     arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
-    labels, probs, telem = _softmax_target(target, shape, dtype)
+    labels, probs = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    # by position, in the signature's order (logits, labels, probs, ignore_index, label_smoothing,
+    # temperature, class_mask, row_mask, reduction, out, grad): keywords cost about 0.1 us each a call
     args = (
-        A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), labels, probs,
-        A.check_int(ignore_index, "ignore_index"), A.check_number(label_smoothing, "label_smoothing"),
-        A.check_number(temperature, "temperature"), class_mask, row_mask, reduction,
-        outs.value_arg(), outs.grad_arg(0),
+        A.rows_view(arr), labels, probs, A.check_int(ignore_index, "ignore_index"),
+        A.check_number(label_smoothing, "label_smoothing"), A.check_number(temperature, "temperature"),
+        class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0),
     )
     if not extended:
-        total, _ = _native.softmax_ce(*args)
-        return outs.result(total)
+        return outs.result(_native.softmax_ce(*args)[0])
     want_z = A.check_flag(return_z_loss, "return_z_loss")
     want_acc = A.check_flag(return_accuracy, "return_accuracy")
     w = None
@@ -241,10 +236,10 @@ def softmax_ce(
     per_row = reduction == "none"
     z_rows = np.empty(shape[:-1], outs.vdtype) if want_z and per_row else None
     acc_rows = np.empty(shape[:-1], outs.vdtype) if want_acc and per_row else None
-    total, _, z_total, _, accuracy = _native.softmax_ce_ext(
-        *args, w, A.check_number(z_loss, "z_loss"), cap,
-        None if z_rows is None else z_rows.reshape(-1), None if acc_rows is None else acc_rows.reshape(-1),
-        want_acc,
+    total, _, z_total, _, accuracy = _native.softmax_ce(
+        *args, weight=w, z_loss=A.check_number(z_loss, "z_loss"), softcap=cap,
+        z_out=None if z_rows is None else z_rows.reshape(-1),
+        correct_out=None if acc_rows is None else acc_rows.reshape(-1), accuracy=want_acc,
     )
     extra = []
     if want_z:
@@ -303,14 +298,14 @@ def bce(
     """
     arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
-    tgt, telem = _dense_target(target, shape, dtype)
+    tgt = _dense_target(target, shape, dtype)
     pw = None if pos_weight is None else A.broadcast_rows(pos_weight, shape, "pos_weight", np.float64)
     w = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.bce(
-        A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), tgt, pw, w, class_mask, row_mask,
-        reduction, outs.value_arg(), outs.grad_arg(0),
+        A.rows_view(arr), tgt, pos_weight=pw, weights=w, class_mask=class_mask, row_mask=row_mask,
+        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
     )
     return outs.result(total)
 
@@ -354,12 +349,12 @@ def multilabel_ce(
     """
     arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
-    tgt, telem = _dense_target(target, shape, dtype)
+    tgt = _dense_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.multilabel_ce(
-        A.elem_name(dtype), telem, A.raw(A.rows_view(arr)), tgt, class_mask, row_mask, reduction,
-        outs.value_arg(), outs.grad_arg(0),
+        A.rows_view(arr), tgt, class_mask=class_mask, row_mask=row_mask, reduction=reduction,
+        out=outs.value_arg(), grad=outs.grad_arg(0),
     )
     return outs.result(total)
 
@@ -411,8 +406,8 @@ def sparse_multilabel_ce(
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     total, _ = _native.sparse_multilabel_ce(
-        A.elem_name(dtype), A.raw(A.rows_view(arr)), pos2, A.check_int(pad, "pad"), class_mask, row_mask,
-        reduction, outs.value_arg(), outs.grad_arg(0),
+        A.rows_view(arr), pos2, pad=A.check_int(pad, "pad"), class_mask=class_mask, row_mask=row_mask,
+        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
     )
     return outs.result(total)
 
@@ -502,8 +497,8 @@ def globalpointer_ce(
         # an empty batch (or no head): nothing to compute, like an empty batch of any other loss
         return outs.result(0.0)
     total, _ = _native.globalpointer_ce(
-        A.elem_name(dtype), A.raw(rows2), pos2, pad, heads, spans, token_mask, reduction,
-        outs.value_arg(), outs.grad_arg(0, length * length),
+        rows2, pos2, heads=heads, pad=pad, spans=spans, mask=token_mask, reduction=reduction,
+        out=outs.value_arg(), grad=outs.grad_arg(0, length * length),
     )
     return outs.result(total)
 
@@ -564,13 +559,14 @@ def gamma_ce(
     target = A.HOST.aux(target, "target")
     if target.dtype == np.bool_ or target.dtype.kind not in "iu":
         raise TypeError(f"gamma_ce takes integer class indices as target; got dtype {target.dtype}")
-    labels, _, _ = _softmax_target(target, shape, dtype)
+    labels, _ = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     b = None if threshold is None else A.check_number(threshold, "threshold")
     total, _ = _native.gamma_ce(
-        A.elem_name(dtype), A.raw(A.rows_view(arr)), labels, A.check_int(ignore_index, "ignore_index"),
-        A.check_number(gamma, "gamma"), b, class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0),
+        A.rows_view(arr), labels, gamma=A.check_number(gamma, "gamma"), threshold=b,
+        ignore_index=A.check_int(ignore_index, "ignore_index"), class_mask=class_mask, row_mask=row_mask,
+        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
     )
     return outs.result(total)
 
@@ -644,16 +640,17 @@ def kd_loss(
         raise ValueError("grad_teacher=True needs grad=True")
     shape, dtype = s_arr.shape, s_arr.dtype
     labels = probs = None
-    telem = "f32"
     if target is not None:
-        labels, probs, telem = _softmax_target(target, shape, dtype)
+        labels, probs = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2 if grad_teacher else 1, grad)
     total, _ = _native.kd_loss(
-        A.elem_name(dtype), telem, A.raw(A.rows_view(s_arr)), A.raw(A.rows_view(t_arr)), labels, probs,
-        A.check_int(ignore_index, "ignore_index"), A.check_number(temperature, "temperature"),
-        A.check_number(alpha, "alpha"), A.check_flag(t2, "t2"), A.check_number(label_smoothing, "label_smoothing"),
-        class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0), outs.grad_arg(1),
+        A.rows_view(s_arr), A.rows_view(t_arr), labels=labels, probs=probs,
+        ignore_index=A.check_int(ignore_index, "ignore_index"), temperature=A.check_number(temperature, "temperature"),
+        alpha=A.check_number(alpha, "alpha"), t2=A.check_flag(t2, "t2"),
+        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), class_mask=class_mask,
+        row_mask=row_mask, reduction=reduction, out=outs.value_arg(), grad_student=outs.grad_arg(0),
+        grad_teacher=outs.grad_arg(1),
     )
     return outs.result(total)
 
@@ -716,16 +713,15 @@ def rdrop_loss(
         raise ValueError(f"kind must be 'softmax' or 'sigmoid'; got {kind!r}")
     shape, dtype = a.shape, a.dtype
     if kind == "softmax":
-        labels, probs, telem = _softmax_target(target, shape, dtype)
+        labels, probs = _softmax_target(target, shape, dtype)
     else:
-        labels = None
-        probs, telem = _dense_target(target, shape, dtype)
+        labels, probs = None, _dense_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
     outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
     total, _ = _native.rdrop_loss(
-        A.elem_name(dtype), telem, kind, A.raw(A.rows_view(a)), A.raw(A.rows_view(b)), labels, probs,
-        A.check_int(ignore_index, "ignore_index"), A.check_number(alpha, "alpha"),
-        A.check_number(label_smoothing, "label_smoothing"), class_mask, row_mask, reduction,
-        outs.value_arg(), outs.grad_arg(0), outs.grad_arg(1),
+        kind, A.rows_view(a), A.rows_view(b), labels=labels, probs=probs,
+        ignore_index=A.check_int(ignore_index, "ignore_index"), alpha=A.check_number(alpha, "alpha"),
+        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), class_mask=class_mask,
+        row_mask=row_mask, reduction=reduction, out=outs.value_arg(), grad1=outs.grad_arg(0), grad2=outs.grad_arg(1),
     )
     return outs.result(total)

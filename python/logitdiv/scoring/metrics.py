@@ -160,13 +160,12 @@ def score_block(
         A.check_mapped(a, "a")
         A.check_mapped(b, "b")
         dtype = A.common_dtype(a, b)
-        elem = A.elem_name(dtype)
-        a2 = A.raw(A.rows_view(a.astype(dtype, copy=False)))
-        b2 = A.raw(A.rows_view(b.astype(dtype, copy=False)))
+        a2 = A.rows_view(a.astype(dtype, copy=False))
+        b2 = A.rows_view(b.astype(dtype, copy=False))
         for m in divergences:
             first, second = (b2, a2) if m.name == "rkl" else (a2, b2)
-            _native.pair_divergence("kl" if m.name == "rkl" else m.name, elem, first, second, None, None,
-                                    temperature, 0.5, "none", out[m.name], None, None)
+            _native.pair_divergence("kl" if m.name == "rkl" else m.name, first, second, temperature=temperature,
+                                    reduction="none", out=out[m.name])
     for m in metrics:
         buf = out[m.name]
         if m.kind == DIVERGENCE:

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use half::f16;
 use logitdiv_core::simd::map::{map_on, Func};
-use logitdiv_core::simd::reduce::logsumexp_on;
+use logitdiv_core::simd::logsumexp::logsumexp_on;
 use logitdiv_core::simd::{available, Isa, Load, Real};
 
 const N: usize = 32 * 1024;

@@ -12,7 +12,7 @@ pub mod error;
 pub mod loss;
 pub mod math;
 pub mod parallel;
-pub mod reduce;
+pub mod reduction;
 pub mod rows;
 pub mod simd;
 #[cfg(test)]
@@ -27,5 +27,5 @@ pub use loss::{
     RdropKind, RdropOptions, SoftmaxCeOptions, SparseMultilabelOptions, Target, softmax_ce_ext, CeExtraOutputs, CeReduced,
 };
 pub use parallel::{num_threads, set_num_threads};
-pub use reduce::{Reduced, Reduction};
+pub use reduction::{Reduced, Reduction};
 pub use rows::{Rows, RowsMut};

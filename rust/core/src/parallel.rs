@@ -18,7 +18,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
-use crate::reduce::{finish, CompensatedSum, Reduced, Reduction};
+use crate::reduction::{finish, CompensatedSum, Reduced, Reduction};
 use crate::rows::RowsMut;
 
 /// Elements per block of rows.

@@ -1,58 +1,169 @@
-//! Borrowing NumPy arrays as core row views. Inputs may have any non-negative row stride (0 for a
-//! broadcast row) but contiguous rows; outputs must be C-contiguous. The Python layer guarantees
-//! both, and these functions check again rather than trust it.
+//! Borrowing NumPy arrays as core row views, and the typed arguments of the native functions:
+//! [`Logits`] and [`Probs`] (rust-numpy's dtype dispatch: the array's dtype picks the variant, so a
+//! float16 or bfloat16 array arrives as itself, never as uint16 bits), [`Ro1`]/[`Ro2`] for the other
+//! read-only arrays, and [`Named`] for options given by name. Inputs may have any non-negative row
+//! stride (0 for a broadcast row) but contiguous rows; outputs must be C-contiguous.
 
-use half::{bf16, f16, slice::HalfBitsSliceExt};
-use logitdiv_core::{Elem, Rows, RowsMut};
+use half::{bf16, f16};
+use logitdiv_core::{Elem, GpReduction, PairKind, RdropKind, Reduction, Rows, RowsMut};
+use numpy::ndarray::Dimension;
 use numpy::{
-    Element, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArrayMethods,
+    Element, PyArray, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray, PyReadonlyArray1, PyReadonlyArray2,
+    PyReadwriteArray, PyReadwriteArray1, PyReadwriteArray2, PyUntypedArray, PyUntypedArrayMethods,
 };
 use numpy::npyffi::PyArrayObject;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyCapsule;
+use pyo3::types::{PyCapsule, PyString};
 use std::ffi::{c_int, c_void};
 use std::sync::Mutex;
 
-/// A storage element as NumPy holds it (`Raw`) and as the core reads it (`Self`): f16 and bf16
-/// travel as uint16 bits.
-pub(crate) trait Stored: Elem {
-    type Raw: Element;
-    fn view(raw: &[Self::Raw]) -> &[Self];
-    fn view_mut(raw: &mut [Self::Raw]) -> &mut [Self];
+/// A storage type of logits, and the type of its per-row values (float64 for float64 logits,
+/// float32 for the others).
+pub(crate) trait Stored: Elem + Element {
+    type Value: Elem + Element;
 }
 
-macro_rules! stored_as_itself {
-    ($t:ty) => {
-        impl Stored for $t {
-            type Raw = $t;
-            fn view(raw: &[$t]) -> &[$t] {
-                raw
-            }
-            fn view_mut(raw: &mut [$t]) -> &mut [$t] {
-                raw
-            }
-        }
-    };
+impl Stored for f32 {
+    type Value = f32;
 }
-stored_as_itself!(f32);
-stored_as_itself!(f64);
+impl Stored for f64 {
+    type Value = f64;
+}
+impl Stored for f16 {
+    type Value = f32;
+}
+impl Stored for bf16 {
+    type Value = f32;
+}
 
-macro_rules! stored_as_bits {
-    ($t:ty) => {
-        impl Stored for $t {
-            type Raw = u16;
-            fn view(raw: &[u16]) -> &[$t] {
-                raw.reinterpret_cast()
-            }
-            fn view_mut(raw: &mut [u16]) -> &mut [$t] {
-                raw.reinterpret_cast_mut()
+/// A logit matrix: a read-only 2-D array of one of the four storage types the kernels read.
+pub(crate) enum Logits<'py> {
+    F32(Ro2<'py, f32>),
+    F64(Ro2<'py, f64>),
+    F16(Ro2<'py, f16>),
+    Bf16(Ro2<'py, bf16>),
+}
+
+impl Logits<'_> {
+    /// The NumPy name of the storage type.
+    pub(crate) fn dtype(&self) -> &'static str {
+        match self {
+            Logits::F32(_) => "float32",
+            Logits::F64(_) => "float64",
+            Logits::F16(_) => "float16",
+            Logits::Bf16(_) => "bfloat16",
+        }
+    }
+}
+
+/// Probability labels: a read-only 2-D array of float32 or float64.
+pub(crate) enum Probs<'py> {
+    F32(Ro2<'py, f32>),
+    F64(Ro2<'py, f64>),
+}
+
+/// The dtype's name, for errors and for the types NumPy knows only by name (ml_dtypes' bfloat16).
+fn dtype_name(array: &Bound<'_, PyUntypedArray>) -> String {
+    array.dtype().getattr("name").map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+fn is<T: Element>(array: &Bound<'_, PyUntypedArray>) -> bool {
+    array.dtype().is_equiv_to(&T::get_dtype(array.py()))
+}
+
+fn untyped<'py>(obj: &Bound<'py, PyAny>, want: &str) -> PyResult<Bound<'py, PyUntypedArray>> {
+    obj.cast::<PyUntypedArray>()
+        .map(|a| a.clone())
+        .map_err(|_| PyTypeError::new_err(format!("expected a 2-D NumPy array of {want}; got {}", type_name(obj))))
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Logits<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        const WANT: &str = "float16, bfloat16, float32 or float64";
+        let obj = obj.to_owned();
+        let array = untyped(&obj, WANT)?;
+        Ok(if is::<f32>(&array) {
+            Logits::F32(readonly("logits", &obj)?)
+        } else if is::<f64>(&array) {
+            Logits::F64(readonly("logits", &obj)?)
+        } else if is::<f16>(&array) {
+            Logits::F16(readonly("logits", &obj)?)
+        } else if dtype_name(&array) == "bfloat16" {
+            // only now: the bfloat16 dtype exists once ml_dtypes (which made this array) is loaded
+            Logits::Bf16(readonly("logits", &obj)?)
+        } else {
+            return Err(PyTypeError::new_err(format!("expected an array of {WANT}; got dtype {}", dtype_name(&array))));
+        })
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Probs<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        const WANT: &str = "float32 or float64";
+        let obj = obj.to_owned();
+        let array = untyped(&obj, WANT)?;
+        Ok(if is::<f32>(&array) {
+            Probs::F32(readonly("probabilities", &obj)?)
+        } else if is::<f64>(&array) {
+            Probs::F64(readonly("probabilities", &obj)?)
+        } else {
+            return Err(PyTypeError::new_err(format!("expected an array of {WANT}; got dtype {}", dtype_name(&array))));
+        })
+    }
+}
+
+impl<'a, 'py, T: Element> FromPyObject<'a, 'py> for Ro2<'py, T> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        readonly("array", &obj.to_owned())
+    }
+}
+
+impl<'a, 'py, T: Element> FromPyObject<'a, 'py> for Ro1<'py, T> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        readonly("array", &obj.to_owned())
+    }
+}
+
+/// An option given by its name ("mean", "sym_kl", …), parsed by the core's own parser: an unknown
+/// name is a ValueError listing the known ones.
+pub(crate) struct Named<T>(pub T);
+
+pub(crate) trait ByName: Sized {
+    fn parse(name: &str) -> Result<Self, logitdiv_core::Error>;
+}
+
+macro_rules! by_name {
+    ($($t:ty),*) => {$(
+        impl ByName for $t {
+            fn parse(name: &str) -> Result<Self, logitdiv_core::Error> {
+                <$t>::parse(name)
             }
         }
-    };
+    )*};
 }
-stored_as_bits!(f16);
-stored_as_bits!(bf16);
+by_name!(Reduction, PairKind, RdropKind, GpReduction);
+
+impl<'a, 'py, T: ByName> FromPyObject<'a, 'py> for Named<T> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let name = obj.cast::<PyString>().map_err(|_| PyTypeError::new_err("expected a name (str)"))?;
+        T::parse(&name.to_cow()?).map(Named).map_err(crate::core_error)
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Borrows and fork
@@ -160,32 +271,23 @@ pub(crate) fn _after_fork_in_child(py: Python<'_>) -> PyResult<usize> {
     Ok(stale.len())
 }
 
-/// Borrows a 2-D array read-only.
-pub(crate) fn readonly<'py, T: Element>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<Ro2<'py, T>> {
-    let arr = a.cast::<numpy::PyArray2<T>>().map_err(|_| {
-        PyTypeError::new_err(format!("{name}: expected a 2-D array of {}", std::any::type_name::<T>()))
-    })?;
-    let b = arr.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
+/// `a` as an array of `T` with `D`'s number of axes (TypeError naming both otherwise).
+fn typed<'a, 'py, T: Element, D: Dimension>(name: &str, a: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyArray<T, D>>> {
+    a.cast::<PyArray<T, D>>().map_err(|_| {
+        let axes = D::NDIM.map_or("an".to_string(), |n| format!("a {n}-D"));
+        PyTypeError::new_err(format!("{name}: expected {axes} array of {}", std::any::type_name::<T>()))
+    })
+}
+
+/// Borrows an array read-only.
+pub(crate) fn readonly<'py, T: Element, D: Dimension>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<Held<PyReadonlyArray<'py, T, D>>> {
+    let b = typed::<T, D>(name, a)?.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
     Ok(Held::new(b, a, false))
 }
 
-/// Borrows a 2-D array for writing.
-pub(crate) fn readwrite<'py, T: Element>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<Rw2<'py, T>> {
-    let arr = a.cast::<numpy::PyArray2<T>>().map_err(|_| {
-        PyTypeError::new_err(format!("{name}: expected a 2-D array of {}", std::any::type_name::<T>()))
-    })?;
-    let b = arr
-        .try_readwrite()
-        .map_err(|e| PyValueError::new_err(format!("{name}: {e} (an output may not alias an input)")))?;
-    Ok(Held::new(b, a, true))
-}
-
-/// Borrows a 1-D array for writing.
-pub(crate) fn readwrite_1d<'py, T: Element>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<Rw1<'py, T>> {
-    let arr = a.cast::<numpy::PyArray1<T>>().map_err(|_| {
-        PyTypeError::new_err(format!("{name}: expected a 1-D array of {}", std::any::type_name::<T>()))
-    })?;
-    let b = arr
+/// Borrows an array for writing.
+pub(crate) fn readwrite<'py, T: Element, D: Dimension>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<Held<PyReadwriteArray<'py, T, D>>> {
+    let b = typed::<T, D>(name, a)?
         .try_readwrite()
         .map_err(|e| PyValueError::new_err(format!("{name}: {e} (an output may not alias an input)")))?;
     Ok(Held::new(b, a, true))
@@ -230,27 +332,6 @@ pub(crate) fn rows_mut<'a, T: Element>(name: &str, a: &'a mut PyReadwriteArray2<
     let data =
         a.as_slice_mut().map_err(|_| PyValueError::new_err(format!("{name}: output must be C-contiguous and aligned")))?;
     RowsMut::contiguous(data, r, c).map_err(crate::core_error)
-}
-
-/// Reinterprets writable raw rows as core element rows.
-pub(crate) fn elem_rows_mut<S: Stored>(raw: RowsMut<'_, S::Raw>) -> RowsMut<'_, S> {
-    let (r, c, st) = (raw.rows(), raw.cols(), raw.stride());
-    RowsMut::new(S::view_mut(raw.into_data()), r, c, st).expect("same shape as the raw view")
-}
-
-/// Reinterprets raw rows as core element rows.
-pub(crate) fn elem_rows<S: Stored>(raw: Rows<'_, S::Raw>) -> Rows<'_, S> {
-    let (r, c, st) = (raw.rows(), raw.cols(), raw.stride());
-    Rows::new(S::view(raw.data()), r, c, st).expect("same shape as the raw view")
-}
-
-/// Borrows a 1-D array read-only.
-pub(crate) fn readonly_1d<'py, T: Element>(name: &str, a: &Bound<'py, PyAny>) -> PyResult<Ro1<'py, T>> {
-    let arr = a.cast::<numpy::PyArray1<T>>().map_err(|_| {
-        PyTypeError::new_err(format!("{name}: expected a 1-D array of {}", std::any::type_name::<T>()))
-    })?;
-    let b = arr.try_readonly().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
-    Ok(Held::new(b, a, false))
 }
 
 /// The elements of a borrowed contiguous 1-D array.

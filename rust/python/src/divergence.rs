@@ -1,106 +1,80 @@
-//! `pair_divergence`: the five divergences between two logit matrices.
+//! `pair_divergence`: the divergences between two logit matrices.
 
 use logitdiv_core::{PairKind, PairOptions, PairOutputs, Reduction};
-use numpy::Element;
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::arrays::{elem_rows, elem_rows_mut, readonly, readwrite, readwrite_1d, rows, rows_mut, Stored};
+use crate::arrays::{rows, Logits, Named, Ro2, Stored};
+use crate::outputs::Outputs;
 use crate::{core_error, without_gil};
 
-/// Borrowed arguments of one call, before the element type is fixed.
-struct Args<'py, 'a> {
+/// The options of one call, typed.
+struct Options<'a, 'py> {
     kind: PairKind,
-    s: &'a Bound<'py, PyAny>,
-    t: &'a Bound<'py, PyAny>,
-    mask: Option<&'a Bound<'py, PyAny>>,
-    weights: Option<&'a Bound<'py, PyAny>>,
+    mask: Option<&'a Ro2<'py, u8>>,
+    weights: Option<&'a Ro2<'py, f64>>,
     temperature: f64,
     beta: f64,
     reduction: Reduction,
-    values: Option<&'a Bound<'py, PyAny>>,
-    grad_s: Option<&'a Bound<'py, PyAny>>,
-    grad_t: Option<&'a Bound<'py, PyAny>>,
     softcap: Option<f64>,
 }
 
-fn run<S: Stored, V: logitdiv_core::Elem + Element>(py: Python<'_>, a: &Args<'_, '_>) -> PyResult<(f64, usize)> {
-    let s_arr = readonly::<S::Raw>("s", a.s)?;
-    let t_arr = readonly::<S::Raw>("t", a.t)?;
-    let mask_arr = a.mask.map(|m| readonly::<u8>("where", m)).transpose()?;
-    let weights_arr = a.weights.map(|w| readonly::<f64>("weights", w)).transpose()?;
-    let mut values_arr = a.values.map(|v| readwrite_1d::<V>("out", v)).transpose()?;
-    let mut gs_arr = a.grad_s.map(|g| readwrite::<S::Raw>("grad_out", g)).transpose()?;
-    let mut gt_arr = a.grad_t.map(|g| readwrite::<S::Raw>("grad_out", g)).transpose()?;
-
-    let s = elem_rows::<S>(rows("s", &s_arr)?);
-    let t = elem_rows::<S>(rows("t", &t_arr)?);
+fn run<'py, S: Stored>(
+    py: Python<'py>,
+    s: &Ro2<'py, S>,
+    t: &Ro2<'py, S>,
+    o: &Options<'_, 'py>,
+    outputs: &Outputs<'_, 'py>,
+) -> PyResult<(f64, usize)> {
+    let mut out = outputs.borrow::<S>()?;
+    let (s, t) = (rows("s", s)?, rows("t", t)?);
     let opts = PairOptions {
-        temperature: a.temperature,
-        beta: a.beta,
-        mask: mask_arr.as_ref().map(|m| rows("where", m)).transpose()?,
-        weights: weights_arr.as_ref().map(|w| rows("weights", w)).transpose()?,
-        reduction: a.reduction,
-        softcap: a.softcap,
+        temperature: o.temperature,
+        beta: o.beta,
+        mask: o.mask.map(|m| rows("mask", m)).transpose()?,
+        weights: o.weights.map(|w| rows("weights", w)).transpose()?,
+        reduction: o.reduction,
+        softcap: o.softcap,
     };
-    let values = match values_arr.as_mut() {
-        Some(v) => Some(v.as_slice_mut().map_err(|_| PyValueError::new_err("out must be C-contiguous and aligned"))?),
-        None => None,
-    };
-    let out = PairOutputs {
-        values,
-        grad_s: gs_arr.as_mut().map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>)).transpose()?,
-        grad_t: gt_arr.as_mut().map(|g| rows_mut("grad_out", g).map(elem_rows_mut::<S>)).transpose()?,
-    };
-    let kind = a.kind;
-    let elements = s.rows().saturating_mul(s.cols());
+    let out = out.views()?;
+    let out = PairOutputs { values: out.values, grad_s: out.grad, grad_t: out.grad_second };
+    let (kind, elements) = (o.kind, s.rows().saturating_mul(s.cols()));
     let r = without_gil(py, elements, move || logitdiv_core::pair_divergence(kind, s, t, &opts, out)).map_err(core_error)?;
     Ok((r.value, r.counted))
 }
 
-/// Computes divergence `kind` between the rows of `s` and `t` (2-D, same shape). `elem` names the
-/// storage type ("f32", "f64", "f16", "bf16"; half types as uint16 bits). Per-row values go to
-/// `values` (1-D, float32 or float64), gradients to `grad_s`/`grad_t` (like the inputs); `softcap`
-/// caps the logits of the softmax kinds at c · tanh(x / c) first.
-/// Returns (reduced value, number of rows that counted).
+/// Divergence `kind` ("kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl") between the rows
+/// of `s` and `t` (2-D, one dtype: float16, bfloat16, float32 or float64). `mask` (2-D uint8, row
+/// stride 0 to repeat one row) keeps the classes where it is non-zero; `weights` (2-D float64)
+/// weighs the sigmoid kinds' classes; `softcap` caps the softmax kinds' logits at c · tanh(x / c).
+/// Per-row values go to `out` (1-D, float64 for float64 logits, else float32), gradients to
+/// `grad_s`/`grad_t` (like the logits). Returns (reduced value, number of rows that counted).
 #[pyfunction]
-#[pyo3(signature = (kind, elem, s, t, mask, weights, temperature, beta, reduction, values, grad_s, grad_t, softcap=None))]
+#[pyo3(signature = (kind, s, t, mask=None, weights=None, temperature=1.0, beta=0.5, reduction=Named(Reduction::None), softcap=None, out=None, grad_s=None, grad_t=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pair_divergence<'py>(
     py: Python<'py>,
-    kind: &str,
-    elem: &str,
-    s: &Bound<'py, PyAny>,
-    t: &Bound<'py, PyAny>,
-    mask: Option<&Bound<'py, PyAny>>,
-    weights: Option<&Bound<'py, PyAny>>,
+    kind: Named<PairKind>,
+    s: Logits<'py>,
+    t: Logits<'py>,
+    mask: Option<Ro2<'py, u8>>,
+    weights: Option<Ro2<'py, f64>>,
     temperature: f64,
     beta: f64,
-    reduction: &str,
-    values: Option<&Bound<'py, PyAny>>,
-    grad_s: Option<&Bound<'py, PyAny>>,
-    grad_t: Option<&Bound<'py, PyAny>>,
+    reduction: Named<Reduction>,
     softcap: Option<f64>,
+    out: Option<Bound<'py, PyAny>>,
+    grad_s: Option<Bound<'py, PyAny>>,
+    grad_t: Option<Bound<'py, PyAny>>,
 ) -> PyResult<(f64, usize)> {
-    let args = Args {
-        kind: PairKind::parse(kind).map_err(core_error)?,
-        s,
-        t,
-        mask,
-        weights,
+    let o = Options {
+        kind: kind.0,
+        mask: mask.as_ref(),
+        weights: weights.as_ref(),
         temperature,
         beta,
-        reduction: Reduction::parse(reduction).map_err(core_error)?,
-        values,
-        grad_s,
-        grad_t,
+        reduction: reduction.0,
         softcap,
     };
-    match elem {
-        "f32" => run::<f32, f32>(py, &args),
-        "f64" => run::<f64, f64>(py, &args),
-        "f16" => run::<half::f16, f32>(py, &args),
-        "bf16" => run::<half::bf16, f32>(py, &args),
-        other => Err(PyTypeError::new_err(format!("unsupported element type {other:?}"))),
-    }
+    let outputs = Outputs { values: out.as_ref(), grads: [grad_s.as_ref(), grad_t.as_ref()] };
+    same_logits!(("s", s), ("t", t), |s, t| run(py, &s, &t, &o, &outputs))
 }

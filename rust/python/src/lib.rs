@@ -1,10 +1,67 @@
-//! PyO3 bindings of logitdiv-core: array borrowing, dtype dispatch and error mapping, and the XLA
-//! FFI handler of logitdiv.jax (xla.rs). The Python package (python/logitdiv) checks and normalises
-//! arguments first; nothing here holds mathematics.
+//! PyO3 bindings of logitdiv-core: typed arguments (arrays.rs: the logits' dtype picks the
+//! kernel's storage type), output borrowing (outputs.rs), error mapping, and the XLA FFI handler of
+//! logitdiv.jax (xla.rs). The Python package (python/logitdiv) normalises arguments first (lists,
+//! tensors, broadcasting); nothing here holds mathematics, and every rule on values is the core's.
+
+/// `$body` with `$x` bound to the typed array `$logits` holds (one instance per storage type).
+macro_rules! each_logits {
+    ($logits:expr, |$x:ident| $body:expr) => {
+        match $logits {
+            $crate::arrays::Logits::F32($x) => $body,
+            $crate::arrays::Logits::F64($x) => $body,
+            $crate::arrays::Logits::F16($x) => $body,
+            $crate::arrays::Logits::Bf16($x) => $body,
+        }
+    };
+}
+
+/// `$body` with `$x`, `$y` bound to two logit arrays of one storage type; TypeError naming both
+/// dtypes when they differ (the Python layer converts a mixed pair to the wider type first).
+macro_rules! same_logits {
+    (($na:expr, $a:expr), ($nb:expr, $b:expr), |$x:ident, $y:ident| $body:expr) => {{
+        use $crate::arrays::Logits;
+        match ($a, $b) {
+            (Logits::F32($x), Logits::F32($y)) => $body,
+            (Logits::F64($x), Logits::F64($y)) => $body,
+            (Logits::F16($x), Logits::F16($y)) => $body,
+            (Logits::Bf16($x), Logits::Bf16($y)) => $body,
+            (a, b) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{} and {} must have the same dtype; got {} and {}",
+                $na,
+                $nb,
+                a.dtype(),
+                b.dtype()
+            ))),
+        }
+    }};
+}
+
+/// `$body` with `$p` bound to the probability labels as `Option<&Ro2<T>>` for their type `T`
+/// (float32 when there are none).
+macro_rules! each_probs {
+    ($probs:expr, |$p:ident| $body:expr) => {
+        match $probs {
+            None => {
+                let $p: Option<&$crate::arrays::Ro2<'_, f32>> = None;
+                $body
+            }
+            Some($crate::arrays::Probs::F32(a)) => {
+                let $p = Some(&a);
+                $body
+            }
+            Some($crate::arrays::Probs::F64(a)) => {
+                let $p = Some(&a);
+                $body
+            }
+        }
+    };
+}
+
 
 mod arrays;
 mod divergence;
 mod loss;
+mod outputs;
 mod xla;
 
 use pyo3::exceptions::PyValueError;
@@ -89,7 +146,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kwargs.set_item("after_in_child", m.getattr("_after_fork_in_child")?)?;
     m.py().import("os")?.call_method("register_at_fork", (), Some(&kwargs))?;
     m.add_function(wrap_pyfunction!(loss::softmax_ce, m)?)?;
-    m.add_function(wrap_pyfunction!(loss::softmax_ce_ext, m)?)?;
     m.add_function(wrap_pyfunction!(loss::bce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::multilabel_ce, m)?)?;
     m.add_function(wrap_pyfunction!(loss::sparse_multilabel_ce, m)?)?;

@@ -21,7 +21,7 @@ mod softmax_split;
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::parallel::{reduce_rows, GradRows, SPLIT_COLS};
-use crate::reduce::{Reduced, Reduction};
+use crate::reduction::{Reduced, Reduction};
 use crate::rows::{Rows, RowsMut};
 
 /// Which divergence.

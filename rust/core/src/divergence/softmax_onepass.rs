@@ -46,10 +46,10 @@ pub(super) enum Outcome {
 }
 
 /// Sums over a stretch of a row, relative to the stretch's max of s: Σ e^{s' − m'} times 1, φ(δ),
-/// e^{−δ} − 1, δ (1 − e^{−δ}) and δ e^{−δ}. Two stretches' sums merge ([`Partial::merge`]), so a long
+/// e^{−δ} − 1, δ (1 − e^{−δ}) and δ e^{−δ}. Two stretches' sums merge ([`StretchSums::merge`]), so a long
 /// row can be summed in pieces on several threads. NaN or infinite sums mean declined.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Partial {
+pub(super) struct StretchSums {
     /// max of s (raw)
     m: f32,
     e: f64,
@@ -59,13 +59,13 @@ pub(super) struct Partial {
     s2: f64,
 }
 
-impl Partial {
+impl StretchSums {
     /// The sums of both stretches, relative to the larger max.
-    pub(super) fn merge(self, o: Partial, inv64: f64) -> Partial {
+    pub(super) fn merge(self, o: StretchSums, inv64: f64) -> StretchSums {
         let m = self.m.max(o.m);
         let rescale = |from: f32| if from == m { 1.0 } else { ((f64::from(from) - f64::from(m)) * inv64).exp() };
         let (r, q) = (rescale(self.m), rescale(o.m));
-        Partial {
+        StretchSums {
             m,
             e: self.e * r + o.e * q,
             a: self.a * r + o.a * q,
@@ -104,7 +104,7 @@ fn neg_delta<S: Simd>(simd: S, x: f32, y: f32, inv: f32, c: f32) -> f32 {
     -(vmath::diff_minus(simd, x, y, c) * inv)
 }
 
-/// What one class adds to the sums of [`Partial`], given its weight e = e^{s' − m'}: e,
+/// What one class adds to the sums of [`StretchSums`], given its weight e = e^{s' − m'}: e,
 /// e (e^{−δ} − 1), e φ(δ) (with `PHI`, else 0), and with `SYM` e δ (1 − e^{−δ}) ≥ 0 and
 /// e δ e^{−δ} (subtracted; else 0s, not added); last, e^{−δ} − 1 itself (for the gradients). Beyond
 /// `MAX_NEG_DELTA`, e^{−δ} − 1 is inf: the sums turn inf or NaN (declined).
@@ -133,7 +133,7 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
     inv: f32,
     inv64: f64,
     c: f32,
-) -> Partial {
+) -> StretchSums {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]); // conversion buffers (f16, bf16)
     let (mut fe, mut fa, mut fu, mut f1, mut f2) = ([0.0f32; B], [0.0f32; B], [0.0f32; B], [0.0f32; B], [0.0f32; B]);
     let (mut ze, mut za, mut zu, mut z1, mut z2) = ([0.0f64; B], [0.0f64; B], [0.0f64; B], [0.0f64; B], [0.0f64; B]);
@@ -195,7 +195,7 @@ pub(super) fn partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: 
             }
         }
     }
-    Partial {
+    StretchSums {
         m,
         e: hsum(&ze[..used]),
         a: hsum(&za[..used]),
@@ -249,7 +249,7 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool,
     c: f32,
     [m, m2]: [f32; 2],
     mut keep: Option<(&mut [f32], &mut [f32])>,
-) -> (Partial, LabelSums) {
+) -> (StretchSums, LabelSums) {
     let (mut fe, mut fa, mut fu, mut f1, mut f2) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
     let (mut ze, mut za, mut zu, mut z1, mut z2) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
     let n = s.len();
@@ -307,7 +307,7 @@ fn short_partial<S: Simd, E: Load<Real = f32>, const SYM: bool, const PHI: bool,
             }
         }
     });
-    let partial = Partial { m, e: sum_lanes_f64(&ze), a: sum_lanes_f64(&za), u: sum_lanes_f64(&zu), s1: sum_lanes_f64(&z1), s2: sum_lanes_f64(&z2) };
+    let partial = StretchSums { m, e: sum_lanes_f64(&ze), a: sum_lanes_f64(&za), u: sum_lanes_f64(&zu), s1: sum_lanes_f64(&z1), s2: sum_lanes_f64(&z2) };
     if !CE {
         return (partial, LabelSums::default());
     }
@@ -343,7 +343,7 @@ impl LabelSums {
 
 /// What the gradient sweep needs of a row's sums.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Plan {
+pub(super) struct GradientPlan {
     m: f32,
     c: f32,
     inv: f32,
@@ -363,12 +363,12 @@ pub(super) struct Plan {
 /// small numbers, is only accurate when the shift c is that class's own difference s_k − t_k, as
 /// the two-pass kernel's is; `top_shift` says this c is).
 pub(super) fn finish<const SYM: bool>(
-    p: Partial,
+    p: StretchSums,
     c: f32,
     prm: &RowParams,
     want_grad: bool,
     top_shift: bool,
-) -> Option<(f64, Plan)> {
+) -> Option<(f64, GradientPlan)> {
     let zs = p.e;
     if want_grad && !top_shift && zs <= 2.0 {
         return None;
@@ -385,7 +385,7 @@ pub(super) fn finish<const SYM: bool>(
     if !(correction <= COND * value) {
         return None;
     }
-    let plan = Plan {
+    let plan = GradientPlan {
         m: p.m,
         c,
         inv: prm.inv_tau as f32,
@@ -407,7 +407,7 @@ pub(super) fn finish<const SYM: bool>(
 /// e^{−δ} − 1: w.r.t. s', p (w − KL(p‖q)) (+ p − q for sym-KL), and w.r.t. t', q − p (sym-KL:
 /// −q (w + KL(q‖p)) − (p − q)), w = δ + log(1 + u); p − q formed without cancellation near δ = 0.
 #[inline(always)]
-fn class_gradients<const SYM: bool>(pl: &Plan, p: f32, delta: f32, em1: f32) -> (f32, f32) {
+fn class_gradients<const SYM: bool>(pl: &GradientPlan, p: f32, delta: f32, em1: f32) -> (f32, f32) {
     let w = delta + pl.lu;
     let pq = p * (pl.u - em1) * pl.inv_1u;
     if SYM {
@@ -425,7 +425,7 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const SYM: bool>(
     simd: S,
     s: &[E],
     t: &[E],
-    pl: &Plan,
+    pl: &GradientPlan,
     mut gs: Option<&mut [G]>,
     mut gt: Option<&mut [G]>,
 ) {
@@ -457,7 +457,7 @@ fn kept_gradients<S: Simd, E: Load<Real = f32>, const SYM: bool, const CE: bool>
     simd: S,
     s: &[E],
     t: &[E],
-    pl: &Plan,
+    pl: &GradientPlan,
     ce: f32,
     gs: &mut [f32],
     gt: &mut [f32],
@@ -499,7 +499,7 @@ fn shift_and_sums<S: Simd, E: Load<Real = f32>, const SYM: bool, const B: usize>
     inv: f32,
     inv64: f64,
     phi: bool,
-) -> (f32, Partial) {
+) -> (f32, StretchSums) {
     let c = shift::<S, E, B>(simd, s, t);
     let z = if phi {
         partial::<S, E, SYM, true, B>(simd, s, t, inv, inv64, c)

@@ -65,7 +65,7 @@ pub(crate) fn row_on<E: Elem, G: Elem>(
     if s.len() < MIN_COLS || s.len() != t.len() || !matches!(kind, PairKind::Kl | PairKind::SymKl | PairKind::Js) {
         return None;
     }
-    with_f32_lanes!(E, (s, t) => run(isa, Pair { kind, s, t, prm, grads })).flatten()
+    with_f32_lanes!(E, (s, t) => run(isa, PairRow { kind, s, t, prm, grads })).flatten()
 }
 
 /// R-Drop's softmax row from one sweep (`softmax_onepass::rdrop_row`) on the active SIMD path;
@@ -105,7 +105,7 @@ impl<E: Load<Real = f32>, G: Elem> Kernel for Rdrop<'_, '_, '_, E, G> {
     }
 }
 
-fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
+fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: PairRow<'_, '_, '_, E, G>) -> Option<RowValue> {
     if k.s.len() >= crate::parallel::SPLIT_COLS {
         return softmax_split::row(isa, k.kind, k.s, k.t, k.prm, k.grads);
     }
@@ -115,7 +115,7 @@ fn run<E: Load<Real = f32>, G: Elem>(isa: Option<Isa>, k: Pair<'_, '_, '_, E, G>
     }
 }
 
-struct Pair<'r, 'a, 'g, E, G> {
+struct PairRow<'r, 'a, 'g, E, G> {
     kind: PairKind,
     s: &'r [E],
     t: &'r [E],
@@ -127,7 +127,7 @@ pub(super) const KL: u8 = 0;
 pub(super) const SYM: u8 = 1;
 pub(super) const JS: u8 = 2;
 
-impl<E: Load<Real = f32>, G: Elem> Kernel for Pair<'_, '_, '_, E, G> {
+impl<E: Load<Real = f32>, G: Elem> Kernel for PairRow<'_, '_, '_, E, G> {
     type Output = Option<RowValue>;
 
     #[inline(always)]
@@ -143,14 +143,14 @@ impl<E: Load<Real = f32>, G: Elem> Kernel for Pair<'_, '_, '_, E, G> {
 
 /// Softmax statistics of both rows (raw maxima; sums relative to them).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Stats {
+pub(super) struct SoftmaxSums {
     /// max of s and of t (unscaled; τ > 0 keeps the argmax)
-    ma: f32,
-    mb: f32,
-    /// Σ e^{(s − ma)/τ}, Σ e^{(t − mb)/τ}, Σ e^{(s − ma)/τ} expm1(−δ) with δ = (s − t)/τ − c
-    sa: f64,
-    sb: f64,
-    da: f64,
+    max_s: f32,
+    max_t: f32,
+    /// Σ e^{(s − max_s)/τ}, Σ e^{(t − max_t)/τ}, Σ e^{(s − max_s)/τ} expm1(−δ) with δ = (s − t)/τ − c
+    sum_s: f64,
+    sum_t: f64,
+    sum_s_em: f64,
     /// the shift c (raw logits; see [`top_shift`]), the same for a row and its pieces
     c: f32,
 }
@@ -194,12 +194,12 @@ pub(super) fn top_shift<S: Simd, E: Load<Real = f32>>(simd: S, s: &[E], t: &[E])
 
 /// Sweep 1; `None` when a logit is not finite.
 #[inline(always)]
-pub(super) fn stats<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64, c: f32) -> Option<Stats> {
+pub(super) fn stats<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[E], t: &[E], inv: f32, inv64: f64, c: f32) -> Option<SoftmaxSums> {
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut ea, mut eb, mut em) = ([0.0f32; B], [0.0f32; B], [0.0f32; B]);
-    let (mut sa, mut sb, mut da) = ([0.0f64; B], [0.0f64; B], [0.0f64; B]);
+    let (mut sum_s, mut sum_t, mut sum_s_em) = ([0.0f64; B], [0.0f64; B], [0.0f64; B]);
     let mut bad = [0.0f32; B];
-    let (mut ma, mut mb) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    let (mut max_s, mut max_t) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
     for (xs, ys) in s.chunks(8 * B).zip(t.chunks(8 * B)) {
         let (mut mxa, mut mxb) = ([f32::NEG_INFINITY; B], [f32::NEG_INFINITY; B]);
         for (cx, cy) in xs.chunks(B).zip(ys.chunks(B)) {
@@ -216,20 +216,20 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[
         }
         let used = xs.len().min(B);
         let (na, nb) = (hmax(&mxa[..used]), hmax(&mxb[..used]));
-        if na > ma {
-            let r = ((f64::from(ma) - f64::from(na)) * inv64).exp();
-            for (a, d) in sa.iter_mut().zip(da.iter_mut()) {
+        if na > max_s {
+            let r = ((f64::from(max_s) - f64::from(na)) * inv64).exp();
+            for (a, d) in sum_s.iter_mut().zip(sum_s_em.iter_mut()) {
                 *a *= r;
                 *d *= r;
             }
-            ma = na;
+            max_s = na;
         }
-        if nb > mb {
-            let r = ((f64::from(mb) - f64::from(nb)) * inv64).exp();
-            for b in &mut sb {
+        if nb > max_t {
+            let r = ((f64::from(max_t) - f64::from(nb)) * inv64).exp();
+            for b in &mut sum_t {
                 *b *= r;
             }
-            mb = nb;
+            max_t = nb;
         }
         for (cx, cy) in xs.chunks(B).zip(ys.chunks(B)) {
             let x = E::load(simd, cx, &mut bx);
@@ -237,16 +237,16 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[
             let n = x.len();
             let (y, ea, eb, em) = (&y[..n], &mut ea[..n], &mut eb[..n], &mut em[..n]);
             for i in 0..n {
-                let e = vmath::exp(simd, (x[i] - ma) * inv);
+                let e = vmath::exp(simd, (x[i] - max_s) * inv);
                 ea[i] = e;
-                eb[i] = vmath::exp(simd, (y[i] - mb) * inv);
+                eb[i] = vmath::exp(simd, (y[i] - max_t) * inv);
                 em[i] = e * vmath::exp_m1(simd, -(vmath::diff_minus(simd, x[i], y[i], c) * inv));
             }
-            let (sa, sb, da) = (&mut sa[..n], &mut sb[..n], &mut da[..n]);
+            let (sum_s, sum_t, sum_s_em) = (&mut sum_s[..n], &mut sum_t[..n], &mut sum_s_em[..n]);
             for i in 0..n {
-                sa[i] += f64::from(ea[i]);
-                sb[i] += f64::from(eb[i]);
-                da[i] += f64::from(em[i]);
+                sum_s[i] += f64::from(ea[i]);
+                sum_t[i] += f64::from(eb[i]);
+                sum_s_em[i] += f64::from(em[i]);
             }
         }
     }
@@ -254,7 +254,7 @@ pub(super) fn stats<S: Simd, E: Load<Real = f32>, const B: usize>(simd: S, s: &[
     if !hsum(&bad[..used]).is_finite() {
         return None;
     }
-    Some(Stats { ma, mb, sa: hsum(&sa[..used]), sb: hsum(&sb[..used]), da: hsum(&da[..used]), c })
+    Some(SoftmaxSums { max_s, max_t, sum_s: hsum(&sum_s[..used]), sum_t: hsum(&sum_t[..used]), sum_s_em: hsum(&sum_s_em[..used]), c })
 }
 
 /// p·φ(r) with r = log p − log c: the non-negative KL summand (`math::kl_term` for finite logits).
@@ -308,13 +308,13 @@ fn x_minus_ln_1p_small<S: Simd>(simd: S, x: f32) -> f32 {
 ///   small·φ = small (b − ln(1 + b)),     b = (a − E)/(1 + E) ≥ 0, ln(1 + b) = |w| + ln(1 + a),
 /// each x − ln(1 + x) by its series for |x| ≤ ½ (no cancellation) and directly beyond, where
 /// small·b = −(1 − c) E big stays finite when 1 + E underflows. `lp`, `lq`: log p − log-scale
-/// arguments of the exponentials ((x − max)/τ), `pa`, `pb` their normalisers; `beta_c` = 1 − β.
+/// arguments of the exponentials ((x − max)/τ), `inv_sum_s`, `inv_sum_t` their normalisers; `beta_c` = 1 − β.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn js_terms<S: Simd>(simd: S, w: f32, lp: f32, lq: f32, pa: f32, pb: f32, beta: f32, beta_c: f32) -> (f32, f32) {
+fn js_terms<S: Simd>(simd: S, w: f32, lp: f32, lq: f32, inv_sum_s: f32, inv_sum_t: f32, beta: f32, beta_c: f32) -> (f32, f32) {
     let pos = w >= 0.0;
     let aw = w.abs();
-    let big = vmath::exp(simd, if pos { lp } else { lq }) * if pos { pa } else { pb };
+    let big = vmath::exp(simd, if pos { lp } else { lq }) * if pos { inv_sum_s } else { inv_sum_t };
     // c and 1 − c, each rounded once from f64 (1 − c in f32 would lose β's digits for β near 0 or 1)
     let (c, cc) = if pos { (beta_c, beta) } else { (beta, beta_c) };
     let e = vmath::exp_m1(simd, -aw);
@@ -351,34 +351,34 @@ fn js_log_ratios<S: Simd>(simd: S, w: f32, beta: f32) -> (f32, f32) {
     }
 }
 
-impl Stats {
+impl SoftmaxSums {
     /// The statistics of two stretches of a row, relative to the larger maxima.
-    pub(super) fn merge(self, o: Stats, inv64: f64) -> Stats {
+    pub(super) fn merge(self, o: SoftmaxSums, inv64: f64) -> SoftmaxSums {
         let rescale = |from: f32, to: f32| if from == to { 1.0 } else { ((f64::from(from) - f64::from(to)) * inv64).exp() };
-        let (ma, mb) = (self.ma.max(o.ma), self.mb.max(o.mb));
-        let (ra, qa) = (rescale(self.ma, ma), rescale(o.ma, ma));
-        let (rb, qb) = (rescale(self.mb, mb), rescale(o.mb, mb));
-        Stats { ma, mb, sa: self.sa * ra + o.sa * qa, sb: self.sb * rb + o.sb * qb, da: self.da * ra + o.da * qa, c: self.c }
+        let (max_s, max_t) = (self.max_s.max(o.max_s), self.max_t.max(o.max_t));
+        let (ra, qa) = (rescale(self.max_s, max_s), rescale(o.max_s, max_s));
+        let (rb, qb) = (rescale(self.max_t, max_t), rescale(o.max_t, max_t));
+        SoftmaxSums { max_s, max_t, sum_s: self.sum_s * ra + o.sum_s * qa, sum_t: self.sum_t * rb + o.sum_t * qb, sum_s_em: self.sum_s_em * ra + o.sum_s_em * qa, c: self.c }
     }
 
     /// What sweeps 2 and 3 need: c/τ − (lse(s') − lse(t')), accurate when the rows nearly agree
     /// (whatever constant shift lies between them): Σ e^{t'} = e^{−c/τ} Σ e^{s'} (1 + expm1(−δ)), so
     /// it is log1p(D / Σ e^{s'}) when that ratio is > −½, and the plain difference otherwise.
-    pub(super) fn shape(&self, prm: &RowParams) -> Shape {
+    pub(super) fn shape(&self, prm: &RowParams) -> SweepParams {
         let inv64 = prm.inv_tau;
-        let ra = self.da / self.sa;
+        let ra = self.sum_s_em / self.sum_s;
         let l = if ra.is_finite() && ra > -0.5 {
             ra.ln_1p()
         } else {
-            (f64::from(self.c) - (f64::from(self.ma) - f64::from(self.mb))) * inv64 - (self.sa.ln() - self.sb.ln())
+            (f64::from(self.c) - (f64::from(self.max_s) - f64::from(self.max_t))) * inv64 - (self.sum_s.ln() - self.sum_t.ln())
         };
-        Shape {
-            ma: self.ma,
-            mb: self.mb,
+        SweepParams {
+            max_s: self.max_s,
+            max_t: self.max_t,
             c: self.c,
             l: l as f32,
-            pa: (1.0 / self.sa) as f32,
-            pb: (1.0 / self.sb) as f32,
+            inv_sum_s: (1.0 / self.sum_s) as f32,
+            inv_sum_t: (1.0 / self.sum_t) as f32,
             inv: inv64 as f32,
             beta: prm.beta as f32,
             beta_c: (1.0 - prm.beta) as f32,
@@ -388,15 +388,15 @@ impl Stats {
 
 /// A row's softmax statistics as sweeps 2 and 3 use them.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Shape {
-    ma: f32,
-    mb: f32,
+pub(super) struct SweepParams {
+    max_s: f32,
+    max_t: f32,
     /// w = log p − log q = δ + l with δ = ((s − t) − c)/τ: the shift, and c/τ − (lse(s') − lse(t'))
     c: f32,
     l: f32,
-    /// 1 / Σ e^{(s − ma)/τ}, 1 / Σ e^{(t − mb)/τ}
-    pa: f32,
-    pb: f32,
+    /// 1 / Σ e^{(s − max_s)/τ}, 1 / Σ e^{(t − max_t)/τ}
+    inv_sum_s: f32,
+    inv_sum_t: f32,
     inv: f32,
     /// β and 1 − β of JS
     beta: f32,
@@ -406,8 +406,8 @@ pub(super) struct Shape {
 /// Sweep 2 over a stretch of a row: the sums of the non-negative terms. KL: [Σ p φ]; sym-KL:
 /// [Σ (p − q) w] and, with `need3` (its gradients), [·, KL(p‖q), KL(q‖p)]; JS: [KL(p‖m), KL(q‖m)].
 #[inline(always)]
-pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8, const B: usize>(simd: S, s: &[E], t: &[E], sh: &Shape, need3: bool) -> [f64; 3] {
-    let Shape { ma, mb, c, l, pa, pb, inv, beta, beta_c } = *sh;
+pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8, const B: usize>(simd: S, s: &[E], t: &[E], sh: &SweepParams, need3: bool) -> [f64; 3] {
+    let SweepParams { max_s, max_t, c, l, inv_sum_s, inv_sum_t, inv, beta, beta_c } = *sh;
     let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let (mut t1, mut t2, mut t3) = ([0.0f32; B], [0.0f32; B], [0.0f32; B]);
     let (mut a1, mut a2, mut a3) = ([0.0f64; B], [0.0f64; B], [0.0f64; B]);
@@ -417,23 +417,23 @@ pub(super) fn terms<S: Simd, E: Load<Real = f32>, const K: u8, const B: usize>(s
         let n = x.len();
         let (y, t1, t2, t3) = (&y[..n], &mut t1[..n], &mut t2[..n], &mut t3[..n]);
         for i in 0..n {
-            let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
-            let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
+            let p = vmath::exp(simd, (x[i] - max_s) * inv) * inv_sum_s;
+            let q = vmath::exp(simd, (y[i] - max_t) * inv) * inv_sum_t;
             let w = vmath::diff_minus(simd, x[i], y[i], c) * inv + l;
             if K == KL {
                 t1[i] = kl_term(simd, p, q, w);
             } else if K == SYM {
                 t1[i] = sym_term(simd, p, q, w);
             } else {
-                let (a, b) = js_terms(simd, w, (x[i] - ma) * inv, (y[i] - mb) * inv, pa, pb, beta, beta_c);
+                let (a, b) = js_terms(simd, w, (x[i] - max_s) * inv, (y[i] - max_t) * inv, inv_sum_s, inv_sum_t, beta, beta_c);
                 t1[i] = a;
                 t2[i] = b;
             }
         }
         if need3 {
             for i in 0..n {
-                let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
-                let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
+                let p = vmath::exp(simd, (x[i] - max_s) * inv) * inv_sum_s;
+                let q = vmath::exp(simd, (y[i] - max_t) * inv) * inv_sum_t;
                 let w = vmath::diff_minus(simd, x[i], y[i], c) * inv + l;
                 t2[i] = kl_term(simd, p, q, w);
                 t3[i] = kl_term(simd, q, p, -w);
@@ -482,13 +482,13 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8, cons
     simd: S,
     s: &[E],
     t: &[E],
-    sh: &Shape,
+    sh: &SweepParams,
     sums: [f64; 3],
     prm: &RowParams,
     mut gs: Option<&mut [G]>,
     mut gt: Option<&mut [G]>,
 ) {
-    let Shape { ma, mb, c, l, pa, pb, inv, beta, beta_c: _ } = *sh;
+    let SweepParams { max_s, max_t, c, l, inv_sum_s, inv_sum_t, inv, beta, beta_c: _ } = *sh;
     let g = prm.grad_scale as f32;
     let trivial = K == JS && js_trivial(prm);
     let (c1, c2, c3) = (sums[0] as f32, sums[1] as f32, sums[2] as f32);
@@ -505,8 +505,8 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8, cons
             o2.fill(0.0);
         } else {
             for i in 0..n {
-                let p = vmath::exp(simd, (x[i] - ma) * inv) * pa;
-                let q = vmath::exp(simd, (y[i] - mb) * inv) * pb;
+                let p = vmath::exp(simd, (x[i] - max_s) * inv) * inv_sum_s;
+                let q = vmath::exp(simd, (y[i] - max_t) * inv) * inv_sum_t;
                 let w = vmath::diff_minus(simd, x[i], y[i], c) * inv + l;
                 if K == KL {
                     o1[i] = p * (w - c1);
@@ -533,8 +533,8 @@ pub(super) fn gradients<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8, cons
 }
 
 #[inline(always)]
-fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: Pair<'_, '_, '_, E, G>) -> Option<RowValue> {
-    let Pair { s, t, prm, grads, .. } = k;
+fn body<S: Simd, E: Load<Real = f32>, G: Elem, const K: u8>(simd: S, k: PairRow<'_, '_, '_, E, G>) -> Option<RowValue> {
+    let PairRow { s, t, prm, grads, .. } = k;
     if K == KL || K == SYM {
         let one_pass = if K == SYM {
             softmax_onepass::row::<S, E, G, true>(simd, s, t, prm, grads)

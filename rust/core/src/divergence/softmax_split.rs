@@ -3,13 +3,13 @@
 //!
 //! Each sweep of the SIMD kernels runs on the pieces in parallel, and what the pieces return
 //! merges associatively: online softmax statistics by rescaling to the larger maximum
-//! ([`Partial::merge`], [`Stats::merge`]), term sums by adding. The merge runs in piece order and
+//! ([`StretchSums::merge`], [`SoftmaxSums::merge`]), term sums by adding. The merge runs in piece order and
 //! the pieces depend on the row length only, so the result is the same whatever the thread count.
 //! The one-pass form (`kl`, `sym_kl`) is tried first; a row it declines takes the two-pass one,
 //! and a row holding a non-finite logit goes back (`None`) to the scalar kernel, whole.
 
-use super::softmax_onepass::{self, Partial, Plan};
-use super::softmax_simd::{self, Shape, Stats, JS, KL, SYM};
+use super::softmax_onepass::{self, StretchSums, GradientPlan};
+use super::softmax_simd::{self, SweepParams, SoftmaxSums, JS, KL, SYM};
 use super::{fill, PairKind, RowParams};
 use crate::element::Elem;
 use crate::parallel::{grad_pieces, map_pieces, piece, GradRows, RowValue, PIECE};
@@ -96,7 +96,7 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
         on(isa, TwoPassStats { s: &s[r.clone()], t: &t[r], prm, c })
     });
     // a piece with a non-finite logit (None) hands the whole row back
-    let merged = stats.into_iter().collect::<Option<Vec<Stats>>>()?.into_iter().reduce(|a, b| a.merge(b, prm.inv_tau))?;
+    let merged = stats.into_iter().collect::<Option<Vec<SoftmaxSums>>>()?.into_iter().reduce(|a, b| a.merge(b, prm.inv_tau))?;
     let sh = merged.shape(prm);
     let need3 = k == SYM && want_grad;
     let sums = map_pieces((0..n).collect(), |j| {
@@ -161,9 +161,9 @@ struct OnePassSums<'r, E> {
 }
 
 impl<E: Load<Real = f32>> Kernel for OnePassSums<'_, E> {
-    type Output = Partial;
+    type Output = StretchSums;
     #[inline(always)]
-    fn run<S: Simd>(self, simd: S) -> Partial {
+    fn run<S: Simd>(self, simd: S) -> StretchSums {
         let (s, t, c, inv64) = (self.s, self.t, self.c, self.prm.inv_tau);
         let inv = inv64 as f32;
         match (self.sym, self.phi) {
@@ -178,7 +178,7 @@ struct OnePassGrads<'r, 'g, E, G> {
     sym: bool,
     s: &'r [E],
     t: &'r [E],
-    plan: &'r Plan,
+    plan: &'r GradientPlan,
     gs: Option<&'g mut [G]>,
     gt: Option<&'g mut [G]>,
 }
@@ -203,9 +203,9 @@ struct TwoPassStats<'r, E> {
 }
 
 impl<E: Load<Real = f32>> Kernel for TwoPassStats<'_, E> {
-    type Output = Option<Stats>;
+    type Output = Option<SoftmaxSums>;
     #[inline(always)]
-    fn run<S: Simd>(self, simd: S) -> Option<Stats> {
+    fn run<S: Simd>(self, simd: S) -> Option<SoftmaxSums> {
         softmax_simd::stats::<S, E, BLOCK>(simd, self.s, self.t, self.prm.inv_tau as f32, self.prm.inv_tau, self.c)
     }
 }
@@ -214,7 +214,7 @@ struct TwoPassTerms<'r, E> {
     k: u8,
     s: &'r [E],
     t: &'r [E],
-    sh: &'r Shape,
+    sh: &'r SweepParams,
     need3: bool,
 }
 
@@ -235,7 +235,7 @@ struct TwoPassGrads<'r, 'g, E, G> {
     k: u8,
     s: &'r [E],
     t: &'r [E],
-    sh: &'r Shape,
+    sh: &'r SweepParams,
     sums: [f64; 3],
     prm: &'r RowParams,
     gs: Option<&'g mut [G]>,
@@ -262,7 +262,7 @@ mod tests {
     use super::super::{pair_divergence, softmax, PairOptions, PairOutputs};
     use super::*;
     use crate::parallel::SPLIT_COLS;
-    use crate::reduce::Reduction;
+    use crate::reduction::Reduction;
     use crate::rows::{Rows, RowsMut};
     use crate::simd::available;
     use crate::testing::noise;

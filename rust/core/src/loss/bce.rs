@@ -10,7 +10,7 @@ use crate::element::Elem;
 use crate::error::Error;
 use crate::math::{sigmoid, softplus};
 use crate::parallel::{reduce_rows, GradRows, RowValue};
-use crate::reduce::{Reduced, Reduction};
+use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
 /// Options of [`bce`].

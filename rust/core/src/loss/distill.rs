@@ -14,7 +14,7 @@ use crate::divergence::{softmax, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::Error;
 use crate::parallel::{reduce_rows, GradRows, RowValue};
-use crate::reduce::{Reduced, Reduction};
+use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
 /// Options of [`kd_loss`].

@@ -12,7 +12,7 @@ use super::{check_outputs, fill_one, LossOutputs, Masks};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
 use crate::parallel::{reduce_rows, GradRows, RowValue};
-use crate::reduce::{Reduced, Reduction};
+use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
 /// Options of [`gamma_ce`].

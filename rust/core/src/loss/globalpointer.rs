@@ -13,7 +13,7 @@ use super::{check_outputs, fill_one, FirstError, LossOutputs};
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::parallel::{reduce_rows, GradRows, RowValue};
-use crate::reduce::{Reduced, Reduction};
+use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
 /// How the (batch, head) row values are combined.

@@ -15,7 +15,7 @@ use crate::divergence::{sigmoid, softmax, softmax_simd, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
 use crate::parallel::{reduce_rows, GradRows, RowValue};
-use crate::reduce::{Reduced, Reduction};
+use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
 /// Which R-Drop.

@@ -19,7 +19,7 @@ use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::math::{softcap, softcap_slope};
 use crate::parallel::{reduce_rows, GradRows, RowValue};
-use crate::reduce::{finish, CompensatedSum, Reduced, Reduction};
+use crate::reduction::{finish, CompensatedSum, Reduced, Reduction};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::rows::Rows;
 
@@ -94,7 +94,7 @@ pub struct CeReduced {
 
 /// Softmax statistics of one row and its label.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Stats {
+pub(crate) struct RowStats {
     pub lse: MaxRest,
     /// Number of present classes.
     pub n: usize,
@@ -112,7 +112,7 @@ pub(crate) struct Stats {
     pub unsupported: bool,
 }
 
-impl Stats {
+impl RowStats {
     /// −Σ t_i log p_i with t = (1−ε)·y + ε/n.
     pub fn value(&self, eps: f64) -> f64 {
         let l = self.lse.log1p_rest();
@@ -162,7 +162,7 @@ impl RowOpts<'_> {
     }
 }
 
-/// What sweep 1 gathers beside [`Stats`] under [`RowOpts`].
+/// What sweep 1 gathers beside [`RowStats`] under [`RowOpts`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Extra {
     /// Σ w_i over the present classes (n unweighted).
@@ -181,7 +181,7 @@ pub(crate) fn stats<E: Elem, T: Elem>(
     mask: Option<&[u8]>,
     inv_tau: f64,
     row: usize,
-) -> Result<Stats, Error> {
+) -> Result<RowStats, Error> {
     stats_ext(s, target, mask, inv_tau, &RowOpts::PLAIN, row).map(|(st, _)| st)
 }
 
@@ -196,8 +196,8 @@ pub(crate) fn stats_ext<E: Elem, T: Elem>(
     inv_tau: f64,
     o: &RowOpts<'_>,
     row: usize,
-) -> Result<(Stats, Extra), Error> {
-    let mut st = Stats {
+) -> Result<(RowStats, Extra), Error> {
+    let mut st = RowStats {
         lse: MaxRest::EMPTY,
         n: 0,
         ysum: 0.0,
@@ -279,7 +279,7 @@ pub(crate) fn stats_ext<E: Elem, T: Elem>(
 
 /// −Σ w_i t_i log p_i with t = (1−ε)·y + ε/n, from weighted statistics: (1−ε)(a + Σwy·l) +
 /// (ε/n)(b + Σw·l), l = log1p(R); every part ≥ 0.
-fn weighted_value(st: &Stats, ex: &Extra, eps: f64) -> f64 {
+fn weighted_value(st: &RowStats, ex: &Extra, eps: f64) -> f64 {
     let l = st.lse.log1p_rest();
     let mut v = 0.0;
     if eps < 1.0 {
@@ -298,7 +298,7 @@ pub(crate) fn grad_sweep<E: Elem, T: Elem, G: Elem>(
     target: RowTarget<'_, T>,
     mask: Option<&[u8]>,
     inv_tau: f64,
-    st: &Stats,
+    st: &RowStats,
     eps: f64,
     scale: f64,
     add: bool,
@@ -316,7 +316,7 @@ pub(crate) fn grad_sweep_ext<E: Elem, T: Elem, G: Elem>(
     target: RowTarget<'_, T>,
     mask: Option<&[u8]>,
     inv_tau: f64,
-    st: &Stats,
+    st: &RowStats,
     ex: &Extra,
     o: &RowOpts<'_>,
     eps: f64,

@@ -17,7 +17,7 @@
 
 
 use super::online::MaxRest;
-use super::softmax_ce::{CeParams, Stats};
+use super::softmax_ce::{CeParams, RowStats};
 use crate::element::Elem;
 use crate::parallel::RowValue;
 use crate::simd::block::{for_each_chunk, hmax, hsum, max_lanes, sum_lanes, BLOCK, LANES as W, SHORT_ROW};
@@ -273,7 +273,7 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
         let inv64 = f64::from(inv);
         let max = f64::from(z.max);
         let x_label = s[label].to_f64();
-        let st = Stats {
+        let st = RowStats {
             lse: MaxRest { max: max * inv64, rest: z.below + (z.at_max - 1.0) },
             n: s.len(),
             ysum: 1.0,

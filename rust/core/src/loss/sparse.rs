@@ -17,7 +17,7 @@ use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
 use crate::parallel::{reduce_rows, GradRows, RowValue};
-use crate::reduce::{Reduced, Reduction};
+use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
 /// Options of [`sparse_multilabel_ce`].

@@ -2,7 +2,7 @@
 //! the thorough references (PyTorch, bert4keras transcriptions, mpmath) live in the Python suite.
 
 use super::*;
-use crate::reduce::Reduction;
+use crate::reduction::Reduction;
 
 const S: [f64; 5] = [0.3, -1.2, 2.0, 0.7, -0.4];
 const T: [f64; 5] = [0.1, -0.8, 1.5, 1.1, -0.9];

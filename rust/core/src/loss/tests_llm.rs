@@ -3,7 +3,7 @@
 //! Liger-Kernel references live in the Python suite (tests/test_llm_options.py).
 
 use super::*;
-use crate::reduce::Reduction;
+use crate::reduction::Reduction;
 
 const S: [f64; 10] = [0.3, -1.2, 2.0, 0.7, -0.4, 1.1, 0.05, -2.5, 1.9, 0.6];
 const W: [f64; 5] = [0.5, 2.0, 1.0, 0.25, 3.0];

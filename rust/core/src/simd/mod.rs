@@ -10,7 +10,7 @@
 //!   measured error bounds;
 //! - [`block`]: the block size kernels loop over, and the reductions that finish accumulators;
 //! - [`convert`]: reading f32/f64/f16/bf16 a block at a time (F16C where present);
-//! - [`map`] and [`reduce`]: element-wise functions over slices and log-sum-exp, kernels built
+//! - [`map`] and [`logsumexp`]: element-wise functions over slices and log-sum-exp, kernels built
 //!   this way.
 //!
 //! # Writing a kernel
@@ -76,7 +76,7 @@ pub mod convert;
 pub mod dispatch;
 pub mod isa;
 pub mod map;
-pub mod reduce;
+pub mod logsumexp;
 pub mod vmath;
 
 #[cfg(test)]
