@@ -214,7 +214,10 @@ def test_bad_thread_counts(threads_restored):
         with pytest.raises(ValueError, match=re.escape(f"n must be an int ≥ 0; got {bad!r}")):
             ld.set_num_threads(bad)
     with pytest.raises(ValueError, match="at most 4096; got 5000"):
-        ld.set_num_threads(5000)
+        ld.set_num_threads(5000)  # the core's rule (check::check_threads), said once
+    with pytest.raises(ValueError, match="at most 4096"):
+        ld.set_num_threads(2**70)
+    assert ld.get_num_threads() >= 1
 
 
 def test_native_layer_checks_its_arguments():

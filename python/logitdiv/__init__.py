@@ -53,17 +53,16 @@ __all__ = [
 ]
 
 
-_MAX_THREADS = 4096
-
-
 def set_num_threads(n: int) -> None:
     """Sets the number of worker threads the kernels use (0 restores the default: the environment
-    variable LOGITDIV_NUM_THREADS, else the number of CPUs; at most 4096)."""
+    variable LOGITDIV_NUM_THREADS, else the number of CPUs; at most 4096, a ValueError beyond — the
+    core's rule)."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be an int ≥ 0; got {n!r}")
-    if n > _MAX_THREADS:
-        raise ValueError(f"number of threads must be at most {_MAX_THREADS}; got {n}")
-    _native.set_num_threads(int(n))
+    try:
+        _native.set_num_threads(int(n))  # the core checks the limit
+    except OverflowError:  # beyond a machine word, where the core cannot see it: its rule, its limit
+        raise ValueError(f"number of threads must be at most {_native.MAX_THREADS}; got {n}") from None
 
 
 def get_num_threads() -> int:

@@ -113,7 +113,9 @@ def logits(side: Side, x: Any, name: str) -> Any:
 
 
 def check_classes(shape: Tuple[int, ...], names: str) -> None:
-    if shape[-1] == 0:
+    """The rule that logits have a class axis with at least one class (the NumPy, CuPy and JAX
+    façades all call it)."""
+    if not shape or shape[-1] == 0:
         raise ValueError(f"{names} must have at least one class on the last axis; got shape {tuple(shape)}")
 
 

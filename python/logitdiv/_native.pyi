@@ -9,8 +9,10 @@ from typing import Optional, Tuple
 import numpy as np
 
 __version__: str
+MAX_THREADS: int  # the core's limit on worker threads (check::MAX_THREADS)
 __all__ = [
     "__version__",
+    "MAX_THREADS",
     "_after_fork_in_child",
     "available_simd_paths",
     "bce",

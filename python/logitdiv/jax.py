@@ -252,8 +252,7 @@ def _apply(name: str, xs: Sequence[Array], labels: Sequence[Any], options: Dict[
     shape = xs[0].shape
     if k == 2:
         A.check_same_shape(shape, xs[1].shape, names)
-    if not shape or shape[-1] == 0:
-        raise ValueError(f"{names[0]} must have at least one class on the last axis; got shape {shape}")
+    A.check_classes(shape, names[0])
     # the handler computes in float32 or float64; half-precision inputs are widened (exactly)
     compute = common if common == np.float64 else np.dtype(np.float32)
     reduction = static.get("reduction", "none")

@@ -6,6 +6,7 @@
 //! The formulas and their accurate forms are those of the project's MATH.md: [`divergence`] holds the
 //! divergences between two logit arrays, [`loss`] the losses against labels.
 
+pub mod check;
 pub mod divergence;
 pub mod element;
 pub mod error;

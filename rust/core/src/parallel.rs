@@ -121,9 +121,7 @@ fn pool() -> Option<(Arc<ThreadPool>, usize)> {
 /// number of CPUs).
 pub fn set_num_threads(n: usize) -> Result<(), Error> {
     let threads = if n == 0 { default_threads() } else { n };
-    if threads > 4096 {
-        return Err(bad_argument(format!("number of threads must be at most 4096; got {threads}")));
-    }
+    crate::check::check_threads(threads)?;
     let new = build(threads)?;
     let mut guard = lock_pool().ok_or_else(|| bad_argument("the thread pool is busy in this forked child; try again"))?;
     let old = install(&mut guard, new);

@@ -129,6 +129,7 @@ fn set_simd_path(name: Option<&str>) -> PyResult<()> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_THREADS", logitdiv_core::check::MAX_THREADS)?;
     // LOGITDIV_SIMD is applied once, here; an invalid value warns and leaves the best path.
     if let Err(e) = logitdiv_core::simd::init_from_env() {
         let py = m.py();

@@ -18,6 +18,7 @@ mod softmax_onepass;
 pub(crate) mod softmax_simd;
 mod softmax_split;
 
+use crate::check::{check_non_negative, check_same, check_softcap, check_temperature, check_unit};
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::parallel::{reduce_rows, GradRows, SPLIT_COLS};
@@ -103,13 +104,6 @@ pub(crate) struct RowParams {
     pub grad_scale: f64,
 }
 
-fn check_same(what: &str, rows: usize, cols: usize, r: usize, c: usize) -> Result<(), Error> {
-    if (r, c) != (rows, cols) {
-        return Err(bad_shape(format!("{what} has shape ({r}, {c}); expected ({rows}, {cols}) like the logits")));
-    }
-    Ok(())
-}
-
 fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairOptions<'_>, out: &PairOutputs<'_, E, V>) -> Result<(), Error> {
     let (rows, cols) = (s.rows(), s.cols());
     if (t.rows(), t.cols()) != (rows, cols) {
@@ -119,9 +113,9 @@ fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairO
             t.cols()
         )));
     }
-    crate::loss::check_temperature(opts.temperature)?;
-    if kind == PairKind::Js && !(0.0..=1.0).contains(&opts.beta) {
-        return Err(bad_argument(format!("beta must lie in [0, 1]; got {}", opts.beta)));
+    check_temperature(opts.temperature)?;
+    if kind == PairKind::Js {
+        check_unit("beta", opts.beta)?;
     }
     if let Some(m) = &opts.mask {
         check_same("the mask", rows, cols, m.rows(), m.cols())?;
@@ -129,18 +123,12 @@ fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairO
     if opts.softcap.is_some() && kind.is_sigmoid() {
         return Err(bad_argument("softcap applies to the softmax divergences (kl, sym_kl, js, tv) only"));
     }
-    crate::loss::check_softcap(opts.softcap)?;
+    check_softcap(opts.softcap)?;
     if let Some(w) = &opts.weights {
         if !kind.is_sigmoid() {
             return Err(bad_argument("per-class weights apply to the sigmoid divergences only"));
         }
-        check_same("the weights", rows, cols, w.rows(), w.cols())?;
-        let distinct_rows = if w.stride() == 0 { rows.min(1) } else { rows };
-        for r in 0..distinct_rows {
-            if let Some((i, x)) = w.row(r).iter().enumerate().find(|(_, x)| !(x.is_finite() && **x >= 0.0)) {
-                return Err(bad_argument(format!("weights must be finite and ≥ 0; got {x} at row {r}, class {i}")));
-            }
-        }
+        check_non_negative("weights", w, rows, cols)?;
     }
     if let Some(v) = &out.values {
         if v.len() != rows {

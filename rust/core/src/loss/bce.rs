@@ -4,7 +4,8 @@
 //! σ(x) − y). Targets are probabilities in [0, 1].
 
 use super::labels::{bad_probability, valid_probability};
-use super::{check_masks, check_non_negative, check_outputs, check_same, FirstError, LossOutputs, Masks};
+use crate::check::{check_masks, check_non_negative, check_outputs, check_same};
+use super::{FirstError, LossOutputs, Masks};
 use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;

@@ -6,10 +6,8 @@
 
 use super::labels::{bad_probability, valid_probability, RowTarget, Target};
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
-use super::{
-    check_masks, check_outputs, check_same, check_temperature, check_unit, fill_one, with_f64_grads, FirstError,
-    LossOutputs, Masks,
-};
+use crate::check::{check_masks, check_outputs, check_same, check_temperature, check_unit};
+use super::{fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
 use crate::divergence::{softmax, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::Error;

@@ -8,7 +8,8 @@
 
 use super::labels::Target;
 use super::softmax_ce::{grad_sweep, ignored_row, stats, validate_target};
-use super::{check_outputs, fill_one, LossOutputs, Masks};
+use crate::check::check_outputs;
+use super::{fill_one, LossOutputs, Masks};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
 use crate::parallel::{reduce_rows, GradRows, RowValue};

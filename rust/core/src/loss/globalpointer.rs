@@ -9,7 +9,8 @@ use std::ops::Range;
 
 use super::labels::{Naming, Positives};
 use super::sparse::{runs, sparse_row};
-use super::{check_outputs, fill_one, FirstError, LossOutputs};
+use crate::check::check_outputs;
+use super::{fill_one, FirstError, LossOutputs};
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::parallel::{reduce_rows, GradRows, RowValue};

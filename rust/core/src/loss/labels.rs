@@ -1,7 +1,8 @@
 //! The labels the losses take, and their validation: class indices, probabilities, and positives
 //! given as class indices or as (start, end) spans.
 
-use super::{check_same, Masks};
+use crate::check::check_same;
+use super::Masks;
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::rows::Rows;

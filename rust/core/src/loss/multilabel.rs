@@ -5,7 +5,8 @@
 
 use super::labels::{bad_probability, valid_probability};
 use super::online::Log1pSumExp;
-use super::{check_masks, check_outputs, check_same, fill_one, store, FirstError, LossOutputs, Masks};
+use crate::check::{check_masks, check_outputs, check_same};
+use super::{fill_one, store, FirstError, LossOutputs, Masks};
 use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;

@@ -10,7 +10,8 @@
 use super::labels::{RowTarget, Target};
 use super::multilabel::multilabel_row;
 use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
-use super::{check_outputs, check_same, check_unit, fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
+use crate::check::{check_outputs, check_same, check_unit};
+use super::{fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
 use crate::divergence::{sigmoid, softmax, softmax_simd, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};

@@ -10,10 +10,8 @@
 
 use super::labels::{bad_probability, valid_probability, RowTarget, Target};
 use super::online::MaxRest;
-use super::{
-    check_masks, check_outputs, check_softcap, check_temperature, check_unit, fill_one, store, FirstError,
-    LossOutputs, Masks,
-};
+use crate::check::{check_masks, check_outputs, check_softcap, check_temperature, check_unit};
+use super::{fill_one, store, FirstError, LossOutputs, Masks};
 use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};

@@ -12,7 +12,8 @@ use std::ops::Range;
 
 use super::labels::{Naming, Positives};
 use super::online::Log1pSumExp;
-use super::{check_masks, check_outputs, fill_one, FirstError, LossOutputs, Masks};
+use crate::check::{check_masks, check_outputs};
+use super::{fill_one, FirstError, LossOutputs, Masks};
 use crate::divergence::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
