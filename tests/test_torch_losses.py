@@ -341,11 +341,11 @@ def test_logits_and_gradient_buffers_are_shared_with_the_core(monkeypatch):
     v = ldt.softmax_ce(sliced, torch.tensor([0, 1, 2, 3]), reduction="mean")
     assert seen["logits"] == sliced.data_ptr()
     assert isinstance(seen["target"], np.ndarray) and seen["target"].dtype == np.int64
-    grad_buffer = v.grad_fn.saved_tensors[0]
+    grad_buffer = v.grad_fn.grads[0]  # the fused pass's buffer, kept on ctx
     assert seen["grad"] == grad_buffer.data_ptr()
     leaf = torch.randn(4, 5, requires_grad=True)
     v = ldt.softmax_ce(leaf, torch.tensor([0, 1, 2, 3]), reduction="mean")
-    buffer = v.grad_fn.saved_tensors[0].data_ptr()
+    buffer = v.grad_fn.grads[0].data_ptr()
     v.backward()  # grad_output is 1: the buffer itself becomes .grad, not a copy
     assert leaf.grad.data_ptr() == buffer
 

@@ -85,7 +85,8 @@ class _CPU:
 
     @staticmethod
     def array(x: torch.Tensor, name: str) -> np.ndarray:
-        return _numpy_view(x, name)
+        # a float CPU tensor (`_backend_for` checked it); bfloat16 needs ml_dtypes
+        return A.torch_to_numpy(x) if x.dtype is torch.bfloat16 else x.detach().numpy()
 
     @staticmethod
     def aux(x: Any, name: str) -> Any:
@@ -93,6 +94,8 @@ class _CPU:
         tensors through ``.cpu().numpy()`` (they are small), float ones as views (zero-copy)."""
         if not isinstance(x, torch.Tensor):
             return x
+        if not x.is_floating_point() and x.device.type == "cpu":
+            return x.numpy()  # never requires grad
         x = x.detach().cpu()
         return _numpy_view(x, name) if x.is_floating_point() else x.numpy()
 
@@ -105,14 +108,16 @@ class _CPU:
         return torch.from_numpy(np.asarray(value))
 
     @staticmethod
-    def empty(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """An output buffer in NumPy's memory: NumPy advises the kernel to back large arrays with
-        huge pages, so the first write of a gradient (the kernel's, once per step: autograd
-        frees the last one) takes a fault per 2 MiB instead of per 4 KiB. On the 2-core machine
-        that is 73 ms against 218 ms for a (2048, 32000) float32 softmax CE step."""
+    def empty(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, np.ndarray]:
+        """An output buffer in NumPy's memory, as (tensor, the array the NumPy API writes): NumPy
+        advises the kernel to back large arrays with huge pages, so the first write of a gradient
+        (the kernel's, once per step: autograd frees the last one) takes a fault per 2 MiB instead
+        of per 4 KiB. On the 2-core machine that is 73 ms against 218 ms for a (2048, 32000)
+        float32 softmax CE step."""
+        array = np.empty(shape, _np_dtype(dtype))
         if dtype == torch.bfloat16:
-            return torch.from_numpy(np.empty(shape, np.int16)).view(torch.bfloat16)
-        return torch.from_numpy(np.empty(shape, _np_dtype(dtype)))
+            return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16), array
+        return torch.from_numpy(array), array
 
 
 class _DLPack:
@@ -141,8 +146,10 @@ class _DLPack:
         return torch.as_tensor(value, device=device)  # a reduced value returned as a host scalar
 
     @staticmethod
-    def empty(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        return torch.empty(shape, dtype=dtype, device=device)  # torch's caching allocator
+    def empty(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, Any]:
+        """An output buffer from torch's caching allocator, as (tensor, its CuPy view)."""
+        buffer = torch.empty(shape, dtype=dtype, device=device)
+        return buffer, _DLPack.array(buffer, "grad")
 
 
 _GPU_BACKEND = "logitdiv.cuda"
@@ -236,6 +243,7 @@ _SCHEMAS: Dict[str, _Schema] = {
 _LIB = torch.library.Library("logitdiv", "DEF")
 
 
+@functools.lru_cache(maxsize=None)
 def _np_dtype(dtype: torch.dtype) -> np.dtype:
     if dtype == torch.bfloat16:
         import ml_dtypes
@@ -311,41 +319,48 @@ def _define(name: str) -> None:
         late = _late(schema, args)
         return [bool(late[flag]) for _, flag in schema.extras]
 
-    def compute(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
-        args = tuple(_full(name, schema, args, kwargs))
-        xs, labels = args[:k], args[k:k + n_labels]
-        options = dict(zip(option_names, args[k + n_labels:k + n_labels + n_options]))
-        options.update(_late(schema, args))
-        want, want_second = _grad_flags(schema, args)
-        wanted_extras = extras_wanted(args)
-        n_extras = sum(wanted_extras)
+    def run(xs: Sequence[torch.Tensor], labels: Sequence[Any], options: Dict[str, Any], want: bool,
+            want_second: bool, wanted_extras: Sequence[bool]) -> Tuple[torch.Tensor, list, list]:
+        """One call of the NumPy API's function on its backend: (value, the gradients computed (k,
+        or 1 when kd_loss' teacher needs none; none without `want`), the extras asked for)."""
         backend = _backend_for(xs, logits)
         fn = backend.function(name)
         arrays = [backend.array(x, n) for x, n in zip(xs, logits)]
         aux = [backend.aux(y, n) for y, (_, n) in zip(labels, schema.labels)]
         options = {key: backend.aux(v, key) if isinstance(v, torch.Tensor) else v for key, v in options.items()}
         device = xs[0].device
-        dtype, vdtype = _dtypes(xs)
-
-        def extra_outputs(got: Sequence[Any]) -> list:
-            it = iter(got)
-            return [backend.tensor(next(it), device) if w else torch.empty(0, dtype=vdtype, device=device)
-                    for w in wanted_extras]
-
+        n_extras = sum(wanted_extras)
+        grads: list = []
         if not want:
             res = fn(*arrays, *aux, **options)
             value, got = (res[0], res[1:]) if n_extras else (res, ())
-            value = backend.tensor(value, device)
-            return (value, *(torch.empty(0, dtype=dtype, device=device) for _ in xs), *extra_outputs(got))
-        n_grads = k
-        if schema.optional_grad is not None:
-            n_grads = 2 if want_second else 1
-            options[schema.optional_grad] = want_second
-        grads = [backend.empty(tuple(xs[0].shape), dtype, device) for _ in range(n_grads)]
-        res = fn(*arrays, *aux, grad=True, grad_out=tuple(backend.array(g, "grad") for g in grads), **options)
-        value, got = res[0], res[1:1 + n_extras]
-        grads += [torch.empty(0, dtype=dtype, device=device)] * (k - n_grads)
-        return (backend.tensor(value, device), *grads, *extra_outputs(got))
+        else:
+            n_grads = k
+            if schema.optional_grad is not None:
+                n_grads = 2 if want_second else 1
+                options[schema.optional_grad] = want_second
+            dtype = _dtypes(xs)[0]
+            buffers = [backend.empty(tuple(xs[0].shape), dtype, device) for _ in range(n_grads)]
+            grads = [tensor for tensor, _ in buffers]
+            res = fn(*arrays, *aux, grad=True, grad_out=tuple(array for _, array in buffers), **options)
+            value, got = res[0], res[1:1 + n_extras]
+        return backend.tensor(value, device), grads, [backend.tensor(g, device) for g in got]
+
+    def compute(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
+        """The operator's implementation: every output of the schema, the ones not asked for empty."""
+        args = tuple(_full(name, schema, args, kwargs))
+        xs, labels = args[:k], args[k:k + n_labels]
+        options = dict(zip(option_names, args[k + n_labels:k + n_labels + n_options]))
+        options.update(_late(schema, args))
+        want, want_second = _grad_flags(schema, args)
+        wanted_extras = extras_wanted(args)
+        value, grads, got = run(xs, labels, options, want, want_second, wanted_extras)
+        dtype, vdtype = _dtypes(xs)
+        device = xs[0].device
+        grads += [torch.empty(0, dtype=dtype, device=device) for _ in range(k - len(grads))]
+        it = iter(got)
+        extras = [next(it) if w else torch.empty(0, dtype=vdtype, device=device) for w in wanted_extras]
+        return (value, *grads, *extras)
 
     def fake(*args: Any, **kwargs: Any) -> Tuple[torch.Tensor, ...]:
         args = tuple(_full(name, schema, args, kwargs))
@@ -393,19 +408,48 @@ def _define(name: str) -> None:
     torch.library.register_fake(qualname, fake, lib=_LIB)
     torch.library.register_autograd(qualname, backward, setup_context=setup_context, lib=_LIB)
 
-    # the same functions as one autograd.Function, for eager calls (see `_direct`); its forward
-    # takes ctx, as a separate setup_context would cost an inspect.signature per call
-    def direct_forward(ctx: Any, *args: Any) -> Tuple[torch.Tensor, ...]:
-        output = compute(*args)
-        setup_context(ctx, args, output)
-        return output
+    # The same computation as one autograd.Function, for eager calls (see `_direct`). It takes the
+    # call as `_apply` prepared it (labels, options and flags as they are, not the schema's flat
+    # argument list) and returns only the value and the extras asked for: the gradients stay on
+    # ctx (they are neither inputs nor outputs), so backward hands them to autograd untouched.
+    def direct_forward(ctx: Any, *args: Any) -> Any:
+        xs = args[:k]
+        labels, options, want, want_second, wanted_extras = args[k:]
+        value, grads, extras = run(xs, labels, options, want, want_second, wanted_extras)
+        ctx.grads, ctx.dtypes, ctx.per_row = grads, [x.dtype for x in xs], options["reduction"] == "none"
+        if not extras:
+            return value
+        ctx.set_materialize_grads(False)  # the extras get no gradient, not one of zeros
+        ctx.mark_non_differentiable(*extras)
+        return (value, *extras)
 
+    def direct_backward(ctx: Any, grad_value: Optional[torch.Tensor], *_: Any) -> Tuple[Optional[torch.Tensor], ...]:
+        out: list = [None] * (k + 5)
+        if grad_value is None:  # only an extra output was used, and it is not differentiable
+            return tuple(out)
+        eager = _is_eager(grad_value)
+        if eager:
+            _refuse_double_backward()
+        grads = ctx.grads
+        in_place = eager and not _graph_is_kept()
+        if in_place:
+            ctx.grads = None  # handed over: with no other reference, autograd moves them into .grad
+        for i, dtype in enumerate(ctx.dtypes):
+            if ctx.needs_input_grad[i]:
+                if i >= len(grads):
+                    raise RuntimeError(f"{qualname} was called without the gradient flag for input {i}")
+                out[i] = _scale(grads[i], grad_value, ctx.per_row, in_place, eager).to(dtype)
+        return tuple(out)
+
+    _RUN[name] = run
     _DIRECT[name] = type(f"{name}_direct", (torch.autograd.Function,), {
-        "forward": staticmethod(direct_forward), "backward": staticmethod(backward)})
+        "forward": staticmethod(direct_forward), "backward": staticmethod(direct_backward)})
 
 
-# name -> the operator's compute, setup_context and backward as one autograd.Function
+# name -> the eager form of the operator: an autograd.Function, and its computation alone (for
+# calls that need no gradient)
 _DIRECT: Dict[str, Any] = {}
+_RUN: Dict[str, Callable[..., Tuple[torch.Tensor, list, list]]] = {}
 
 
 def _direct(xs: Sequence[torch.Tensor]) -> bool:
@@ -498,13 +542,17 @@ def _apply(call: _Call, *inputs: Any) -> Any:
     grad_on = torch.is_grad_enabled()
     wanted = [grad_on and x.requires_grad for x in inputs[:k]]
     flags = [any(wanted)] + ([wanted[1]] if schema.optional_grad else [])
-    options = [_option(t, n, call.options[n]) for t, n in schema.options]
+    named = {n: _option(t, n, call.options[n]) for t, n in schema.options}
     late = {n: _option(t, n, call.options[n]) for t, n, _, _ in schema.late if n in call.options}
-    args = [*inputs[:k], *(_as_tensor(y) for y in inputs[k:]), *options, *flags]
+    labels = [_as_tensor(y) for y in inputs[k:]]
     if _direct(inputs[:k]):
-        out = _DIRECT[call.name].apply(*_full(call.name, schema, args, late))
-    else:
-        out = getattr(torch.ops.logitdiv, call.name)(*args, **late)
+        named.update(late)
+        wanted_extras = [bool(late.get(flag)) for _, flag in schema.extras]
+        if not flags[0]:  # nothing to differentiate: no graph node
+            value, _, extras = _RUN[call.name](inputs[:k], labels, named, False, False, wanted_extras)
+            return (value, *extras) if extras else value
+        return _DIRECT[call.name].apply(*inputs[:k], labels, named, flags[0], flags[-1], wanted_extras)
+    out = getattr(torch.ops.logitdiv, call.name)(*inputs[:k], *labels, *named.values(), *flags, **late)
     extras = [out[1 + k + j] for j, (_, flag) in enumerate(schema.extras) if late.get(flag)]
     return (out[0], *extras) if extras else out[0]
 
