@@ -23,7 +23,7 @@ Conventions shared by every loss here (and with the divergences):
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -76,6 +76,19 @@ class _Outputs(A.Outputs):
 
     def result(self, total: float) -> Result:
         return self.returned(self.value(total))
+
+
+def _shared_args(where: Any, out: Any, grad_out: Any, shape: Tuple[int, ...], dtype: np.dtype, reduction: str,
+                 grad: bool, grad_names: Tuple[str, ...] = ("grad",),
+                 n_grads: Optional[int] = None) -> Tuple[_Outputs, Dict[str, Any]]:
+    """The checked `where` and buffers of a loss with per-row values, and the keywords its native
+    function takes for them (the masks, the reduction, `out` and the gradients `grad_names`)."""
+    class_mask, row_mask = _masks(where, shape)
+    n = len(grad_names) if n_grads is None else n_grads
+    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, n, grad)
+    args = {"class_mask": class_mask, "row_mask": row_mask, "reduction": reduction, "out": outs.value_arg()}
+    args.update((name, outs.grad_arg(i)) for i, name in enumerate(grad_names))
+    return outs, args
 
 
 def _documented(f):
@@ -301,12 +314,8 @@ def bce(
     tgt = _dense_target(target, shape, dtype)
     pw = None if pos_weight is None else A.broadcast_rows(pos_weight, shape, "pos_weight", np.float64)
     w = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
-    total, _ = _native.bce(
-        A.rows_view(arr), tgt, pos_weight=pw, weights=w, class_mask=class_mask, row_mask=row_mask,
-        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
-    )
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
+    total, _ = _native.bce(A.rows_view(arr), tgt, pos_weight=pw, weights=w, **shared)
     return outs.result(total)
 
 
@@ -350,12 +359,8 @@ def multilabel_ce(
     arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     tgt = _dense_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
-    total, _ = _native.multilabel_ce(
-        A.rows_view(arr), tgt, class_mask=class_mask, row_mask=row_mask, reduction=reduction,
-        out=outs.value_arg(), grad=outs.grad_arg(0),
-    )
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
+    total, _ = _native.multilabel_ce(A.rows_view(arr), tgt, **shared)
     return outs.result(total)
 
 
@@ -403,12 +408,8 @@ def sparse_multilabel_ce(
     pos = A.HOST.aux(positives, "positives")
     A.check_positives_shape(pos.shape, shape)
     pos2 = A.class_indices(pos, "positives").reshape(int(np.prod(shape[:-1], dtype=np.int64)), pos.shape[-1])
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
-    total, _ = _native.sparse_multilabel_ce(
-        A.rows_view(arr), pos2, pad=A.check_int(pad, "pad"), class_mask=class_mask, row_mask=row_mask,
-        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
-    )
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
+    total, _ = _native.sparse_multilabel_ce(A.rows_view(arr), pos2, pad=A.check_int(pad, "pad"), **shared)
     return outs.result(total)
 
 
@@ -560,13 +561,11 @@ def gamma_ce(
     if target.dtype == np.bool_ or target.dtype.kind not in "iu":
         raise TypeError(f"gamma_ce takes integer class indices as target; got dtype {target.dtype}")
     labels, _ = _softmax_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
     b = None if threshold is None else A.check_number(threshold, "threshold")
     total, _ = _native.gamma_ce(
         A.rows_view(arr), labels, gamma=A.check_number(gamma, "gamma"), threshold=b,
-        ignore_index=A.check_int(ignore_index, "ignore_index"), class_mask=class_mask, row_mask=row_mask,
-        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
+        ignore_index=A.check_int(ignore_index, "ignore_index"), **shared,
     )
     return outs.result(total)
 
@@ -642,15 +641,13 @@ def kd_loss(
     labels = probs = None
     if target is not None:
         labels, probs = _softmax_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2 if grad_teacher else 1, grad)
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad,
+                                ("grad_student", "grad_teacher"), 2 if grad_teacher else 1)
     total, _ = _native.kd_loss(
         A.rows_view(s_arr), A.rows_view(t_arr), labels=labels, probs=probs,
         ignore_index=A.check_int(ignore_index, "ignore_index"), temperature=A.check_number(temperature, "temperature"),
         alpha=A.check_number(alpha, "alpha"), t2=A.check_flag(t2, "t2"),
-        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), class_mask=class_mask,
-        row_mask=row_mask, reduction=reduction, out=outs.value_arg(), grad_student=outs.grad_arg(0),
-        grad_teacher=outs.grad_arg(1),
+        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), **shared,
     )
     return outs.result(total)
 
@@ -716,12 +713,10 @@ def rdrop_loss(
         labels, probs = _softmax_target(target, shape, dtype)
     else:
         labels, probs = None, _dense_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad, ("grad1", "grad2"))
     total, _ = _native.rdrop_loss(
         kind, A.rows_view(a), A.rows_view(b), labels=labels, probs=probs,
         ignore_index=A.check_int(ignore_index, "ignore_index"), alpha=A.check_number(alpha, "alpha"),
-        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), class_mask=class_mask,
-        row_mask=row_mask, reduction=reduction, out=outs.value_arg(), grad1=outs.grad_arg(0), grad2=outs.grad_arg(1),
+        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), **shared,
     )
     return outs.result(total)
