@@ -6,6 +6,8 @@
 # signatures cannot spell: reduction "none", ignore_index -100, pad -1.
 from typing import Optional, Tuple
 
+from typing_extensions import TypedDict, Unpack
+
 import numpy as np
 
 __version__: str
@@ -71,38 +73,34 @@ def softmax_ce(
     correct_out: Optional[np.ndarray] = None,
     accuracy: bool = False,
 ) -> Tuple[float, int, float, int, float]: ...
+class _Reduced(TypedDict, total=False):
+    """The keywords of every loss below: the reduction and the buffer of the per-row values."""
+
+    reduction: str
+    out: Optional[np.ndarray]
+
+class _Masked(_Reduced, total=False):
+    """... and, for all but globalpointer_ce, the class and row masks."""
+
+    class_mask: Optional[np.ndarray]
+    row_mask: Optional[np.ndarray]
+
+class _OneGrad(_Masked, total=False):
+    """... and, for the losses of one logit array, the buffer of its gradient."""
+
+    grad: Optional[np.ndarray]
+
 def bce(
     logits: np.ndarray,
     target: np.ndarray,
     *,
     pos_weight: Optional[np.ndarray] = None,
     weights: Optional[np.ndarray] = None,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
+    **options: Unpack[_OneGrad],
 ) -> Tuple[float, int]: ...
-def multilabel_ce(
-    logits: np.ndarray,
-    target: np.ndarray,
-    *,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
-) -> Tuple[float, int]: ...
+def multilabel_ce(logits: np.ndarray, target: np.ndarray, **options: Unpack[_OneGrad]) -> Tuple[float, int]: ...
 def sparse_multilabel_ce(
-    logits: np.ndarray,
-    positives: np.ndarray,
-    *,
-    pad: int = ...,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
+    logits: np.ndarray, positives: np.ndarray, *, pad: int = ..., **options: Unpack[_OneGrad]
 ) -> Tuple[float, int]: ...
 def globalpointer_ce(
     logits: np.ndarray,
@@ -112,9 +110,8 @@ def globalpointer_ce(
     pad: int = ...,
     spans: bool = False,
     mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
     grad: Optional[np.ndarray] = None,
+    **options: Unpack[_Reduced],
 ) -> Tuple[float, int]: ...
 def gamma_ce(
     logits: np.ndarray,
@@ -123,11 +120,7 @@ def gamma_ce(
     gamma: float,
     threshold: Optional[float] = None,
     ignore_index: int = ...,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
+    **options: Unpack[_OneGrad],
 ) -> Tuple[float, int]: ...
 def kd_loss(
     student: np.ndarray,
@@ -140,12 +133,9 @@ def kd_loss(
     ignore_index: int = ...,
     t2: bool = True,
     label_smoothing: float = 0.0,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
     grad_student: Optional[np.ndarray] = None,
     grad_teacher: Optional[np.ndarray] = None,
+    **options: Unpack[_Masked],
 ) -> Tuple[float, int]: ...
 def rdrop_loss(
     kind: str,
@@ -157,10 +147,7 @@ def rdrop_loss(
     probs: Optional[np.ndarray] = None,
     ignore_index: int = ...,
     label_smoothing: float = 0.0,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
     grad1: Optional[np.ndarray] = None,
     grad2: Optional[np.ndarray] = None,
+    **options: Unpack[_Masked],
 ) -> Tuple[float, int]: ...
