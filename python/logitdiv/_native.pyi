@@ -3,7 +3,9 @@
 # bfloat16, float32 or float64) picks the kernel. Options are keyword-only, except in the two per-call
 # hot paths, pair_divergence and softmax_ce, which the package calls by position (a keyword costs
 # about 0.1 us a call). Defaults are the public API's; those written `...` are ones the extension's
-# signatures cannot spell: reduction "none", ignore_index -100, pad -1.
+# signatures cannot spell: reduction "none", ignore_index -100, pad -1. The keywords the losses share
+# are stated once, as TypedDicts taken with **Unpack (PEP 692); stubtest checks each of their keys
+# as a keyword-only parameter (all optional: their defaults are None, reduction's "none").
 from typing import Optional, Tuple
 
 from typing_extensions import TypedDict, Unpack
