@@ -10,6 +10,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _arrays as A
+from . import _layout as L
 from ._dispatch import routes_gpu
 from . import _native
 
@@ -28,22 +29,22 @@ def _pair(kind: str, s: Any, t: Any, temperature: Any, where: Any, weights: Any,
         s2, t2 = (s, t) if len(shape) == 2 else (s.reshape(-1, shape[-1]), t.reshape(-1, shape[-1]))
         mask2 = weights2 = None
         if s.base is not None or t.base is not None:  # views: of a mapped file that shrank?
-            A.check_mapped(s, "s")
-            A.check_mapped(t, "t")
+            L.check_mapped(s, "s")
+            L.check_mapped(t, "t")
         temperature = float(temperature) if type(temperature) is float else A.check_number(temperature, "temperature")
         beta = float(beta) if type(beta) is float else A.check_number(beta, "beta")
         vdtype = A.value_dtype(dtype)
         values = np.empty(shape[:-1], vdtype) if reduction == "none" else None
         gs, gt = (np.empty(shape, dtype), np.empty(shape, dtype)) if grad else (None, None)
     else:
-        args = A.divergence_args(A.HOST, s, t, reduction, grad, temperature, beta)
+        args = A.divergence_args(L.HOST, s, t, reduction, grad, temperature, beta)
         reduction, grad, temperature, beta = args.reduction, args.grad, args.temperature, args.beta
         shape, dtype = args.s.shape, args.dtype
-        s2 = A.rows_view(args.s.astype(dtype, copy=False))
-        t2 = A.rows_view(args.t.astype(dtype, copy=False))
+        s2 = L.rows_view(args.s.astype(dtype, copy=False))
+        t2 = L.rows_view(args.t.astype(dtype, copy=False))
         mask2 = None if where is None else A.broadcast_rows(where, shape, "where", bool).view(np.uint8)
         weights2 = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
-        outs = A.Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
+        outs = A.Outputs(L.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
         vdtype, values = outs.vdtype, outs.values
         gs, gt = outs.grads or (None, None)
 
