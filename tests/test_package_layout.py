@@ -1,7 +1,7 @@
 """The package's module graph: no two modules import each other (directly or around a longer
 cycle, counting imports inside functions and under TYPE_CHECKING), and no module imports another
-module's private names (a leading underscore) — the private *modules* (`_arrays`, `_native`,
-`_cuda`, `_dispatch`) are the package's shared internals and are imported whole."""
+module's private names (a leading underscore) — the private *modules* (`_arrays`, `_layout`,
+`_native`, `_cuda`, `_dispatch`) are the package's shared internals and are imported whole."""
 
 from __future__ import annotations
 
@@ -93,6 +93,15 @@ def test_the_graph_sees_the_scoring_package():
     assert "logitdiv.scoring.batch" in edges["logitdiv.scoring"]
     assert "logitdiv.scoring.readers" in edges["logitdiv.scoring.writers"]
     assert "logitdiv._arrays" in edges["logitdiv.scoring.metrics"]
+
+
+def test_the_array_layout_is_below_the_argument_rules():
+    """`_layout` (sides, row views, memory-mapped files) imports no module of the package, and
+    `_arrays` (the argument rules) imports only it: the rules build on the layout, never the reverse."""
+    edges, _ = _graph()
+    assert edges["logitdiv._layout"] == set()
+    assert edges["logitdiv._arrays"] == {"logitdiv._layout"}
+    assert "logitdiv._layout" in edges["logitdiv.losses"]
 
 
 def test_no_two_modules_import_each_other():

@@ -1,19 +1,20 @@
 """Argument checking and normalisation: the one set of rules by which the NumPy API and the CuPy
 backend turn their arguments into checked arrays (logits of a float type, labels, masks and
-weights in the types the kernels read, output buffers).
+weights in the types the kernels read, output buffers, at least one class, shapes, dtypes).
 
-The rules take a *side*, the array module of a call, with the interface of
-`logitdiv._cuda.device.CupyDevice` (the `Side` protocol below): `HOST` is NumPy's, used by
-divergences.py and losses.py; `logitdiv.cuda` passes its device. What the two paths do apart is
-only the layout they hand on: 2-D row views for the native core (`rows_view`), device pointers
-and element strides for the CUDA kernels (`logitdiv.cuda`)."""
+The rules take a *side*, the array module of a call (`_layout.Side`): `_layout.HOST` is NumPy's,
+used by divergences.py and losses.py; `logitdiv.cuda` passes its device. What the two paths do
+apart is only the layout they hand on: 2-D row views for the native core (`_layout.rows_view`),
+device pointers and element strides for the CUDA kernels (`logitdiv.cuda`)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Optional, Protocol, Tuple
+from typing import Any, NamedTuple, Tuple
 
 import numpy as np
+
+from . import _layout as L
 
 # The storage type the core reads for each accepted dtype, and the dtype of per-row values.
 # Dtype objects compare and hash faster than names: the small-call path checks these first.
@@ -21,67 +22,6 @@ _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _NATIVE_FLOATS = frozenset((np.dtype(np.float16), _F32, _F64))
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
-
-
-# ---------------------------------------------------------------------------------------------
-# the sides: NumPy here, CuPy (or the tests' emulator) in logitdiv.cuda
-
-
-class Side(Protocol):
-    """The array module of a call, as the rules below use it."""
-
-    @property
-    def xp(self) -> Any:
-        """The module (numpy, cupy): its broadcast_to and empty."""
-
-    def logits(self, x: Any, name: str) -> Any:
-        """`x` as an array of the module, not yet checked."""
-
-    def aux(self, x: Any, name: str) -> Any:
-        """A label, mask or weights argument as an array of the module."""
-
-    def is_output(self, x: Any) -> bool:
-        """Whether `x` may be an output buffer (out=, grad_out=)."""
-
-
-def reject_device_array(x: Any, name: str) -> None:
-    if hasattr(x, "__cuda_array_interface__"):
-        raise TypeError(
-            f"{name} is a GPU array; the CPU core cannot read it. Pass a NumPy array, "
-            "or install the CuPy backend (pip install 'logitdiv[cuda]')."
-        )
-
-
-def host_array(x: Any, name: str) -> np.ndarray:
-    """`x` as a NumPy array in the machine's byte order (not yet checked)."""
-    if type(x) is np.ndarray:
-        arr = x
-    else:
-        reject_device_array(x, name)
-        try:
-            arr = np.asarray(x)
-        except Exception as e:  # e.g. a torch tensor that requires grad
-            raise TypeError(f"{name} could not be read as an array: {e}") from e
-    return arr if arr.dtype.isnative else native_order(arr)
-
-
-class Host:
-    """NumPy as a side: host arrays; a GPU array is a TypeError (the CPU core cannot read it)."""
-
-    xp = np
-    logits = staticmethod(host_array)
-
-    @staticmethod
-    def aux(x: Any, name: str) -> np.ndarray:
-        reject_device_array(x, name)
-        return np.asarray(x)
-
-    @staticmethod
-    def is_output(x: Any) -> bool:
-        return isinstance(x, np.ndarray)
-
-
-HOST = Host()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,16 +38,16 @@ def check_logits(arr: Any, name: str) -> Any:
         )
     if arr.ndim == 0:
         raise ValueError(f"{name} must have at least one axis (the classes); got a 0-d array")
-    check_mapped(arr, name)
+    L.check_mapped(arr, name)
     return arr
 
 
 def as_float_array(x: Any, name: str) -> np.ndarray:
     """`x` as a NumPy array of float16, bfloat16, float32 or float64 with at least one axis."""
-    return check_logits(host_array(x, name), name)
+    return check_logits(L.host_array(x, name), name)
 
 
-def logits(side: Side, x: Any, name: str) -> Any:
+def logits(side: L.Side, x: Any, name: str) -> Any:
     """`x` as checked logits of the side's module (`check_logits`)."""
     return check_logits(side.logits(x, name), name)
 
@@ -119,19 +59,19 @@ def check_classes(shape: Tuple[int, ...], names: str) -> None:
         raise ValueError(f"{names} must have at least one class on the last axis; got shape {tuple(shape)}")
 
 
-def class_logits(side: Side, x: Any, name: str) -> Any:
+def class_logits(side: L.Side, x: Any, name: str) -> Any:
     """Checked logits with at least one class (the losses' logits)."""
     arr = logits(side, x, name)
     check_classes(arr.shape, name)
     return arr
 
 
-def loss_args(side: Side, x: Any, reduction: str, grad: Any) -> Tuple[Any, str, bool]:
+def loss_args(side: L.Side, x: Any, reduction: str, grad: Any) -> Tuple[Any, str, bool]:
     """A loss's logits, `reduction` and `grad`, checked."""
     return class_logits(side, x, "logits"), check_reduction(reduction), check_flag(grad, "grad")
 
 
-def logits_pair(side: Side, a: Any, b: Any, names: Tuple[str, str]) -> Tuple[Any, Any]:
+def logits_pair(side: L.Side, a: Any, b: Any, names: Tuple[str, str]) -> Tuple[Any, Any]:
     """Two loss logit arrays of one shape (distillation, R-Drop), in their common dtype."""
     x, y = class_logits(side, a, names[0]), class_logits(side, b, names[1])
     check_same_shape(x.shape, y.shape, names)
@@ -149,7 +89,7 @@ class DivergenceArgs(NamedTuple):
     beta: float
 
 
-def divergence_args(side: Side, s: Any, t: Any, reduction: str, grad: Any, temperature: Any,
+def divergence_args(side: L.Side, s: Any, t: Any, reduction: str, grad: Any, temperature: Any,
                     beta: Any) -> DivergenceArgs:
     """The arguments every divergence checks (the kernels check the ranges of the numbers)."""
     s_arr, t_arr = logits(side, s, "s"), logits(side, t, "t")
@@ -169,11 +109,11 @@ def divergence_args(side: Side, s: Any, t: Any, reduction: str, grad: Any, tempe
 def probabilities(arr: Any, logits_dtype: Any, name: str) -> Any:
     """Labels of the logits' shape (either module) in the machine's byte order and the type the
     kernels read (`probability_dtype`)."""
-    arr = native_order(arr)
+    arr = L.native_order(arr)
     return arr.astype(probability_dtype(arr.dtype, logits_dtype, name), copy=False)
 
 
-def dense_target(side: Side, target: Any, shape: Tuple[int, ...], logits_dtype: Any) -> Any:
+def dense_target(side: L.Side, target: Any, shape: Tuple[int, ...], logits_dtype: Any) -> Any:
     """A target of the logits' shape (BCE, multilabel CE, R-Drop's sigmoid kind) as probabilities."""
     arr = side.aux(target, "target")
     if tuple(arr.shape) != tuple(shape):
@@ -188,10 +128,10 @@ def class_indices(arr: Any, name: str) -> Any:
         raise TypeError(f"{name} must hold integer class indices; got dtype {arr.dtype}")
     if arr.dtype == np.uint64 and arr.size and arr.max() > np.uint64(_I64_MAX):  # compared as uint64: exact
         raise ValueError(f"{name} holds {arr.max()}, beyond the int64 range")
-    return contiguous(arr.astype(np.int64, copy=False))
+    return L.contiguous(arr.astype(np.int64, copy=False))
 
 
-def softmax_target(side: Side, target: Any, shape: Tuple[int, ...], logits_dtype: Any,
+def softmax_target(side: L.Side, target: Any, shape: Tuple[int, ...], logits_dtype: Any,
                    name: str = "target") -> Tuple[Any, Any]:
     """A softmax target: class indices of the logits' leading shape as (flat int64, None), or
     probabilities of the logits' shape as (None, probabilities)."""
@@ -201,7 +141,7 @@ def softmax_target(side: Side, target: Any, shape: Tuple[int, ...], logits_dtype
     return None, probabilities(arr, logits_dtype, name)
 
 
-def loss_masks(side: Side, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, Any]:
+def loss_masks(side: L.Side, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, Any]:
     """The losses' `where` (`where_masks_rows`): (class mask, None), booleans broadcast to the
     logits' shape, or (None, row mask), one uint8 per row; (None, None) without one."""
     if where is None:
@@ -209,11 +149,11 @@ def loss_masks(side: Side, where: Any, shape: Tuple[int, ...]) -> Tuple[Any, Any
     arr = side.aux(where, "where")
     if where_masks_rows(arr.shape, arr.dtype, shape):
         per_row = arr if arr.ndim == 0 else arr[..., 0]
-        return None, contiguous(side.xp.broadcast_to(per_row, shape[:-1])).reshape(-1).view(np.uint8)
+        return None, L.contiguous(side.xp.broadcast_to(per_row, shape[:-1])).reshape(-1).view(np.uint8)
     return side.xp.broadcast_to(arr, shape), None
 
 
-def broadcast(side: Side, x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> Any:
+def broadcast(side: L.Side, x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> Any:
     """A mask (`dtype` bool) or weights (`dtype` a float type) broadcast to the logits' shape."""
     arr = side.aux(x, name)
     if dtype is bool:
@@ -229,20 +169,20 @@ def broadcast(side: Side, x: Any, shape: Tuple[int, ...], name: str, dtype: Any)
 
 def broadcast_rows(x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> np.ndarray:
     """`broadcast` on the host, as a 2-D row view; a per-class vector keeps row stride 0."""
-    return rows_view(broadcast(HOST, x, shape, name, dtype))
+    return L.rows_view(broadcast(L.HOST, x, shape, name, dtype))
 
 
 # ---------------------------------------------------------------------------------------------
 # output buffers
 
 
-def buffer(side: Side, buf: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str) -> Any:
+def buffer(side: L.Side, buf: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str) -> Any:
     """An output buffer: a new array of the side's module, or `buf` if it fits (an array of that
     module of this shape and dtype, writeable, C-contiguous, aligned)."""
     if buf is None:
         return side.xp.empty(shape, dtype)
     if not side.is_output(buf):
-        kind = "a NumPy array" if side is HOST else "a GPU array on the logits' device"
+        kind = "a NumPy array" if side is L.HOST else "a GPU array on the logits' device"
         raise TypeError(f"{name} must be {kind}; got {type(buf).__name__}")
     if buf.shape != tuple(shape) or buf.dtype != dtype:
         raise ValueError(f"{name} must have shape {tuple(shape)} and dtype {dtype}; got shape {buf.shape} and dtype {buf.dtype}")
@@ -257,7 +197,7 @@ def buffer(side: Side, buf: Any, shape: Tuple[int, ...], dtype: np.dtype, name: 
     return buf
 
 
-def grad_outs(side: Side, grad_out: Any, n: int) -> Tuple[Any, ...]:
+def grad_outs(side: L.Side, grad_out: Any, n: int) -> Tuple[Any, ...]:
     """`grad_out` as a tuple of `n` buffers (or Nones)."""
     if grad_out is None:
         return (None,) * n
@@ -277,7 +217,7 @@ class Outputs:
 
     __slots__ = ("vdtype", "values", "grads")
 
-    def __init__(self, side: Side, out: Any, grad_out: Any, shape: Tuple[int, ...], lead: Tuple[int, ...],
+    def __init__(self, side: L.Side, out: Any, grad_out: Any, shape: Tuple[int, ...], lead: Tuple[int, ...],
                  dtype: np.dtype, reduction: str, n_grads: int, want_grad: bool) -> None:
         self.vdtype = vdtype = value_dtype(dtype)
         self.grads: Tuple[Any, ...] = ()
@@ -304,14 +244,6 @@ class Outputs:
 
 # ---------------------------------------------------------------------------------------------
 # dtypes
-
-
-def native_order(arr: Any) -> Any:
-    """`arr` in the machine's byte order: a byte-swapped copy of a big-endian array on a
-    little-endian machine (e.g. ``np.load`` of a ``>f8`` file), the array itself otherwise."""
-    if arr.dtype.isnative:
-        return arr
-    return arr.astype(arr.dtype.newbyteorder("="))
 
 
 def torch_to_numpy(x: Any) -> np.ndarray:
@@ -368,43 +300,6 @@ def probability_dtype(dtype: Any, logits_dtype: Any, name: str) -> np.dtype:
     if dtype.name in ("float16", "bfloat16"):
         return _F32
     raise TypeError(f"{name} must hold real numbers; got dtype {dtype}")
-
-
-# ---------------------------------------------------------------------------------------------
-# layout
-
-
-def rows_fit(two_d: Any, aligned: bool) -> bool:
-    """Whether a 2-D (rows, classes) array (either module) has the layout the core and the
-    kernels read: classes at unit stride, rows that repeat (stride 0, a broadcast row) or do not
-    overlap (not 0 < stride < a row, e.g. sliding_window_view), aligned to the element size."""
-    item = two_d.dtype.itemsize
-    rows, cols = two_d.shape
-    row_stride, class_stride = two_d.strides
-    return aligned and (cols <= 1 or class_stride == item) and (
-        rows <= 1 or (row_stride % item == 0 and (row_stride == 0 or row_stride >= cols * item)))
-
-
-def rows_view(arr: np.ndarray) -> np.ndarray:
-    """A 2-D (rows, classes) view with the layout of `rows_fit`, copying only when the array
-    cannot be viewed that way (misaligned memory, e.g. np.frombuffer at an odd offset, included:
-    the core never reads it)."""
-    cols = arr.shape[-1]
-    two_d = arr.reshape(-1, cols) if arr.ndim != 2 else arr
-    if two_d.size == 0:
-        # NumPy gives empty arrays zero strides, which the core's layout check rejects; no element
-        # is ever read, so regular C strides are safe.
-        item = two_d.dtype.itemsize
-        return np.lib.stride_tricks.as_strided(two_d, strides=(cols * item, item))
-    return two_d if rows_fit(two_d, two_d.flags.aligned) else contiguous(two_d)
-
-
-def contiguous(arr: Any) -> Any:
-    """`arr` (either module) if it is C-contiguous and aligned, else a copy that is (a new array
-    is aligned; np.ascontiguousarray keeps a misaligned array as it is). CuPy's flags do not say
-    `aligned`: device arrays always are."""
-    flags = arr.flags
-    return arr if flags.c_contiguous and getattr(flags, "aligned", True) else arr.copy(order="C")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,96 +431,3 @@ def check_token_mask(mask_shape: Tuple[int, ...], mask_dtype: Any, b: int, lengt
         raise TypeError(f"mask must be boolean or 0/1 numbers; got dtype {dtype}")
 
 
-# ---------------------------------------------------------------------------------------------
-# memory-mapped arrays
-
-
-def check_covers(size: int, need: int, name: str, description: str, shape: Tuple[int, ...]) -> None:
-    """The one size rule of file-backed inputs: the file must hold every byte the array needs
-    (reading a mapping past the end of its file kills the process with SIGBUS)."""
-    if size < need:
-        raise ValueError(f"{name} ({description}) is truncated: shape {tuple(shape)} needs {need} bytes of the file, it has {size}")
-
-
-def _byte_bounds(arr: np.ndarray) -> Tuple[int, int]:
-    try:
-        from numpy.lib.array_utils import byte_bounds  # NumPy ≥ 2
-    except ImportError:  # pragma: no cover - NumPy 1.x
-        byte_bounds = np.byte_bounds
-    return byte_bounds(arr)
-
-
-class Mapping:
-    """The memory mapping an array's data lies in: a Python ``mmap.mmap`` whose first byte is
-    byte `file_start` of its file."""
-
-    def __init__(self, mm: Any, file_start: int, shared: bool, filename: Any = None) -> None:
-        self.mm, self.file_start, self.shared, self.filename = mm, int(file_start), shared, filename
-        self.base = np.frombuffer(mm, dtype=np.uint8).__array_interface__["data"][0] if len(mm) else 0
-
-    @classmethod
-    def of(cls, arr: np.ndarray) -> Optional["Mapping"]:
-        """The mapping of an np.memmap (or of a view of one, through its bases), else None."""
-        import mmap
-
-        x: Any = arr
-        for _ in range(64):
-            if isinstance(x, np.memmap) and isinstance(getattr(x, "_mmap", None), mmap.mmap):
-                offset = int(getattr(x, "offset", 0) or 0)
-                mode = getattr(x, "mode", "c")
-                try:
-                    return cls(x._mmap, offset - offset % mmap.ALLOCATIONGRANULARITY, mode in ("r", "r+", "w+"),
-                               getattr(x, "filename", None))
-                except (ValueError, TypeError, BufferError):  # a closed mapping
-                    return None
-            x = getattr(x, "base", None)
-            if x is None or not isinstance(x, np.ndarray):
-                return None
-        return None
-
-    def check(self, arr: np.ndarray, name: str, description: str) -> None:
-        if arr.size == 0:
-            return
-        lo, hi = _byte_bounds(arr)
-        try:
-            size = self.mm.size()  # the mapped file's size now (its own descriptor)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{name} ({description}): its mapped file cannot be checked: {e}") from None
-        check_covers(size, self.file_start + hi - self.base, name, description, arr.shape)
-
-    def holds(self, arr: np.ndarray) -> bool:
-        """Whether `arr`'s bytes lie in this mapping."""
-        if arr.size == 0:
-            return False
-        lo, hi = _byte_bounds(arr)
-        return self.base <= lo and hi <= self.base + len(self.mm)
-
-    def release(self, arr: np.ndarray) -> None:
-        """Drops the pages of a shared mapping that `arr` covers (they are re-read on next use)."""
-        import mmap
-
-        advice = getattr(mmap, "MADV_DONTNEED", None)
-        if not self.shared or advice is None or not self.holds(arr) or not hasattr(self.mm, "madvise"):
-            return
-        lo, hi = _byte_bounds(arr)
-        page = mmap.PAGESIZE
-        start = (lo - self.base) // page * page
-        end = min(len(self.mm), hi - self.base)
-        if end > start:
-            try:
-                self.mm.madvise(advice, start, end - start)
-            except (OSError, ValueError):
-                pass
-
-
-def check_mapped(arr: np.ndarray, name: str) -> None:
-    """ValueError when `arr` lies in a memory mapping whose file no longer holds all of it (a
-    truncated file): reading it would kill the process with SIGBUS."""
-    x = arr
-    while not isinstance(x, np.memmap):  # the common case, an array that owns its data or views one: a few reads
-        x = x.base
-        if x is None or not isinstance(x, np.ndarray):
-            return
-    mapping = Mapping.of(arr)
-    if mapping is not None:
-        mapping.check(arr, name, f"memory-mapped {mapping.filename or 'file'}")

@@ -3,8 +3,12 @@
 # bfloat16, float32 or float64) picks the kernel. Options are keyword-only, except in the two per-call
 # hot paths, pair_divergence and softmax_ce, which the package calls by position (a keyword costs
 # about 0.1 us a call). Defaults are the public API's; those written `...` are ones the extension's
-# signatures cannot spell: reduction "none", ignore_index -100, pad -1.
+# signatures cannot spell: reduction "none", ignore_index -100, pad -1. The keywords the losses share
+# are stated once, as TypedDicts taken with **Unpack (PEP 692); stubtest checks each of their keys
+# as a keyword-only parameter (all optional: their defaults are None, reduction's "none").
 from typing import Optional, Tuple
+
+from typing_extensions import TypedDict, Unpack
 
 import numpy as np
 
@@ -71,38 +75,34 @@ def softmax_ce(
     correct_out: Optional[np.ndarray] = None,
     accuracy: bool = False,
 ) -> Tuple[float, int, float, int, float]: ...
+class _Reduced(TypedDict, total=False):
+    """The keywords of every loss below: the reduction and the buffer of the per-row values."""
+
+    reduction: str
+    out: Optional[np.ndarray]
+
+class _Masked(_Reduced, total=False):
+    """... and, for all but globalpointer_ce, the class and row masks."""
+
+    class_mask: Optional[np.ndarray]
+    row_mask: Optional[np.ndarray]
+
+class _OneGrad(_Masked, total=False):
+    """... and, for the losses of one logit array, the buffer of its gradient."""
+
+    grad: Optional[np.ndarray]
+
 def bce(
     logits: np.ndarray,
     target: np.ndarray,
     *,
     pos_weight: Optional[np.ndarray] = None,
     weights: Optional[np.ndarray] = None,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
+    **options: Unpack[_OneGrad],
 ) -> Tuple[float, int]: ...
-def multilabel_ce(
-    logits: np.ndarray,
-    target: np.ndarray,
-    *,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
-) -> Tuple[float, int]: ...
+def multilabel_ce(logits: np.ndarray, target: np.ndarray, **options: Unpack[_OneGrad]) -> Tuple[float, int]: ...
 def sparse_multilabel_ce(
-    logits: np.ndarray,
-    positives: np.ndarray,
-    *,
-    pad: int = ...,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
+    logits: np.ndarray, positives: np.ndarray, *, pad: int = ..., **options: Unpack[_OneGrad]
 ) -> Tuple[float, int]: ...
 def globalpointer_ce(
     logits: np.ndarray,
@@ -112,9 +112,8 @@ def globalpointer_ce(
     pad: int = ...,
     spans: bool = False,
     mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
     grad: Optional[np.ndarray] = None,
+    **options: Unpack[_Reduced],
 ) -> Tuple[float, int]: ...
 def gamma_ce(
     logits: np.ndarray,
@@ -123,11 +122,7 @@ def gamma_ce(
     gamma: float,
     threshold: Optional[float] = None,
     ignore_index: int = ...,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
-    grad: Optional[np.ndarray] = None,
+    **options: Unpack[_OneGrad],
 ) -> Tuple[float, int]: ...
 def kd_loss(
     student: np.ndarray,
@@ -140,12 +135,9 @@ def kd_loss(
     ignore_index: int = ...,
     t2: bool = True,
     label_smoothing: float = 0.0,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
     grad_student: Optional[np.ndarray] = None,
     grad_teacher: Optional[np.ndarray] = None,
+    **options: Unpack[_Masked],
 ) -> Tuple[float, int]: ...
 def rdrop_loss(
     kind: str,
@@ -157,10 +149,7 @@ def rdrop_loss(
     probs: Optional[np.ndarray] = None,
     ignore_index: int = ...,
     label_smoothing: float = 0.0,
-    class_mask: Optional[np.ndarray] = None,
-    row_mask: Optional[np.ndarray] = None,
-    reduction: str = ...,
-    out: Optional[np.ndarray] = None,
     grad1: Optional[np.ndarray] = None,
     grad2: Optional[np.ndarray] = None,
+    **options: Unpack[_Masked],
 ) -> Tuple[float, int]: ...

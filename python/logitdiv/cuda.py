@@ -36,6 +36,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _arrays as A
+from . import _layout as L
 from ._cuda import source as S
 from ._cuda.device import CupyDevice, is_device_array
 
@@ -101,15 +102,15 @@ def _same_device(dev: Any, arrays: Sequence[Tuple[Any, str]]) -> int:
 
 
 def _rows(dev: Any, arr: Any, cols: int) -> Tuple[Any, int]:
-    """A 2-D (rows, cols) view with the layout of `A.rows_fit` and its row stride in elements (a
+    """A 2-D (rows, cols) view with the layout of `L.rows_fit` and its row stride in elements (a
     row's length for a single row); a device copy where the array cannot be viewed that way."""
     two = arr.reshape(-1, cols)
     if two.size == 0:
         return two, cols
     item = two.dtype.itemsize
-    if A.rows_fit(two, dev.ptr(two) % item == 0):
+    if L.rows_fit(two, dev.ptr(two) % item == 0):
         return two, (two.strides[0] // item if two.shape[0] > 1 else cols)
-    return A.contiguous(two), cols
+    return L.contiguous(two), cols
 
 
 def _broadcast(dev: Any, x: Any, shape: Tuple[int, ...], name: str, dtype: Any) -> Tuple[Any, int]:

@@ -10,6 +10,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _arrays as A
+from . import _layout as L
 from ._dispatch import routes_gpu
 from . import _native
 
@@ -28,22 +29,22 @@ def _pair(kind: str, s: Any, t: Any, temperature: Any, where: Any, weights: Any,
         s2, t2 = (s, t) if len(shape) == 2 else (s.reshape(-1, shape[-1]), t.reshape(-1, shape[-1]))
         mask2 = weights2 = None
         if s.base is not None or t.base is not None:  # views: of a mapped file that shrank?
-            A.check_mapped(s, "s")
-            A.check_mapped(t, "t")
+            L.check_mapped(s, "s")
+            L.check_mapped(t, "t")
         temperature = float(temperature) if type(temperature) is float else A.check_number(temperature, "temperature")
         beta = float(beta) if type(beta) is float else A.check_number(beta, "beta")
         vdtype = A.value_dtype(dtype)
         values = np.empty(shape[:-1], vdtype) if reduction == "none" else None
         gs, gt = (np.empty(shape, dtype), np.empty(shape, dtype)) if grad else (None, None)
     else:
-        args = A.divergence_args(A.HOST, s, t, reduction, grad, temperature, beta)
+        args = A.divergence_args(L.HOST, s, t, reduction, grad, temperature, beta)
         reduction, grad, temperature, beta = args.reduction, args.grad, args.temperature, args.beta
         shape, dtype = args.s.shape, args.dtype
-        s2 = A.rows_view(args.s.astype(dtype, copy=False))
-        t2 = A.rows_view(args.t.astype(dtype, copy=False))
+        s2 = L.rows_view(args.s.astype(dtype, copy=False))
+        t2 = L.rows_view(args.t.astype(dtype, copy=False))
         mask2 = None if where is None else A.broadcast_rows(where, shape, "where", bool).view(np.uint8)
         weights2 = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
-        outs = A.Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
+        outs = A.Outputs(L.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
         vdtype, values = outs.vdtype, outs.values
         gs, gt = outs.grads or (None, None)
 
@@ -120,18 +121,64 @@ _COMMON = """
 """
 
 
-def _doc(summary: str, examples: str):
-    """Sets a function's docstring to summary + the common parameters + examples: a string
-    expression built with `+` in the function body would not become its docstring (they were None)."""
-
-    def attach(f):
-        f.__doc__ = summary + _COMMON + examples
-        return f
-
-    return attach
+def _described(summary: str, examples: str):
+    """The decorator form of `_public`, for a divergence with a signature of its own (js)."""
+    return lambda f: _public(f, f.__name__, summary, examples)
 
 
-@_doc("""Kullback–Leibler divergence KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+def _public(f: Any, name: str, summary: str, examples: str) -> Any:
+    """Names the divergence `f` (made by one of the makers below) `name`, gives it its docstring,
+    summary + the common parameters + examples, and routes it to the GPU for GPU arrays."""
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = summary + _COMMON + examples
+    return routes_gpu("s", "t")(f)
+
+
+# One maker per signature: the divergences that share one take their kind from the maker. They
+# have no return annotation, so that type checkers infer the function and its parameters.
+
+
+def _softmax_divergence(name: str, summary: str, examples: str):
+    """kl, sym_kl and tv: the softmax divergences without options of their own."""
+
+    def divergence(
+        s: Any,
+        t: Any,
+        *,
+        temperature: float = 1.0,
+        where: Any = None,
+        reduction: str = "none",
+        grad: bool = False,
+        out: Optional[np.ndarray] = None,
+        grad_out: Any = None,
+        softcap: Optional[float] = None,
+    ) -> Result:
+        return _pair(name, s, t, temperature, where, None, 0.5, reduction, grad, out, grad_out, softcap)
+
+    return _public(divergence, name, summary, examples)
+
+
+def _sigmoid_divergence(name: str, summary: str, examples: str):
+    """sigmoid_kl and sigmoid_sym_kl: per-class weights, no soft cap."""
+
+    def divergence(
+        s: Any,
+        t: Any,
+        *,
+        weights: Any = None,
+        temperature: float = 1.0,
+        where: Any = None,
+        reduction: str = "none",
+        grad: bool = False,
+        out: Optional[np.ndarray] = None,
+        grad_out: Any = None,
+    ) -> Result:
+        return _pair(name, s, t, temperature, where, weights, 0.5, reduction, grad, out, grad_out)
+
+    return _public(divergence, name, summary, examples)
+
+
+kl = _softmax_divergence("kl", """Kullback–Leibler divergence KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
 
     KL(p‖q) = Σ_i p_i (log p_i − log q_i), computed as Σ_i p_i φ(w_i) with w_i = log p_i − log q_i
     and φ(w) = w − 1 + e^{−w} ≥ 0, so it is exactly 0 for equal rows, never negative, and keeps its
@@ -144,23 +191,9 @@ def _doc(summary: str, examples: str):
     >>> round(float(ld.kl(np.array([0.0, 0.0]), np.array([0.0, np.log(3.0)]))), 12)  # KL([½,½]‖[¼,¾])
     0.143841036226
     """)
-@routes_gpu("s", "t")
-def kl(
-    s: Any,
-    t: Any,
-    *,
-    temperature: float = 1.0,
-    where: Any = None,
-    reduction: str = "none",
-    grad: bool = False,
-    out: Optional[np.ndarray] = None,
-    grad_out: Any = None,
-    softcap: Optional[float] = None,
-) -> Result:
-    return _pair("kl", s, t, temperature, where, None, 0.5, reduction, grad, out, grad_out, softcap)
 
 
-@_doc("""Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
+sym_kl = _softmax_divergence("sym_kl", """Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
 
     Computed as Σ_i |w_i| · max(p_i, q_i) · (1 − e^{−|w_i|}) with w_i = log p_i − log q_i, every
     term ≥ 0. Gradient w.r.t. s/τ: p ⊙ (δ − ⟨p, δ⟩) + (p − q), δ = (s − t)/τ; w.r.t. t/τ: by symmetry.
@@ -172,23 +205,9 @@ def kl(
     >>> bool(np.isclose(ld.sym_kl(s, t), ld.kl(s, t) + ld.kl(t, s)))
     True
     """)
-@routes_gpu("s", "t")
-def sym_kl(
-    s: Any,
-    t: Any,
-    *,
-    temperature: float = 1.0,
-    where: Any = None,
-    reduction: str = "none",
-    grad: bool = False,
-    out: Optional[np.ndarray] = None,
-    grad_out: Any = None,
-    softcap: Optional[float] = None,
-) -> Result:
-    return _pair("sym_kl", s, t, temperature, where, None, 0.5, reduction, grad, out, grad_out, softcap)
 
 
-@_doc("""Generalised Jensen–Shannon divergence β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q, per row.
+@_described("""Generalised Jensen–Shannon divergence β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q, per row.
 
     β ∈ [0, 1] (default ½, the usual JS, bounded by log 2). Finite even where one row puts −inf on
     a class. Gradients: β p_i (a_i − KL(p‖m)) for s and (1−β) q_i (b_i − KL(q‖m)) for t, with
@@ -201,7 +220,6 @@ def sym_kl(
     >>> bool(np.isclose(v, np.log(2)))
     True
     """)
-@routes_gpu("s", "t")
 def js(
     s: Any,
     t: Any,
@@ -218,7 +236,7 @@ def js(
     return _pair("js", s, t, temperature, where, None, beta, reduction, grad, out, grad_out, softcap)
 
 
-@_doc("""Total variation distance ½ Σ_i |p_i − q_i| per row, p = softmax(s/τ), q = softmax(t/τ).
+tv = _softmax_divergence("tv", """Total variation distance ½ Σ_i |p_i − q_i| per row, p = softmax(s/τ), q = softmax(t/τ).
 
     Liger-Kernel's distillation loss ``LigerTVDLoss``, here from logits. Each |p_i − q_i| is formed
     without cancellation (p_i · |expm1(−w_i)|, w_i = log p_i − log q_i, where the rows nearly
@@ -233,23 +251,9 @@ def js(
     >>> round(float(ld.tv(np.array([0.0, 0.0]), np.array([0.0, np.log(3.0)]))), 12)  # ½(¼ + ¼)
     0.25
     """)
-@routes_gpu("s", "t")
-def tv(
-    s: Any,
-    t: Any,
-    *,
-    temperature: float = 1.0,
-    where: Any = None,
-    reduction: str = "none",
-    grad: bool = False,
-    out: Optional[np.ndarray] = None,
-    grad_out: Any = None,
-    softcap: Optional[float] = None,
-) -> Result:
-    return _pair("tv", s, t, temperature, where, None, 0.5, reduction, grad, out, grad_out, softcap)
 
 
-@_doc("""Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.
+sigmoid_kl = _sigmoid_divergence("sigmoid_kl", """Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.
 
     Each class is an independent Bernoulli pair: softplus(t') − softplus(s') − σ(s')(t' − s'),
     computed as the two-class KL of [s', 0] against [t', 0] in non-negative parts. `weights`
@@ -264,23 +268,9 @@ def tv(
     >>> round(float(ld.sigmoid_kl(np.log([p / (1 - p)]), np.log([q / (1 - q)]))), 6)
     0.368064
     """)
-@routes_gpu("s", "t")
-def sigmoid_kl(
-    s: Any,
-    t: Any,
-    *,
-    weights: Any = None,
-    temperature: float = 1.0,
-    where: Any = None,
-    reduction: str = "none",
-    grad: bool = False,
-    out: Optional[np.ndarray] = None,
-    grad_out: Any = None,
-) -> Result:
-    return _pair("sigmoid_kl", s, t, temperature, where, weights, 0.5, reduction, grad, out, grad_out)
 
 
-@_doc("""GlobalPointer KL: Σ_i w_i (σ(s_i/τ) − σ(t_i/τ)) (s_i − t_i)/τ per row (Su, kexue.fm 9039 eq. 6).
+sigmoid_sym_kl = _sigmoid_divergence("sigmoid_sym_kl", """GlobalPointer KL: Σ_i w_i (σ(s_i/τ) − σ(t_i/τ)) (s_i − t_i)/τ per row (Su, kexue.fm 9039 eq. 6).
 
     The symmetric sigmoid KL, sigmoid_kl(s, t) + sigmoid_kl(t, s); every term ≥ 0, with
     σ(a) − σ(b) = σ(b) σ(−a) expm1(a − b) so near-equal logits keep their digits. Gradient w.r.t.
@@ -293,20 +283,6 @@ def sigmoid_kl(
     >>> float(ld.sigmoid_sym_kl(np.array([0.0]), np.array([0.0])))
     0.0
     """)
-@routes_gpu("s", "t")
-def sigmoid_sym_kl(
-    s: Any,
-    t: Any,
-    *,
-    weights: Any = None,
-    temperature: float = 1.0,
-    where: Any = None,
-    reduction: str = "none",
-    grad: bool = False,
-    out: Optional[np.ndarray] = None,
-    grad_out: Any = None,
-) -> Result:
-    return _pair("sigmoid_sym_kl", s, t, temperature, where, weights, 0.5, reduction, grad, out, grad_out)
 
 
 gp_kl = sigmoid_sym_kl

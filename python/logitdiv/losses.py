@@ -23,11 +23,12 @@ Conventions shared by every loss here (and with the divergences):
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from . import _arrays as A
+from . import _layout as L
 from . import _native
 from ._dispatch import routes_gpu
 from .divergences import Result
@@ -41,18 +42,18 @@ from .divergences import Result
 
 def _softmax_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> Tuple[Any, Any]:
     """(labels int64 1-D or None, probabilities as 2-D rows or None): `A.softmax_target`."""
-    labels, probs = A.softmax_target(A.HOST, target, shape, dtype)
-    return labels, None if probs is None else A.rows_view(probs)
+    labels, probs = A.softmax_target(L.HOST, target, shape, dtype)
+    return labels, None if probs is None else L.rows_view(probs)
 
 
 def _dense_target(target: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    return A.rows_view(A.dense_target(A.HOST, target, shape, dtype))
+    return L.rows_view(A.dense_target(L.HOST, target, shape, dtype))
 
 
 def _masks(where: Any, shape: Tuple[int, ...]) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """`where` as (class mask rows uint8, None) or (None, row mask): `A.loss_masks`."""
-    class_mask, row_mask = A.loss_masks(A.HOST, where, shape)
-    return (None if class_mask is None else A.rows_view(class_mask).view(np.uint8)), row_mask
+    class_mask, row_mask = A.loss_masks(L.HOST, where, shape)
+    return (None if class_mask is None else L.rows_view(class_mask).view(np.uint8)), row_mask
 
 
 class _Outputs(A.Outputs):
@@ -76,6 +77,19 @@ class _Outputs(A.Outputs):
 
     def result(self, total: float) -> Result:
         return self.returned(self.value(total))
+
+
+def _shared_args(where: Any, out: Any, grad_out: Any, shape: Tuple[int, ...], dtype: np.dtype, reduction: str,
+                 grad: bool, grad_names: Tuple[str, ...] = ("grad",),
+                 n_grads: Optional[int] = None) -> Tuple[_Outputs, Dict[str, Any]]:
+    """The checked `where` and buffers of a loss with per-row values, and the keywords its native
+    function takes for them (the masks, the reduction, `out` and the gradients `grad_names`)."""
+    class_mask, row_mask = _masks(where, shape)
+    n = len(grad_names) if n_grads is None else n_grads
+    outs = _Outputs(L.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, n, grad)
+    args = {"class_mask": class_mask, "row_mask": row_mask, "reduction": reduction, "out": outs.value_arg()}
+    args.update((name, outs.grad_arg(i)) for i, name in enumerate(grad_names))
+    return outs, args
 
 
 def _documented(f):
@@ -208,15 +222,15 @@ def softmax_ce(
     """
     extended = (weight is not None or softcap is not None or return_z_loss is not False
                 or return_accuracy is not False or not (type(z_loss) in (int, float) and z_loss == 0))
-    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(L.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     labels, probs = _softmax_target(target, shape, dtype)
     class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs = _Outputs(L.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
     # by position, in the signature's order (logits, labels, probs, ignore_index, label_smoothing,
     # temperature, class_mask, row_mask, reduction, out, grad): keywords cost about 0.1 us each a call
     args = (
-        A.rows_view(arr), labels, probs, A.check_int(ignore_index, "ignore_index"),
+        L.rows_view(arr), labels, probs, A.check_int(ignore_index, "ignore_index"),
         A.check_number(label_smoothing, "label_smoothing"), A.check_number(temperature, "temperature"),
         class_mask, row_mask, reduction, outs.value_arg(), outs.grad_arg(0),
     )
@@ -296,17 +310,13 @@ def bce(
     >>> bool(np.isclose(v[0], sp(-1.0) + sp(-2.0) + sp(-0.5)))
     True
     """
-    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(L.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     tgt = _dense_target(target, shape, dtype)
     pw = None if pos_weight is None else A.broadcast_rows(pos_weight, shape, "pos_weight", np.float64)
     w = None if weights is None else A.broadcast_rows(weights, shape, "weights", np.float64)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
-    total, _ = _native.bce(
-        A.rows_view(arr), tgt, pos_weight=pw, weights=w, class_mask=class_mask, row_mask=row_mask,
-        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
-    )
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
+    total, _ = _native.bce(L.rows_view(arr), tgt, pos_weight=pw, weights=w, **shared)
     return outs.result(total)
 
 
@@ -347,15 +357,11 @@ def multilabel_ce(
     >>> bool(np.isclose(v[0], np.log(1 + np.exp(-1.0) + np.exp(0.5)) + np.log(1 + np.exp(-2.0))))
     True
     """
-    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(L.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
     tgt = _dense_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
-    total, _ = _native.multilabel_ce(
-        A.rows_view(arr), tgt, class_mask=class_mask, row_mask=row_mask, reduction=reduction,
-        out=outs.value_arg(), grad=outs.grad_arg(0),
-    )
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
+    total, _ = _native.multilabel_ce(L.rows_view(arr), tgt, **shared)
     return outs.result(total)
 
 
@@ -398,17 +404,13 @@ def sparse_multilabel_ce(
     >>> bool(np.isclose(v[0], ld.multilabel_ce(s, np.array([[1, 0, 0, 1]]))[0]))
     True
     """
-    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(L.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
-    pos = A.HOST.aux(positives, "positives")
+    pos = L.HOST.aux(positives, "positives")
     A.check_positives_shape(pos.shape, shape)
     pos2 = A.class_indices(pos, "positives").reshape(int(np.prod(shape[:-1], dtype=np.int64)), pos.shape[-1])
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
-    total, _ = _native.sparse_multilabel_ce(
-        A.rows_view(arr), pos2, pad=A.check_int(pad, "pad"), class_mask=class_mask, row_mask=row_mask,
-        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
-    )
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
+    total, _ = _native.sparse_multilabel_ce(L.rows_view(arr), pos2, pad=A.check_int(pad, "pad"), **shared)
     return outs.result(total)
 
 
@@ -473,14 +475,14 @@ def globalpointer_ce(
     >>> bool(np.allclose(v, ld.multilabel_ce(dense, y)))
     True
     """
-    arr = A.class_logits(A.HOST, logits, "logits")
+    arr = A.class_logits(L.HOST, logits, "logits")
     if reduction not in _GP_REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, _GP_REDUCTIONS))}; got {reduction!r}")
     grad = A.check_flag(grad, "grad")
     A.check_globalpointer_logits(arr.shape)
     b, heads, length, _ = arr.shape
     dtype = arr.dtype
-    pos = A.HOST.aux(spans_or_positives, "spans_or_positives")
+    pos = L.HOST.aux(spans_or_positives, "spans_or_positives")
     spans = A.globalpointer_layout(arr.shape, pos.shape)
     pos2 = A.class_indices(pos, "spans_or_positives").reshape(b * heads, pos.shape[2] * (2 if spans else 1))
     pad = A.check_int(pad, "pad")
@@ -491,8 +493,8 @@ def globalpointer_ce(
         if m.dtype != np.bool_ and not np.isin(m, (0, 1)).all():
             raise ValueError("mask must hold 0/1 values (or booleans)")
         token_mask = np.ascontiguousarray(m != 0).view(np.uint8)
-    rows2 = A.rows_view(arr.reshape(b * heads, length * length))
-    outs = _Outputs(A.HOST, out, grad_out, arr.shape, (b, heads), dtype, reduction, 1, grad)
+    rows2 = L.rows_view(arr.reshape(b * heads, length * length))
+    outs = _Outputs(L.HOST, out, grad_out, arr.shape, (b, heads), dtype, reduction, 1, grad)
     if b * heads == 0:
         # an empty batch (or no head): nothing to compute, like an empty batch of any other loss
         return outs.result(0.0)
@@ -554,19 +556,17 @@ def gamma_ce(
     >>> bool(np.isclose(ld.gamma_ce(s, y, gamma=0.5)[0], -np.log(0.5 + 0.5 * p0) / 0.5))
     True
     """
-    arr, reduction, grad = A.loss_args(A.HOST, logits, reduction, grad)
+    arr, reduction, grad = A.loss_args(L.HOST, logits, reduction, grad)
     shape, dtype = arr.shape, arr.dtype
-    target = A.HOST.aux(target, "target")
+    target = L.HOST.aux(target, "target")
     if target.dtype == np.bool_ or target.dtype.kind not in "iu":
         raise TypeError(f"gamma_ce takes integer class indices as target; got dtype {target.dtype}")
     labels, _ = _softmax_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 1, grad)
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad)
     b = None if threshold is None else A.check_number(threshold, "threshold")
     total, _ = _native.gamma_ce(
-        A.rows_view(arr), labels, gamma=A.check_number(gamma, "gamma"), threshold=b,
-        ignore_index=A.check_int(ignore_index, "ignore_index"), class_mask=class_mask, row_mask=row_mask,
-        reduction=reduction, out=outs.value_arg(), grad=outs.grad_arg(0),
+        L.rows_view(arr), labels, gamma=A.check_number(gamma, "gamma"), threshold=b,
+        ignore_index=A.check_int(ignore_index, "ignore_index"), **shared,
     )
     return outs.result(total)
 
@@ -632,7 +632,7 @@ def kd_loss(
     >>> bool(np.allclose(v, ref))
     True
     """
-    s_arr, t_arr = A.logits_pair(A.HOST, student, teacher, ("student", "teacher"))
+    s_arr, t_arr = A.logits_pair(L.HOST, student, teacher, ("student", "teacher"))
     reduction = A.check_reduction(reduction)
     grad = A.check_flag(grad, "grad")
     grad_teacher = A.check_flag(grad_teacher, "grad_teacher")
@@ -642,15 +642,13 @@ def kd_loss(
     labels = probs = None
     if target is not None:
         labels, probs = _softmax_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2 if grad_teacher else 1, grad)
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad,
+                                ("grad_student", "grad_teacher"), 2 if grad_teacher else 1)
     total, _ = _native.kd_loss(
-        A.rows_view(s_arr), A.rows_view(t_arr), labels=labels, probs=probs,
+        L.rows_view(s_arr), L.rows_view(t_arr), labels=labels, probs=probs,
         ignore_index=A.check_int(ignore_index, "ignore_index"), temperature=A.check_number(temperature, "temperature"),
         alpha=A.check_number(alpha, "alpha"), t2=A.check_flag(t2, "t2"),
-        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), class_mask=class_mask,
-        row_mask=row_mask, reduction=reduction, out=outs.value_arg(), grad_student=outs.grad_arg(0),
-        grad_teacher=outs.grad_arg(1),
+        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), **shared,
     )
     return outs.result(total)
 
@@ -706,7 +704,7 @@ def rdrop_loss(
     >>> bool(np.allclose(v, ref))
     True
     """
-    a, b = A.logits_pair(A.HOST, s1, s2, ("s1", "s2"))
+    a, b = A.logits_pair(L.HOST, s1, s2, ("s1", "s2"))
     reduction = A.check_reduction(reduction)
     grad = A.check_flag(grad, "grad")
     if kind not in ("softmax", "sigmoid"):
@@ -716,12 +714,10 @@ def rdrop_loss(
         labels, probs = _softmax_target(target, shape, dtype)
     else:
         labels, probs = None, _dense_target(target, shape, dtype)
-    class_mask, row_mask = _masks(where, shape)
-    outs = _Outputs(A.HOST, out, grad_out, shape, shape[:-1], dtype, reduction, 2, grad)
+    outs, shared = _shared_args(where, out, grad_out, shape, dtype, reduction, grad, ("grad1", "grad2"))
     total, _ = _native.rdrop_loss(
-        kind, A.rows_view(a), A.rows_view(b), labels=labels, probs=probs,
+        kind, L.rows_view(a), L.rows_view(b), labels=labels, probs=probs,
         ignore_index=A.check_int(ignore_index, "ignore_index"), alpha=A.check_number(alpha, "alpha"),
-        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), class_mask=class_mask,
-        row_mask=row_mask, reduction=reduction, out=outs.value_arg(), grad1=outs.grad_arg(0), grad2=outs.grad_arg(1),
+        label_smoothing=A.check_number(label_smoothing, "label_smoothing"), **shared,
     )
     return outs.result(total)

@@ -32,6 +32,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import _arrays as A
+from .. import _layout as L
 from .. import _native
 
 #: The two kinds of metric: a divergence per row (lower is closer) and an agreement share per row.
@@ -157,11 +158,11 @@ def score_block(
     everything per call, would convert a mixed-dtype block once per metric)."""
     divergences = [m for m in metrics if m.kind == DIVERGENCE]
     if divergences:
-        A.check_mapped(a, "a")
-        A.check_mapped(b, "b")
+        L.check_mapped(a, "a")
+        L.check_mapped(b, "b")
         dtype = A.common_dtype(a, b)
-        a2 = A.rows_view(a.astype(dtype, copy=False))
-        b2 = A.rows_view(b.astype(dtype, copy=False))
+        a2 = L.rows_view(a.astype(dtype, copy=False))
+        b2 = L.rows_view(b.astype(dtype, copy=False))
         for m in divergences:
             first, second = (b2, a2) if m.name == "rkl" else (a2, b2)
             _native.pair_divergence("kl" if m.name == "rkl" else m.name, first, second, temperature=temperature,

@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import _arrays as A
+from .. import _layout as L
 from .llama import KldBaseSource
 from .sources import FLOATS, Source, open_regular
 
@@ -188,7 +189,7 @@ class MemmapFileSource(Source):
         self._check_size(self.offset + self.rows * self.classes * self.dtype.itemsize)
 
     def _check_size(self, need: int) -> None:
-        A.check_covers(os.fstat(self._file.fileno()).st_size, need, self.name, self.description, self.shape)
+        L.check_covers(os.fstat(self._file.fileno()).st_size, need, self.name, self.description, self.shape)
 
     def chunks(self, chunk_rows: int) -> Iterator[np.ndarray]:
         row_bytes = self.classes * self.dtype.itemsize
@@ -217,7 +218,7 @@ class MappedArraySource(ArraySource):
     about one chunk; a copy-on-write mapping ("c") keeps them (they may hold the only copy of
     changed values)."""
 
-    def __init__(self, arr: np.ndarray, mapping: "A.Mapping", name: str, description: str) -> None:
+    def __init__(self, arr: np.ndarray, mapping: "L.Mapping", name: str, description: str) -> None:
         super().__init__(arr, name, description)
         self._mapping = mapping
         if mapping is not None:
@@ -276,7 +277,7 @@ def _npy_source(f: Any, path: str, name: str) -> Source:
         count = 1
         for d in shape:
             count *= d
-        A.check_covers(os.fstat(f.fileno()).st_size, offset + count * dtype.itemsize, name, path, shape)
+        L.check_covers(os.fstat(f.fileno()).st_size, offset + count * dtype.itemsize, name, path, shape)
         if count == 0:
             f.close()
             return ArraySource(np.empty(shape, dtype.newbyteorder("=")), name, f"{path} (Fortran order)")
@@ -284,7 +285,7 @@ def _npy_source(f: Any, path: str, name: str) -> Source:
             mm = np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape, order="F")
         finally:
             f.close()  # the mapping keeps its own descriptor
-        return MappedArraySource(mm, A.Mapping.of(mm), name, f"{path} (Fortran order)")
+        return MappedArraySource(mm, L.Mapping.of(mm), name, f"{path} (Fortran order)")
     return MemmapFileSource(f, offset, shape, dtype, name, path)
 
 
@@ -292,7 +293,7 @@ def _memmap_source(arr: np.memmap, name: str) -> Source:
     """An np.memmap (e.g. from np.load(..., mmap_mode="r")) or a view of one: read through its own
     mapping — what the array holds, never its file reopened by name — with the file's size
     checked before every chunk."""
-    mapping = A.Mapping.of(arr)
+    mapping = L.Mapping.of(arr)
     description = f"memory-mapped {getattr(arr, 'filename', None) or 'array'}"
     if mapping is None:
         return ArraySource(np.asarray(arr), name, "memory-mapped array")

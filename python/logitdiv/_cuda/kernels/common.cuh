@@ -286,3 +286,49 @@ __device__ __forceinline__ void fill_tile(const Tile& t, T* g, i64 g_stride, dou
     T v = from_f64<T>(x);
     for (i64 i = t.lo + t.tid; i < t.hi; i += t.nthreads) g[t.row * g_stride + i] = v;
 }
+
+// Whether the row is one that does not count (`skip`: masked out, or labelled ignore_index); if so,
+// writes its results: value 0, not counted, zero gradient (phase 1 of a split row has no
+// statistics to store for it).
+template <class T, class V>
+__device__ __forceinline__ bool skipped_row(bool skip, const Tile& t, int phase, V* values, double* row_values,
+                                            u8* row_status, T* g, i64 cols) {
+    if (!skip) return false;
+    if (phase == 1) return true;
+    write_row(t, values, row_values, row_status, 0.0, false, false);
+    fill_tile(t, g, cols, 0.0);
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rows split across blocks: each chunk stores its partial state (LD_PARTIAL doubles) in one launch
+// and a later launch merges them
+
+__device__ __forceinline__ double* chunk_slot(double* partial, const Tile& t, int chunks) {
+    return partial + (t.row * chunks + t.chunk) * LD_PARTIAL;
+}
+
+// The state of a split row: its chunks' partial states, read by `load` and merged in chunk order.
+template <class S>
+__device__ __forceinline__ S merged_chunks(const double* partial, const Tile& t, int chunks, S (*load)(const double*)) {
+    const double* row = partial + t.row * chunks * LD_PARTIAL;
+    S s = load(row);
+    for (int c = 1; c < chunks; ++c) s = merge(s, load(row + c * LD_PARTIAL));
+    return s;
+}
+
+// One reduction pass over a row (numbered `pass`, from 1) under the launch's phase: phase 0 sweeps
+// the whole row; a split row sweeps each chunk in the pass's own phase and stores the chunk's
+// state (the kernel stops there: false), and merges the chunks' states in the phases after it.
+template <class S, class Sweep>
+__device__ __forceinline__ bool row_pass(S& state, int pass, int phase, const Tile& t, double* partial, int chunks,
+                                         Sweep sweep, void (*store)(double*, const S&), S (*load)(const double*)) {
+    if (phase == 0 || phase == pass) {
+        state = group_reduce(sweep(), t.block_mode);
+        if (phase == 0) return true;
+        if (t.tid == 0) store(chunk_slot(partial, t, chunks), state);
+        return false;
+    }
+    state = merged_chunks(partial, t, chunks, load);
+    return true;
+}

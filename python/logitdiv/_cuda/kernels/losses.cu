@@ -84,38 +84,29 @@ __global__ void softmax_ce(const T* s, i64 s_stride, const i64* labels, i64 igno
     const u8* mr = mask ? mask + tl.row * mask_stride : (const u8*)0;
     const U* pr = probs ? probs + tl.row * p_stride : (const U*)0;
     const i64 label = labels ? labels[tl.row] : 0;
-    if ((row_mask && !row_mask[tl.row]) || (labels && label == ignore_index)) {
-        if (phase == 1) return;
-        write_row(tl, values, row_values, row_status, 0.0, false, false);
-        fill_tile(tl, g, cols, 0.0);
-        return;
-    }
+    const bool skip = (row_mask && !row_mask[tl.row]) || (labels && label == ignore_index);
+    if (skipped_row(skip, tl, phase, values, row_values, row_status, g, cols)) return;
     const bool label_ok = !labels || (label >= 0 && label < cols);
 
-    CeStats st = ce_empty();
-    if (phase <= 1) {
+    CeStats st;
+    const auto sweep = [&] {
+        CeStats mine = ce_empty();
         for (i64 i = tl.lo + tl.tid; i < tl.hi; i += tl.nthreads) {
             double y = 0.0;
             if (pr) {
                 y = to_f64(pr[i]);
-                if (!(y >= 0.0 && ld_isfinite(y))) { st.invalid = 1; y = 0.0; }
+                if (!(y >= 0.0 && ld_isfinite(y))) { mine.invalid = 1; y = 0.0; }
             }
             double raw = to_f64(sr[i]);
             double x = raw * inv_tau;
-            if (mr && !mr[i]) { if (y > 0.0) st.unsupported = 1; continue; }
-            if (out_of_domain(raw, x)) { st.bad = 1; continue; }
-            if (x == -ld_inf()) { if (y > 0.0) st.unsupported = 1; continue; }
-            ce_push(st, x, y);
+            if (mr && !mr[i]) { if (y > 0.0) mine.unsupported = 1; continue; }
+            if (out_of_domain(raw, x)) { mine.bad = 1; continue; }
+            if (x == -ld_inf()) { if (y > 0.0) mine.unsupported = 1; continue; }
+            ce_push(mine, x, y);
         }
-        st = group_reduce(st, tl.block_mode);
-        if (phase == 1) {
-            if (tl.tid == 0) store_ce(partial + (tl.row * chunks + tl.chunk) * LD_PARTIAL, st);
-            return;
-        }
-    } else {
-        st = load_ce(partial + tl.row * chunks * LD_PARTIAL);
-        for (int c = 1; c < chunks; ++c) st = merge(st, load_ce(partial + (tl.row * chunks + c) * LD_PARTIAL));
-    }
+        return mine;
+    };
+    if (!row_pass(st, 1, phase, tl, partial, chunks, sweep, store_ce, load_ce)) return;
     if (!label_ok) st.invalid = 1;
     if (labels && label_ok) {
         double x = to_f64(sr[label]) * inv_tau;
@@ -180,12 +171,7 @@ __global__ void bce(const T* s, i64 s_stride, const U* target, i64 y_stride, con
                     double* partial) {
     const Tile tl = make_tile(rows, cols, warp_rows, chunks, chunk_len);
     if (!tl.active) return;
-    if (row_mask && !row_mask[tl.row]) {
-        if (phase == 1) return;
-        write_row(tl, values, row_values, row_status, 0.0, false, false);
-        fill_tile(tl, g, cols, 0.0);
-        return;
-    }
+    if (skipped_row(row_mask && !row_mask[tl.row], tl, phase, values, row_values, row_status, g, cols)) return;
     const T* sr = s + tl.row * s_stride;
     const U* yr = target + tl.row * y_stride;
     const double* pwr = pos_weight ? pos_weight + tl.row * pw_stride : (const double*)0;
@@ -216,7 +202,7 @@ __global__ void bce(const T* s, i64 s_stride, const U* target, i64 y_stride, con
         }
         if (phase == 1) {
             e = group_reduce(e, tl.block_mode);
-            if (tl.tid == 0) store_elem(partial + (tl.row * chunks + tl.chunk) * LD_PARTIAL, e);
+            if (tl.tid == 0) store_elem(chunk_slot(partial, tl, chunks), e);
             return;
         }
     }
@@ -288,38 +274,29 @@ __global__ void multilabel_ce(const T* s, i64 s_stride, const U* target, i64 y_s
                               int warp_rows, int chunks, i64 chunk_len, double* partial) {
     const Tile tl = make_tile(rows, cols, warp_rows, chunks, chunk_len);
     if (!tl.active) return;
-    if (row_mask && !row_mask[tl.row]) {
-        if (phase == 1) return;
-        write_row(tl, values, row_values, row_status, 0.0, false, false);
-        fill_tile(tl, g, cols, 0.0);
-        return;
-    }
+    if (skipped_row(row_mask && !row_mask[tl.row], tl, phase, values, row_values, row_status, g, cols)) return;
     const T* sr = s + tl.row * s_stride;
     const U* yr = target + tl.row * y_stride;
     const u8* mr = mask ? mask + tl.row * mask_stride : (const u8*)0;
     MlStats m;
-    if (phase <= 1) {
-        m.neg.max = -ld_inf(); m.neg.sum = 0.0; m.pos = m.neg; m.n = 0; m.bad = 0; m.unsupported = 0; m.invalid = 0;
+    const auto sweep = [&] {
+        MlStats mine;
+        mine.neg.max = -ld_inf(); mine.neg.sum = 0.0; mine.pos = mine.neg; mine.n = 0; mine.bad = 0; mine.unsupported = 0;
+        mine.invalid = 0;
         for (i64 i = tl.lo + tl.tid; i < tl.hi; i += tl.nthreads) {
             double y = to_f64(yr[i]);
-            if (!(y >= 0.0 && y <= 1.0)) { m.invalid = 1; continue; }
+            if (!(y >= 0.0 && y <= 1.0)) { mine.invalid = 1; continue; }
             double x = to_f64(sr[i]);
-            if (mr && !mr[i]) { if (y > 0.0) m.unsupported = 1; continue; }
-            if (out_of_domain(x, x)) { m.bad = 1; continue; }
-            if (x == -ld_inf()) { if (y > 0.0) m.unsupported = 1; continue; }
-            m.n += 1;
-            if (y < 1.0) l1pse_push(m.neg, x, 1.0 - y);
-            if (y > 0.0) l1pse_push(m.pos, -x, y);
+            if (mr && !mr[i]) { if (y > 0.0) mine.unsupported = 1; continue; }
+            if (out_of_domain(x, x)) { mine.bad = 1; continue; }
+            if (x == -ld_inf()) { if (y > 0.0) mine.unsupported = 1; continue; }
+            mine.n += 1;
+            if (y < 1.0) l1pse_push(mine.neg, x, 1.0 - y);
+            if (y > 0.0) l1pse_push(mine.pos, -x, y);
         }
-        m = group_reduce(m, tl.block_mode);
-        if (phase == 1) {
-            if (tl.tid == 0) store_ml(partial + (tl.row * chunks + tl.chunk) * LD_PARTIAL, m);
-            return;
-        }
-    } else {
-        m = load_ml(partial + tl.row * chunks * LD_PARTIAL);
-        for (int c = 1; c < chunks; ++c) m = merge(m, load_ml(partial + (tl.row * chunks + c) * LD_PARTIAL));
-    }
+        return mine;
+    };
+    if (!row_pass(m, 1, phase, tl, partial, chunks, sweep, store_ml, load_ml)) return;
     if (m.bad || m.invalid || m.unsupported) {
         double value = (m.bad || m.invalid) ? ld_nan() : ld_inf();
         write_row(tl, values, row_values, row_status, value, true, m.invalid != 0);

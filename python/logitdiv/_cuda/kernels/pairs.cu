@@ -240,19 +240,11 @@ __global__ void softmax_pair(const T* s, i64 s_stride, const T* t, i64 t_stride,
     const T* tr = t + tl.row * t_stride;
     const u8* mr = mask ? mask + tl.row * mask_stride : (const u8*)0;
     const bool want_grad = gs || gt;
-    double* slot = partial ? partial + (tl.row * chunks + tl.chunk) * LD_PARTIAL : (double*)0;
 
     PairStats st;
-    if (phase <= 1) {
-        st = group_reduce(pair_sweep1(tl, sr, tr, mr, inv_tau), tl.block_mode);
-        if (phase == 1) {
-            if (tl.tid == 0) store_pair_stats(slot, st);
-            return;
-        }
-    } else {
-        st = load_pair_stats(partial + tl.row * chunks * LD_PARTIAL);
-        for (int c = 1; c < chunks; ++c) st = merge(st, load_pair_stats(partial + (tl.row * chunks + c) * LD_PARTIAL));
-    }
+    if (!row_pass(st, 1, phase, tl, partial, chunks, [&] { return pair_sweep1(tl, sr, tr, mr, inv_tau); },
+                  store_pair_stats, load_pair_stats))
+        return;
     const PairRow r = pair_row(st);
     if (r.special) {
         if (phase == 2) return;
@@ -263,16 +255,10 @@ __global__ void softmax_pair(const T* s, i64 s_stride, const T* t, i64 t_stride,
         return;
     }
     PairSums sums;
-    if (phase == 0 || phase == 2) {
-        sums = group_reduce(pair_sweep2(tl, sr, tr, mr, inv_tau, r, kind, beta, want_grad), tl.block_mode);
-        if (phase == 2) {
-            if (tl.tid == 0) store_pair_sums(slot, sums);
-            return;
-        }
-    } else {
-        sums = load_pair_sums(partial + tl.row * chunks * LD_PARTIAL);
-        for (int c = 1; c < chunks; ++c) sums = merge(sums, load_pair_sums(partial + (tl.row * chunks + c) * LD_PARTIAL));
-    }
+    if (!row_pass(sums, 2, phase, tl, partial, chunks,
+                  [&] { return pair_sweep2(tl, sr, tr, mr, inv_tau, r, kind, beta, want_grad); },
+                  store_pair_sums, load_pair_sums))
+        return;
     const double value = pair_value(sums, kind, beta);
     write_row(tl, values, row_values, row_status, value, true, false);
     if (!want_grad) return;
@@ -306,9 +292,7 @@ __device__ __forceinline__ ElemStats load_elem(const double* p) {
 // The merged state of a split row (phase 3), or this tile's reduced state (phase 0).
 __device__ __forceinline__ ElemStats elem_finish_state(const Tile& tl, ElemStats mine, int phase, int chunks, const double* partial) {
     if (phase == 0) return group_reduce(mine, tl.block_mode);
-    ElemStats e = load_elem(partial + tl.row * chunks * LD_PARTIAL);
-    for (int c = 1; c < chunks; ++c) e = merge(e, load_elem(partial + (tl.row * chunks + c) * LD_PARTIAL));
-    return e;
+    return merged_chunks(partial, tl, chunks, load_elem);
 }
 
 // Writes an elementwise row's result: value (NaN when bad), and NaN gradients where the value is
@@ -383,7 +367,7 @@ __global__ void sigmoid_pair(const T* s, i64 s_stride, const T* t, i64 t_stride,
         }
         if (phase == 1) {
             e = group_reduce(e, tl.block_mode);
-            if (tl.tid == 0) store_elem(partial + (tl.row * chunks + tl.chunk) * LD_PARTIAL, e);
+            if (tl.tid == 0) store_elem(chunk_slot(partial, tl, chunks), e);
             return;
         }
     }
