@@ -5,7 +5,8 @@ then float64: docs/MATH.md §7)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+import functools
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union, cast
 
 import numpy as np
 
@@ -15,6 +16,10 @@ from ._dispatch import routes_gpu
 from . import _native
 
 Result = Union[np.ndarray, np.floating, Tuple[Any, ...]]
+if TYPE_CHECKING:  # (typing has them from Python 3.10)
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
 
 
 def _pair(kind: str, s: Any, t: Any, temperature: Any, where: Any, weights: Any, beta: Any, reduction: str,
@@ -121,64 +126,67 @@ _COMMON = """
 """
 
 
-def _described(summary: str, examples: str):
-    """The decorator form of `_public`, for a divergence with a signature of its own (js)."""
-    return lambda f: _public(f, f.__name__, summary, examples)
-
-
 def _public(f: Any, name: str, summary: str, examples: str) -> Any:
-    """Names the divergence `f` (made by one of the makers below) `name`, gives it its docstring,
-    summary + the common parameters + examples, and routes it to the GPU for GPU arrays."""
+    """Names the divergence `f` `name`, gives it its docstring, summary + the common parameters +
+    examples, and routes it to the GPU for GPU arrays."""
     f.__name__ = f.__qualname__ = name
     f.__doc__ = summary + _COMMON + examples
     return routes_gpu("s", "t")(f)
 
 
-# One maker per signature: the divergences that share one take their kind from the maker. They
-# have no return annotation, so that type checkers infer the function and its parameters.
+def _described(summary: str, examples: str) -> Callable[[Callable[P, Result]], Callable[P, Result]]:
+    """`_public` as a decorator, for a divergence with a signature of its own (js)."""
+    return lambda f: cast("Callable[P, Result]", _public(f, f.__name__, summary, examples))
 
 
-def _softmax_divergence(name: str, summary: str, examples: str):
+def _of_kind(body: Callable[Concatenate[str, P], Result], kind: str, summary: str,
+             examples: str) -> Callable[P, Result]:
+    """The public divergence `kind` from a body shared by the divergences of one signature: the
+    body with its first argument bound (its signature, for `inspect` and type checkers, is the
+    body's without it)."""
+    f = functools.partial(body, kind)
+    f.__module__ = __name__  # type: ignore[attr-defined]
+    return cast("Callable[P, Result]", _public(f, kind, summary, examples))
+
+
+# One body per signature; the divergences that share it are made by `_of_kind`.
+
+
+def _softmax_divergence(
+    kind: str,
+    s: Any,
+    t: Any,
+    *,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+    softcap: Optional[float] = None,
+) -> Result:
     """kl, sym_kl and tv: the softmax divergences without options of their own."""
-
-    def divergence(
-        s: Any,
-        t: Any,
-        *,
-        temperature: float = 1.0,
-        where: Any = None,
-        reduction: str = "none",
-        grad: bool = False,
-        out: Optional[np.ndarray] = None,
-        grad_out: Any = None,
-        softcap: Optional[float] = None,
-    ) -> Result:
-        return _pair(name, s, t, temperature, where, None, 0.5, reduction, grad, out, grad_out, softcap)
-
-    return _public(divergence, name, summary, examples)
+    return _pair(kind, s, t, temperature, where, None, 0.5, reduction, grad, out, grad_out, softcap)
 
 
-def _sigmoid_divergence(name: str, summary: str, examples: str):
+def _sigmoid_divergence(
+    kind: str,
+    s: Any,
+    t: Any,
+    *,
+    weights: Any = None,
+    temperature: float = 1.0,
+    where: Any = None,
+    reduction: str = "none",
+    grad: bool = False,
+    out: Optional[np.ndarray] = None,
+    grad_out: Any = None,
+) -> Result:
     """sigmoid_kl and sigmoid_sym_kl: per-class weights, no soft cap."""
-
-    def divergence(
-        s: Any,
-        t: Any,
-        *,
-        weights: Any = None,
-        temperature: float = 1.0,
-        where: Any = None,
-        reduction: str = "none",
-        grad: bool = False,
-        out: Optional[np.ndarray] = None,
-        grad_out: Any = None,
-    ) -> Result:
-        return _pair(name, s, t, temperature, where, weights, 0.5, reduction, grad, out, grad_out)
-
-    return _public(divergence, name, summary, examples)
+    return _pair(kind, s, t, temperature, where, weights, 0.5, reduction, grad, out, grad_out)
 
 
-kl = _softmax_divergence("kl", """Kullback–Leibler divergence KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
+kl = _of_kind(_softmax_divergence, "kl", """Kullback–Leibler divergence KL(p‖q) per row, p = softmax(s/τ), q = softmax(t/τ).
 
     KL(p‖q) = Σ_i p_i (log p_i − log q_i), computed as Σ_i p_i φ(w_i) with w_i = log p_i − log q_i
     and φ(w) = w − 1 + e^{−w} ≥ 0, so it is exactly 0 for equal rows, never negative, and keeps its
@@ -193,7 +201,7 @@ kl = _softmax_divergence("kl", """Kullback–Leibler divergence KL(p‖q) per ro
     """)
 
 
-sym_kl = _softmax_divergence("sym_kl", """Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
+sym_kl = _of_kind(_softmax_divergence, "sym_kl", """Symmetric KL, KL(p‖q) + KL(q‖p) = Σ_i (p_i − q_i)(s_i − t_i)/τ per row.
 
     Computed as Σ_i |w_i| · max(p_i, q_i) · (1 − e^{−|w_i|}) with w_i = log p_i − log q_i, every
     term ≥ 0. Gradient w.r.t. s/τ: p ⊙ (δ − ⟨p, δ⟩) + (p − q), δ = (s − t)/τ; w.r.t. t/τ: by symmetry.
@@ -236,7 +244,7 @@ def js(
     return _pair("js", s, t, temperature, where, None, beta, reduction, grad, out, grad_out, softcap)
 
 
-tv = _softmax_divergence("tv", """Total variation distance ½ Σ_i |p_i − q_i| per row, p = softmax(s/τ), q = softmax(t/τ).
+tv = _of_kind(_softmax_divergence, "tv", """Total variation distance ½ Σ_i |p_i − q_i| per row, p = softmax(s/τ), q = softmax(t/τ).
 
     Liger-Kernel's distillation loss ``LigerTVDLoss``, here from logits. Each |p_i − q_i| is formed
     without cancellation (p_i · |expm1(−w_i)|, w_i = log p_i − log q_i, where the rows nearly
@@ -253,7 +261,7 @@ tv = _softmax_divergence("tv", """Total variation distance ½ Σ_i |p_i − q_i|
     """)
 
 
-sigmoid_kl = _sigmoid_divergence("sigmoid_kl", """Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.
+sigmoid_kl = _of_kind(_sigmoid_divergence, "sigmoid_kl", """Sigmoid KL: Σ_i w_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))) per row.
 
     Each class is an independent Bernoulli pair: softplus(t') − softplus(s') − σ(s')(t' − s'),
     computed as the two-class KL of [s', 0] against [t', 0] in non-negative parts. `weights`
@@ -270,7 +278,7 @@ sigmoid_kl = _sigmoid_divergence("sigmoid_kl", """Sigmoid KL: Σ_i w_i KL(Bern(�
     """)
 
 
-sigmoid_sym_kl = _sigmoid_divergence("sigmoid_sym_kl", """GlobalPointer KL: Σ_i w_i (σ(s_i/τ) − σ(t_i/τ)) (s_i − t_i)/τ per row (Su, kexue.fm 9039 eq. 6).
+sigmoid_sym_kl = _of_kind(_sigmoid_divergence, "sigmoid_sym_kl", """GlobalPointer KL: Σ_i w_i (σ(s_i/τ) − σ(t_i/τ)) (s_i − t_i)/τ per row (Su, kexue.fm 9039 eq. 6).
 
     The symmetric sigmoid KL, sigmoid_kl(s, t) + sigmoid_kl(t, s); every term ≥ 0, with
     σ(a) − σ(b) = σ(b) σ(−a) expm1(a − b) so near-equal logits keep their digits. Gradient w.r.t.
