@@ -64,7 +64,7 @@ mod loss;
 mod outputs;
 mod xla;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 
 /// The GIL policy of every native function: inputs up to this many elements are computed with
@@ -92,7 +92,14 @@ pub(crate) fn core_error(e: logitdiv_core::Error) -> PyErr {
 
 /// Sets the number of worker threads (0: `LOGITDIV_NUM_THREADS` or the number of CPUs).
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
+fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    // an int beyond a machine word stands as usize::MAX, so the core's limit (its ValueError)
+    // speaks for every too-large value; a negative int stays an OverflowError
+    let n = match n.extract::<usize>() {
+        Ok(n) => n,
+        Err(e) if e.is_instance_of::<PyOverflowError>(n.py()) && n.gt(0)? => usize::MAX,
+        Err(e) => return Err(e),
+    };
     logitdiv_core::set_num_threads(n).map_err(core_error)
 }
 

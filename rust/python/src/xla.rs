@@ -319,65 +319,53 @@ type SparseFn<T> = unsafe extern "C" fn(*const T, usize, usize, usize, *const i6
 type GpFn<T> = unsafe extern "C" fn(*const T, usize, usize, usize, usize, *const i64, usize, usize, u32, *const u8, usize, *const ld_options, *mut T, *mut f64, *mut T) -> ld_status;
 type TwoFn<T> = unsafe extern "C" fn(*const T, usize, *const T, usize, usize, usize, *const i64, *const T, usize, *const ld_options, *mut T, *mut f64, *mut T, *mut T) -> ld_status;
 
+/// The names of the functions in the tables of [`Float`], in their order.
+const PAIR_NAMES: [&str; 6] = ["kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl"];
+const DENSE_NAMES: [&str; 2] = ["bce", "multilabel_ce"];
+const TWO_NAMES: [&str; 2] = ["kd_loss", "rdrop_loss"];
+
+/// The entry point of `table` named `function` (`names` in the table's order).
+fn named<F: Copy>(names: &[&str], table: &[F], function: &str) -> Option<F> {
+    names.iter().position(|n| *n == function).map(|i| table[i])
+}
+
 /// float32 and float64: the XLA type and the C ABI's entry points.
 trait Float: Copy + From<f32> + 'static {
     const DTYPE: i32;
-    /// kl, sym_kl, js, tv, sigmoid_kl, sigmoid_sym_kl.
-    const PAIR: [(&'static str, PairFn<Self>); 6];
+    const PAIR: [PairFn<Self>; 6];
     const CE: CeFn<Self>;
-    /// bce, multilabel_ce.
-    const DENSE: [(&'static str, DenseFn<Self>); 2];
+    const DENSE: [DenseFn<Self>; 2];
     const GAMMA: GammaFn<Self>;
     const SPARSE: SparseFn<Self>;
     const GP: GpFn<Self>;
-    /// kd_loss, rdrop_loss.
-    const TWO: [(&'static str, TwoFn<Self>); 2];
+    const TWO: [TwoFn<Self>; 2];
     fn from_f64(x: f64) -> Self;
 }
 
-impl Float for f32 {
-    const DTYPE: i32 = DTYPE_F32;
-    const PAIR: [(&'static str, PairFn<f32>); 6] = [
-        ("kl", capi::ld_kl_f32),
-        ("sym_kl", capi::ld_sym_kl_f32),
-        ("js", capi::ld_js_f32),
-        ("tv", capi::ld_tv_f32),
-        ("sigmoid_kl", capi::ld_sigmoid_kl_f32),
-        ("sigmoid_sym_kl", capi::ld_sigmoid_sym_kl_f32),
-    ];
-    const CE: CeFn<f32> = capi::ld_softmax_ce_ex_f32;
-    const DENSE: [(&'static str, DenseFn<f32>); 2] =
-        [("bce", capi::ld_bce_f32), ("multilabel_ce", capi::ld_multilabel_ce_f32)];
-    const GAMMA: GammaFn<f32> = capi::ld_gamma_ce_f32;
-    const SPARSE: SparseFn<f32> = capi::ld_sparse_multilabel_ce_f32;
-    const GP: GpFn<f32> = capi::ld_globalpointer_ce_f32;
-    const TWO: [(&'static str, TwoFn<f32>); 2] = [("kd_loss", capi::ld_kd_loss_f32), ("rdrop_loss", capi::ld_rdrop_loss_f32)];
-    fn from_f64(x: f64) -> f32 {
-        x as f32
-    }
+/// `Float` for `$t`: the entry points of that element type, the tables in their names' order.
+macro_rules! float {
+    ($t:ty, $dtype:expr, [$($pair:ident),+], $ce:ident, [$($dense:ident),+], $gamma:ident, $sparse:ident, $gp:ident, [$($two:ident),+]) => {
+        impl Float for $t {
+            const DTYPE: i32 = $dtype;
+            const PAIR: [PairFn<$t>; 6] = [$(capi::$pair),+];
+            const CE: CeFn<$t> = capi::$ce;
+            const DENSE: [DenseFn<$t>; 2] = [$(capi::$dense),+];
+            const GAMMA: GammaFn<$t> = capi::$gamma;
+            const SPARSE: SparseFn<$t> = capi::$sparse;
+            const GP: GpFn<$t> = capi::$gp;
+            const TWO: [TwoFn<$t>; 2] = [$(capi::$two),+];
+            fn from_f64(x: f64) -> $t {
+                x as $t
+            }
+        }
+    };
 }
-
-impl Float for f64 {
-    const DTYPE: i32 = DTYPE_F64;
-    const PAIR: [(&'static str, PairFn<f64>); 6] = [
-        ("kl", capi::ld_kl_f64),
-        ("sym_kl", capi::ld_sym_kl_f64),
-        ("js", capi::ld_js_f64),
-        ("tv", capi::ld_tv_f64),
-        ("sigmoid_kl", capi::ld_sigmoid_kl_f64),
-        ("sigmoid_sym_kl", capi::ld_sigmoid_sym_kl_f64),
-    ];
-    const CE: CeFn<f64> = capi::ld_softmax_ce_ex_f64;
-    const DENSE: [(&'static str, DenseFn<f64>); 2] =
-        [("bce", capi::ld_bce_f64), ("multilabel_ce", capi::ld_multilabel_ce_f64)];
-    const GAMMA: GammaFn<f64> = capi::ld_gamma_ce_f64;
-    const SPARSE: SparseFn<f64> = capi::ld_sparse_multilabel_ce_f64;
-    const GP: GpFn<f64> = capi::ld_globalpointer_ce_f64;
-    const TWO: [(&'static str, TwoFn<f64>); 2] = [("kd_loss", capi::ld_kd_loss_f64), ("rdrop_loss", capi::ld_rdrop_loss_f64)];
-    fn from_f64(x: f64) -> f64 {
-        x
-    }
-}
+float!(f32, DTYPE_F32, [ld_kl_f32, ld_sym_kl_f32, ld_js_f32, ld_tv_f32, ld_sigmoid_kl_f32, ld_sigmoid_sym_kl_f32],
+    ld_softmax_ce_ex_f32, [ld_bce_f32, ld_multilabel_ce_f32], ld_gamma_ce_f32, ld_sparse_multilabel_ce_f32,
+    ld_globalpointer_ce_f32, [ld_kd_loss_f32, ld_rdrop_loss_f32]);
+float!(f64, DTYPE_F64, [ld_kl_f64, ld_sym_kl_f64, ld_js_f64, ld_tv_f64, ld_sigmoid_kl_f64, ld_sigmoid_sym_kl_f64],
+    ld_softmax_ce_ex_f64, [ld_bce_f64, ld_multilabel_ce_f64], ld_gamma_ce_f64, ld_sparse_multilabel_ce_f64,
+    ld_globalpointer_ce_f64, [ld_kd_loss_f64, ld_rdrop_loss_f64]);
 
 // ---------------------------------------------------------------------------------------------
 // Laying the operands out as the C ABI's arguments
@@ -603,11 +591,11 @@ unsafe fn run<T: Float>(call: &Call<'_>) -> Result<(), String> {
     let f = call.function;
     // SAFETY (every call below): each pointer is NULL or one of XLA's buffers of the size the C ABI
     // reads for `rows` × `cols` (the Python side shapes them so; the C ABI checks the rest).
-    let status = if let Some((_, pair)) = T::PAIR.iter().find(|(name, _)| *name == f) {
+    let status = if let Some(pair) = named(&PAIR_NAMES, &T::PAIR, f) {
         unsafe { pair(x0p, cols, x1p, cols, rows, cols, &options, values, result.slot(), g0, g1) }
-    } else if let Some((_, two)) = T::TWO.iter().find(|(name, _)| *name == f) {
+    } else if let Some(two) = named(&TWO_NAMES, &T::TWO, f) {
         unsafe { two(x0p, cols, x1p, cols, rows, cols, labels, target, cols, &options, values, result.slot(), g0, g1) }
-    } else if let Some((_, dense)) = T::DENSE.iter().find(|(name, _)| *name == f) {
+    } else if let Some(dense) = named(&DENSE_NAMES, &T::DENSE, f) {
         unsafe { dense(x0p, cols, rows, cols, target, cols, &options, values, result.slot(), g0) }
     } else if f == "softmax_ce" {
         let z_values = typed::<T>(call.outs[Out::ZValues as usize], "z_values")?;
