@@ -93,14 +93,17 @@ pub(crate) fn core_error(e: logitdiv_core::Error) -> PyErr {
 /// Sets the number of worker threads (0: `LOGITDIV_NUM_THREADS` or the number of CPUs).
 #[pyfunction]
 fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
-    // an int beyond a machine word stands as usize::MAX, so the core's limit (its ValueError)
-    // speaks for every too-large value; a negative int stays an OverflowError
-    let n = match n.extract::<usize>() {
-        Ok(n) => n,
-        Err(e) if e.is_instance_of::<PyOverflowError>(n.py()) && n.gt(0)? => usize::MAX,
-        Err(e) => return Err(e),
-    };
-    logitdiv_core::set_num_threads(n).map_err(core_error)
+    match n.extract::<usize>() {
+        Ok(n) => logitdiv_core::set_num_threads(n).map_err(core_error),
+        // beyond a machine word (so beyond the limit too): the core's ValueError for usize::MAX,
+        // naming the value as given, so its rule speaks for every too-large value
+        Err(e) if e.is_instance_of::<PyOverflowError>(n.py()) && n.gt(0)? => match logitdiv_core::set_num_threads(usize::MAX) {
+            Err(limit) => Err(PyValueError::new_err(limit.to_string().replace(&usize::MAX.to_string(), &n.to_string()))),
+            Ok(()) => Ok(()),
+        },
+        // a negative int stays an OverflowError, anything else a TypeError
+        Err(e) => Err(e),
+    }
 }
 
 /// The number of worker threads.

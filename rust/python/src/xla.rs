@@ -28,12 +28,15 @@ use logitdiv::{ld_options, ld_status};
 const EXTENSION_METADATA: i32 = 1;
 const STAGE_EXECUTE: i32 = 3;
 const ERROR_INVALID_ARGUMENT: i32 = 3;
-const DTYPE_PRED: i32 = 1;
-const DTYPE_S32: i32 = 4;
-const DTYPE_S64: i32 = 5;
-const DTYPE_U8: i32 = 6;
-const DTYPE_F32: i32 = 11;
-const DTYPE_F64: i32 = 12;
+/// XLA_FFI_DataType: the element types read here.
+mod dtype {
+    pub const PRED: i32 = 1;
+    pub const S32: i32 = 4;
+    pub const S64: i32 = 5;
+    pub const U8: i32 = 6;
+    pub const F32: i32 = 11;
+    pub const F64: i32 = 12;
+}
 const ATTR_ARRAY: i32 = 1;
 const ATTR_STRING: i32 = 4;
 /// The API version the handler is written against (the structs below exist unchanged since 0.1).
@@ -280,9 +283,9 @@ unsafe fn decode(frame: &CallFrame) -> Result<Call<'_>, String> {
     // SAFETY: the caller's contract.
     let (ins_at, outs_at, opts_at) = unsafe {
         (
-            array_attr::<i64>(attrs, "ins", DTYPE_S64, N_IN)?,
-            array_attr::<i64>(attrs, "outs", DTYPE_S64, N_OUT)?,
-            array_attr::<f64>(attrs, "opts", DTYPE_F64, N_OPT)?,
+            array_attr::<i64>(attrs, "ins", dtype::S64, N_IN)?,
+            array_attr::<i64>(attrs, "outs", dtype::S64, N_OUT)?,
+            array_attr::<f64>(attrs, "opts", dtype::F64, N_OPT)?,
         )
     };
     let pick = |ops: &Operands, at: i64, what: &str| -> Result<Option<&Buffer>, String> {
@@ -360,10 +363,10 @@ macro_rules! float {
         }
     };
 }
-float!(f32, DTYPE_F32, [ld_kl_f32, ld_sym_kl_f32, ld_js_f32, ld_tv_f32, ld_sigmoid_kl_f32, ld_sigmoid_sym_kl_f32],
+float!(f32, dtype::F32, [ld_kl_f32, ld_sym_kl_f32, ld_js_f32, ld_tv_f32, ld_sigmoid_kl_f32, ld_sigmoid_sym_kl_f32],
     ld_softmax_ce_ex_f32, [ld_bce_f32, ld_multilabel_ce_f32], ld_gamma_ce_f32, ld_sparse_multilabel_ce_f32,
     ld_globalpointer_ce_f32, [ld_kd_loss_f32, ld_rdrop_loss_f32]);
-float!(f64, DTYPE_F64, [ld_kl_f64, ld_sym_kl_f64, ld_js_f64, ld_tv_f64, ld_sigmoid_kl_f64, ld_sigmoid_sym_kl_f64],
+float!(f64, dtype::F64, [ld_kl_f64, ld_sym_kl_f64, ld_js_f64, ld_tv_f64, ld_sigmoid_kl_f64, ld_sigmoid_sym_kl_f64],
     ld_softmax_ce_ex_f64, [ld_bce_f64, ld_multilabel_ce_f64], ld_gamma_ce_f64, ld_sparse_multilabel_ce_f64,
     ld_globalpointer_ce_f64, [ld_kd_loss_f64, ld_rdrop_loss_f64]);
 
@@ -391,8 +394,8 @@ fn typed<T: Float>(b: Option<&Buffer>, what: &str) -> Result<*mut T, String> {
 fn int64s(b: Option<&Buffer>, keep: &mut Vec<i64>) -> Result<*const i64, String> {
     match b {
         None => Ok(ptr::null()),
-        Some(b) if b.dtype == DTYPE_S64 => Ok(data(b)),
-        Some(b) if b.dtype == DTYPE_S32 => {
+        Some(b) if b.dtype == dtype::S64 => Ok(data(b)),
+        Some(b) if b.dtype == dtype::S32 => {
             // SAFETY: an int32 buffer of `elements` values.
             let src = unsafe { std::slice::from_raw_parts(data::<i32>(b), elements(b)) };
             *keep = src.iter().map(|&v| i64::from(v)).collect();
@@ -408,8 +411,8 @@ fn float64s(b: Option<&Buffer>, cols: usize, keep: &mut Vec<f64>, what: &str) ->
     let n = elements(b);
     let stride = if n == cols { 0 } else { cols };
     match b.dtype {
-        DTYPE_F64 => Ok((data(b), stride)),
-        DTYPE_F32 => {
+        dtype::F64 => Ok((data(b), stride)),
+        dtype::F32 => {
             // SAFETY: a float32 buffer of `n` values.
             let src = unsafe { std::slice::from_raw_parts(data::<f32>(b), n) };
             *keep = src.iter().map(|&v| f64::from(v)).collect();
@@ -422,7 +425,7 @@ fn float64s(b: Option<&Buffer>, cols: usize, keep: &mut Vec<f64>, what: &str) ->
 fn bytes(b: Option<&Buffer>, what: &str) -> Result<*const u8, String> {
     match b {
         None => Ok(ptr::null()),
-        Some(b) if b.dtype == DTYPE_PRED || b.dtype == DTYPE_U8 => Ok(data(b)),
+        Some(b) if b.dtype == dtype::PRED || b.dtype == dtype::U8 => Ok(data(b)),
         Some(b) => Err(format!("{what}: element type {} (bool expected)", b.dtype)),
     }
 }
@@ -440,7 +443,7 @@ fn advise_huge_pages(b: Option<&Buffer>) {
             fn madvise(addr: *mut c_void, len: usize, advice: i32) -> i32;
         }
         let Some(b) = b else { return };
-        let bytes = elements(b) * if b.dtype == DTYPE_F64 { 8 } else { 4 };
+        let bytes = elements(b) * if b.dtype == dtype::F64 { 8 } else { 4 };
         let start = b.data as usize;
         let (first, end) = (start.next_multiple_of(HUGE), start + bytes);
         if b.data.is_null() || end < first + 2 * HUGE {
@@ -691,10 +694,10 @@ unsafe fn execute(frame: &CallFrame) -> Result<(), String> {
     let scaling = call.function == "scale";
     // SAFETY: the buffers are XLA's, for this call.
     match x0.dtype {
-        DTYPE_F32 if scaling => unsafe { scale::<f32>(&call) },
-        DTYPE_F64 if scaling => unsafe { scale::<f64>(&call) },
-        DTYPE_F32 => unsafe { run::<f32>(&call) },
-        DTYPE_F64 => unsafe { run::<f64>(&call) },
+        dtype::F32 if scaling => unsafe { scale::<f32>(&call) },
+        dtype::F64 if scaling => unsafe { scale::<f64>(&call) },
+        dtype::F32 => unsafe { run::<f32>(&call) },
+        dtype::F64 => unsafe { run::<f64>(&call) },
         other => Err(format!("logits of element type {other}: float32 or float64 expected")),
     }
 }
