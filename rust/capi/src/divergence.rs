@@ -7,8 +7,8 @@
 use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs};
 
 use crate::options::{self, ld_options, reads, reduction, Name};
-use crate::status::{guard, ld_status, Fail};
-use crate::views::{input, output, output_scalar, output_vec, Repeat};
+use crate::status::{guard, ld_status};
+use crate::views::{input, need_classes, optional_input, output, output_scalar, output_vec, Repeat};
 
 /// # Safety
 /// The pointer contracts of [`input`] and [`output`] for every non-NULL pointer.
@@ -30,9 +30,7 @@ unsafe fn call<T: Elem>(
     // SAFETY: the entry point's contract: every non-NULL pointer covers the elements its sizes and
     // strides describe, and the outputs overlap nothing else.
     guard(|| unsafe {
-        if cols == 0 {
-            return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
-        }
+        need_classes(cols)?;
         let (base, extra) = match kind {
             PairKind::Kl => ("kl", reads::SOFTCAP),
             PairKind::SymKl => ("sym_kl", reads::SOFTCAP),
@@ -45,21 +43,11 @@ unsafe fn call<T: Elem>(
         let result = output_scalar("result", result)?;
         let s = input("s", s, rows, cols, s_stride, Repeat::Refused)?;
         let t = input("t", t, rows, cols, t_stride, Repeat::Refused)?;
-        let mask = if o.mask.is_null() {
-            None
-        } else {
-            Some(input("options.mask", o.mask, rows, cols, o.mask_stride, Repeat::Allowed)?)
-        };
-        let weights = if o.weights.is_null() {
-            None
-        } else {
-            Some(input("options.weights", o.weights, rows, cols, o.weights_stride, Repeat::Allowed)?)
-        };
         let opts = PairOptions {
             temperature: o.temperature,
             beta: o.beta,
-            mask,
-            weights,
+            mask: optional_input("options.mask", o.mask, rows, cols, o.mask_stride)?,
+            weights: optional_input("options.weights", o.weights, rows, cols, o.weights_stride)?,
             reduction: reduction(o.reduction)?,
             softcap: options::softcap(&o),
         };

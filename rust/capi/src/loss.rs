@@ -16,26 +16,15 @@ use logitdiv_core::{
 
 use crate::options::{self, flag, gp_reduction, ld_options, positives_layout, rdrop_kind, reads, reduction, Name};
 use crate::status::{guard, ld_status, Fail};
-use crate::views::{input, input_vec, output, output_scalar, output_vec, Repeat};
-
-fn need_classes(cols: usize) -> Result<(), Fail> {
-    if cols == 0 {
-        return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
-    }
-    Ok(())
-}
+use crate::views::{input, input_vec, need_classes, optional_input, output, output_scalar, output_vec, Repeat};
 
 /// The class mask and row mask of the options.
 ///
 /// # Safety
 /// The pointer contracts of [`input`] for the non-NULL mask pointers of `o`.
 unsafe fn masks<'a>(o: &ld_options, rows: usize, cols: usize) -> Result<Masks<'a>, Fail> {
-    let classes = if o.mask.is_null() {
-        None
-    } else {
-        // SAFETY: the caller's contract.
-        Some(unsafe { input("options.mask", o.mask, rows, cols, o.mask_stride, Repeat::Allowed)? })
-    };
+    // SAFETY: the caller's contract.
+    let classes = unsafe { optional_input("options.mask", o.mask, rows, cols, o.mask_stride)? };
     let rows_kept = if o.row_mask.is_null() {
         None
     } else {
@@ -77,6 +66,32 @@ unsafe fn target<'a, T>(
         )),
         (true, true) if required => Ok(Some(Target::Classes { labels: &[], ignore_index })),
         (true, true) => Ok(None),
+    }
+}
+
+/// The core's view of a loss's outputs: `values` (one per row) and its gradients (rows × cols),
+/// each with its name for errors; a NULL pointer is not asked for, `grad_second` is the second
+/// input's gradient (the two-input losses only).
+///
+/// # Safety
+/// The pointer contracts of [`output_vec`] and [`output`] for the non-NULL pointers.
+unsafe fn loss_outputs<'a, T>(
+    values: *mut T,
+    rows: usize,
+    cols: usize,
+    grad: (&str, *mut T),
+    grad_second: Option<(&str, *mut T)>,
+) -> Result<LossOutputs<'a, T, T>, Fail> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        Ok(LossOutputs {
+            values: output_vec("values", values, rows)?,
+            grad: output(grad.0, grad.1, rows, cols)?,
+            grad_second: match grad_second {
+                Some((what, ptr)) => output(what, ptr, rows, cols)?,
+                None => None,
+            },
+        })
     }
 }
 
@@ -149,11 +164,7 @@ unsafe fn softmax_ce<T: Elem>(
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
         let target = target(labels, target_probs, target_stride, rows, cols, o.ignore_index, true)?;
         let target = target.expect("a required target");
-        let out = LossOutputs {
-            values: output_vec("values", values, rows)?,
-            grad: output("grad", grad, rows, cols)?,
-            grad_second: None,
-        };
+        let out = loss_outputs(values, rows, cols, ("grad", grad), None)?;
         let z_result = output_scalar("z_result", extra.z_result)?;
         let accuracy = output_scalar("accuracy", extra.accuracy)?;
         let ext = CeExtraOutputs {
@@ -201,24 +212,13 @@ unsafe fn dense<T: Elem>(
         let masks = masks(&o, rows, cols)?;
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
         let target = input("target", target, rows, cols, target_stride, Repeat::Refused)?;
-        let out = LossOutputs {
-            values: output_vec("values", values, rows)?,
-            grad: output("grad", grad, rows, cols)?,
-            grad_second: None,
-        };
+        let out = loss_outputs(values, rows, cols, ("grad", grad), None)?;
         let reduced = if multilabel {
             logitdiv_core::multilabel_ce::<T, T, T>(logits, target, &MultilabelOptions { masks, reduction }, out)?
         } else {
-            let per_class = |what: &str, ptr: *const f64, stride: usize| {
-                if ptr.is_null() {
-                    Ok(None)
-                } else {
-                    input(what, ptr, rows, cols, stride, Repeat::Allowed).map(Some)
-                }
-            };
             let opts = BceOptions {
-                pos_weight: per_class("options.pos_weight", o.pos_weight, o.pos_weight_stride)?,
-                weights: per_class("options.weights", o.weights, o.weights_stride)?,
+                pos_weight: optional_input("options.pos_weight", o.pos_weight, rows, cols, o.pos_weight_stride)?,
+                weights: optional_input("options.weights", o.weights, rows, cols, o.weights_stride)?,
                 masks,
                 reduction,
             };
@@ -255,11 +255,7 @@ unsafe fn sparse_multilabel_ce<T: Elem>(
         let opts = SparseMultilabelOptions { masks: masks(&o, rows, cols)?, reduction: reduction(o.reduction)? };
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
         let indices = input("positives", positives, rows, npos, positives_stride, Repeat::Refused)?;
-        let out = LossOutputs {
-            values: output_vec("values", values, rows)?,
-            grad: output("grad", grad, rows, cols)?,
-            grad_second: None,
-        };
+        let out = loss_outputs(values, rows, cols, ("grad", grad), None)?;
         let positives = Positives { indices, pad: o.pad };
         let reduced = logitdiv_core::sparse_multilabel_ce::<T, T>(logits, positives, &opts, out)?;
         write_result(result, reduced);
@@ -312,16 +308,8 @@ unsafe fn globalpointer_ce<T: Elem>(
         let reduction = gp_reduction(o.reduction)?;
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
         let indices = input("positives", positives, rows, width, positives_stride, Repeat::Refused)?;
-        let token_mask = if token_mask.is_null() {
-            None
-        } else {
-            Some(input("token_mask", token_mask, batch, len, token_mask_stride, Repeat::Allowed)?)
-        };
-        let out = LossOutputs {
-            values: output_vec("values", values, rows)?,
-            grad: output("grad", grad, rows, cols)?,
-            grad_second: None,
-        };
+        let token_mask = optional_input("token_mask", token_mask, batch, len, token_mask_stride)?;
+        let out = loss_outputs(values, rows, cols, ("grad", grad), None)?;
         let opts = GlobalPointerOptions { heads, token_mask, spans, reduction };
         let reduced = logitdiv_core::globalpointer_ce::<T, T>(logits, Positives { indices, pad: o.pad }, &opts, out)?;
         write_result(result, reduced);
@@ -359,11 +347,7 @@ unsafe fn gamma_ce<T: Elem>(
         };
         let logits = input("logits", logits, rows, cols, logits_stride, Repeat::Refused)?;
         let labels = input_vec("labels", labels, rows)?;
-        let out = LossOutputs {
-            values: output_vec("values", values, rows)?,
-            grad: output("grad", grad, rows, cols)?,
-            grad_second: None,
-        };
+        let out = loss_outputs(values, rows, cols, ("grad", grad), None)?;
         let reduced = logitdiv_core::gamma_ce::<T, T>(logits, labels, &opts, out)?;
         write_result(result, reduced);
         Ok(())
@@ -424,11 +408,7 @@ unsafe fn kd_loss<T: Elem>(
         let student = input("student", student, rows, cols, student_stride, Repeat::Refused)?;
         let teacher = input("teacher", teacher, rows, cols, teacher_stride, Repeat::Refused)?;
         let target = target(labels, target_probs, target_stride, rows, cols, o.ignore_index, false)?;
-        let out = LossOutputs {
-            values: output_vec("values", values, rows)?,
-            grad: output("grad_student", grad_student, rows, cols)?,
-            grad_second: output("grad_teacher", grad_teacher, rows, cols)?,
-        };
+        let out = loss_outputs(values, rows, cols, ("grad_student", grad_student), Some(("grad_teacher", grad_teacher)))?;
         let reduced = logitdiv_core::kd_loss::<T, T, T>(student, teacher, target, &opts, out)?;
         write_result(result, reduced);
         Ok(())
@@ -474,11 +454,7 @@ unsafe fn rdrop_loss<T: Elem>(
         let s2 = input("s2", s2, rows, cols, s2_stride, Repeat::Refused)?;
         let target = target(labels, target_probs, target_stride, rows, cols, o.ignore_index, true)?;
         let target = target.expect("a required target");
-        let out = LossOutputs {
-            values: output_vec("values", values, rows)?,
-            grad: output("grad_s1", grad_s1, rows, cols)?,
-            grad_second: output("grad_s2", grad_s2, rows, cols)?,
-        };
+        let out = loss_outputs(values, rows, cols, ("grad_s1", grad_s1), Some(("grad_s2", grad_s2)))?;
         let reduced = logitdiv_core::rdrop_loss::<T, T, T>(s1, s2, target, &opts, out)?;
         write_result(result, reduced);
         Ok(())

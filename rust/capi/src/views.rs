@@ -121,6 +121,14 @@ fn check_pointer<T>(what: &str, ptr: *const T, len: usize) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Every function over classes needs at least one (LD_BAD_SHAPE otherwise).
+pub(crate) fn need_classes(cols: usize) -> Result<(), Fail> {
+    if cols == 0 {
+        return Err(Fail::new(ld_status::LD_BAD_SHAPE, "cols must be at least 1 (the classes); got 0"));
+    }
+    Ok(())
+}
+
 /// A read-only view of `rows` × `cols` elements with row stride `stride`.
 ///
 /// # Safety
@@ -147,6 +155,25 @@ pub(crate) unsafe fn input<'a, T>(
         return Rows::new(data, rows, 0, 0).map_err(Fail::from);
     }
     Rows::new(data, rows, cols, stride).map_err(Fail::from)
+}
+
+/// An optional input (a mask or weights, where one row may stand for every row): None for a NULL
+/// pointer, else [`input`] with [`Repeat::Allowed`].
+///
+/// # Safety
+/// As [`input`] for a non-NULL `ptr`.
+pub(crate) unsafe fn optional_input<'a, T>(
+    what: &str,
+    ptr: *const T,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+) -> Result<Option<Rows<'a, T>>, Fail> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller's contract.
+    unsafe { input(what, ptr, rows, cols, stride, Repeat::Allowed) }.map(Some)
 }
 
 /// A writable contiguous `rows` × `cols` view, or None for a NULL pointer ("don't compute it").

@@ -82,44 +82,37 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
 }
 
-impl<'a, 'py> FromPyObject<'a, 'py> for Logits<'py> {
-    type Error = PyErr;
+/// `FromPyObject` for an enum of read-only 2-D arrays (`Logits`, `Probs`): the array becomes the
+/// first variant whose dtype test it passes; a TypeError listing `$want` otherwise.
+macro_rules! by_dtype {
+    ($enum:ident, $name:literal, $want:literal, $($variant:ident: $test:expr),+ $(,)?) => {
+        impl<'a, 'py> FromPyObject<'a, 'py> for $enum<'py> {
+            type Error = PyErr;
 
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        const WANT: &str = "float16, bfloat16, float32 or float64";
-        let obj = obj.to_owned();
-        let array = untyped(&obj, WANT)?;
-        Ok(if is::<f32>(&array) {
-            Logits::F32(readonly("logits", &obj)?)
-        } else if is::<f64>(&array) {
-            Logits::F64(readonly("logits", &obj)?)
-        } else if is::<f16>(&array) {
-            Logits::F16(readonly("logits", &obj)?)
-        } else if dtype_name(&array) == "bfloat16" {
-            // only now: the bfloat16 dtype exists once ml_dtypes (which made this array) is loaded
-            Logits::Bf16(readonly("logits", &obj)?)
-        } else {
-            return Err(PyTypeError::new_err(format!("expected an array of {WANT}; got dtype {}", dtype_name(&array))));
-        })
-    }
+            fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+                let obj = obj.to_owned();
+                let array = untyped(&obj, $want)?;
+                $(
+                    if $test(&array) {
+                        return Ok($enum::$variant(readonly($name, &obj)?));
+                    }
+                )+
+                Err(PyTypeError::new_err(format!("expected an array of {}; got dtype {}", $want, dtype_name(&array))))
+            }
+        }
+    };
 }
-
-impl<'a, 'py> FromPyObject<'a, 'py> for Probs<'py> {
-    type Error = PyErr;
-
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        const WANT: &str = "float32 or float64";
-        let obj = obj.to_owned();
-        let array = untyped(&obj, WANT)?;
-        Ok(if is::<f32>(&array) {
-            Probs::F32(readonly("probabilities", &obj)?)
-        } else if is::<f64>(&array) {
-            Probs::F64(readonly("probabilities", &obj)?)
-        } else {
-            return Err(PyTypeError::new_err(format!("expected an array of {WANT}; got dtype {}", dtype_name(&array))));
-        })
-    }
-}
+by_dtype!(
+    Logits,
+    "logits",
+    "float16, bfloat16, float32 or float64",
+    F32: is::<f32>,
+    F64: is::<f64>,
+    F16: is::<f16>,
+    // tested last, by name: the bfloat16 dtype exists once ml_dtypes (which made this array) is loaded
+    Bf16: |a: &Bound<'_, PyUntypedArray>| dtype_name(a) == "bfloat16",
+);
+by_dtype!(Probs, "probabilities", "float32 or float64", F32: is::<f32>, F64: is::<f64>);
 
 impl<'a, 'py, T: Element> FromPyObject<'a, 'py> for Ro2<'py, T> {
     type Error = PyErr;

@@ -64,7 +64,7 @@ mod loss;
 mod outputs;
 mod xla;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 
 /// The GIL policy of every native function: inputs up to this many elements are computed with
@@ -92,8 +92,18 @@ pub(crate) fn core_error(e: logitdiv_core::Error) -> PyErr {
 
 /// Sets the number of worker threads (0: `LOGITDIV_NUM_THREADS` or the number of CPUs).
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
-    logitdiv_core::set_num_threads(n).map_err(core_error)
+fn set_num_threads(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    match n.extract::<usize>() {
+        Ok(n) => logitdiv_core::set_num_threads(n).map_err(core_error),
+        // beyond a machine word (so beyond the limit too): the core's ValueError for usize::MAX,
+        // naming the value as given, so its rule speaks for every too-large value
+        Err(e) if e.is_instance_of::<PyOverflowError>(n.py()) && n.gt(0)? => match logitdiv_core::set_num_threads(usize::MAX) {
+            Err(limit) => Err(PyValueError::new_err(limit.to_string().replace(&usize::MAX.to_string(), &n.to_string()))),
+            Ok(()) => Ok(()),
+        },
+        // a negative int stays an OverflowError, anything else a TypeError
+        Err(e) => Err(e),
+    }
 }
 
 /// The number of worker threads.

@@ -14,7 +14,7 @@ pub(crate) struct Outputs<'a, 'py> {
 }
 
 /// The output arrays, borrowed for writing.
-pub(crate) struct Borrowed<'py, S: Stored> {
+pub(crate) struct OutputArrays<'py, S: Stored> {
     values: Option<Rw1<'py, S::Value>>,
     grads: [Option<Rw2<'py, S>>; 2],
 }
@@ -22,9 +22,9 @@ pub(crate) struct Borrowed<'py, S: Stored> {
 impl<'py> Outputs<'_, 'py> {
     /// Borrows the outputs for logits of type `S`: TypeError for another dtype, ValueError for an
     /// output that aliases an input.
-    pub(crate) fn borrow<S: Stored>(&self) -> PyResult<Borrowed<'py, S>> {
+    pub(crate) fn borrow<S: Stored>(&self) -> PyResult<OutputArrays<'py, S>> {
         let [g0, g1] = self.grads;
-        Ok(Borrowed {
+        Ok(OutputArrays {
             values: self.values.map(|v| readwrite("out", v)).transpose()?,
             grads: [
                 g0.map(|g| readwrite("grad_out", g)).transpose()?,
@@ -34,7 +34,7 @@ impl<'py> Outputs<'_, 'py> {
     }
 }
 
-impl<S: Stored> Borrowed<'_, S> {
+impl<S: Stored> OutputArrays<'_, S> {
     /// The core's view of the outputs.
     pub(crate) fn views(&mut self) -> PyResult<LossOutputs<'_, S, S::Value>> {
         let values = match self.values.as_mut() {

@@ -28,12 +28,15 @@ use logitdiv::{ld_options, ld_status};
 const EXTENSION_METADATA: i32 = 1;
 const STAGE_EXECUTE: i32 = 3;
 const ERROR_INVALID_ARGUMENT: i32 = 3;
-const DTYPE_PRED: i32 = 1;
-const DTYPE_S32: i32 = 4;
-const DTYPE_S64: i32 = 5;
-const DTYPE_U8: i32 = 6;
-const DTYPE_F32: i32 = 11;
-const DTYPE_F64: i32 = 12;
+/// XLA_FFI_DataType: the element types read here.
+mod dtype {
+    pub const PRED: i32 = 1;
+    pub const S32: i32 = 4;
+    pub const S64: i32 = 5;
+    pub const U8: i32 = 6;
+    pub const F32: i32 = 11;
+    pub const F64: i32 = 12;
+}
 const ATTR_ARRAY: i32 = 1;
 const ATTR_STRING: i32 = 4;
 /// The API version the handler is written against (the structs below exist unchanged since 0.1).
@@ -280,9 +283,9 @@ unsafe fn decode(frame: &CallFrame) -> Result<Call<'_>, String> {
     // SAFETY: the caller's contract.
     let (ins_at, outs_at, opts_at) = unsafe {
         (
-            array_attr::<i64>(attrs, "ins", DTYPE_S64, N_IN)?,
-            array_attr::<i64>(attrs, "outs", DTYPE_S64, N_OUT)?,
-            array_attr::<f64>(attrs, "opts", DTYPE_F64, N_OPT)?,
+            array_attr::<i64>(attrs, "ins", dtype::S64, N_IN)?,
+            array_attr::<i64>(attrs, "outs", dtype::S64, N_OUT)?,
+            array_attr::<f64>(attrs, "opts", dtype::F64, N_OPT)?,
         )
     };
     let pick = |ops: &Operands, at: i64, what: &str| -> Result<Option<&Buffer>, String> {
@@ -319,65 +322,53 @@ type SparseFn<T> = unsafe extern "C" fn(*const T, usize, usize, usize, *const i6
 type GpFn<T> = unsafe extern "C" fn(*const T, usize, usize, usize, usize, *const i64, usize, usize, u32, *const u8, usize, *const ld_options, *mut T, *mut f64, *mut T) -> ld_status;
 type TwoFn<T> = unsafe extern "C" fn(*const T, usize, *const T, usize, usize, usize, *const i64, *const T, usize, *const ld_options, *mut T, *mut f64, *mut T, *mut T) -> ld_status;
 
+/// The names of the functions in the tables of [`Float`], in their order.
+const PAIR_NAMES: [&str; 6] = ["kl", "sym_kl", "js", "tv", "sigmoid_kl", "sigmoid_sym_kl"];
+const DENSE_NAMES: [&str; 2] = ["bce", "multilabel_ce"];
+const TWO_NAMES: [&str; 2] = ["kd_loss", "rdrop_loss"];
+
+/// The entry point of `table` named `function` (`names` in the table's order).
+fn named<F: Copy>(names: &[&str], table: &[F], function: &str) -> Option<F> {
+    names.iter().position(|n| *n == function).map(|i| table[i])
+}
+
 /// float32 and float64: the XLA type and the C ABI's entry points.
 trait Float: Copy + From<f32> + 'static {
     const DTYPE: i32;
-    /// kl, sym_kl, js, tv, sigmoid_kl, sigmoid_sym_kl.
-    const PAIR: [(&'static str, PairFn<Self>); 6];
+    const PAIR: [PairFn<Self>; 6];
     const CE: CeFn<Self>;
-    /// bce, multilabel_ce.
-    const DENSE: [(&'static str, DenseFn<Self>); 2];
+    const DENSE: [DenseFn<Self>; 2];
     const GAMMA: GammaFn<Self>;
     const SPARSE: SparseFn<Self>;
     const GP: GpFn<Self>;
-    /// kd_loss, rdrop_loss.
-    const TWO: [(&'static str, TwoFn<Self>); 2];
+    const TWO: [TwoFn<Self>; 2];
     fn from_f64(x: f64) -> Self;
 }
 
-impl Float for f32 {
-    const DTYPE: i32 = DTYPE_F32;
-    const PAIR: [(&'static str, PairFn<f32>); 6] = [
-        ("kl", capi::ld_kl_f32),
-        ("sym_kl", capi::ld_sym_kl_f32),
-        ("js", capi::ld_js_f32),
-        ("tv", capi::ld_tv_f32),
-        ("sigmoid_kl", capi::ld_sigmoid_kl_f32),
-        ("sigmoid_sym_kl", capi::ld_sigmoid_sym_kl_f32),
-    ];
-    const CE: CeFn<f32> = capi::ld_softmax_ce_ex_f32;
-    const DENSE: [(&'static str, DenseFn<f32>); 2] =
-        [("bce", capi::ld_bce_f32), ("multilabel_ce", capi::ld_multilabel_ce_f32)];
-    const GAMMA: GammaFn<f32> = capi::ld_gamma_ce_f32;
-    const SPARSE: SparseFn<f32> = capi::ld_sparse_multilabel_ce_f32;
-    const GP: GpFn<f32> = capi::ld_globalpointer_ce_f32;
-    const TWO: [(&'static str, TwoFn<f32>); 2] = [("kd_loss", capi::ld_kd_loss_f32), ("rdrop_loss", capi::ld_rdrop_loss_f32)];
-    fn from_f64(x: f64) -> f32 {
-        x as f32
-    }
+/// `Float` for `$t`: the entry points of that element type, the tables in their names' order.
+macro_rules! float {
+    ($t:ty, $dtype:expr, [$($pair:ident),+], $ce:ident, [$($dense:ident),+], $gamma:ident, $sparse:ident, $gp:ident, [$($two:ident),+]) => {
+        impl Float for $t {
+            const DTYPE: i32 = $dtype;
+            const PAIR: [PairFn<$t>; 6] = [$(capi::$pair),+];
+            const CE: CeFn<$t> = capi::$ce;
+            const DENSE: [DenseFn<$t>; 2] = [$(capi::$dense),+];
+            const GAMMA: GammaFn<$t> = capi::$gamma;
+            const SPARSE: SparseFn<$t> = capi::$sparse;
+            const GP: GpFn<$t> = capi::$gp;
+            const TWO: [TwoFn<$t>; 2] = [$(capi::$two),+];
+            fn from_f64(x: f64) -> $t {
+                x as $t
+            }
+        }
+    };
 }
-
-impl Float for f64 {
-    const DTYPE: i32 = DTYPE_F64;
-    const PAIR: [(&'static str, PairFn<f64>); 6] = [
-        ("kl", capi::ld_kl_f64),
-        ("sym_kl", capi::ld_sym_kl_f64),
-        ("js", capi::ld_js_f64),
-        ("tv", capi::ld_tv_f64),
-        ("sigmoid_kl", capi::ld_sigmoid_kl_f64),
-        ("sigmoid_sym_kl", capi::ld_sigmoid_sym_kl_f64),
-    ];
-    const CE: CeFn<f64> = capi::ld_softmax_ce_ex_f64;
-    const DENSE: [(&'static str, DenseFn<f64>); 2] =
-        [("bce", capi::ld_bce_f64), ("multilabel_ce", capi::ld_multilabel_ce_f64)];
-    const GAMMA: GammaFn<f64> = capi::ld_gamma_ce_f64;
-    const SPARSE: SparseFn<f64> = capi::ld_sparse_multilabel_ce_f64;
-    const GP: GpFn<f64> = capi::ld_globalpointer_ce_f64;
-    const TWO: [(&'static str, TwoFn<f64>); 2] = [("kd_loss", capi::ld_kd_loss_f64), ("rdrop_loss", capi::ld_rdrop_loss_f64)];
-    fn from_f64(x: f64) -> f64 {
-        x
-    }
-}
+float!(f32, dtype::F32, [ld_kl_f32, ld_sym_kl_f32, ld_js_f32, ld_tv_f32, ld_sigmoid_kl_f32, ld_sigmoid_sym_kl_f32],
+    ld_softmax_ce_ex_f32, [ld_bce_f32, ld_multilabel_ce_f32], ld_gamma_ce_f32, ld_sparse_multilabel_ce_f32,
+    ld_globalpointer_ce_f32, [ld_kd_loss_f32, ld_rdrop_loss_f32]);
+float!(f64, dtype::F64, [ld_kl_f64, ld_sym_kl_f64, ld_js_f64, ld_tv_f64, ld_sigmoid_kl_f64, ld_sigmoid_sym_kl_f64],
+    ld_softmax_ce_ex_f64, [ld_bce_f64, ld_multilabel_ce_f64], ld_gamma_ce_f64, ld_sparse_multilabel_ce_f64,
+    ld_globalpointer_ce_f64, [ld_kd_loss_f64, ld_rdrop_loss_f64]);
 
 // ---------------------------------------------------------------------------------------------
 // Laying the operands out as the C ABI's arguments
@@ -403,8 +394,8 @@ fn typed<T: Float>(b: Option<&Buffer>, what: &str) -> Result<*mut T, String> {
 fn int64s(b: Option<&Buffer>, keep: &mut Vec<i64>) -> Result<*const i64, String> {
     match b {
         None => Ok(ptr::null()),
-        Some(b) if b.dtype == DTYPE_S64 => Ok(data(b)),
-        Some(b) if b.dtype == DTYPE_S32 => {
+        Some(b) if b.dtype == dtype::S64 => Ok(data(b)),
+        Some(b) if b.dtype == dtype::S32 => {
             // SAFETY: an int32 buffer of `elements` values.
             let src = unsafe { std::slice::from_raw_parts(data::<i32>(b), elements(b)) };
             *keep = src.iter().map(|&v| i64::from(v)).collect();
@@ -420,8 +411,8 @@ fn float64s(b: Option<&Buffer>, cols: usize, keep: &mut Vec<f64>, what: &str) ->
     let n = elements(b);
     let stride = if n == cols { 0 } else { cols };
     match b.dtype {
-        DTYPE_F64 => Ok((data(b), stride)),
-        DTYPE_F32 => {
+        dtype::F64 => Ok((data(b), stride)),
+        dtype::F32 => {
             // SAFETY: a float32 buffer of `n` values.
             let src = unsafe { std::slice::from_raw_parts(data::<f32>(b), n) };
             *keep = src.iter().map(|&v| f64::from(v)).collect();
@@ -434,7 +425,7 @@ fn float64s(b: Option<&Buffer>, cols: usize, keep: &mut Vec<f64>, what: &str) ->
 fn bytes(b: Option<&Buffer>, what: &str) -> Result<*const u8, String> {
     match b {
         None => Ok(ptr::null()),
-        Some(b) if b.dtype == DTYPE_PRED || b.dtype == DTYPE_U8 => Ok(data(b)),
+        Some(b) if b.dtype == dtype::PRED || b.dtype == dtype::U8 => Ok(data(b)),
         Some(b) => Err(format!("{what}: element type {} (bool expected)", b.dtype)),
     }
 }
@@ -452,7 +443,7 @@ fn advise_huge_pages(b: Option<&Buffer>) {
             fn madvise(addr: *mut c_void, len: usize, advice: i32) -> i32;
         }
         let Some(b) = b else { return };
-        let bytes = elements(b) * if b.dtype == DTYPE_F64 { 8 } else { 4 };
+        let bytes = elements(b) * if b.dtype == dtype::F64 { 8 } else { 4 };
         let start = b.data as usize;
         let (first, end) = (start.next_multiple_of(HUGE), start + bytes);
         if b.data.is_null() || end < first + 2 * HUGE {
@@ -603,11 +594,11 @@ unsafe fn run<T: Float>(call: &Call<'_>) -> Result<(), String> {
     let f = call.function;
     // SAFETY (every call below): each pointer is NULL or one of XLA's buffers of the size the C ABI
     // reads for `rows` × `cols` (the Python side shapes them so; the C ABI checks the rest).
-    let status = if let Some((_, pair)) = T::PAIR.iter().find(|(name, _)| *name == f) {
+    let status = if let Some(pair) = named(&PAIR_NAMES, &T::PAIR, f) {
         unsafe { pair(x0p, cols, x1p, cols, rows, cols, &options, values, result.slot(), g0, g1) }
-    } else if let Some((_, two)) = T::TWO.iter().find(|(name, _)| *name == f) {
+    } else if let Some(two) = named(&TWO_NAMES, &T::TWO, f) {
         unsafe { two(x0p, cols, x1p, cols, rows, cols, labels, target, cols, &options, values, result.slot(), g0, g1) }
-    } else if let Some((_, dense)) = T::DENSE.iter().find(|(name, _)| *name == f) {
+    } else if let Some(dense) = named(&DENSE_NAMES, &T::DENSE, f) {
         unsafe { dense(x0p, cols, rows, cols, target, cols, &options, values, result.slot(), g0) }
     } else if f == "softmax_ce" {
         let z_values = typed::<T>(call.outs[Out::ZValues as usize], "z_values")?;
@@ -703,10 +694,10 @@ unsafe fn execute(frame: &CallFrame) -> Result<(), String> {
     let scaling = call.function == "scale";
     // SAFETY: the buffers are XLA's, for this call.
     match x0.dtype {
-        DTYPE_F32 if scaling => unsafe { scale::<f32>(&call) },
-        DTYPE_F64 if scaling => unsafe { scale::<f64>(&call) },
-        DTYPE_F32 => unsafe { run::<f32>(&call) },
-        DTYPE_F64 => unsafe { run::<f64>(&call) },
+        dtype::F32 if scaling => unsafe { scale::<f32>(&call) },
+        dtype::F64 if scaling => unsafe { scale::<f64>(&call) },
+        dtype::F32 => unsafe { run::<f32>(&call) },
+        dtype::F64 => unsafe { run::<f64>(&call) },
         other => Err(format!("logits of element type {other}: float32 or float64 expected")),
     }
 }
