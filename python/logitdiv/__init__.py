@@ -59,10 +59,7 @@ def set_num_threads(n: int) -> None:
     core's rule)."""
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be an int ≥ 0; got {n!r}")
-    try:
-        _native.set_num_threads(int(n))  # the core checks the limit
-    except OverflowError:  # beyond a machine word, where the core cannot see it: its rule, its limit
-        raise ValueError(f"number of threads must be at most {_native.MAX_THREADS}; got {n}") from None
+    _native.set_num_threads(int(n))  # the core checks the limit, for any int
 
 
 def get_num_threads() -> int:
