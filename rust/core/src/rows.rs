@@ -1,6 +1,7 @@
 //! Row-major matrix views: `rows` rows of `cols` elements, row `i` starting at `i * stride`.
 //! A stride of 0 repeats one row for every row (a broadcast mask or weight vector).
 
+use crate::element::Elem;
 use crate::error::{bad_shape, Error};
 
 /// A read-only matrix of rows.
@@ -138,3 +139,14 @@ impl<'a, T> RowsMut<'a, T> {
         RowsMut { data: front, rows: n, cols: self.cols, stride: self.stride }
     }
 }
+
+/// The writable gradient rows handed to a row kernel (up to two inputs have gradients).
+pub(crate) type GradRows<'g, E> = [Option<&'g mut [E]>; 2];
+
+/// Writes `x` into every element of the gradient rows that were asked for.
+pub(crate) fn fill<E: Elem>(g: &mut GradRows<'_, E>, x: f64) {
+    for row in g.iter_mut().flatten() {
+        row.fill(E::from_f64(x));
+    }
+}
+

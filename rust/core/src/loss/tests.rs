@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::reduction::Reduction;
+use crate::rows::{Rows, RowsMut};
 
 const S: [f64; 5] = [0.3, -1.2, 2.0, 0.7, -0.4];
 const T: [f64; 5] = [0.1, -0.8, 1.5, 1.1, -0.9];

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::reduction::Reduction;
+use crate::rows::{Rows, RowsMut};
 
 const S: [f64; 10] = [0.3, -1.2, 2.0, 0.7, -0.4, 1.1, 0.05, -2.5, 1.9, 0.6];
 const W: [f64; 5] = [0.5, 2.0, 1.0, 0.25, 3.0];
