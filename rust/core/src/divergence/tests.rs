@@ -108,11 +108,7 @@ fn results_do_not_depend_on_thread_count() {
         .unwrap();
         (r.value, v)
     };
-    crate::set_num_threads(1).unwrap();
-    let one = compute();
-    crate::set_num_threads(2).unwrap();
-    let two = compute();
-    crate::set_num_threads(0).unwrap();
+    let (one, two) = crate::testing::with_1_and_2_threads(compute);
     assert_eq!(one.0.to_bits(), two.0.to_bits());
     assert_eq!(one.1, two.1);
 }
