@@ -39,6 +39,23 @@ fn check_view(what: &str, len: usize, rows: usize, cols: usize, stride: usize) -
     Ok(())
 }
 
+/// `rows()`, `cols()` and `stride()` of a view (both views hold the same three fields).
+macro_rules! shape_accessors {
+    () => {
+        pub fn rows(&self) -> usize {
+            self.rows
+        }
+
+        pub fn cols(&self) -> usize {
+            self.cols
+        }
+
+        pub fn stride(&self) -> usize {
+            self.stride
+        }
+    };
+}
+
 impl<'a, T> Rows<'a, T> {
     /// A view of `rows` rows of `cols` elements; `stride` is the distance between row starts
     /// (≥ `cols`, or 0 to repeat one row).
@@ -52,17 +69,7 @@ impl<'a, T> Rows<'a, T> {
         Self::new(data, rows, cols, cols)
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
+    shape_accessors!();
 
     /// The underlying buffer.
     pub fn data(&self) -> &'a [T] {
@@ -100,17 +107,7 @@ impl<'a, T> RowsMut<'a, T> {
         Self::new(data, rows, cols, cols)
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
+    shape_accessors!();
 
     /// The underlying buffer.
     pub fn into_data(self) -> &'a mut [T] {
