@@ -14,6 +14,7 @@ import re
 from typing import Dict, List, Set, Tuple
 
 import pytest
+from test_package_layout import _cycles as cycles  # the package test's depth-first cycle finder
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "rust"
 CRATES = ("core", "capi", "python")
@@ -133,29 +134,6 @@ def graph() -> Dict[str, Set[str]]:
     return edges
 
 
-def cycles(edges: Dict[str, Set[str]]) -> List[List[str]]:
-    """Every cycle found by a depth-first search (each reported once per back edge)."""
-    found: List[List[str]] = []
-    state: Dict[str, str] = {}
-    stack: List[str] = []
-
-    def visit(m: str) -> None:
-        state[m] = "open"
-        stack.append(m)
-        for n in sorted(edges.get(m, ())):
-            if state.get(n) == "open":
-                found.append(stack[stack.index(n):] + [n])
-            elif n not in state:
-                visit(n)
-        stack.pop()
-        state[m] = "done"
-
-    for m in sorted(edges):
-        if m not in state:
-            visit(m)
-    return found
-
-
 def test_the_graph_sees_the_imports():
     edges = graph()
     assert "core/src/check.rs" in edges["core/src/divergence/mod.rs"]
@@ -173,11 +151,6 @@ def test_the_parser_reads_use_trees_and_paths():
     assert _resolve((), ("tests",), {"x"}, "super::*", files) == "lib.rs"
     assert _resolve((), (), {"x"}, "x::y", files) == "x.rs"
     assert _resolve(("x",), (), set(), "super::w::g", files) == "w.rs"
-
-
-def test_the_cycle_finder_finds_a_cycle():
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
-    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 # rust/core has no cycle; the façades' own cycles (lib.rs <-> its modules in rust/python, status.rs
