@@ -5,7 +5,7 @@
 //! the façades (the C ABI, the PyO3 extension) only translate the errors.
 
 use crate::error::{bad_argument, bad_shape, Error};
-use crate::loss::{LossOutputs, Masks};
+use crate::loss::outputs::{LossOutputs, Masks};
 use crate::rows::Rows;
 
 /// The most worker threads a pool may have.

@@ -211,6 +211,18 @@ pub fn softcap_slope(x: f64, c: f64) -> f64 {
     4.0 * e / (d * d)
 }
 
+/// The largest |logit/τ| the kernels take: beyond it the accurate forms' differences (of logits,
+/// of log-sum-exps) could overflow float64 and turn into NaN or a wrong sign.
+pub const MAX_SCALED_LOGIT: f64 = 1e300;
+
+/// Whether logit `x`, scaled to `a` = x/τ, makes its row NaN: `x` is NaN or +inf, or a finite
+/// logit whose scaled value lies beyond ±[`MAX_SCALED_LOGIT`] (overflowing to ±inf included). Only
+/// an input of −inf itself marks an absent class.
+#[inline]
+pub(crate) fn out_of_domain(x: f64, a: f64) -> bool {
+    (a.is_nan() || a.abs() > MAX_SCALED_LOGIT) && x != f64::NEG_INFINITY
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
 use crate::reduction::{finish, CompensatedSum, Reduced, Reduction};
-use crate::rows::RowsMut;
+use crate::rows::{GradRows, RowsMut};
 
 /// Elements per block of rows.
 const BLOCK_ELEMS: usize = 1 << 15;
@@ -185,9 +185,6 @@ pub(crate) struct RowValue {
     /// Whether the row counts for `Reduction::Mean`.
     pub counts: bool,
 }
-
-/// The writable gradient rows handed to a row kernel (up to two inputs have gradients).
-pub(crate) type GradRows<'g, E> = [Option<&'g mut [E]>; 2];
 
 struct Block<'a, E, V> {
     first: usize,

@@ -1,6 +1,7 @@
 //! Row-major matrix views: `rows` rows of `cols` elements, row `i` starting at `i * stride`.
 //! A stride of 0 repeats one row for every row (a broadcast mask or weight vector).
 
+use crate::element::Elem;
 use crate::error::{bad_shape, Error};
 
 /// A read-only matrix of rows.
@@ -38,6 +39,23 @@ fn check_view(what: &str, len: usize, rows: usize, cols: usize, stride: usize) -
     Ok(())
 }
 
+/// `rows()`, `cols()` and `stride()` of a view (both views hold the same three fields).
+macro_rules! shape_accessors {
+    () => {
+        pub fn rows(&self) -> usize {
+            self.rows
+        }
+
+        pub fn cols(&self) -> usize {
+            self.cols
+        }
+
+        pub fn stride(&self) -> usize {
+            self.stride
+        }
+    };
+}
+
 impl<'a, T> Rows<'a, T> {
     /// A view of `rows` rows of `cols` elements; `stride` is the distance between row starts
     /// (≥ `cols`, or 0 to repeat one row).
@@ -51,17 +69,7 @@ impl<'a, T> Rows<'a, T> {
         Self::new(data, rows, cols, cols)
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
+    shape_accessors!();
 
     /// The underlying buffer.
     pub fn data(&self) -> &'a [T] {
@@ -99,17 +107,7 @@ impl<'a, T> RowsMut<'a, T> {
         Self::new(data, rows, cols, cols)
     }
 
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
+    shape_accessors!();
 
     /// The underlying buffer.
     pub fn into_data(self) -> &'a mut [T] {
@@ -138,3 +136,14 @@ impl<'a, T> RowsMut<'a, T> {
         RowsMut { data: front, rows: n, cols: self.cols, stride: self.stride }
     }
 }
+
+/// The writable gradient rows handed to a row kernel (up to two inputs have gradients).
+pub(crate) type GradRows<'g, E> = [Option<&'g mut [E]>; 2];
+
+/// Writes `x` into every element of the gradient rows that were asked for.
+pub(crate) fn fill<E: Elem>(g: &mut GradRows<'_, E>, x: f64) {
+    for row in g.iter_mut().flatten() {
+        row.fill(E::from_f64(x));
+    }
+}
+

@@ -12,3 +12,23 @@ pub(crate) fn noise(n: usize, seed: u64) -> Vec<f64> {
         })
         .collect()
 }
+
+/// `f()` with one thread, then with two (and the default pool again after): for the tests that
+/// a result does not depend on the thread count.
+pub(crate) fn with_1_and_2_threads<R>(f: impl Fn() -> R) -> (R, R) {
+    crate::parallel::set_num_threads(1).unwrap();
+    let one = f();
+    crate::parallel::set_num_threads(2).unwrap();
+    let two = f();
+    crate::parallel::set_num_threads(0).unwrap();
+    (one, two)
+}
+
+/// The central difference of `f` at `x` along coordinate `i`, step 1e-6.
+pub(crate) fn central_difference(f: impl Fn(&[f64]) -> f64, x: &[f64], i: usize) -> f64 {
+    let h = 1e-6;
+    let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
+    xp[i] += h;
+    xm[i] -= h;
+    (f(&xp) - f(&xm)) / (2.0 * h)
+}

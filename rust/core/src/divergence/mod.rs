@@ -11,58 +11,28 @@
 //! - a row with no class present gives 0 and does not count for `Reduction::Mean`; a softmax row
 //!   where one side has every present class at −inf has no distribution and gives NaN.
 
+mod params;
+pub(crate) mod row;
 pub(crate) mod sigmoid;
 mod sigmoid_simd;
 pub(crate) mod softmax;
 mod softmax_onepass;
 pub(crate) mod softmax_simd;
 mod softmax_split;
+mod softmax_sweep;
 
 use crate::check::{check_non_negative, check_same, check_softcap, check_temperature, check_unit};
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
-use crate::parallel::{reduce_rows, GradRows, SPLIT_COLS};
+use crate::parallel::{reduce_rows, SPLIT_COLS};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::{Rows, RowsMut};
 
-/// Which divergence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PairKind {
-    /// KL(p‖q), p = softmax(s/τ), q = softmax(t/τ).
-    Kl,
-    /// KL(p‖q) + KL(q‖p).
-    SymKl,
-    /// β KL(p‖m) + (1−β) KL(q‖m), m = β p + (1−β) q.
-    Js,
-    /// Σ_i KL(Bern(σ(s_i/τ)) ‖ Bern(σ(t_i/τ))).
-    SigmoidKl,
-    /// Σ_i (σ(s_i/τ) − σ(t_i/τ)) (s_i/τ − t_i/τ), the GlobalPointer KL.
-    SigmoidSymKl,
-    /// The total variation distance ½ Σ_i |p_i − q_i|.
-    Tv,
-}
-
-impl PairKind {
-    pub fn parse(name: &str) -> Result<Self, Error> {
-        Ok(match name {
-            "kl" => PairKind::Kl,
-            "sym_kl" => PairKind::SymKl,
-            "js" => PairKind::Js,
-            "sigmoid_kl" => PairKind::SigmoidKl,
-            "sigmoid_sym_kl" | "gp_kl" => PairKind::SigmoidSymKl,
-            "tv" => PairKind::Tv,
-            other => {
-                return Err(bad_argument(format!(
-                    "unknown divergence {other:?}; expected one of kl, sym_kl, js, tv, sigmoid_kl, sigmoid_sym_kl"
-                )))
-            }
-        })
-    }
-
-    fn is_sigmoid(self) -> bool {
-        matches!(self, PairKind::SigmoidKl | PairKind::SigmoidSymKl)
-    }
-}
+pub use crate::math::MAX_SCALED_LOGIT;
+pub use params::PairKind;
+pub(crate) use params::RowParams;
+use row::{sigmoid_row, sigmoid_row_in_pieces, softmax_row};
 
 /// Options of a divergence call.
 #[derive(Debug, Clone, Copy)]
@@ -93,15 +63,6 @@ pub struct PairOutputs<'a, E, V> {
     pub values: Option<&'a mut [V]>,
     pub grad_s: Option<RowsMut<'a, E>>,
     pub grad_t: Option<RowsMut<'a, E>>,
-}
-
-/// Per-row parameters shared by the row kernels.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RowParams {
-    pub inv_tau: f64,
-    pub beta: f64,
-    /// Gradient scale: reduction factor × 1/τ.
-    pub grad_scale: f64,
 }
 
 fn validate<E, V>(kind: PairKind, s: &Rows<'_, E>, t: &Rows<'_, E>, opts: &PairOptions<'_>, out: &PairOutputs<'_, E, V>) -> Result<(), Error> {
@@ -162,35 +123,16 @@ pub fn pair_divergence<E: Elem, V: Elem>(
         if kind.is_sigmoid() {
             let w = weights.as_ref().map(|w| w.row(r));
             if s.cols() >= SPLIT_COLS {
-                return sigmoid::row_in_pieces(kind, s.row(r), t.row(r), m, w, &params, g);
+                return sigmoid_row_in_pieces(kind, s.row(r), t.row(r), m, w, &params, g);
             }
-            sigmoid::row(kind, s.row(r), t.row(r), m, w, &params, g)
+            sigmoid_row(kind, s.row(r), t.row(r), m, w, &params, g)
         } else if let Some(c) = cap {
             softmax::capped_row(kind, s.row(r), t.row(r), m, c, &params, g)
         } else {
-            softmax::row(kind, s.row(r), t.row(r), m, &params, g)
+            softmax_row(kind, s.row(r), t.row(r), m, &params, g)
         }
     };
     Ok(reduce_rows(opts.reduction, rows, s.cols(), out.values, [out.grad_s, out.grad_t], row_kernel))
-}
-
-/// The largest |logit/τ| the kernels take: beyond it the accurate forms' differences (of logits,
-/// of log-sum-exps) could overflow float64 and turn into NaN or a wrong sign.
-pub const MAX_SCALED_LOGIT: f64 = 1e300;
-
-/// Whether logit `x`, scaled to `a` = x/τ, makes its row NaN: `x` is NaN or +inf, or a finite
-/// logit whose scaled value lies beyond ±[`MAX_SCALED_LOGIT`] (overflowing to ±inf included). Only
-/// an input of −inf itself marks an absent class.
-#[inline]
-pub(crate) fn out_of_domain(x: f64, a: f64) -> bool {
-    (a.is_nan() || a.abs() > MAX_SCALED_LOGIT) && x != f64::NEG_INFINITY
-}
-
-/// Writes `x` into every element of the gradient rows that were asked for.
-pub(crate) fn fill<E: Elem>(g: &mut GradRows<'_, E>, x: f64) {
-    for row in g.iter_mut().flatten() {
-        row.fill(E::from_f64(x));
-    }
 }
 
 #[cfg(test)]

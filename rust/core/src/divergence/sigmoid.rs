@@ -1,10 +1,11 @@
 //! The sigmoid family row kernel: every class is an independent Bernoulli pair, so value and
 //! gradients come from one sweep.
 
-use super::{fill, out_of_domain, PairKind, RowParams};
+use super::params::{PairKind, RowParams};
 use crate::element::Elem;
-use crate::math::{kl_term, log_sigmoid_ratio_d, sigmoid, sigmoid_diff_d};
-use crate::parallel::{grad_pieces, map_pieces, GradRows, RowValue};
+use crate::math::{kl_term, log_sigmoid_ratio_d, out_of_domain, sigmoid, sigmoid_diff_d};
+use crate::parallel::RowValue;
+use crate::rows::{GradRows, fill};
 
 /// σ'(x) · y, taken as 0 where σ'(x) is 0 (x = ±inf) whatever y is.
 #[inline]
@@ -17,7 +18,8 @@ fn dsigmoid_times(x: f64, y: f64) -> f64 {
     }
 }
 
-/// Gradients are written as `G`: the input type, or f64 where a loss adds further terms to them.
+/// The f64 reference kernel (the SIMD path's oracle; `divergence::row::sigmoid_row` tries the SIMD
+/// path first). Gradients are written as `G`: the input type, or f64 where a loss adds further terms to them.
 pub(crate) fn row<E: Elem, G: Elem>(
     kind: PairKind,
     s: &[E],
@@ -27,10 +29,6 @@ pub(crate) fn row<E: Elem, G: Elem>(
     prm: &RowParams,
     mut grads: GradRows<'_, G>,
 ) -> RowValue {
-    // f32/f16/bf16 rows without a mask: the SIMD fast path, which declines special rows.
-    if let Some(v) = super::sigmoid_simd::try_row(kind, s, t, mask, weights, prm, &mut grads) {
-        return v;
-    }
     let mut value = 0.0;
     let mut n_present = 0usize;
     let mut bad = false;
@@ -86,29 +84,4 @@ pub(crate) fn row<E: Elem, G: Elem>(
         fill(&mut grads, f64::NAN);
     }
     RowValue { value, counts: n_present > 0 }
-}
-
-/// A long sigmoid row in pieces on several threads: its value is a sum over classes and each
-/// gradient element depends on its own class only, so the pieces are rows of their own whose
-/// values add (in piece order: the same whatever the thread count). The row's conventions are
-/// kept: it counts when a piece does, and a total of NaN or +inf makes every gradient NaN.
-pub(crate) fn row_in_pieces<E: Elem, G: Elem>(
-    kind: PairKind,
-    s: &[E],
-    t: &[E],
-    mask: Option<&[u8]>,
-    weights: Option<&[f64]>,
-    prm: &RowParams,
-    mut grads: GradRows<'_, G>,
-) -> RowValue {
-    let cols = s.len();
-    let parts = map_pieces(grad_pieces(&mut grads, cols), |(r, g)| {
-        let (m, w) = (mask.map(|m| &m[r.clone()]), weights.map(|w| &w[r.clone()]));
-        row(kind, &s[r.clone()], &t[r], m, w, prm, g)
-    });
-    let value = parts.iter().map(|p| p.value).sum::<f64>();
-    if !value.is_finite() {
-        fill(&mut grads, f64::NAN);
-    }
-    RowValue { value, counts: parts.iter().any(|p| p.counts) }
 }

@@ -23,9 +23,10 @@
 
 
 
-use super::{PairKind, RowParams};
+use super::params::{PairKind, RowParams};
 use crate::element::Elem;
-use crate::parallel::{GradRows, RowValue};
+use crate::parallel::RowValue;
+use crate::rows::GradRows;
 use crate::simd::block::{hsum, BLOCK};
 use crate::simd::convert::{same_type_slice_mut, store_scaled, with_f32_lanes};
 use crate::simd::{dispatch, dispatch_on, vmath, Isa, Kernel, Load, Simd};

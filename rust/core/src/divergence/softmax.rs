@@ -3,10 +3,13 @@
 
 use std::cell::RefCell;
 
-use super::{fill, out_of_domain, PairKind, RowParams};
+use super::params::{PairKind, RowParams};
+use crate::math::out_of_domain;
+use crate::rows::fill;
 use crate::element::Elem;
 use crate::math::{kl_term, prob_diff, softcap, softcap_slope, sym_term};
-use crate::parallel::{GradRows, RowValue};
+use crate::parallel::RowValue;
+use crate::rows::GradRows;
 use crate::simd::{vmath, Scalar};
 
 /// Online log-sum-exp of one row x: the running max and Σ e^{x − max}, rescaled when the max
@@ -135,7 +138,8 @@ impl SignSums {
     }
 }
 
-/// Gradients are written as `G`: the input type, or f64 where a loss adds further terms to them.
+/// The f64 reference kernel (the SIMD path's oracle; `divergence::row::softmax_row` tries the SIMD
+/// path first). Gradients are written as `G`: the input type, or f64 where a loss adds further terms to them.
 pub(crate) fn row<E: Elem, G: Elem>(
     kind: PairKind,
     s: &[E],
@@ -144,12 +148,6 @@ pub(crate) fn row<E: Elem, G: Elem>(
     prm: &RowParams,
     mut grads: GradRows<'_, G>,
 ) -> RowValue {
-    // Clean rows (no mask; every logit finite, checked there) of f32/f16/bf16 take the SIMD path.
-    if mask.is_none() {
-        if let Some(v) = super::softmax_simd::row(kind, s, t, prm, &mut grads) {
-            return v;
-        }
-    }
     let want_grad = grads.iter().any(Option::is_some);
     let present = |i: usize| mask.is_none_or(|m| m[i] != 0);
     // (s/τ, t/τ); their difference is never taken (see δ below)

@@ -19,14 +19,13 @@
 //! where t' − s' exceeds [`MAX_NEG_DELTA`] after the shift (e^{−δ} would be huge, or p would
 //! underflow where q does not) are handed over too.
 
-use super::RowParams;
+use super::params::RowParams;
 use crate::element::Elem;
 use crate::math::x_minus_log1p;
-use crate::parallel::{GradRows, RowValue};
-use crate::simd::block::{
-    for_each_chunk_pair, hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES, SHORT_ROW,
-};
-use crate::simd::convert::{same_type_slice_mut, store_scaled};
+use crate::parallel::RowValue;
+use crate::rows::GradRows;
+use crate::simd::block::{hmax, hsum, max_lanes, sum_lanes_f64, widen_into, BLOCK, LANES, SHORT_ROW};
+use crate::simd::convert::{for_each_chunk_pair, same_type_slice_mut, store_scaled};
 use crate::simd::{vmath, Load, Simd};
 
 /// The correction may be at most this many times the value (see the module notes).
@@ -397,7 +396,7 @@ pub(super) fn finish<const SYM: bool>(
         kl_pq: kl.max(0.0) as f32,
         kl_qp: (sym - kl).max(0.0) as f32,
     };
-    if !(value >= super::softmax_simd::TINY) {
+    if !(value >= super::softmax_sweep::TINY) {
         return None;
     }
     Some((value, plan))
@@ -635,7 +634,7 @@ pub(super) fn rdrop_row<S: Simd, E: Load<Real = f32>, G: Elem>(
 #[cfg(test)]
 mod tests {
     use super::super::softmax;
-    use super::super::PairKind;
+    use super::super::params::PairKind;
     use super::*;
     use crate::testing::noise;
     use crate::simd::{available, dispatch_on, Isa, Kernel};

@@ -9,10 +9,12 @@
 //! and a row holding a non-finite logit goes back (`None`) to the scalar kernel, whole.
 
 use super::softmax_onepass::{self, StretchSums, GradientPlan};
-use super::softmax_simd::{self, SweepParams, SoftmaxSums, JS, KL, SYM};
-use super::{fill, PairKind, RowParams};
+use super::softmax_sweep::{self, SweepParams, SoftmaxSums, JS, KL, SYM};
+use super::params::{PairKind, RowParams};
+use crate::rows::fill;
 use crate::element::Elem;
-use crate::parallel::{grad_pieces, map_pieces, piece, GradRows, RowValue, PIECE};
+use crate::parallel::{grad_pieces, map_pieces, piece, RowValue, PIECE};
+use crate::rows::GradRows;
 use crate::simd::block::BLOCK;
 use crate::simd::{active, dispatch_on, Isa, Kernel, Load, Simd};
 
@@ -106,11 +108,11 @@ fn two_pass<E: Load<Real = f32>, G: Elem>(
     .into_iter()
     .fold([0.0f64; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]]);
     let value = match k {
-        KL => softmax_simd::value::<KL>(sums, prm),
-        SYM => softmax_simd::value::<SYM>(sums, prm),
-        _ => softmax_simd::value::<JS>(sums, prm),
+        KL => softmax_sweep::value::<KL>(sums, prm),
+        SYM => softmax_sweep::value::<SYM>(sums, prm),
+        _ => softmax_sweep::value::<JS>(sums, prm),
     };
-    if !(value >= softmax_simd::TINY) && !(k == JS && (prm.beta == 0.0 || prm.beta == 1.0)) {
+    if !(value >= softmax_sweep::TINY) && !(k == JS && (prm.beta == 0.0 || prm.beta == 1.0)) {
         return None;
     }
     if want_grad {
@@ -147,7 +149,7 @@ impl<E: Load<Real = f32>> Kernel for TopShift<'_, E> {
     type Output = f32;
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> f32 {
-        softmax_simd::top_shift(simd, self.s, self.t)
+        softmax_sweep::top_shift(simd, self.s, self.t)
     }
 }
 
@@ -206,7 +208,7 @@ impl<E: Load<Real = f32>> Kernel for TwoPassStats<'_, E> {
     type Output = Option<SoftmaxSums>;
     #[inline(always)]
     fn run<S: Simd>(self, simd: S) -> Option<SoftmaxSums> {
-        softmax_simd::stats::<S, E, BLOCK>(simd, self.s, self.t, self.prm.inv_tau as f32, self.prm.inv_tau, self.c)
+        softmax_sweep::stats::<S, E, BLOCK>(simd, self.s, self.t, self.prm.inv_tau as f32, self.prm.inv_tau, self.c)
     }
 }
 
@@ -224,9 +226,9 @@ impl<E: Load<Real = f32>> Kernel for TwoPassTerms<'_, E> {
     fn run<S: Simd>(self, simd: S) -> [f64; 3] {
         let (s, t, sh, need3) = (self.s, self.t, self.sh, self.need3);
         match self.k {
-            KL => softmax_simd::terms::<S, E, KL, BLOCK>(simd, s, t, sh, need3),
-            SYM => softmax_simd::terms::<S, E, SYM, BLOCK>(simd, s, t, sh, need3),
-            _ => softmax_simd::terms::<S, E, JS, BLOCK>(simd, s, t, sh, need3),
+            KL => softmax_sweep::terms::<S, E, KL, BLOCK>(simd, s, t, sh, need3),
+            SYM => softmax_sweep::terms::<S, E, SYM, BLOCK>(simd, s, t, sh, need3),
+            _ => softmax_sweep::terms::<S, E, JS, BLOCK>(simd, s, t, sh, need3),
         }
     }
 }
@@ -248,9 +250,9 @@ impl<E: Load<Real = f32>, G: Elem> Kernel for TwoPassGrads<'_, '_, E, G> {
     fn run<S: Simd>(self, simd: S) {
         let (s, t, sh, sums, prm, gs, gt) = (self.s, self.t, self.sh, self.sums, self.prm, self.gs, self.gt);
         match self.k {
-            KL => softmax_simd::gradients::<S, E, G, KL, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
-            SYM => softmax_simd::gradients::<S, E, G, SYM, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
-            _ => softmax_simd::gradients::<S, E, G, JS, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
+            KL => softmax_sweep::gradients::<S, E, G, KL, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
+            SYM => softmax_sweep::gradients::<S, E, G, SYM, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
+            _ => softmax_sweep::gradients::<S, E, G, JS, BLOCK>(simd, s, t, sh, sums, prm, gs, gt),
         }
     }
 }
@@ -259,11 +261,9 @@ impl<E: Load<Real = f32>, G: Elem> Kernel for TwoPassGrads<'_, '_, E, G> {
 mod tests {
     use half::f16;
 
-    use super::super::{pair_divergence, softmax, PairOptions, PairOutputs};
+    use super::super::softmax;
     use super::*;
     use crate::parallel::SPLIT_COLS;
-    use crate::reduction::Reduction;
-    use crate::rows::{Rows, RowsMut};
     use crate::simd::available;
     use crate::testing::noise;
 
@@ -351,46 +351,6 @@ mod tests {
                 assert!(row(None, kind, &s32, &t32, &prm, &mut [Some(&mut gs), None]).is_none(), "{kind:?} {bad}");
                 assert!(gs.iter().all(|&g| g == 7.0), "{kind:?} {bad}: written");
             }
-        }
-    }
-
-    /// Through the public entry point: bit-identical values and gradients with 1 and 3 threads, and a
-    /// −inf class (the scalar kernel's convention) in one of two long rows.
-    #[test]
-    fn split_rows_do_not_depend_on_the_thread_count() {
-        let (rows, cols) = (2, SPLIT_COLS + 1000);
-        let (s, t) = pair(rows * cols, 6.0, 0.2, false);
-        let mut s: Vec<f32> = s.iter().map(|&v| v as f32).collect();
-        let t: Vec<f32> = t.iter().map(|&v| v as f32).collect();
-        s[cols + 99] = f32::NEG_INFINITY;
-        let compute = |kind| {
-            let (mut v, mut gs, mut gt) = (vec![0.0f64; rows], vec![0.0f32; rows * cols], vec![0.0f32; rows * cols]);
-            let out = PairOutputs {
-                values: Some(&mut v[..]),
-                grad_s: Some(RowsMut::contiguous(&mut gs, rows, cols).unwrap()),
-                grad_t: Some(RowsMut::contiguous(&mut gt, rows, cols).unwrap()),
-            };
-            let opts = PairOptions { reduction: Reduction::Mean, ..Default::default() };
-            let (a, b) = (Rows::contiguous(&s, rows, cols).unwrap(), Rows::contiguous(&t, rows, cols).unwrap());
-            let r = pair_divergence(kind, a, b, &opts, out).unwrap();
-            (r.value.to_bits(), v, gs, gt)
-        };
-        for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
-            crate::set_num_threads(1).unwrap();
-            let one = compute(kind);
-            crate::set_num_threads(3).unwrap();
-            let three = compute(kind);
-            crate::set_num_threads(0).unwrap();
-            let bits = |x: &(u64, Vec<f64>, Vec<f32>, Vec<f32>)| {
-                let g = x.2.iter().chain(&x.3).map(|v| v.to_bits()).collect::<Vec<_>>();
-                (x.0, x.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), g)
-            };
-            assert!(bits(&one) == bits(&three), "{kind:?}");
-            // the row with −inf in s only: the scalar kernel's value (+inf for sym-KL, whose
-            // KL(q‖p) is infinite; finite for KL(p‖q) and JS)
-            let want = scalar(kind, &s[cols..], &t[cols..], &RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 0.5 }).0;
-            assert_eq!(want.is_finite(), kind != PairKind::SymKl);
-            assert!(one.1[1] == want || (one.1[1] - want).abs() <= 1e-5 * want, "{kind:?}: {} vs {want}", one.1[1]);
         }
     }
 }

@@ -108,11 +108,7 @@ fn results_do_not_depend_on_thread_count() {
         .unwrap();
         (r.value, v)
     };
-    crate::set_num_threads(1).unwrap();
-    let one = compute();
-    crate::set_num_threads(2).unwrap();
-    let two = compute();
-    crate::set_num_threads(0).unwrap();
+    let (one, two) = crate::testing::with_1_and_2_threads(compute);
     assert_eq!(one.0.to_bits(), two.0.to_bits());
     assert_eq!(one.1, two.1);
 }
@@ -180,9 +176,9 @@ fn long_sigmoid_rows_in_pieces_match_the_whole_row() {
         let c = s.len();
         let prm = RowParams { inv_tau: 1.0 / 1.5, beta: 0.5, grad_scale: 0.25 };
         let (mut ws, mut wt) = (vec![0.0f64; c], vec![0.0f64; c]);
-        let want = sigmoid::row(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut ws), Some(&mut wt)]);
+        let want = row::sigmoid_row(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut ws), Some(&mut wt)]);
         let (mut gs, mut gt) = (vec![0.0f64; c], vec![0.0f64; c]);
-        let got = sigmoid::row_in_pieces(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut gs), Some(&mut gt)]);
+        let got = row::sigmoid_row_in_pieces(kind, s, t, Some(mask), Some(weights), &prm, [Some(&mut gs), Some(&mut gt)]);
         assert_eq!(got.counts, want.counts, "{what}");
         if want.value.is_finite() {
             assert!((got.value - want.value).abs() <= 1e-12 * want.value, "{what}: {} vs {}", got.value, want.value);
@@ -345,5 +341,50 @@ fn float32_gradient_rows_are_overwritten_whatever_they_held() {
                 assert_eq!(run(0.0), run(f32::NAN), "{isa} {kind:?} row {k}");
             }
         }
+    }
+}
+
+/// Through the public entry point: bit-identical values and gradients with 1 and 3 threads, and a
+/// −inf class (the scalar kernel's convention) in one of two long rows.
+#[test]
+fn split_rows_do_not_depend_on_the_thread_count() {
+    use crate::parallel::SPLIT_COLS;
+    use crate::testing::noise;
+    let (rows, cols) = (2, SPLIT_COLS + 1000);
+    // s of spread 6, t = s + noise of size 0.2
+    let s: Vec<f64> = noise(rows * cols, 3).iter().map(|v| v * 6.0).collect();
+    let t: Vec<f32> = s.iter().zip(noise(rows * cols, 4)).map(|(v, n)| (v + 0.2 * n) as f32).collect();
+    let mut s: Vec<f32> = s.iter().map(|&v| v as f32).collect();
+    s[cols + 99] = f32::NEG_INFINITY;
+    let compute = |kind| {
+        let (mut v, mut gs, mut gt) = (vec![0.0f64; rows], vec![0.0f32; rows * cols], vec![0.0f32; rows * cols]);
+        let out = PairOutputs {
+            values: Some(&mut v[..]),
+            grad_s: Some(RowsMut::contiguous(&mut gs, rows, cols).unwrap()),
+            grad_t: Some(RowsMut::contiguous(&mut gt, rows, cols).unwrap()),
+        };
+        let opts = PairOptions { reduction: Reduction::Mean, ..Default::default() };
+        let (a, b) = (Rows::contiguous(&s, rows, cols).unwrap(), Rows::contiguous(&t, rows, cols).unwrap());
+        let r = pair_divergence(kind, a, b, &opts, out).unwrap();
+        (r.value.to_bits(), v, gs, gt)
+    };
+    for kind in [PairKind::Kl, PairKind::SymKl, PairKind::Js] {
+        crate::parallel::set_num_threads(1).unwrap();
+        let one = compute(kind);
+        crate::parallel::set_num_threads(3).unwrap();
+        let three = compute(kind);
+        crate::parallel::set_num_threads(0).unwrap();
+        let bits = |x: &(u64, Vec<f64>, Vec<f32>, Vec<f32>)| {
+            let g = x.2.iter().chain(&x.3).map(|v| v.to_bits()).collect::<Vec<_>>();
+            (x.0, x.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), g)
+        };
+        assert!(bits(&one) == bits(&three), "{kind:?}");
+        // the row with −inf in s only: the scalar kernel's value (+inf for sym-KL, whose
+        // KL(q‖p) is infinite; finite for KL(p‖q) and JS)
+        let prm = RowParams { inv_tau: 1.0, beta: 0.5, grad_scale: 0.5 };
+        let (mut gs, mut gt) = (vec![0.0f64; cols], vec![0.0f64; cols]);
+        let want = softmax::row(kind, &s[cols..], &t[cols..], None, &prm, [Some(&mut gs), Some(&mut gt)]).value;
+        assert_eq!(want.is_finite(), kind != PairKind::SymKl);
+        assert!(one.1[1] == want || (one.1[1] - want).abs() <= 1e-5 * want, "{kind:?}: {} vs {want}", one.1[1]);
     }
 }

@@ -5,12 +5,13 @@
 
 use super::labels::{bad_probability, valid_probability};
 use crate::check::{check_masks, check_non_negative, check_outputs, check_same};
-use super::{FirstError, LossOutputs, Masks};
-use crate::divergence::out_of_domain;
+use super::outputs::{fill_one, FirstError, LossOutputs, Masks};
+use crate::math::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
 use crate::math::{sigmoid, softplus};
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
@@ -65,7 +66,7 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
     let kernel = |r: usize, mut g: GradRows<'_, E>| {
         let grad = g[0].as_deref_mut();
         if !masks.row_kept(r) {
-            super::fill_one(grad, 0.0);
+            fill_one(grad, 0.0);
             return RowValue { value: 0.0, counts: false };
         }
         let (s, y_row, mask) = (logits.row(r), target.row(r), masks.class_row(r));
@@ -83,7 +84,7 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
             let y = y_row[i].to_f64();
             if !valid_probability(y, true) {
                 errors.report(r, bad_probability(r, y_row, true));
-                super::fill_one(grad, f64::NAN);
+                fill_one(grad, f64::NAN);
                 return RowValue { value: f64::NAN, counts: true };
             }
             let weight = w.map_or(1.0, |w| w[i]);
@@ -110,7 +111,7 @@ pub fn bce<E: Elem, T: Elem, V: Elem>(
             }
         }
         if bad || !value.is_finite() {
-            super::fill_one(grad, f64::NAN);
+            fill_one(grad, f64::NAN);
             let value = if bad { f64::NAN } else { value };
             return RowValue { value, counts: true };
         }

@@ -5,13 +5,16 @@
 //! gradient to the KL one in f64 (the sum is rounded to the storage type once).
 
 use super::labels::{bad_probability, valid_probability, RowTarget, Target};
-use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
+use super::ce_params::CeParams;
+use super::softmax_ce::{ce_row, ignored_row, validate_target};
 use crate::check::{check_masks, check_outputs, check_same, check_temperature, check_unit};
-use super::{fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
-use crate::divergence::{softmax, PairKind, RowParams};
+use super::outputs::{fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
+use crate::divergence::row::softmax_row;
+use crate::divergence::{PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::Error;
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
@@ -89,7 +92,7 @@ pub fn kd_loss<E: Elem, T: Elem, V: Elem>(
         with_f64_grads(&mut g, cols, |[mut gs, mut gt]| {
             let (mut value, mut counts) = (0.0, false);
             if alpha > 0.0 {
-                let kl = softmax::row(PairKind::Kl, t, s, mask, &kl_params, [gt.as_deref_mut(), gs.as_deref_mut()]);
+                let kl = softmax_row(PairKind::Kl, t, s, mask, &kl_params, [gt.as_deref_mut(), gs.as_deref_mut()]);
                 value += kl_weight * kl.value;
                 counts |= kl.counts;
             } else {

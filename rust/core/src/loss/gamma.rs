@@ -9,10 +9,11 @@
 use super::labels::Target;
 use super::softmax_ce::{grad_sweep, ignored_row, stats, validate_target};
 use crate::check::check_outputs;
-use super::{fill_one, LossOutputs, Masks};
+use super::outputs::{fill_one, LossOutputs, Masks};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 

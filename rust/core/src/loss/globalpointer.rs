@@ -10,10 +10,11 @@ use std::ops::Range;
 use super::labels::{Naming, Positives};
 use super::sparse::{runs, sparse_row};
 use crate::check::check_outputs;
-use super::{fill_one, FirstError, LossOutputs};
+use super::outputs::{fill_one, FirstError, LossOutputs};
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 

@@ -2,7 +2,7 @@
 //! given as class indices or as (start, end) spans.
 
 use crate::check::check_same;
-use super::Masks;
+use super::outputs::Masks;
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::rows::Rows;

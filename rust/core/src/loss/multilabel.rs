@@ -6,11 +6,12 @@
 use super::labels::{bad_probability, valid_probability};
 use super::online::Log1pSumExp;
 use crate::check::{check_masks, check_outputs, check_same};
-use super::{fill_one, store, FirstError, LossOutputs, Masks};
-use crate::divergence::out_of_domain;
+use super::outputs::{fill_one, store, FirstError, LossOutputs, Masks};
+use crate::math::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 

@@ -9,13 +9,16 @@
 
 use super::labels::{RowTarget, Target};
 use super::multilabel::multilabel_row;
-use super::softmax_ce::{ce_row, ignored_row, validate_target, CeParams};
+use super::ce_params::CeParams;
+use super::softmax_ce::{ce_row, ignored_row, validate_target};
 use crate::check::{check_outputs, check_same, check_unit};
-use super::{fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
-use crate::divergence::{sigmoid, softmax, softmax_simd, PairKind, RowParams};
+use super::outputs::{fill_one, with_f64_grads, FirstError, LossOutputs, Masks};
+use crate::divergence::row::{sigmoid_row, softmax_row};
+use crate::divergence::{softmax_simd, PairKind, RowParams};
 use crate::element::Elem;
 use crate::error::{bad_argument, Error};
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 
@@ -118,8 +121,8 @@ pub fn rdrop_loss<E: Elem, T: Elem, V: Elem>(
             if alpha > 0.0 {
                 let grads = [g1.as_deref_mut(), g2.as_deref_mut()];
                 let kl = match kind {
-                    RdropKind::Softmax => softmax::row(PairKind::SymKl, a, b, mask, &kl_params, grads),
-                    RdropKind::Sigmoid => sigmoid::row(PairKind::SigmoidSymKl, a, b, mask, None, &kl_params, grads),
+                    RdropKind::Softmax => softmax_row(PairKind::SymKl, a, b, mask, &kl_params, grads),
+                    RdropKind::Sigmoid => sigmoid_row(PairKind::SigmoidSymKl, a, b, mask, None, &kl_params, grads),
                 };
                 value += half * kl.value;
                 counts |= kl.counts;

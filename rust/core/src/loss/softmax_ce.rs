@@ -9,14 +9,16 @@
 //! it is PyTorch's C.
 
 use super::labels::{bad_probability, valid_probability, RowTarget, Target};
+use super::ce_params::{CeParams, RowStats};
 use super::online::MaxRest;
 use crate::check::{check_masks, check_outputs, check_softcap, check_temperature, check_unit};
-use super::{fill_one, store, FirstError, LossOutputs, Masks};
-use crate::divergence::out_of_domain;
+use super::outputs::{fill_one, store, FirstError, LossOutputs, Masks};
+use crate::math::out_of_domain;
 use crate::element::Elem;
 use crate::error::{bad_argument, bad_shape, Error};
 use crate::math::{softcap, softcap_slope};
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::{GradRows, fill};
 use crate::reduction::{finish, CompensatedSum, Reduced, Reduction};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::rows::Rows;
@@ -88,41 +90,6 @@ pub struct CeReduced {
     pub correct: usize,
     /// correct / rows that count; NaN when no row counts or accuracy was not asked for.
     pub accuracy: f64,
-}
-
-/// Softmax statistics of one row and its label.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RowStats {
-    pub lse: MaxRest,
-    /// Number of present classes.
-    pub n: usize,
-    /// Σ y_i over the present classes (1 for a class label).
-    pub ysum: f64,
-    /// Σ y_i (M − x_i) (M − x_y for a class label).
-    pub a: f64,
-    /// Σ (M − x_i) over the present classes.
-    pub b: f64,
-    /// The logit of the labelled class (class labels).
-    pub x_label: f64,
-    /// NaN or +inf among the present classes.
-    pub bad: bool,
-    /// The label puts mass on an absent class.
-    pub unsupported: bool,
-}
-
-impl RowStats {
-    /// −Σ t_i log p_i with t = (1−ε)·y + ε/n.
-    pub fn value(&self, eps: f64) -> f64 {
-        let l = self.lse.log1p_rest();
-        let mut v = 0.0;
-        if eps < 1.0 {
-            v += (1.0 - eps) * (self.a + self.ysum * l);
-        }
-        if eps > 0.0 {
-            v += eps * (self.b / self.n as f64 + l);
-        }
-        v
-    }
 }
 
 /// The options of one row beyond label smoothing and temperature (PyTorch's class weights and
@@ -369,17 +336,6 @@ pub(crate) fn grad_sweep_ext<E: Elem, T: Elem, G: Elem>(
     }
 }
 
-/// Parameters of one cross-entropy row.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CeParams {
-    pub inv_tau: f64,
-    pub eps: f64,
-    /// Gradient scale: reduction factor × 1/τ × the weight of the term in its loss.
-    pub grad_scale: f64,
-    /// Add the gradient to what the row holds (a loss of several terms).
-    pub add: bool,
-}
-
 /// The cross-entropy of one row that is not ignored; `Err` for invalid probabilities.
 pub(crate) fn ce_row<E: Elem, T: Elem, G: Elem>(
     s: &[E],
@@ -458,7 +414,7 @@ pub(crate) fn ce_row_ext<E: Elem, T: Elem, G: Elem>(
 
 /// Zeroes the gradient rows of an ignored row and reports it as not counting.
 pub(crate) fn ignored_row<E: Elem>(g: &mut GradRows<'_, E>) -> RowValue {
-    super::fill_all(g, 0.0);
+    fill(g, 0.0);
     RowValue { value: 0.0, counts: false }
 }
 

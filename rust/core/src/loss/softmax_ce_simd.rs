@@ -17,10 +17,11 @@
 
 
 use super::online::MaxRest;
-use super::softmax_ce::{CeParams, RowStats};
+use super::ce_params::{CeParams, RowStats};
 use crate::element::Elem;
 use crate::parallel::RowValue;
-use crate::simd::block::{for_each_chunk, hmax, hsum, max_lanes, sum_lanes, BLOCK, LANES as W, SHORT_ROW};
+use crate::simd::block::{hmax, hsum, max_lanes, sum_lanes, BLOCK, LANES as W, SHORT_ROW};
+use crate::simd::convert::for_each_chunk;
 use crate::simd::convert::{same_type_slice_mut, store_scaled, with_f32_lanes};
 use crate::simd::{dispatch, vmath, Kernel, Load, Simd};
 
@@ -322,103 +323,5 @@ impl<L: Load<Real = f32> + Elem, G: Elem> Kernel for ClassRow<'_, L, G> {
             g[label] = G::from_f64(before + prm.grad_scale * d);
         }
         Some(RowValue { value, counts: true })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use half::f16;
-
-    use super::super::labels::RowTarget;
-    use super::super::softmax_ce::{ce_row, CeParams};
-    use crate::element::Elem;
-    use crate::testing::noise;
-
-    /// (value, gradient) of one row: the fast path for f32/f16 input, the scalar f64 kernel for
-    /// the same values widened to f64.
-    fn row<E: Elem, G: Elem>(s: &[E], label: usize, prm: &CeParams, garbage: f64) -> (f64, Vec<f64>) {
-        let mut g = vec![G::from_f64(garbage); s.len()];
-        let v = ce_row::<E, f64, G>(s, RowTarget::Class(label), None, prm, Some(&mut g), 0).unwrap();
-        (v.value, g.iter().map(|x| x.to_f64()).collect())
-    }
-
-    /// A long row keeps its terms relative to each span's running max: rows whose max moves from
-    /// span to span (rising, falling, one late spike, 100 000 classes) give every gradient entry
-    /// to its own relative accuracy against the f64 kernel, whatever the buffer held.
-    #[test]
-    fn long_rows_whose_max_moves_keep_their_gradients() {
-        let n = 100_000;
-        let noise_row = noise(n, 3);
-        let rows: Vec<Vec<f32>> = vec![
-            (0..n).map(|i| (i as f64 * 4e-4 + noise_row[i]) as f32).collect(),
-            (0..n).map(|i| (-(i as f64) * 4e-4 + noise_row[i]) as f32).collect(),
-            (0..n).map(|i| if i == 77_777 { 30.0 } else { (noise_row[i] * 8.0) as f32 }).collect(),
-        ];
-        for x in &rows {
-            for tau in [1.0, 0.5] {
-                let prm = CeParams { inv_tau: 1.0 / tau, eps: 0.0, grad_scale: 1.0, add: false };
-                let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-                let (want, gw) = row::<f64, f64>(&wide, 5, &prm, 0.0);
-                for garbage in [0.0, 7.0, f64::NAN] {
-                    let (got, g) = row::<f32, f32>(x, 5, &prm, garbage);
-                    assert!((got - want).abs() <= 1e-6 * want.abs(), "tau={tau}: {got} vs {want}");
-                    // every entry to its own relative accuracy (the recomputing sweep reaches 3.9e-6 on
-                    // these rows: the f32 exponential of a logit of size ~40, times 1/Z, rounded)
-                    for (i, (a, b)) in g.iter().zip(&gw).enumerate() {
-                        assert!((a - b).abs() <= 5e-6 * b.abs() + 1e-37, "tau={tau}: g[{i}] {a} vs {b}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn every_row_length_matches_the_scalar_kernel() {
-        // lengths around the lane chunks (W = 16) and the short/long boundary (1024)
-        let lengths = (1..=40).chain([63, 64, 65, 100, 1000, 1023, 1024, 1025, 3000]);
-        for n in lengths {
-            for (eps, tau, scale) in [(0.0, 1.0, 4.0), (0.1, 0.5, 8.0), (0.0, 2.0, 30.0)] {
-                let x: Vec<f32> = noise(n, n as u64).iter().map(|v| (v * scale) as f32).collect();
-                let top = (0..n).fold(0, |b, i| if x[i] > x[b] { i } else { b });
-                for label in [0, n / 2, top] {
-                    let prm = CeParams { inv_tau: 1.0 / tau, eps, grad_scale: 0.25 / tau, add: false };
-                    let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-                    let (want, gw) = row::<f64, f64>(&wide, label, &prm, 0.0);
-                    let gmax = gw.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                    // f32 gradients (the stored-terms sweep for short rows) and f64 ones
-                    for (got, g) in [row::<f32, f32>(&x, label, &prm, 7.0), row::<f32, f64>(&x, label, &prm, 7.0)] {
-                        assert!((got - want).abs() <= 1e-5 * want.abs() + 1e-12, "n={n} eps={eps}: {got} vs {want}");
-                        for (i, (a, b)) in g.iter().zip(&gw).enumerate() {
-                            assert!((a - b).abs() <= 1e-5 * gmax + 1e-7 * b.abs(), "n={n} label={label}: g[{i}] {a} vs {b}");
-                        }
-                    }
-                    let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
-                    let hw: Vec<f64> = h.iter().map(|v| v.to_f64()).collect();
-                    let (want, _) = row::<f64, f64>(&hw, label, &prm, 0.0);
-                    let (got, _) = row::<f16, f32>(&h, label, &prm, 7.0);
-                    assert!((got - want).abs() <= 1e-5 * want.abs() + 1e-12, "f16 n={n}: {got} vs {want}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_declined_row_overwrites_the_scratch_terms() {
-        // a non-finite logit sends the row to the scalar kernel after the fast sweep has used the
-        // gradient row for its terms: every entry must come out as the scalar kernel's
-        for n in [5, 100, 1000] {
-            for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
-                let mut x: Vec<f32> = noise(n, 3).iter().map(|v| (v * 4.0) as f32).collect();
-                x[n - 1] = bad;
-                let prm = CeParams { inv_tau: 1.0, eps: 0.1, grad_scale: 1.0, add: false };
-                let wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-                let (want, gw) = row::<f64, f64>(&wide, 1, &prm, 0.0);
-                let (got, g) = row::<f32, f32>(&x, 1, &prm, 7.0);
-                assert!(got.is_nan() == want.is_nan() && (got.is_nan() || got == want), "{bad}: {got} vs {want}");
-                for (a, b) in g.iter().zip(&gw) {
-                    assert!(a.is_nan() == b.is_nan() && (a.is_nan() || (a - b).abs() <= 1e-6 * b.abs().max(1e-30)), "{bad}: {a} vs {b}");
-                }
-            }
-        }
     }
 }

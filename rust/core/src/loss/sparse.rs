@@ -13,11 +13,12 @@ use std::ops::Range;
 use super::labels::{Naming, Positives};
 use super::online::Log1pSumExp;
 use crate::check::{check_masks, check_outputs};
-use super::{fill_one, FirstError, LossOutputs, Masks};
-use crate::divergence::out_of_domain;
+use super::outputs::{fill_one, FirstError, LossOutputs, Masks};
+use crate::math::out_of_domain;
 use crate::element::Elem;
 use crate::error::Error;
-use crate::parallel::{reduce_rows, GradRows, RowValue};
+use crate::parallel::{reduce_rows, RowValue};
+use crate::rows::GradRows;
 use crate::reduction::{Reduced, Reduction};
 use crate::rows::Rows;
 

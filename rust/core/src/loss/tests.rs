@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::reduction::Reduction;
+use crate::rows::{Rows, RowsMut};
+use crate::testing::central_difference;
 
 const S: [f64; 5] = [0.3, -1.2, 2.0, 0.7, -0.4];
 const T: [f64; 5] = [0.1, -0.8, 1.5, 1.1, -0.9];
@@ -32,14 +34,20 @@ fn rows(x: &[f64]) -> Rows<'_, f64> {
     Rows::contiguous(x, 1, x.len()).unwrap()
 }
 
+/// Outputs of a two-input loss on one row: both gradients, no values.
+fn both_grads<'a>(g1: &'a mut [f64], g2: &'a mut [f64]) -> LossOutputs<'a, f64, f64> {
+    let (n1, n2) = (g1.len(), g2.len());
+    LossOutputs {
+        values: None,
+        grad: Some(RowsMut::contiguous(g1, 1, n1).unwrap()),
+        grad_second: Some(RowsMut::contiguous(g2, 1, n2).unwrap()),
+    }
+}
+
 /// Checks `grad` against central differences of `f` at `x`.
 fn check_grad(what: &str, x: &[f64], grad: &[f64], f: impl Fn(&[f64]) -> f64) {
-    let h = 1e-6;
     for i in 0..x.len() {
-        let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
-        xp[i] += h;
-        xm[i] -= h;
-        let fd = (f(&xp) - f(&xm)) / (2.0 * h);
+        let fd = central_difference(&f, x, i);
         assert!((fd - grad[i]).abs() < 1e-7, "{what}, class {i}: fd {fd} vs {}", grad[i]);
     }
 }
@@ -269,11 +277,7 @@ fn kd_loss_matches_formula_and_differences() {
     let (tau, alpha) = (2.5, 0.7);
     let run = |s: &[f64], t: &[f64]| {
         let (mut gs, mut gt) = (vec![0.0; 5], vec![0.0; 5]);
-        let out = LossOutputs::<f64, f64> {
-            values: None,
-            grad: Some(RowsMut::contiguous(&mut gs, 1, 5).unwrap()),
-            grad_second: Some(RowsMut::contiguous(&mut gt, 1, 5).unwrap()),
-        };
+        let out = both_grads(&mut gs, &mut gt);
         let opts = KdOptions { temperature: tau, alpha, ..Default::default() };
         let target: Option<Target<'_, f64>> = Some(Target::Classes { labels: &labels, ignore_index: -100 });
         (kd_loss(rows(s), rows(t), target, &opts, out).unwrap().value, gs, gt)
@@ -294,11 +298,7 @@ fn rdrop_matches_formula_and_differences() {
     for kind in [RdropKind::Softmax, RdropKind::Sigmoid] {
         let run = |a: &[f64], b: &[f64]| {
             let (mut g1, mut g2) = (vec![0.0; 5], vec![0.0; 5]);
-            let out = LossOutputs::<f64, f64> {
-                values: None,
-                grad: Some(RowsMut::contiguous(&mut g1, 1, 5).unwrap()),
-                grad_second: Some(RowsMut::contiguous(&mut g2, 1, 5).unwrap()),
-            };
+            let out = both_grads(&mut g1, &mut g2);
             let target = match kind {
                 RdropKind::Softmax => Target::Classes { labels: &labels, ignore_index: -100 },
                 RdropKind::Sigmoid => Target::Probs(rows(&y)),
@@ -341,11 +341,7 @@ fn results_do_not_depend_on_thread_count() {
         let r = softmax_ce(Rows::contiguous(&s, nrows, cols).unwrap(), target, &opts, out).unwrap();
         (r.value, v, g)
     };
-    crate::set_num_threads(1).unwrap();
-    let one = compute();
-    crate::set_num_threads(2).unwrap();
-    let two = compute();
-    crate::set_num_threads(0).unwrap();
+    let (one, two) = crate::testing::with_1_and_2_threads(compute);
     assert_eq!(one.0.to_bits(), two.0.to_bits());
     assert_eq!(one.1, two.1);
     assert_eq!(one.2, two.2);

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::reduction::Reduction;
+use crate::rows::{Rows, RowsMut};
 
 const S: [f64; 10] = [0.3, -1.2, 2.0, 0.7, -0.4, 1.1, 0.05, -2.5, 1.9, 0.6];
 const W: [f64; 5] = [0.5, 2.0, 1.0, 0.25, 3.0];
@@ -45,12 +46,8 @@ fn run(x: &[f64], c: &Call<'_>) -> (f64, f64, Vec<f64>, Vec<f64>, f64) {
 }
 
 fn check_grad(what: &str, x: &[f64], grad: &[f64], f: impl Fn(&[f64]) -> f64) {
-    let h = 1e-6;
     for i in 0..x.len() {
-        let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
-        xp[i] += h;
-        xm[i] -= h;
-        let fd = (f(&xp) - f(&xm)) / (2.0 * h);
+        let fd = crate::testing::central_difference(&f, x, i);
         assert!((fd - grad[i]).abs() < 2e-7 * (1.0 + fd.abs()), "{what}, element {i}: fd {fd} vs {}", grad[i]);
     }
 }

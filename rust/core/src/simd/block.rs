@@ -116,66 +116,6 @@ impl<K: BlockedRow> Kernel for Blocked<K> {
 /// registers' worth, not [`BLOCK`] positions.
 pub const LANES: usize = 16;
 
-/// Runs `$body` on each chunk of [`LANES`] classes of the row `$s` (of element type `$E`), as an
-/// f32 array `$x`, with `$start` its first class: full chunks where they lie (converted, for half
-/// precision), the last, partial one padded with `$pad`. The body is instantiated twice (full
-/// chunks and the padded one), so it is kept inline: a closure would be left out of line,
-/// compiled without the path's features.
-macro_rules! for_each_chunk {
-    ($simd:expr, $E:ty, $s:expr, $pad:expr, |$start:ident, $x:ident| $body:block) => {{
-        use $crate::simd::block::{BLOCK, LANES};
-        let row = $s;
-        let mut buf = [0.0f32; BLOCK];
-        let full = row.len() / LANES * LANES;
-        for $start in (0..full).step_by(LANES) {
-            let $x: &[f32; LANES] =
-                <$E as $crate::simd::Load>::load($simd, &row[$start..$start + LANES], &mut buf).try_into().unwrap();
-            $body
-        }
-        if full < row.len() {
-            let mut padded = [$pad; LANES];
-            for (p, &v) in padded.iter_mut().zip(&row[full..]) {
-                *p = <$E as $crate::simd::Load>::to_real(v);
-            }
-            let ($start, $x) = (full, &padded);
-            $body
-        }
-    }};
-}
-
-/// [`for_each_chunk!`] over two rows of one length at once (`$x`, `$y`), with `$valid` the
-/// chunk's [`LANES`] weights: 1 for a class of the row, 0 for padding (all 1 in full chunks,
-/// where multiplying by it folds away).
-macro_rules! for_each_chunk_pair {
-    ($simd:expr, $E:ty, $s:expr, $t:expr, ($pad_x:expr, $pad_y:expr), |$start:ident, $x:ident, $y:ident, $valid:ident| $body:block) => {{
-        use $crate::simd::block::{BLOCK, LANES};
-        let (row_s, row_t) = ($s, $t);
-        let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-        let full = row_s.len() / LANES * LANES;
-        let ones = [1.0f32; LANES];
-        for $start in (0..full).step_by(LANES) {
-            let $x: &[f32; LANES] =
-                <$E as $crate::simd::Load>::load($simd, &row_s[$start..$start + LANES], &mut bx).try_into().unwrap();
-            let $y: &[f32; LANES] =
-                <$E as $crate::simd::Load>::load($simd, &row_t[$start..$start + LANES], &mut by).try_into().unwrap();
-            let $valid = &ones;
-            $body
-        }
-        if full < row_s.len() {
-            let (mut px, mut py, mut pv) = ([$pad_x; LANES], [$pad_y; LANES], [0.0f32; LANES]);
-            for i in 0..row_s.len() - full {
-                px[i] = <$E as $crate::simd::Load>::to_real(row_s[full + i]);
-                py[i] = <$E as $crate::simd::Load>::to_real(row_t[full + i]);
-                pv[i] = 1.0;
-            }
-            let ($start, $x, $y, $valid) = (full, &px, &py, &pv);
-            $body
-        }
-    }};
-}
-
-pub(crate) use {for_each_chunk, for_each_chunk_pair};
-
 /// Σ v over [`LANES`] f32 lanes, in f64 by halving (the order fixed by `LANES` alone).
 #[inline(always)]
 pub fn sum_lanes(v: &[f32; LANES]) -> f64 {

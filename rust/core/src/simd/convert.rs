@@ -3,55 +3,10 @@
 
 use half::{bf16, f16};
 
+use super::bits::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits};
 use super::block::BLOCK;
 use super::dispatch::Simd;
 use super::vmath::Real;
-
-/// f16 → f32 by bit arithmetic, exact for every value (subnormals, ±inf, NaN payloads); written
-/// branch-free so it vectorises where F16C is missing. The 15-bit magnitude is placed in an f32
-/// whose exponent is 112 too small and multiplied by 2^112, which is exact and normalises
-/// subnormals; inf/NaN then get the all-ones exponent.
-#[inline(always)]
-pub fn f16_bits_to_f32(h: u16) -> f32 {
-    const TO_F32_SCALE: f32 = (1u128 << 112) as f32; // 2^(127 − 15), exact
-    let h = u32::from(h);
-    let magnitude = h & 0x7fff;
-    let scaled = f32::from_bits(magnitude << 13) * TO_F32_SCALE;
-    let inf_nan = if magnitude > 0x7bff { 0xff << 23 } else { 0 };
-    f32::from_bits(scaled.to_bits() | inf_nan | ((h & 0x8000) << 16))
-}
-
-/// bf16 → f32: the top half of an f32's bits (exact).
-#[inline(always)]
-pub fn bf16_bits_to_f32(b: u16) -> f32 {
-    f32::from_bits(u32::from(b) << 16)
-}
-
-/// f16 → f32 over a slice without F16C (the default of [`Simd::f16_to_f32`]).
-#[inline(always)]
-pub(crate) fn f16_to_f32_portable(src: &[f16], dst: &mut [f32]) {
-    for (d, h) in dst.iter_mut().zip(src) {
-        *d = f16_bits_to_f32(h.to_bits());
-    }
-}
-
-/// f32 → f16 over a slice without F16C (the default of [`Simd::f32_to_f16`]).
-#[inline(always)]
-pub(crate) fn f32_to_f16_portable(src: &[f32], dst: &mut [f16]) {
-    for (d, &x) in dst.iter_mut().zip(src) {
-        *d = f16::from_f32(x);
-    }
-}
-
-/// f32 → bf16, rounded to nearest even like `bf16::from_f32`, by bit arithmetic (vectorises);
-/// NaN stays NaN (quiet).
-#[inline(always)]
-pub fn f32_to_bf16_bits(x: f32) -> u16 {
-    let b = x.to_bits();
-    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
-    let nan = (b >> 16) | 0x40;
-    (if x.is_nan() { nan } else { rounded }) as u16
-}
 
 /// Writes `scale · src[i]` into `dst` (as long as `src`) in `G`'s format, a block at a time:
 /// f32 directly, f64 widened, f16 through F16C where the path has it, bf16 by bit arithmetic.
@@ -166,6 +121,66 @@ impl Load for bf16 {
         bf16_bits_to_f32(self.to_bits())
     }
 }
+
+/// Runs `$body` on each chunk of [`LANES`] classes of the row `$s` (of element type `$E`), as an
+/// f32 array `$x`, with `$start` its first class: full chunks where they lie (converted, for half
+/// precision), the last, partial one padded with `$pad`. The body is instantiated twice (full
+/// chunks and the padded one), so it is kept inline: a closure would be left out of line,
+/// compiled without the path's features.
+macro_rules! for_each_chunk {
+    ($simd:expr, $E:ty, $s:expr, $pad:expr, |$start:ident, $x:ident| $body:block) => {{
+        use $crate::simd::block::{BLOCK, LANES};
+        let row = $s;
+        let mut buf = [0.0f32; BLOCK];
+        let full = row.len() / LANES * LANES;
+        for $start in (0..full).step_by(LANES) {
+            let $x: &[f32; LANES] =
+                <$E as $crate::simd::convert::Load>::load($simd, &row[$start..$start + LANES], &mut buf).try_into().unwrap();
+            $body
+        }
+        if full < row.len() {
+            let mut padded = [$pad; LANES];
+            for (p, &v) in padded.iter_mut().zip(&row[full..]) {
+                *p = <$E as $crate::simd::convert::Load>::to_real(v);
+            }
+            let ($start, $x) = (full, &padded);
+            $body
+        }
+    }};
+}
+
+/// [`for_each_chunk!`] over two rows of one length at once (`$x`, `$y`), with `$valid` the
+/// chunk's [`LANES`] weights: 1 for a class of the row, 0 for padding (all 1 in full chunks,
+/// where multiplying by it folds away).
+macro_rules! for_each_chunk_pair {
+    ($simd:expr, $E:ty, $s:expr, $t:expr, ($pad_x:expr, $pad_y:expr), |$start:ident, $x:ident, $y:ident, $valid:ident| $body:block) => {{
+        use $crate::simd::block::{BLOCK, LANES};
+        let (row_s, row_t) = ($s, $t);
+        let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+        let full = row_s.len() / LANES * LANES;
+        let ones = [1.0f32; LANES];
+        for $start in (0..full).step_by(LANES) {
+            let $x: &[f32; LANES] =
+                <$E as $crate::simd::convert::Load>::load($simd, &row_s[$start..$start + LANES], &mut bx).try_into().unwrap();
+            let $y: &[f32; LANES] =
+                <$E as $crate::simd::convert::Load>::load($simd, &row_t[$start..$start + LANES], &mut by).try_into().unwrap();
+            let $valid = &ones;
+            $body
+        }
+        if full < row_s.len() {
+            let (mut px, mut py, mut pv) = ([$pad_x; LANES], [$pad_y; LANES], [0.0f32; LANES]);
+            for i in 0..row_s.len() - full {
+                px[i] = <$E as $crate::simd::convert::Load>::to_real(row_s[full + i]);
+                py[i] = <$E as $crate::simd::convert::Load>::to_real(row_t[full + i]);
+                pv[i] = 1.0;
+            }
+            let ($start, $x, $y, $valid) = (full, &px, &py, &pv);
+            $body
+        }
+    }};
+}
+
+pub(crate) use {for_each_chunk, for_each_chunk_pair};
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 
 use half::f16;
 
-use super::convert::{f16_to_f32_portable, f32_to_f16_portable};
+use super::bits::{f16_to_f32_portable, f32_to_f16_portable};
 use super::isa::{active, check, Isa};
 use crate::error::Error;
 

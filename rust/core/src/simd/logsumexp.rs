@@ -137,15 +137,7 @@ mod tests {
 
     /// Deterministic pseudo-random logits in [−scale, scale] plus an offset.
     fn logits(n: usize, seed: u64, scale: f64, offset: f64) -> Vec<f64> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                offset + scale * ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-            })
-            .collect()
+        crate::testing::noise(n, seed).iter().map(|v| offset + scale * v).collect()
     }
 
     #[test]

@@ -71,6 +71,7 @@
 //! [`dispatch_on`] runs a kernel on a named path; the tests run every [`available`] path and
 //! compare it with the scalar one.
 
+pub mod bits;
 pub mod block;
 pub mod convert;
 pub mod dispatch;

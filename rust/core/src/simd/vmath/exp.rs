@@ -7,7 +7,7 @@
 // sources; each rounds to the intended value, checked bit for bit in the tests below.
 #![allow(clippy::excessive_precision)]
 
-use super::{clamp_keep_nan, horner, Real};
+use super::real::{clamp_keep_nan, horner, Real};
 use crate::simd::dispatch::Simd;
 
 // ---- f32 ----
@@ -214,7 +214,7 @@ mod tests {
     /// `exp_m1_f32` bit for bit.
     #[test]
     fn phi_from_exp_m1_is_accurate() {
-        use crate::simd::Scalar;
+        use crate::simd::dispatch::Scalar;
         let mut worst = 0.0f64;
         let mut x = -30.0f32;
         while x < 80.0 {
@@ -251,7 +251,7 @@ mod tests {
     /// `exp_nonpos_f32` is `exp_f32` bit for bit on [−87, 0] and 0 below.
     #[test]
     fn exp_nonpos_matches_exp_where_it_does_not_flush() {
-        use crate::simd::Scalar;
+        use crate::simd::dispatch::Scalar;
         let mut x = -90.0f32;
         while x <= 0.0 {
             let (got, want) = (exp_nonpos_f32::<Scalar>(x), exp_f32::<Scalar>(x));

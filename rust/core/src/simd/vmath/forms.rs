@@ -11,7 +11,8 @@
 //! `math::x_minus_log1p`; the direct form cancels by up to 3 bits at |x| = 0.25, so the f32
 //! version computes in f64, which absorbs them.
 
-use super::{exp, horner, log, Real};
+use super::real::{horner, Real};
+use super::{exp, log};
 use crate::simd::dispatch::Simd;
 
 /// The series of φ is used for PHI_LO_* < w < PHI_HI.

@@ -7,7 +7,7 @@
 // sources; each rounds to the intended value, checked bit for bit in the tests below.
 #![allow(clippy::excessive_precision)]
 
-use super::{horner, Real};
+use super::real::{horner, Real};
 use crate::simd::dispatch::Simd;
 
 /// The special values of ln u, applied by select after the core (which assumes finite u > 0).

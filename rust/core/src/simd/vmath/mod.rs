@@ -31,66 +31,12 @@
 mod exp;
 mod forms;
 mod log;
-
-use std::fmt::Debug;
-use std::ops::{Add, Div, Mul, Neg, Sub};
+mod real;
 
 use super::dispatch::Simd;
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A lane type: f32 or f64. Kernels generic over `T: Real` work in either precision.
-///
-/// The `lane_*` methods are the implementations behind this module's functions; call those
-/// (`vmath::exp(simd, x)`), which read better and cannot be confused with std's `x.exp()`.
-pub trait Real:
-    Copy
-    + Default
-    + Debug
-    + PartialEq
-    + PartialOrd
-    + Send
-    + Sync
-    + 'static
-    + Add<Output = Self>
-    + Sub<Output = Self>
-    + Mul<Output = Self>
-    + Div<Output = Self>
-    + Neg<Output = Self>
-    + sealed::Sealed
-{
-    const ZERO: Self;
-    const ONE: Self;
-    const INFINITY: Self;
-    const NEG_INFINITY: Self;
-    const NAN: Self;
-    /// Rounds to nearest.
-    fn from_f64(x: f64) -> Self;
-    /// Exact.
-    fn to_f64(self) -> f64;
-    fn abs(self) -> Self;
-    /// The larger value, ignoring a NaN operand (IEEE maxNum, like `f32::max`).
-    fn max(self, other: Self) -> Self;
-    fn is_nan(self) -> bool;
-    fn is_finite(self) -> bool;
-
-    #[doc(hidden)]
-    fn lane_mul_add<S: Simd>(self, b: Self, c: Self) -> Self;
-    #[doc(hidden)]
-    fn lane_exp<S: Simd>(self) -> Self;
-    #[doc(hidden)]
-    fn lane_exp_m1<S: Simd>(self) -> Self;
-    #[doc(hidden)]
-    fn lane_ln<S: Simd>(self) -> Self;
-    #[doc(hidden)]
-    fn lane_ln_1p<S: Simd>(self) -> Self;
-    #[doc(hidden)]
-    fn lane_phi<S: Simd>(self) -> Self;
-    #[doc(hidden)]
-    fn lane_x_minus_log1p<S: Simd>(self) -> Self;
-}
+use real::sealed;
+pub(crate) use real::horner;
+pub use real::Real;
 
 macro_rules! impl_real {
     ($t:ident, $exp:ident, $exp_m1:ident, $ln:ident, $ln_1p:ident, $phi:ident, $xml:ident) => {
@@ -259,26 +205,4 @@ pub fn diff_minus<S: Simd, T: Real>(_: S, x: T, y: T, c: T) -> T {
     let b = d - x;
     let err = (x - (d - b)) + (-y - b); // d + err = x − y exactly
     (d - c) + err
-}
-
-/// Horner's rule with the coefficients highest degree first.
-#[inline(always)]
-pub(crate) fn horner<S: Simd, T: Real, const K: usize>(x: T, c: &[T; K]) -> T {
-    let mut acc = c[0];
-    for &ci in &c[1..] {
-        acc = acc.lane_mul_add::<S>(x, ci);
-    }
-    acc
-}
-
-/// `x` limited to `[lo, hi]`, NaN kept (unlike `f32::clamp` it never panics, and unlike
-/// `max`/`min` it does not drop a NaN).
-#[inline(always)]
-fn clamp_keep_nan<T: Real>(x: T, lo: T, hi: T) -> T {
-    let x = if x < lo { lo } else { x };
-    if x > hi {
-        hi
-    } else {
-        x
-    }
 }
