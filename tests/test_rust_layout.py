@@ -153,10 +153,7 @@ def test_the_parser_reads_use_trees_and_paths():
     assert _resolve(("x",), (), set(), "super::w::g", files) == "w.rs"
 
 
-# rust/core has no cycle; the façades' own cycles (lib.rs <-> its modules in rust/python, status.rs
-# <-> views.rs in rust/capi) are another change's: strict, so the marks go when they are fixed.
-FACADE_CYCLES = pytest.mark.xfail(strict=True, reason="the facade crates still have cycles of their own")
-CRATE_PARAMS = ["core", pytest.param("capi", marks=FACADE_CYCLES), pytest.param("python", marks=FACADE_CYCLES)]
+CRATE_PARAMS = ["core", "capi", "python"]
 
 
 def _crate(edges: Dict[str, Set[str]], crate: str) -> Dict[str, Set[str]]:

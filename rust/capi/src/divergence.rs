@@ -7,7 +7,8 @@
 use logitdiv_core::{pair_divergence, Elem, PairKind, PairOptions, PairOutputs};
 
 use crate::options::{self, ld_options, reads, reduction, Name};
-use crate::status::{guard, ld_status};
+use crate::boundary::guard;
+use crate::status::ld_status;
 use crate::views::{input, need_classes, optional_input, output, output_scalar, output_vec, Repeat};
 
 /// # Safety

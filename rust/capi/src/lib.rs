@@ -6,6 +6,7 @@
 //! this crate by cbindgen and checked in; the test suite fails when it drifts.
 #![allow(non_camel_case_types)]
 
+mod boundary;
 mod divergence;
 mod loss;
 mod options;
@@ -32,7 +33,7 @@ pub extern "C" fn ld_version() -> *const c_char {
 /// Sets the number of worker threads (0: `LOGITDIV_NUM_THREADS` or the number of CPUs).
 #[no_mangle]
 pub extern "C" fn ld_set_num_threads(n: usize) -> ld_status {
-    status::guard(|| logitdiv_core::set_num_threads(n).map_err(status::Fail::from))
+    boundary::guard(|| logitdiv_core::set_num_threads(n).map_err(status::Fail::from))
 }
 
 /// The number of worker threads.

@@ -15,7 +15,8 @@ use logitdiv_core::{
 };
 
 use crate::options::{self, flag, gp_reduction, ld_options, positives_layout, rdrop_kind, reads, reduction, Name};
-use crate::status::{guard, ld_status, Fail};
+use crate::boundary::guard;
+use crate::status::{ld_status, Fail};
 use crate::views::{input, input_vec, need_classes, optional_input, output, output_scalar, output_vec, Repeat};
 
 /// The class mask and row mask of the options.

@@ -1,8 +1,7 @@
-//! Status codes, the per-thread error message, and the panic boundary.
+//! Status codes and the per-thread error message.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The result of every call.
 #[repr(C)]
@@ -49,37 +48,9 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-fn remember(message: &str) {
+pub(crate) fn remember(message: &str) {
     let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
     LAST_ERROR.with(|m| *m.borrow_mut() = c);
-}
-
-/// Runs `f` behind the panic boundary and turns its outcome into a status.
-pub(crate) fn guard(f: impl FnOnce() -> Result<(), Fail>) -> ld_status {
-    // The first call applies LOGITDIV_SIMD (an invalid value leaves the best path, as `active` does).
-    static SIMD_INIT: std::sync::Once = std::sync::Once::new();
-    SIMD_INIT.call_once(|| {
-        let _ = catch_unwind(logitdiv_core::simd::init_from_env);
-    });
-    crate::views::new_call();
-    let outcome = catch_unwind(AssertUnwindSafe(f));
-    crate::views::new_call();
-    match outcome {
-        Ok(Ok(())) => ld_status::LD_OK,
-        Ok(Err(fail)) => {
-            remember(&fail.message);
-            fail.status
-        }
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            remember(&format!("internal error: {what}"));
-            ld_status::LD_PANIC
-        }
-    }
 }
 
 /// A short static description of a status (any integer; unknown values are named so).

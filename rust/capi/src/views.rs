@@ -39,11 +39,11 @@ impl Region {
 }
 
 thread_local! {
-    /// The buffers of the call in progress on this thread (reset by `status::guard`).
+    /// The buffers of the call in progress on this thread (reset by `boundary::guard`).
     static CALL: RefCell<Vec<Region>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Forgets the buffers of the previous call (`status::guard` calls it around every call).
+/// Forgets the buffers of the previous call (`boundary::guard` calls it around every call).
 pub(crate) fn new_call() {
     CALL.with(|c| c.borrow_mut().clear());
 }

@@ -154,7 +154,7 @@ impl<'a, 'py, T: ByName> FromPyObject<'a, 'py> for Named<T> {
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let name = obj.cast::<PyString>().map_err(|_| PyTypeError::new_err("expected a name (str)"))?;
-        T::parse(&name.to_cow()?).map(Named).map_err(crate::core_error)
+        T::parse(&name.to_cow()?).map(Named).map_err(crate::call::core_error)
     }
 }
 
@@ -316,7 +316,7 @@ pub(crate) fn rows<'a, T: Element>(name: &str, a: &'a PyReadonlyArray2<'_, T>) -
         // from the data pointer, which is aligned for T (checked above).
         unsafe { std::slice::from_raw_parts(a.data(), len) }
     };
-    Rows::new(data, r, c, stride).map_err(crate::core_error)
+    Rows::new(data, r, c, stride).map_err(crate::call::core_error)
 }
 
 /// The contiguous data of a borrowed writable 2-D array as core rows.
@@ -324,7 +324,7 @@ pub(crate) fn rows_mut<'a, T: Element>(name: &str, a: &'a mut PyReadwriteArray2<
     let (r, c) = (a.shape()[0], a.shape()[1]);
     let data =
         a.as_slice_mut().map_err(|_| PyValueError::new_err(format!("{name}: output must be C-contiguous and aligned")))?;
-    RowsMut::contiguous(data, r, c).map_err(crate::core_error)
+    RowsMut::contiguous(data, r, c).map_err(crate::call::core_error)
 }
 
 /// The elements of a borrowed contiguous 1-D array.

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::{rows, Logits, Named, Ro2, Stored};
 use crate::outputs::Outputs;
-use crate::{core_error, without_gil};
+use crate::call::{core_error, without_gil};
 
 /// The options of one call, typed.
 struct Options<'a, 'py> {

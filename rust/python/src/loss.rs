@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::{readwrite, rows, slice, Logits, Named, Probs, Ro1, Ro2, Stored};
 use crate::outputs::Outputs;
-use crate::{core_error, without_gil};
+use crate::call::{core_error, without_gil};
 
 type Out<'py> = Option<Bound<'py, PyAny>>;
 
